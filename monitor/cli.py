@@ -1,0 +1,240 @@
+"""The ``jitsi-monitor`` command: check, serve, validate.
+
+Exit codes: 0 all healthy (or config valid), 1 a server is not healthy,
+2 the config (or the command line) is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from aiohttp import web
+from rich.console import Console
+from rich.table import Table
+
+from monitor import __version__
+from monitor.config import ConfigError, MonitorConfig, Target, load_config
+from monitor.http import make_app
+from monitor.model import ServerReport
+from monitor.runner import Runner
+from monitor.scheduler import Scheduler
+from monitor.state import State
+from monitor.views import cert_days_left, report_dict, verdict
+
+__all__ = ["main"]
+
+log = logging.getLogger("monitor")
+
+EXIT_OK, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
+
+_config_arg = click.argument(
+    "config", type=click.Path(dir_okay=False, path_type=Path), default="servers.yaml"
+)
+
+
+def _load(path: Path) -> MonitorConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(f"{path}: the config is not valid:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="jitsi-monitor")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+)
+def cli(log_level: str) -> None:
+    """Health and failover monitor for Jitsi Meet servers."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+# -- validate -------------------------------------------------------------------
+
+
+@cli.command()
+@_config_arg
+def validate(config: Path) -> None:
+    """Check a config file and explain every problem (exit 2 when invalid)."""
+    cfg = _load(config)
+    names = ", ".join(s.name for s in cfg.servers) or "none"
+    click.echo(f"{config}: valid; {len(cfg.servers)} server(s): {names}")
+
+
+# -- check ----------------------------------------------------------------------
+
+
+async def _check_all(cfg: MonitorConfig, targets: list[Target]) -> list[ServerReport]:
+    runner = Runner(cfg)
+    try:
+        return list(await asyncio.gather(*(runner.run(t) for t in targets)))
+    finally:
+        await runner.close()
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
+    table = Table(title="jitsi-monitor check", title_justify="left")
+    for column in ("server", "verdict", "DNS", "connect", "TLS", "first byte"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("cert days", justify="right", no_wrap=True)
+    table.add_column("embed limit", no_wrap=True)
+    table.add_column("first failing check")
+    for target, report in zip(targets, reports, strict=True):
+        days = cert_days_left(report)
+        state = verdict(report)
+        embed = report.embed_limit_seconds
+        failure = report.first_failure
+        table.add_row(
+            target.name,
+            f"[green]{state}[/]" if report.up else f"[red]{state}[/]",
+            _ms(report.phase_seconds("resolve")),
+            _ms(report.phase_seconds("connect")),
+            _ms(report.phase_seconds("tls")),
+            _ms(report.phase_seconds("processing")),
+            "-" if days is None else f"{days:.0f}",
+            "unknown"
+            if embed is None
+            else ("none" if embed == 0 else f"[yellow]ends after {embed} s[/]"),
+            "-"
+            if failure is None
+            else f"{failure.check.value}: {failure.reason.value}: {failure.detail}",
+            end_section=False,
+        )
+    return table
+
+
+@cli.command()
+@_config_arg
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--server", "only", multiple=True, help="Probe only this server (repeatable).")
+def check(config: Path, as_json: bool, only: tuple[str, ...]) -> None:
+    """Probe every server once and print the results.
+
+    Exit 0 when every server is healthy, 1 when any is not, 2 for a bad config.
+    """
+    cfg = _load(config)
+    targets = cfg.targets()
+    if only:
+        unknown = sorted(set(only) - {t.name for t in targets})
+        if unknown:
+            click.echo(f"{config}: no server named {', '.join(unknown)}", err=True)
+            sys.exit(EXIT_CONFIG)
+        targets = [t for t in targets if t.name in only]
+    reports = asyncio.run(_check_all(cfg, targets))
+    if as_json:
+        out: dict[str, Any] = {
+            "location": cfg.location,
+            "servers": [report_dict(t, r) for t, r in zip(targets, reports, strict=True)],
+        }
+        click.echo(json.dumps(out, indent=2))
+    else:
+        console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+        console.print(_table(targets, reports))
+    sys.exit(EXIT_OK if all(r.up for r in reports) else EXIT_UNHEALTHY)
+
+
+# -- serve ----------------------------------------------------------------------
+
+
+async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
+    state = State(location=cfg.location)
+    state.set_targets(cfg.targets())
+    runner = Runner(cfg)
+    scheduler = Scheduler(runner, state)
+    app_runner = web.AppRunner(make_app(state), access_log=None)
+    await app_runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def reload() -> None:
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            state.config_reload_ok = False
+            log.error("config reload failed; keeping the running config:\n%s", exc)
+            return
+        if (new.location, new.concurrency, new.dns, new.contact, new.listen) != (
+            cfg.location,
+            cfg.concurrency,
+            cfg.dns,
+            cfg.contact,
+            cfg.listen,
+        ):
+            log.warning("location, concurrency, dns, contact and listen change only on restart")
+        targets = new.targets()
+        state.set_targets(targets)
+        scheduler.update(targets)
+        state.config_reload_ok = True
+        state.config_reload_time = time.time()
+        log.info("config reloaded: %d server(s)", len(targets))
+
+    try:
+        site = web.TCPSite(app_runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        scheduler.start(cfg.targets())
+        bound = app_runner.addresses[0][1] if app_runner.addresses else port
+        log.info(
+            "probing %d server(s); metrics on http://%s:%d/metrics",
+            len(state.targets),
+            host,
+            bound,
+        )
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+        await scheduler.shutdown()
+        await runner.close()
+        await app_runner.cleanup()
+
+
+@cli.command()
+@_config_arg
+@click.option("--host", default=None, help="Address to listen on (default: listen.host).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default: listen.port).")
+def serve(config: Path, host: str | None, port: int | None) -> None:
+    """Probe on a schedule and serve /metrics and /healthz.
+
+    SIGHUP reloads the config; SIGINT or SIGTERM stops cleanly.
+    """
+    cfg = _load(config)
+    asyncio.run(
+        _serve(config, cfg, host or cfg.listen.host, cfg.listen.port if port is None else port)
+    )
+
+
+def main() -> None:
+    """Entry point of the ``jitsi-monitor`` script."""
+    cli()

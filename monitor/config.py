@@ -1,0 +1,442 @@
+"""Load and validate ``servers.yaml``.
+
+Every problem is reported with the file, line and field it concerns, all at
+once, so a person can fix a config in one pass. Unknown keys are errors (a
+typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
+
+__all__ = [
+    "ConfigError",
+    "MonitorConfig",
+    "Problem",
+    "Target",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?")
+_DURATION_MS = re.compile(r"(\d+(?:\.\d+)?)ms")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like ``90s``, ``5m``, ``1m30s``, ``500ms``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 60, '60s' or '5m'")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        if m := _DURATION_MS.fullmatch(text):
+            return float(m.group(1)) / 1000
+        m = _DURATION.fullmatch(text)
+        if m and text:
+            hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
+            return hours * 3600 + minutes * 60 + seconds
+    raise ValueError(f"{value!r} is not a duration; use seconds or a string such as '90s', '5m'")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_RESERVED_LABELS = frozenset({"server", "location", "kind", "domain", "url", "check", "phase"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsSettings(_Strict):
+    """How the certificate of a server is checked."""
+
+    verify: bool = True
+    ca_file: Path | None = None
+
+
+class DefaultSettings(_Strict):
+    """Values every server takes unless it sets its own."""
+
+    interval: Duration = 60.0
+    timeout: Duration = 15.0
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    tls: TlsSettings = TlsSettings()
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError("interval must be at least 1s")
+        return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("timeout must be positive")
+        return v
+
+
+class ServerConfig(_Strict):
+    """One Jitsi Meet server as written in servers.yaml."""
+
+    name: str
+    url: str
+    kind: Literal["public", "self_hosted", "jaas"] = "self_hosted"
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    tls: TlsSettings | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.fullmatch(v):
+            raise ValueError(
+                "a server name is 1 to 64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("url must start with https:// or http://")
+        if not parts.hostname:
+            raise ValueError("url has no host name")
+        if parts.username or parts.password:
+            raise ValueError("url must not carry a user name or password")
+        if parts.query or parts.fragment:
+            raise ValueError("url must not have a query or fragment: give the base URL")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"url has a bad port: {exc}") from None
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not _LABEL.fullmatch(key) or key.startswith("__"):
+                raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
+            if key in _RESERVED_LABELS:
+                raise ValueError(f"label name {key!r} is used by the monitor itself")
+        return v
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float | None) -> float | None:
+        if v is not None and v < 1:
+            raise ValueError("interval must be at least 1s")
+        return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError("timeout must be positive")
+        return v
+
+
+class ListenSettings(_Strict):
+    """Where ``serve`` listens. Loopback by default: put a proxy in front to expose it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9711, ge=0, le=65535)
+
+
+class DnsSettings(_Strict):
+    """Name servers to ask instead of the system's (``host`` or ``host:port``)."""
+
+    nameservers: list[str] = Field(default_factory=list)
+
+    @field_validator("nameservers")
+    @classmethod
+    def _nameservers(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+            try:
+                ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address (optionally with :port)"
+                ) from None
+            if port and not (port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError(f"{entry!r} has a bad port")
+        return v
+
+
+class MonitorConfig(_Strict):
+    """The whole servers.yaml."""
+
+    location: str = Field(default="default", min_length=1, max_length=64)
+    contact: str | None = Field(default=None, max_length=200)
+    listen: ListenSettings = ListenSettings()
+    concurrency: int = Field(default=64, ge=1, le=10000)
+    dns: DnsSettings = DnsSettings()
+    defaults: DefaultSettings = DefaultSettings()
+    servers: list[ServerConfig] = Field(default_factory=list)
+
+    @field_validator("contact")
+    @classmethod
+    def _contact(cls, v: str | None) -> str | None:
+        if v is not None and any(c in v for c in "\r\n()"):
+            raise ValueError("contact must be one line without parentheses")
+        return v
+
+    # Directory of the file the config came from; relative paths start there.
+    _base_dir: Path = PrivateAttr(default_factory=Path)
+
+    def targets(self) -> list[Target]:
+        """The servers with every default filled in."""
+        d = self.defaults
+        return [
+            Target(
+                name=s.name,
+                url=s.url,
+                kind=s.kind,
+                interval=s.interval or d.interval,
+                timeout=s.timeout or d.timeout,
+                labels=tuple(sorted(s.labels.items())),
+                tls_verify=(s.tls or d.tls).verify,
+                ca_file=_under(self._base_dir, (s.tls or d.tls).ca_file),
+                max_body_bytes=d.max_body_bytes,
+                max_redirects=d.max_redirects,
+            )
+            for s in self.servers
+        ]
+
+
+def _under(base: Path, path: Path | None) -> Path | None:
+    return None if path is None else base / path
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A server to probe, with every setting resolved."""
+
+    name: str
+    url: str
+    kind: str
+    interval: float
+    timeout: float
+    labels: tuple[tuple[str, str], ...] = ()
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_redirects: int = 5
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+
+# -- errors -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config file."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``problems`` says why, each with its place."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# -- loading --------------------------------------------------------------------
+
+_Path = tuple[str | int, ...]
+
+
+def _walk(
+    node: yaml.Node, path: _Path, lines: dict[_Path, int], dups: list[tuple[_Path, int]]
+) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        keys: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = (*path, key)
+            if key in keys:
+                dups.append((child, key_node.start_mark.line + 1))
+            keys.add(key)
+            lines[child] = key_node.start_mark.line + 1
+            _walk(value_node, child, lines, dups)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*path, index), lines, dups)
+
+
+def _field_name(loc: _Path) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _model_at(loc: _Path) -> type[BaseModel] | None:
+    """The model class that holds the field at ``loc``, for 'did you mean' hints."""
+    model: type[BaseModel] | None = MonitorConfig
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        model = _inner_model(info.annotation)
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _message(error: Any, loc: _Path) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        model = _model_at(loc)
+        hint = ""
+        if model is not None:
+            close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint += f" (known keys: {', '.join(model.model_fields)})"
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> MonitorConfig:
+    """Validate config text; raise ConfigError naming file, line and field."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(file, line, "", f"not valid YAML: {problem}")]) from None
+    if node is None or data is None:
+        raise ConfigError([Problem(file, None, "", "the file is empty")])
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(file, 1, "", "the top level must be a mapping of keys")])
+    lines: dict[_Path, int] = {}
+    dups: list[tuple[_Path, int]] = []
+    _walk(node, (), lines, dups)
+    if dups:
+        raise ConfigError(
+            [Problem(file, line, _field_name(loc), "key appears twice") for loc, line in dups]
+        )
+    try:
+        config = MonitorConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            _problem(file, lines, tuple(e["loc"]), _message(e, tuple(e["loc"])))
+            for e in exc.errors()
+        ]
+        raise ConfigError(problems) from None
+    config._base_dir = base_dir or Path()
+    problems = [_problem(file, lines, loc, msg) for loc, msg in _cross_checks(config)]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _problem(file: str, lines: dict[_Path, int], loc: _Path, message: str) -> Problem:
+    line = None
+    for cut in range(len(loc), -1, -1):
+        line = lines.get(loc[:cut])
+        if line is not None:
+            break
+    return Problem(file, line, _field_name(loc), message)
+
+
+def _cross_checks(config: MonitorConfig) -> list[tuple[_Path, str]]:
+    """Checks that span several fields, each placed at the field to fix."""
+    found: list[tuple[_Path, str]] = []
+    seen: set[str] = set()
+    for index, (server, target) in enumerate(zip(config.servers, config.targets(), strict=True)):
+        if server.name in seen:
+            found.append((("servers", index, "name"), f"server name {server.name!r} is used twice"))
+        seen.add(server.name)
+        if target.timeout > target.interval:
+            field = "timeout" if server.timeout is not None else "interval"
+            found.append(
+                (
+                    ("servers", index, field),
+                    f"timeout {target.timeout:g}s is longer than the interval {target.interval:g}s",
+                )
+            )
+        if target.ca_file is not None and not target.ca_file.is_file():
+            where = "tls" if server.tls is not None else None
+            loc: _Path = (
+                ("servers", index, "tls", "ca_file") if where else ("defaults", "tls", "ca_file")
+            )
+            found.append((loc, f"no such file: {target.ca_file}"))
+    return found
+
+
+def load_config(path: str | Path) -> MonitorConfig:
+    """Read and validate a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(path), None, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(str(path), None, "", f"cannot read: {exc}")]) from None
+    return parse_config(text, str(path), path.parent)

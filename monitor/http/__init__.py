@@ -1,0 +1,5 @@
+"""The monitor's HTTP face: /metrics, /healthz and a status page."""
+
+from monitor.http.app import make_app
+
+__all__ = ["make_app"]

@@ -1,0 +1,73 @@
+"""aiohttp application serving what the monitor knows; it only reads State."""
+
+from __future__ import annotations
+
+import html
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor import __version__
+from monitor.metrics import make_registry, render
+from monitor.state import State
+from monitor.views import verdict
+
+__all__ = ["make_app"]
+
+STATE_KEY = web.AppKey("state", State)
+_REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body, content_type = render(request.app[_REGISTRY_KEY], request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "location": state.location,
+            "servers": len(state.targets),
+            "probed": len(state.reports),
+            "config_reload_ok": state.config_reload_ok,
+        }
+    )
+
+
+async def _index(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    rows = []
+    for name, target in sorted(state.targets.items()):
+        report = state.reports.get(name)
+        failure = report.first_failure if report else None
+        why = f"{failure.check.value}: {failure.reason.value} ({failure.detail})" if failure else ""
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(target.url)}</td>"
+            f"<td class={verdict(report)}>{verdict(report)}</td><td>{html.escape(why)}</td></tr>"
+        )
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>jitsi-monitor</title>
+<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}
+.up{{color:#080}} .down{{color:#b00}} .unknown{{color:#888}}</style></head>
+<body><h1>jitsi-monitor {html.escape(__version__)}</h1>
+<p>Location {html.escape(state.location)} &middot; <a href="metrics">metrics</a>
+&middot; <a href="healthz">healthz</a></p>
+<table><tr><th>server</th><th>url</th><th>verdict</th><th>why</th></tr>
+{"".join(rows)}
+</table></body></html>
+"""
+    return web.Response(text=page, content_type="text/html")
+
+
+def make_app(state: State) -> web.Application:
+    """The web application for ``serve``."""
+    app = web.Application()
+    app[STATE_KEY] = state
+    app[_REGISTRY_KEY] = make_registry(state)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/", _index)
+    return app

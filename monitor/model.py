@@ -1,0 +1,153 @@
+"""Result types shared by the probes, the runner, state, metrics and the CLI.
+
+Probes return these plain, frozen values; everything downstream only reads
+them. Durations are seconds measured on the monotonic clock, timestamps are
+Unix seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "VERDICT_CHECKS",
+    "CertInfo",
+    "Check",
+    "CheckResult",
+    "ConfigFacts",
+    "Phase",
+    "Reason",
+    "ServerReport",
+]
+
+
+class Check(StrEnum):
+    """The checks a ladder runs, in ladder order."""
+
+    WEB = "web"
+    CONFIGJS = "configjs"
+    EXTERNAL_API = "external_api"
+    EMBED = "embed"
+
+
+class Reason(StrEnum):
+    """Why a check ended the way it did: a closed set, safe to use as a label."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    DNS_ERROR = "dns_error"
+    CONNECT_REFUSED = "connect_refused"
+    CONNECT_ERROR = "connect_error"
+    TIMEOUT = "timeout"
+    TLS_EXPIRED = "tls_expired"
+    TLS_HOSTNAME_MISMATCH = "tls_hostname_mismatch"
+    TLS_UNTRUSTED = "tls_untrusted"
+    TLS_ERROR = "tls_error"
+    CONNECTION_CLOSED = "connection_closed"
+    PROTOCOL_ERROR = "protocol_error"
+    HTTP_STATUS = "http_status"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    BODY_TOO_LARGE = "body_too_large"
+    NO_SIGNALLING_URL = "no_signalling_url"
+    EXTERNAL_API_INVALID = "external_api_invalid"
+    EMBED_LIMITED = "embed_limited"
+    INTERNAL_ERROR = "internal_error"
+
+
+# Checks whose failure makes a server "down". The embed check describes what
+# a server is fit for, not whether it works, so it is reported on its own.
+VERDICT_CHECKS: frozenset[Check] = frozenset({Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API})
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One timed step of a check."""
+
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The outcome of one check: a reason code, a human detail and its phases."""
+
+    check: Check
+    reason: Reason
+    detail: str = ""
+    phases: tuple[Phase, ...] = ()
+
+    @property
+    def success(self) -> bool:
+        return self.reason is Reason.OK
+
+
+@dataclass(frozen=True, slots=True)
+class CertInfo:
+    """Facts about the server's TLS certificate and session."""
+
+    not_after: float
+    tls_version: str
+    subject: str = ""
+    issuer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFacts:
+    """What the server's config.js says about its signalling and embedding."""
+
+    domain: str | None = None
+    anonymousdomain: str | None = None
+    authdomain: str | None = None
+    muc: str | None = None
+    focus: str | None = None
+    bosh: str | None = None
+    websocket: str | None = None
+    token_auth_url: str | None = None
+    disable_iframe_api: bool | None = None
+
+    @property
+    def signalling_url(self) -> str | None:
+        return self.websocket or self.bosh
+
+
+@dataclass(frozen=True, slots=True)
+class ServerReport:
+    """Everything one ladder found out about one server."""
+
+    server: str
+    started_at: float
+    finished_at: float
+    duration: float
+    checks: tuple[CheckResult, ...]
+    http_phases: tuple[Phase, ...] = ()
+    http_status: int | None = None
+    cert: CertInfo | None = None
+    config: ConfigFacts | None = None
+    embed_limit_seconds: int | None = None
+
+    def check(self, check: Check) -> CheckResult | None:
+        for result in self.checks:
+            if result.check is check:
+                return result
+        return None
+
+    @property
+    def up(self) -> bool:
+        """Healthy when every check that decides the verdict passed."""
+        seen = {r.check for r in self.checks if r.check in VERDICT_CHECKS and r.success}
+        return seen == VERDICT_CHECKS
+
+    @property
+    def first_failure(self) -> CheckResult | None:
+        """The first failing check that decides the verdict, if any."""
+        for result in self.checks:
+            if result.check in VERDICT_CHECKS and not result.success:
+                return result
+        return None
+
+    def phase_seconds(self, name: str) -> float | None:
+        for phase in self.http_phases:
+            if phase.name == name:
+                return phase.seconds
+        return None

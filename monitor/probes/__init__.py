@@ -1,0 +1,1 @@
+"""Probes: each talks to a server and returns plain results, never raising for its faults."""

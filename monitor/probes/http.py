@@ -1,0 +1,445 @@
+"""A small HTTP/1.1 client that times every phase of a request.
+
+aiohttp's trace hooks cannot tell the TLS handshake apart from the TCP
+connect, so the probe opens its own connections on asyncio streams: resolve,
+connect and TLS handshake are timed separately, then one or more requests go
+over the same connection (keep-alive) with first-byte and transfer times.
+
+Everything a server sends is treated as hostile: header and body sizes are
+capped, compressed bodies are inflated only up to the cap, and every failure
+becomes a ``FetchError`` carrying a reason code from the closed set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import urljoin, urlsplit
+
+import aiodns
+import aiodns.error
+
+from monitor.model import CertInfo, Phase, Reason
+
+__all__ = ["Fetch", "FetchError", "HttpClient", "Response", "make_ssl_context"]
+
+MAX_HEADER_BYTES: Final = 64 * 1024
+MAX_HEADERS: Final = 100
+REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+
+
+class FetchError(Exception):
+    """A request failed for a reason on the server's side (or the network's)."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A complete response, after redirects."""
+
+    url: str
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(slots=True)
+class Fetch:
+    """Phase times of one fetch, summed over its redirects, and what came back."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    response: Response | None = None
+    current: str = "resolve"
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
+
+    def phase_list(self) -> tuple[Phase, ...]:
+        order = ("resolve", "connect", "tls", "processing", "transfer")
+        return tuple(Phase(name, self.phases[name]) for name in order if name in self.phases)
+
+
+def make_ssl_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:
+    """A client context: system trust store (or ``ca_file``), TLS 1.2 or newer."""
+    if not verify:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+@dataclass(slots=True)
+class _Conn:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+def _tls_reason(exc: ssl.SSLError) -> tuple[Reason, str]:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        code = getattr(exc, "verify_code", 0)
+        message = getattr(exc, "verify_message", "") or str(exc)
+        if code == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
+            return Reason.TLS_EXPIRED, f"certificate has expired ({message})"
+        if code == 62 or "hostname mismatch" in message.lower():  # X509_V_ERR_HOSTNAME_MISMATCH
+            return Reason.TLS_HOSTNAME_MISMATCH, f"certificate does not match the host ({message})"
+        if code == 9:  # X509_V_ERR_CERT_NOT_YET_VALID
+            return Reason.TLS_EXPIRED, f"certificate is not valid yet ({message})"
+        return Reason.TLS_UNTRUSTED, f"certificate is not trusted ({message})"
+    return Reason.TLS_ERROR, f"TLS handshake failed: {exc.reason or exc}"
+
+
+def _cert_info(writer: asyncio.StreamWriter) -> CertInfo | None:
+    sslobj = writer.get_extra_info("ssl_object")
+    if not isinstance(sslobj, ssl.SSLObject):
+        return None
+    version = sslobj.version() or ""
+    der = sslobj.getpeercert(binary_form=True)
+    if not der:
+        return None
+    from cryptography import x509  # imported lazily: only TLS servers need it
+
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    return CertInfo(
+        not_after=cert.not_valid_after_utc.timestamp(),
+        tls_version=version,
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+    )
+
+
+class HttpClient:
+    """Connections for one probe ladder; use as an async context manager.
+
+    Keeps at most one idle connection per origin, so a ladder's requests to
+    the same server share one TCP connection and one TLS handshake, as a
+    browser would.
+    """
+
+    def __init__(
+        self,
+        *,
+        resolver: aiodns.DNSResolver | None,
+        ssl_context: ssl.SSLContext,
+        user_agent: str,
+        max_body_bytes: int,
+        max_redirects: int,
+    ) -> None:
+        self._resolver = resolver
+        self._ssl = ssl_context
+        self._user_agent = user_agent
+        self._max_body = max_body_bytes
+        self._max_redirects = max_redirects
+        self._idle: dict[tuple[str, str, int], _Conn] = {}
+        self.cert: CertInfo | None = None
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for conn in self._idle.values():
+            conn.writer.transport.abort()
+        self._idle.clear()
+
+    # -- connecting ------------------------------------------------------------
+    async def _resolve(self, host: str, port: int) -> list[str]:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return [host]
+        try:
+            if self._resolver is None:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+                addrs = [str(info[4][0]) for info in infos]
+            else:
+                result = await self._resolver.getaddrinfo(host, port=port, type=socket.SOCK_STREAM)
+                addrs = [
+                    node.addr[0].decode() if isinstance(node.addr[0], bytes) else str(node.addr[0])
+                    for node in result.nodes
+                ]
+        except aiodns.error.DNSError as exc:
+            message = exc.args[1] if len(exc.args) > 1 else str(exc)
+            raise FetchError(Reason.DNS_ERROR, f"cannot resolve {host}: {message}") from None
+        except socket.gaierror as exc:
+            raise FetchError(Reason.DNS_ERROR, f"cannot resolve {host}: {exc.strerror}") from None
+        if not addrs:
+            raise FetchError(Reason.DNS_ERROR, f"{host} has no address")
+        return list(dict.fromkeys(addrs))
+
+    async def _connect(self, scheme: str, host: str, port: int, fetch: Fetch) -> _Conn:
+        fetch.current = "resolve"
+        t0 = time.monotonic()
+        try:
+            addrs = await self._resolve(host, port)
+        finally:
+            t1 = time.monotonic()
+            fetch.add("resolve", t1 - t0)
+        fetch.current = "connect"
+        conn: _Conn | None = None
+        errors: list[str] = []
+        refused = True
+        for addr in addrs:
+            try:
+                reader, writer = await asyncio.open_connection(addr, port, limit=MAX_HEADER_BYTES)
+            except ConnectionRefusedError:
+                errors.append(f"{addr}: connection refused")
+                continue
+            except OSError as exc:
+                refused = False
+                errors.append(f"{addr}: {exc.strerror or exc}")
+                continue
+            conn = _Conn(reader, writer)
+            break
+        t2 = time.monotonic()
+        fetch.add("connect", t2 - t1)
+        if conn is None:
+            reason = Reason.CONNECT_REFUSED if refused else Reason.CONNECT_ERROR
+            raise FetchError(reason, f"cannot connect to {host}:{port} ({'; '.join(errors)})")
+        if scheme == "https":
+            fetch.current = "tls"
+            try:
+                await conn.writer.start_tls(self._ssl, server_hostname=host)
+            except ssl.SSLError as exc:
+                conn.writer.transport.abort()
+                reason, detail = _tls_reason(exc)
+                raise FetchError(reason, detail) from None
+            except (ConnectionError, OSError) as exc:
+                conn.writer.transport.abort()
+                raise FetchError(Reason.TLS_ERROR, f"TLS handshake failed: {exc}") from None
+            fetch.add("tls", time.monotonic() - t2)
+            if self.cert is None:
+                self.cert = _cert_info(conn.writer)
+        return conn
+
+    # -- requests ---------------------------------------------------------------
+    async def get(self, url: str, fetch: Fetch | None = None) -> Fetch:
+        """GET ``url``, following redirects; the result holds phases and response."""
+        fetch = fetch or Fetch()
+        seen = 0
+        while True:
+            response = await self._get_once(url, fetch)
+            location = response.header("location")
+            if response.status not in REDIRECTS or not location:
+                fetch.response = response
+                return fetch
+            seen += 1
+            if seen > self._max_redirects:
+                raise FetchError(
+                    Reason.TOO_MANY_REDIRECTS,
+                    f"more than {self._max_redirects} redirects (last to {_safe_url(location)})",
+                )
+            next_url = urljoin(url, location)
+            if urlsplit(next_url).scheme not in ("http", "https"):
+                raise FetchError(Reason.PROTOCOL_ERROR, "redirect to a URL that is not HTTP(S)")
+            url = next_url
+
+    async def _get_once(self, url: str, fetch: Fetch) -> Response:
+        parts = urlsplit(url)
+        scheme = parts.scheme
+        host = parts.hostname or ""
+        port = parts.port or (443 if scheme == "https" else 80)
+        key = (scheme, host, port)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host_header = host if ":" not in host else f"[{host}]"
+        if parts.port:
+            host_header += f":{parts.port}"
+        request = (
+            f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {self._user_agent}\r\n"
+            "Accept: */*\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n"
+        ).encode("latin-1", "replace")
+        conn = self._idle.pop(key, None)
+        if conn is not None:
+            try:
+                return await self._exchange(conn, key, request, url, fetch)
+            except FetchError as exc:
+                # An idle connection the server closed meanwhile: retry once, fresh.
+                if exc.reason is not Reason.CONNECTION_CLOSED:
+                    raise
+        conn = await self._connect(scheme, host, port, fetch)
+        return await self._exchange(conn, key, request, url, fetch)
+
+    async def _exchange(
+        self, conn: _Conn, key: tuple[str, str, int], request: bytes, url: str, fetch: Fetch
+    ) -> Response:
+        reusable = False
+        try:
+            fetch.current = "processing"
+            t0 = time.monotonic()
+            conn.writer.write(request)
+            status, headers = await self._read_head(conn.reader)
+            t1 = time.monotonic()
+            fetch.add("processing", t1 - t0)
+            fetch.current = "transfer"
+            body, reusable = await self._read_body(conn.reader, status, headers)
+            fetch.add("transfer", time.monotonic() - t1)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise FetchError(Reason.CONNECTION_CLOSED, f"connection closed early: {exc}") from None
+        except OSError as exc:
+            raise FetchError(Reason.CONNECTION_CLOSED, f"connection failed: {exc}") from None
+        finally:
+            if reusable and key not in self._idle:
+                self._idle[key] = conn
+            else:
+                conn.writer.transport.abort()
+        headers_t = tuple(headers)
+        encoding = _header(headers_t, "content-encoding")
+        if encoding:
+            body = self._inflate(body, encoding.strip().lower())
+        return Response(url=url, status=status, headers=headers_t, body=body)
+
+    async def _read_head(self, reader: asyncio.StreamReader) -> tuple[int, list[tuple[str, str]]]:
+        while True:
+            line = await self._readline(reader)
+            if not line:
+                raise FetchError(Reason.CONNECTION_CLOSED, "server closed the connection")
+            parts = line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+                raise FetchError(Reason.PROTOCOL_ERROR, f"not an HTTP/1.x response: {line[:60]!r}")
+            status = int(parts[1])
+            headers: list[tuple[str, str]] = []
+            total = len(line)
+            while True:
+                raw = await self._readline(reader)
+                total += len(raw)
+                if total > MAX_HEADER_BYTES or len(headers) > MAX_HEADERS:
+                    raise FetchError(Reason.PROTOCOL_ERROR, "response headers are too large")
+                if raw in (b"\r\n", b"\n"):
+                    break
+                if not raw:
+                    raise FetchError(Reason.CONNECTION_CLOSED, "connection closed in the headers")
+                name, sep, value = raw.decode("latin-1").partition(":")
+                if not sep:
+                    raise FetchError(Reason.PROTOCOL_ERROR, "malformed response header")
+                headers.append((name.strip().lower(), value.strip()))
+            if 100 <= status < 200:  # interim response: the real one follows
+                continue
+            return status, headers
+
+    @staticmethod
+    async def _readline(reader: asyncio.StreamReader) -> bytes:
+        try:
+            return await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise FetchError(Reason.PROTOCOL_ERROR, "response header line is too long") from None
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+
+    async def _read_body(
+        self, reader: asyncio.StreamReader, status: int, headers: list[tuple[str, str]]
+    ) -> tuple[bytes, bool]:
+        """The body and whether the connection can carry another request."""
+        keep = (_header(headers, "connection") or "").lower() != "close"
+        if status in (204, 304):
+            return b"", keep
+        cap = self._max_body
+        tenc = (_header(headers, "transfer-encoding") or "").lower()
+        if "chunked" in tenc:
+            return await self._read_chunked(reader, cap), keep
+        length = _header(headers, "content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise FetchError(Reason.PROTOCOL_ERROR, f"bad Content-Length {length[:20]!r}")
+            size = int(length)
+            if size > cap:
+                raise FetchError(
+                    Reason.BODY_TOO_LARGE, f"body of {size} bytes is over the cap of {cap} bytes"
+                )
+            return await reader.readexactly(size), keep
+        data = await reader.read(cap + 1)
+        chunks = [data]
+        total = len(data)
+        while data and total <= cap:
+            data = await reader.read(cap + 1 - total)
+            chunks.append(data)
+            total += len(data)
+        if total > cap:
+            raise FetchError(Reason.BODY_TOO_LARGE, f"body is over the cap of {cap} bytes")
+        return b"".join(chunks), False
+
+    async def _read_chunked(self, reader: asyncio.StreamReader, cap: int) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = await self._readline(reader)
+            if not line:
+                raise FetchError(Reason.CONNECTION_CLOSED, "connection closed in a chunked body")
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise FetchError(Reason.PROTOCOL_ERROR, "malformed chunk size") from None
+            if size == 0:
+                while (await self._readline(reader)) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > cap:
+                raise FetchError(Reason.BODY_TOO_LARGE, f"body is over the cap of {cap} bytes")
+            chunks.append(await reader.readexactly(size))
+            await self._readline(reader)
+
+    def _inflate(self, body: bytes, encoding: str) -> bytes:
+        if encoding in ("identity", ""):
+            return body
+        if encoding not in ("gzip", "x-gzip", "deflate"):
+            raise FetchError(Reason.PROTOCOL_ERROR, f"unsupported Content-Encoding {encoding!r}")
+        # 47: gzip or zlib header; deflate is sometimes sent raw (-15).
+        tries = (47,) if "gzip" in encoding else (47, -15)
+        for wbits in tries:
+            inflater = zlib.decompressobj(wbits)
+            try:
+                out = inflater.decompress(body, self._max_body + 1)
+            except zlib.error:
+                continue
+            if len(out) > self._max_body:
+                raise FetchError(
+                    Reason.BODY_TOO_LARGE,
+                    f"inflated body is over the cap of {self._max_body} bytes",
+                )
+            return out
+        raise FetchError(Reason.PROTOCOL_ERROR, f"cannot decode a {encoding} body")
+
+
+def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _safe_url(url: str) -> str:
+    """A URL fit for a message: no query (it may carry a token), bounded length."""
+    parts = urlsplit(url)
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
+    return shown[:200]

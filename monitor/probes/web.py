@@ -1,0 +1,212 @@
+"""The web part of a server's ladder: page, config.js, external_api.js, embed limit.
+
+One deadline covers the whole ladder. A transport failure (DNS, connect,
+TLS, timeout) ends it, and the checks after it are reported as skipped; an
+HTTP-level failure of one file does not stop the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urljoin
+
+from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason
+from monitor.probes.configjs import parse_config_js
+from monitor.probes.http import Fetch, FetchError, HttpClient
+
+__all__ = ["EMBED_LIMIT_SECONDS", "WebResult", "probe_web"]
+
+# jitsi-meet ends an embedded meeting this long after it starts when
+# config.disableIframeAPI is true (react/features/conference/constants.ts).
+EMBED_LIMIT_SECONDS: Final = 300
+
+_TRANSPORT: Final = frozenset(
+    {
+        Reason.DNS_ERROR,
+        Reason.CONNECT_REFUSED,
+        Reason.CONNECT_ERROR,
+        Reason.TIMEOUT,
+        Reason.TLS_EXPIRED,
+        Reason.TLS_HOSTNAME_MISMATCH,
+        Reason.TLS_UNTRUSTED,
+        Reason.TLS_ERROR,
+    }
+)
+
+
+_WEB_CHECKS: Final = (Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API)
+
+
+@dataclass(frozen=True, slots=True)
+class WebResult:
+    """What the web ladder found."""
+
+    checks: tuple[CheckResult, ...]
+    http_phases: tuple[Phase, ...]
+    http_status: int | None
+    cert: CertInfo | None
+    config: ConfigFacts | None
+    embed_limit_seconds: int | None
+
+
+class _Ladder:
+    def __init__(self, client: HttpClient, base_url: str, kind: str) -> None:
+        self.client = client
+        self.base_url = base_url
+        self.kind = kind
+        self.checks: list[CheckResult] = []
+        self.page: Fetch | None = None
+        self.config: ConfigFacts | None = None
+        self.stopped: CheckResult | None = None
+        self.inflight: tuple[Check, Fetch, str] | None = None
+
+    async def fetch(self, check: Check, path: str) -> Fetch | None:
+        """GET one file; on failure record the check and return None."""
+        if self.stopped is not None:
+            self.skip(check)
+            return None
+        fetch = Fetch()
+        if check is Check.WEB:
+            self.page = fetch
+        self.inflight = (check, fetch, path)
+        try:
+            await self.client.get(urljoin(self.base_url, path), fetch)
+        except FetchError as exc:
+            result = CheckResult(check, exc.reason, exc.detail, fetch.phase_list())
+            self.checks.append(result)
+            if exc.reason in _TRANSPORT:
+                self.stopped = result
+            return None
+        finally:
+            # Left set when the deadline cancels the fetch, for timed_out().
+            if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                self.inflight = None
+        response = fetch.response
+        assert response is not None
+        if not 200 <= response.status < 300:
+            self.checks.append(
+                CheckResult(
+                    check,
+                    Reason.HTTP_STATUS,
+                    f"HTTP {response.status} for /{path}",
+                    fetch.phase_list(),
+                )
+            )
+            return None
+        return fetch
+
+    def skip(self, check: Check) -> None:
+        cause = self.stopped.check.value if self.stopped else "an earlier check"
+        self.checks.append(CheckResult(check, Reason.SKIPPED, f"not tried: {cause} failed"))
+
+    async def run(self) -> None:
+        page = await self.fetch(Check.WEB, "")
+        if page is not None:
+            self.checks.append(CheckResult(Check.WEB, Reason.OK, "", page.phase_list()))
+
+        cfg = await self.fetch(Check.CONFIGJS, "config.js")
+        if cfg is not None and cfg.response is not None:
+            facts = parse_config_js(cfg.response.body)
+            facts = _absolute(facts, cfg.response.url)
+            self.config = facts
+            if facts.signalling_url is None:
+                self.checks.append(
+                    CheckResult(
+                        Check.CONFIGJS,
+                        Reason.NO_SIGNALLING_URL,
+                        "config.js names neither a websocket nor a bosh URL",
+                        cfg.phase_list(),
+                    )
+                )
+            else:
+                self.checks.append(CheckResult(Check.CONFIGJS, Reason.OK, "", cfg.phase_list()))
+
+        api = await self.fetch(Check.EXTERNAL_API, "external_api.js")
+        if api is not None and api.response is not None:
+            if b"JitsiMeetExternalAPI" in api.response.body:
+                self.checks.append(CheckResult(Check.EXTERNAL_API, Reason.OK, "", api.phase_list()))
+            else:
+                self.checks.append(
+                    CheckResult(
+                        Check.EXTERNAL_API,
+                        Reason.EXTERNAL_API_INVALID,
+                        "external_api.js does not define JitsiMeetExternalAPI",
+                        api.phase_list(),
+                    )
+                )
+
+    def timed_out(self) -> None:
+        """Record the deadline striking: the check in flight fails, the rest are skipped."""
+        if self.inflight is not None:
+            check, fetch, path = self.inflight
+            detail = f"no answer before the deadline (during {fetch.current} of /{path})"
+            phases = fetch.phase_list()
+        else:
+            pending = [c for c in _WEB_CHECKS if c not in {r.check for r in self.checks}]
+            if not pending:
+                return
+            check, detail, phases = pending[0], "deadline reached", ()
+        self.stopped = CheckResult(check, Reason.TIMEOUT, detail, phases)
+        self.checks.append(self.stopped)
+        for rest in _WEB_CHECKS:
+            if rest not in {r.check for r in self.checks}:
+                self.skip(rest)
+
+    def embed(self) -> tuple[CheckResult, int | None]:
+        """The embed-limit verdict, from config.js and the server's kind."""
+        facts = self.config
+        if facts is None:
+            return CheckResult(
+                Check.EMBED, Reason.SKIPPED, "not known: config.js was not read"
+            ), None
+        if facts.disable_iframe_api and self.kind == "jaas":
+            return CheckResult(
+                Check.EMBED, Reason.OK, "disableIframeAPI is set but JaaS meetings are exempt"
+            ), 0
+        if facts.disable_iframe_api:
+            return (
+                CheckResult(
+                    Check.EMBED,
+                    Reason.EMBED_LIMITED,
+                    "disableIframeAPI is true: embedded meetings end after "
+                    f"{EMBED_LIMIT_SECONDS} s",
+                ),
+                EMBED_LIMIT_SECONDS,
+            )
+        return CheckResult(Check.EMBED, Reason.OK, "embedded meetings are not cut off"), 0
+
+
+def _absolute(facts: ConfigFacts, base: str) -> ConfigFacts:
+    """Resolve relative bosh/websocket URLs (``/http-bind``, ``//host/x``) against config.js."""
+    return dataclasses.replace(
+        facts,
+        bosh=urljoin(base, facts.bosh) if facts.bosh else None,
+        websocket=urljoin(base, facts.websocket) if facts.websocket else None,
+    )
+
+
+async def probe_web(client: HttpClient, base_url: str, kind: str, deadline: float) -> WebResult:
+    """Run the web ladder against ``base_url`` until the loop time ``deadline``.
+
+    Never raises for the server's faults; every outcome is in the result.
+    """
+    ladder = _Ladder(client, base_url, kind)
+    try:
+        async with asyncio.timeout_at(deadline):
+            await ladder.run()
+    except TimeoutError:
+        ladder.timed_out()
+    embed, embed_limit = ladder.embed()
+    checks = (*sorted(ladder.checks, key=lambda r: _WEB_CHECKS.index(r.check)), embed)
+    page = ladder.page
+    return WebResult(
+        checks=checks,
+        http_phases=page.phase_list() if page else (),
+        http_status=page.response.status if page and page.response else None,
+        cert=client.cert,
+        config=ladder.config,
+        embed_limit_seconds=embed_limit,
+    )

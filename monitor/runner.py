@@ -1,0 +1,111 @@
+"""Run one server's ladder under one deadline and turn it into a ServerReport."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from pathlib import Path
+
+import aiodns
+
+from monitor import __version__
+from monitor.config import MonitorConfig, Target
+from monitor.model import Check, CheckResult, Reason, ServerReport
+from monitor.probes.http import HttpClient, make_ssl_context
+from monitor.probes.web import probe_web
+
+__all__ = ["Runner", "user_agent"]
+
+log = logging.getLogger(__name__)
+
+
+def user_agent(contact: str | None) -> str:
+    """The User-Agent every request carries, so operators can tell who probes them."""
+    return (
+        f"jitsi-monitor/{__version__} (+{contact})" if contact else f"jitsi-monitor/{__version__}"
+    )
+
+
+class Runner:
+    """Runs ladders; shares a DNS resolver, TLS contexts and a concurrency bound.
+
+    Create it inside a running event loop and ``close()`` it when done.
+    """
+
+    def __init__(self, config: MonitorConfig) -> None:
+        self._user_agent = user_agent(config.contact)
+        nameservers = config.dns.nameservers or None
+        self._resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
+        self._ssl: dict[tuple[bool, Path | None], ssl.SSLContext] = {}
+        self._slots = asyncio.Semaphore(config.concurrency)
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+    def _ssl_context(self, target: Target) -> ssl.SSLContext:
+        key = (target.tls_verify, target.ca_file)
+        ctx = self._ssl.get(key)
+        if ctx is None:
+            ctx = self._ssl[key] = make_ssl_context(target.tls_verify, target.ca_file)
+        return ctx
+
+    def slot(self) -> asyncio.Semaphore:
+        """Hold this while a ladder runs: it bounds how many run at once."""
+        return self._slots
+
+    async def run(self, target: Target) -> ServerReport:
+        """Probe ``target`` once, waiting for a free slot first."""
+        async with self._slots:
+            return await self.run_now(target)
+
+    async def run_now(self, target: Target) -> ServerReport:
+        """Probe ``target`` once; never raises except on cancellation."""
+        started_at = time.time()
+        t0 = time.monotonic()
+        deadline = asyncio.get_running_loop().time() + target.timeout
+        try:
+            ssl_context = self._ssl_context(target)
+            async with HttpClient(
+                resolver=self._resolver,
+                ssl_context=ssl_context,
+                user_agent=self._user_agent,
+                max_body_bytes=target.max_body_bytes,
+                max_redirects=target.max_redirects,
+            ) as client:
+                web = await probe_web(client, target.url, target.kind, deadline)
+        except (OSError, ssl.SSLError) as exc:
+            # The server is not to blame: e.g. an unreadable ca_file.
+            log.error("server %s: cannot set up the probe: %s", target.name, exc)
+            return _failed(target, started_at, t0, f"cannot set up the probe: {exc}")
+        except Exception:  # our own bug: report it, keep the monitor alive
+            log.exception("server %s: probe crashed", target.name)
+            return _failed(target, started_at, t0, "the probe crashed; see the monitor's log")
+        return ServerReport(
+            server=target.name,
+            started_at=started_at,
+            finished_at=time.time(),
+            duration=time.monotonic() - t0,
+            checks=web.checks,
+            http_phases=web.http_phases,
+            http_status=web.http_status,
+            cert=web.cert,
+            config=web.config,
+            embed_limit_seconds=web.embed_limit_seconds,
+        )
+
+
+def _failed(target: Target, started_at: float, t0: float, detail: str) -> ServerReport:
+    checks = [CheckResult(Check.WEB, Reason.INTERNAL_ERROR, detail)]
+    checks += [
+        CheckResult(c, Reason.SKIPPED, "not tried: web failed")
+        for c in (Check.CONFIGJS, Check.EXTERNAL_API, Check.EMBED)
+    ]
+    return ServerReport(
+        server=target.name,
+        started_at=started_at,
+        finished_at=time.time(),
+        duration=time.monotonic() - t0,
+        checks=tuple(checks),
+    )

@@ -1,0 +1,144 @@
+"""Run every server's ladder on its interval (APScheduler, kept behind this module).
+
+- Each server is one interval job with jitter, so probes spread out instead
+  of striking every server in the same second.
+- At most one ladder per server at a time (``max_instances=1``); runs missed
+  while the loop was busy are coalesced into one.
+- A global bound on concurrent ladders comes from the Runner's slots.
+- Every server gets a first probe within a few seconds of start (a one-off
+  job), then runs at a stable phase inside its interval derived from its
+  name, which spreads a large fleet evenly over the interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import Target
+from monitor.runner import Runner
+from monitor.state import State
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger(__name__)
+
+# The first probes after start are spread over this many seconds at most.
+STARTUP_SPREAD = 5.0
+# Suffix of the one-off job that runs a new server's first probe.
+_FIRST = "/first"
+
+
+def _fraction(name: str) -> float:
+    """A stable number in [0, 1) for a server name."""
+    return zlib.crc32(name.encode()) / 2**32
+
+
+def _jitter(interval: float) -> float:
+    return min(interval * 0.05, 5.0)
+
+
+class Scheduler:
+    """Keeps one job per target and feeds finished reports into State."""
+
+    def __init__(self, runner: Runner, state: State) -> None:
+        self._runner = runner
+        self._state = state
+        self._targets: dict[str, Target] = {}
+        self._due: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[str] = set()
+        self._aps = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
+        self._aps.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+
+    def start(self, targets: list[Target]) -> None:
+        """Schedule ``targets`` and start; call from inside the running loop."""
+        self._aps.start()
+        self.update(targets)
+
+    def update(self, targets: list[Target]) -> None:
+        """Adopt a new target list: add, reschedule and remove jobs to match."""
+        new = {t.name: t for t in targets}
+        for name in list(self._targets):
+            if name not in new:
+                self._remove_jobs(name)
+                del self._targets[name]
+        now = datetime.now(UTC)
+        for name, target in new.items():
+            old = self._targets.get(name)
+            self._targets[name] = target
+            if old is not None and old.interval == target.interval:
+                continue  # other settings are read at each run
+            offset = _fraction(name)
+            if old is None:
+                first = now + timedelta(seconds=offset * min(STARTUP_SPREAD, target.interval))
+                self._aps.add_job(
+                    self._job, "date", run_date=first, args=[name], id=f"{name}{_FIRST}"
+                )
+            else:
+                self._aps.remove_job(name)
+            trigger = IntervalTrigger(
+                seconds=target.interval,
+                start_date=now + timedelta(seconds=offset * target.interval),
+                jitter=_jitter(target.interval),
+                timezone=UTC,
+            )
+            self._aps.add_job(
+                self._job,
+                trigger=trigger,
+                args=[name],
+                id=name,
+                max_instances=1,
+                coalesce=True,
+            )
+
+    def _remove_jobs(self, name: str) -> None:
+        for job_id in (name, f"{name}{_FIRST}"):
+            if self._aps.get_job(job_id) is not None:
+                self._aps.remove_job(job_id)
+
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        if event.scheduled_run_times:
+            name = event.job_id.removesuffix(_FIRST)
+            self._due[name] = max(event.scheduled_run_times).timestamp()
+
+    async def _job(self, name: str) -> None:
+        target = self._targets.get(name)
+        due = self._due.pop(name, None)
+        if target is None or name in self._running:
+            return  # removed meanwhile, or its ladder is still running
+        task = asyncio.current_task()
+        self._running.add(name)
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            async with self._runner.slot():
+                if due is not None:
+                    self._state.schedule_lag = max(0.0, time.time() - due)
+                target = self._targets.get(name, target)
+                report = await self._runner.run_now(target)
+            self._state.record(report)
+            log.debug(
+                "server %s: %s in %.3fs", name, "up" if report.up else "down", report.duration
+            )
+        finally:
+            self._running.discard(name)
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def shutdown(self) -> None:
+        """Stop scheduling and cancel ladders in flight (they close their connections)."""
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,95 @@
+"""Plain-data and human views of reports, shared by the CLI and the HTTP app."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from monitor.config import Target
+from monitor.model import Check, ServerReport
+
+__all__ = ["cert_days_left", "report_dict", "verdict"]
+
+
+def verdict(report: ServerReport | None) -> str:
+    """``up``, ``down`` or ``unknown`` (not probed yet)."""
+    if report is None:
+        return "unknown"
+    return "up" if report.up else "down"
+
+
+def cert_days_left(report: ServerReport, now: float | None = None) -> float | None:
+    if report.cert is None:
+        return None
+    return (report.cert.not_after - (time.time() if now is None else now)) / 86400
+
+
+def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
+    """A JSON-ready description of one server and its latest report."""
+    out: dict[str, Any] = {
+        "server": target.name,
+        "url": target.url,
+        "kind": target.kind,
+        "labels": dict(target.labels),
+        "verdict": verdict(report),
+    }
+    if report is None:
+        return out
+    failure = report.first_failure
+    embed = report.check(Check.EMBED)
+    days = cert_days_left(report)
+    out.update(
+        {
+            "up": report.up,
+            "started_at": report.started_at,
+            "finished_at": report.finished_at,
+            "duration_seconds": round(report.duration, 6),
+            "http": {
+                "status": report.http_status,
+                "phases": {p.name: round(p.seconds, 6) for p in report.http_phases},
+            },
+            "tls": None
+            if report.cert is None
+            else {
+                "version": report.cert.tls_version,
+                "not_after": report.cert.not_after,
+                "days_left": round(days, 2) if days is not None else None,
+                "subject": report.cert.subject,
+                "issuer": report.cert.issuer,
+            },
+            "embed_limit_seconds": report.embed_limit_seconds,
+            "embed": None
+            if embed is None
+            else {"reason": embed.reason.value, "detail": embed.detail},
+            "config": None
+            if report.config is None
+            else {
+                "domain": report.config.domain,
+                "anonymousdomain": report.config.anonymousdomain,
+                "authdomain": report.config.authdomain,
+                "muc": report.config.muc,
+                "focus": report.config.focus,
+                "websocket": report.config.websocket,
+                "bosh": report.config.bosh,
+                "disable_iframe_api": report.config.disable_iframe_api,
+            },
+            "checks": [
+                {
+                    "check": r.check.value,
+                    "success": r.success,
+                    "reason": r.reason.value,
+                    "detail": r.detail,
+                    "phases": {p.name: round(p.seconds, 6) for p in r.phases},
+                }
+                for r in report.checks
+            ],
+            "first_failure": None
+            if failure is None
+            else {
+                "check": failure.check.value,
+                "reason": failure.reason.value,
+                "detail": failure.detail,
+            },
+        }
+    )
+    return out

@@ -1,0 +1,178 @@
+"""Real servers on loopback for the tests: HTTP(S) sites, a DNS server, configs."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import ssl
+import struct
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trustme
+from aiohttp import web
+
+from monitor.config import MonitorConfig, Target, parse_config
+
+CONFIG_JS = """
+var config = {
+    hosts: {
+        domain: 'meet.test',
+        muc: 'conference.meet.test'
+    },
+    bosh: '/http-bind',
+    websocket: 'wss://meet.test/xmpp-websocket',
+    disableIframeAPI: %s,
+};
+"""
+EXTERNAL_API = "function JitsiMeetExternalAPI(domain, options) { /* test */ }\n"
+
+
+@dataclass
+class Site:
+    """A running loopback site and what it saw."""
+
+    url: str
+    port: int
+    requests: list[web.Request] = field(default_factory=list)
+    peers: set[tuple[str, int]] = field(default_factory=set)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def text_handler(text: str, status: int = 200, content_type: str = "text/plain") -> Handler:
+    async def handle(_: web.Request) -> web.Response:
+        return web.Response(text=text, status=status, content_type=content_type)
+
+    return handle
+
+
+def jitsi_app(
+    config_js: str | None = None,
+    *,
+    disable_iframe: bool = False,
+    index_status: int = 200,
+    external_api: str = EXTERNAL_API,
+    routes: dict[str, Handler] | None = None,
+) -> web.Application:
+    """A web frontend shaped like a Jitsi deployment's; ``routes`` replace its files."""
+    body = config_js if config_js is not None else CONFIG_JS % str(disable_iframe).lower()
+    handlers: dict[str, Handler] = {
+        "/": text_handler("<html><title>Jitsi Meet</title></html>", index_status, "text/html"),
+        "/config.js": text_handler(body, content_type="application/javascript"),
+        "/external_api.js": text_handler(external_api, content_type="application/javascript"),
+    }
+    handlers.update(routes or {})
+    app = web.Application()
+    for path, handler in handlers.items():
+        app.router.add_get(path, handler)
+    return app
+
+
+StartSite = Callable[..., Awaitable[Site]]
+
+
+@pytest.fixture
+async def start_site() -> AsyncIterator[StartSite]:
+    """Start an aiohttp app on 127.0.0.1 (optionally TLS); records requests and peers."""
+    runners: list[web.AppRunner] = []
+
+    async def start(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> Site:
+        site_info = Site(url="", port=0)
+
+        @web.middleware
+        async def record(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            site_info.requests.append(request)
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            if peer:
+                site_info.peers.add((peer[0], peer[1]))
+            return await handler(request)
+
+        app.middlewares.append(record)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+        await site.start()
+        port = runner.addresses[0][1]
+        scheme = "https" if ssl_context else "http"
+        host = "localhost" if ssl_context else "127.0.0.1"
+        site_info.url = f"{scheme}://{host}:{port}/"
+        site_info.port = port
+        return site_info
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+def server_context(
+    ca: trustme.CA, *names: str, not_after: dt.datetime | None = None
+) -> ssl.SSLContext:
+    """A server TLS context with a certificate from ``ca`` for ``names``."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert = ca.issue_cert(*(names or ("localhost", "127.0.0.1")), not_after=not_after)
+    cert.configure_cert(ctx)
+    return ctx
+
+
+def make_config(text: str, tmp_path: Path | None = None) -> MonitorConfig:
+    return parse_config(text, "test.yaml", tmp_path)
+
+
+def target(url: str, **settings: object) -> Target:
+    """A Target with the defaults a config would give, overridden by ``settings``."""
+    base: dict[str, object] = {"name": "t", "url": url, "kind": "self_hosted", "interval": 60.0}
+    base["timeout"] = 5.0
+    base.update(settings)
+    return Target(**base)  # type: ignore[arg-type]
+
+
+class _NxDomain(asyncio.DatagramProtocol):
+    """Answers every DNS query with NXDOMAIN."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) < 12:
+            return
+        (qid,) = struct.unpack("!H", data[:2])
+        header = struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0)
+        self.transport.sendto(header + data[12:], addr)
+
+
+@pytest.fixture
+async def nxdomain_dns() -> AsyncIterator[str]:
+    """A DNS server on loopback that knows no names; yields ``127.0.0.1:port``."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(_NxDomain, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    yield f"127.0.0.1:{port}"
+    transport.close()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Surface unclosed sockets and transports in the test that leaked them."""
+    yield
+    gc.collect()
