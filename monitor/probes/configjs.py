@@ -407,9 +407,14 @@ class _Parser:
         elif tok.text == "[":
             value = self.array_literal()
         elif tok.text == "(":
+            start = self.i
             self.advance()
             value = self.expression(frozenset({")"}))
-            if self.at(")"):
+            if not self.at(")"):  # e.g. arrow parameters "(a, b)": skip the group
+                self.i = start
+                self.skip_balanced()
+                value = UNKNOWN
+            else:
                 self.advance()
             if self.at("=>"):
                 self.advance()
@@ -476,43 +481,53 @@ class _Parser:
         self.advance()  # "{"
         obj: dict[str, object] = {}
         while self.tok.kind != "eof" and not self.at("}"):
-            tok = self.tok
-            key: str | None = None
-            if tok.kind in ("id", "str") and isinstance(tok.value, str | None):
-                key = tok.text if tok.kind == "id" else str(tok.value)
+            start = self.i
+            self.property(obj)
+            if self.i == start:  # a stray token such as ")": step over it
                 self.advance()
-            elif tok.kind == "num" and isinstance(tok.value, float):
-                key = str(int(tok.value)) if tok.value.is_integer() else str(tok.value)
-                self.advance()
-            elif tok.text == "[":
-                self.skip_balanced()
-            if key is not None and self.at(":"):
-                self.advance()
-                obj[key] = self.expression(frozenset({",", "}"}))
-            elif key is not None and (self.at(",") or self.at("}")):
-                obj[key] = self.env.get(key, UNKNOWN)  # shorthand property
-            else:
-                self.skip_expression(frozenset({",", "}"}))  # method, spread, getter
-            if self.at(","):
-                self.advance()
-            elif not self.at("}"):
-                self.skip_expression(frozenset({",", "}"}))
-                if self.at(","):
-                    self.advance()
         if self.at("}"):
             self.advance()
         return obj
+
+    def property(self, obj: dict[str, object]) -> None:
+        """One ``key: value`` of an object literal, and the comma after it."""
+        tok = self.tok
+        key: str | None = None
+        if tok.kind in ("id", "str") and isinstance(tok.value, str | None):
+            key = tok.text if tok.kind == "id" else str(tok.value)
+            self.advance()
+        elif tok.kind == "num" and isinstance(tok.value, float):
+            key = str(int(tok.value)) if tok.value.is_integer() else str(tok.value)
+            self.advance()
+        elif tok.text == "[":
+            self.skip_balanced()
+        if key is not None and self.at(":"):
+            self.advance()
+            obj[key] = self.expression(frozenset({",", "}"}))
+        elif key is not None and (self.at(",") or self.at("}")):
+            obj[key] = self.env.get(key, UNKNOWN)  # shorthand property
+        else:
+            self.skip_expression(frozenset({",", "}"}))  # method, spread, getter
+        if self.at(","):
+            self.advance()
+        elif not self.at("}"):
+            self.skip_expression(frozenset({",", "}"}))
+            if self.at(","):
+                self.advance()
 
     def array_literal(self) -> object:
         self.advance()  # "["
         items: list[object] = []
         while self.tok.kind != "eof" and not self.at("]"):
+            start = self.i
             if self.at(","):
                 self.advance()
                 continue
             items.append(self.expression(frozenset({",", "]"})))
             if not (self.at(",") or self.at("]")):
                 self.skip_expression(frozenset({",", "]"}))
+            if self.i == start:
+                self.advance()
         if self.at("]"):
             self.advance()
         return items

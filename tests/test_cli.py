@@ -1,0 +1,308 @@
+"""The commands as a user runs them: real processes against loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import StartSite, jitsi_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+async def run_cli(*args: str, timeout: float = 60) -> Result:
+    """Run ``jitsi-monitor ARGS`` in a child process while this loop keeps serving."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())
+
+
+def write_config(tmp_path: Path, servers: dict[str, str], extra: str = "") -> Path:
+    lines = [extra, "servers:"]
+    for name, url in servers.items():
+        lines += [f"  - name: {name}", f"    url: {url}", "    timeout: 2s"]
+    path = tmp_path / "servers.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def refused_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+# -- validate -------------------------------------------------------------------
+
+
+async def test_validate_accepts_the_shipped_config() -> None:
+    result = await run_cli("validate", str(ROOT / "servers.yaml"))
+    assert result.code == 0, result.err
+    assert "valid" in result.out
+    assert "meet-jit-si" in result.out
+
+
+async def test_validate_explains_every_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("servers:\n  - name: a\n    url: gopher://x\n    colour: blue\n")
+    result = await run_cli("validate", str(path))
+    assert result.code == 2
+    assert f"{path}:3: servers[0].url: url must start with https:// or http://" in result.err
+    assert f"{path}:4: servers[0].colour: unknown key" in result.err
+    assert "Traceback" not in result.err
+
+
+async def test_missing_config_is_a_config_error(tmp_path: Path) -> None:
+    result = await run_cli("check", str(tmp_path / "nope.yaml"))
+    assert result.code == 2
+    assert "no such file" in result.err
+
+
+# -- check ----------------------------------------------------------------------
+
+
+async def test_check_all_healthy(start_site: StartSite, tmp_path: Path) -> None:
+    site = await start_site(jitsi_app(disable_iframe=True))
+    path = write_config(tmp_path, {"school-1": site.url})
+    result = await run_cli("check", str(path))
+    assert result.code == 0, result.out + result.err
+    row = next(line for line in result.out.splitlines() if "school-1" in line)
+    assert "up" in row
+    assert "ends after 300 s" in row
+    assert re.search(r"\d+ ms", row), "phase times are shown"
+    for heading in ("DNS", "connect", "TLS", "first byte", "cert days", "embed limit"):
+        assert heading in result.out
+
+
+async def test_check_reports_the_first_failing_check(start_site: StartSite, tmp_path: Path) -> None:
+    site = await start_site(jitsi_app())
+    bad = refused_url()
+    path = write_config(tmp_path, {"good": site.url, "gone": bad})
+    result = await run_cli("check", str(path))
+    assert result.code == 1
+    row = next(line for line in result.out.splitlines() if "gone" in line)
+    assert "down" in row
+    assert "web: connect_refused" in row
+
+
+async def test_check_json(start_site: StartSite, tmp_path: Path) -> None:
+    site = await start_site(jitsi_app())
+    path = write_config(tmp_path, {"good": site.url, "gone": refused_url()}, "location: lab")
+    result = await run_cli("check", "--json", str(path))
+    assert result.code == 1
+    data = json.loads(result.out)
+    assert data["location"] == "lab"
+    good, gone = data["servers"]
+    assert good["server"] == "good"
+    assert good["verdict"] == "up"
+    assert good["embed_limit_seconds"] == 0
+    assert set(good["http"]["phases"]) == {"resolve", "connect", "processing", "transfer"}
+    assert [c["check"] for c in good["checks"]] == ["web", "configjs", "external_api", "embed"]
+    assert good["config"]["domain"] == "meet.test"
+    assert gone["verdict"] == "down"
+    assert gone["first_failure"]["reason"] == "connect_refused"
+
+
+async def test_check_one_server(start_site: StartSite, tmp_path: Path) -> None:
+    site = await start_site(jitsi_app())
+    path = write_config(tmp_path, {"good": site.url, "gone": refused_url()})
+    result = await run_cli("check", "--json", "--server", "good", str(path))
+    assert result.code == 0
+    assert [s["server"] for s in json.loads(result.out)["servers"]] == ["good"]
+    result = await run_cli("check", "--server", "nobody", str(path))
+    assert result.code == 2
+    assert "no server named nobody" in result.err
+
+
+async def test_check_on_unreachable_public_servers(tmp_path: Path, nxdomain_dns: str) -> None:
+    """The shipped config on a machine without internet: a clean report, no crash."""
+    text = (ROOT / "servers.yaml").read_text()
+    path = tmp_path / "servers.yaml"
+    path.write_text(text + f"\ndns: {{nameservers: ['{nxdomain_dns}']}}\n")
+    result = await run_cli("check", str(path))
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert result.out.count("dns_error") == 3
+
+
+# -- serve ----------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    proc: asyncio.subprocess.Process
+    base: str
+    config: Path
+
+
+@pytest.fixture
+async def serve(tmp_path: Path) -> AsyncIterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for s in started:
+        if s.proc.returncode is None:
+            s.proc.kill()
+            await s.proc.wait()
+
+
+async def start_serve(config: Path, started: list[Served]) -> Served:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "serve",
+        "--port",
+        "0",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        assert line, "serve exited before listening"
+        if m := re.search(r"metrics on (http://[\d.]+:\d+)/metrics", line):
+            served = Served(proc, m.group(1), config)
+            started.append(served)
+            return served
+
+
+async def scrape(base: str, accept: str = "") -> tuple[str, str]:
+    async with aiohttp.ClientSession() as session:
+        headers = {"Accept": accept} if accept else {}
+        async with session.get(f"{base}/metrics", headers=headers) as resp:
+            assert resp.status == 200
+            return await resp.text(), resp.headers["Content-Type"]
+
+
+async def wait_for_metric(base: str, needle: str, timeout: float = 20) -> str:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        text, _ = await scrape(base)
+        if needle in text:
+            return text
+        assert loop.time() < end, f"{needle!r} never appeared in /metrics:\n{text}"
+        await asyncio.sleep(0.2)
+
+
+async def test_serve_exports_metrics_and_reloads(
+    start_site: StartSite, tmp_path: Path, serve: list[Served]
+) -> None:
+    site = await start_site(jitsi_app(disable_iframe=True))
+    gone = refused_url()
+    config = write_config(
+        tmp_path, {"school-1": site.url, "gone": gone}, "location: lab\ndefaults: {interval: 2s}"
+    )
+    served = await start_serve(config, serve)
+    text = await wait_for_metric(served.base, 'jitsi_server_up{location="lab",server="gone"}')
+    text = await wait_for_metric(served.base, 'jitsi_server_up{location="lab",server="school-1"}')
+    assert 'jitsi_server_up{location="lab",server="school-1"} 1.0' in text
+    assert 'jitsi_server_up{location="lab",server="gone"} 0.0' in text
+    assert (
+        'jitsi_check_reason_info{check="web",location="lab",reason="connect_refused",server="gone"}'
+        in text
+    )
+    assert 'jitsi_embed_limit_seconds{location="lab",server="school-1"} 300.0' in text
+    for phase in ("resolve", "connect", "processing", "transfer"):
+        assert (
+            f'jitsi_http_duration_seconds{{location="lab",phase="{phase}",server="school-1"}}'
+            in text
+        )
+    assert 'jitsi_monitor_probe_errors_total{check="web",location="lab"} 0.0' in text
+    assert 'jitsi_monitor_config_last_reload_successful{location="lab"} 1.0' in text
+    assert "jitsi_last_probe_timestamp_seconds{" in text
+    assert "jitsi_monitor_schedule_lag_seconds{" in text
+
+    om, content_type = await scrape(served.base, "application/openmetrics-text")
+    assert content_type.startswith("application/openmetrics-text")
+    assert om.rstrip().endswith("# EOF")
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{served.base}/healthz") as resp:
+            assert resp.status == 200
+            assert (await resp.json())["status"] == "ok"
+        async with session.get(f"{served.base}/") as resp:
+            page = await resp.text()
+            assert "school-1" in page
+
+    # A broken config on reload keeps the running one and says so.
+    good_text = config.read_text()
+    config.write_text("servers: [\n")
+    served.proc.send_signal(signal.SIGHUP)
+    text = await wait_for_metric(
+        served.base, 'jitsi_monitor_config_last_reload_successful{location="lab"} 0.0'
+    )
+    assert 'server="school-1"' in text
+
+    # Removing a server from the config removes every series it had.
+    config.write_text(good_text.replace(f"  - name: gone\n    url: {gone}\n    timeout: 2s\n", ""))
+    served.proc.send_signal(signal.SIGHUP)
+    text = await wait_for_metric(
+        served.base, 'jitsi_monitor_config_last_reload_successful{location="lab"} 1.0'
+    )
+    assert 'server="gone"' not in text
+    assert 'server="school-1"' in text
+
+    served.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(served.proc.wait(), 10) == 0
+
+
+async def test_serve_output_passes_promtool(
+    start_site: StartSite, tmp_path: Path, serve: list[Served]
+) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/check installs it (Debian package prometheus)"
+    site = await start_site(jitsi_app())
+    config = write_config(tmp_path, {"a": site.url, "b": refused_url()}, "defaults: {interval: 2s}")
+    served = await start_serve(config, serve)
+    text = await wait_for_metric(served.base, 'server="b"} 0.0')
+    await wait_for_metric(served.base, 'jitsi_server_up{location="default",server="a"}')
+    text, _ = await scrape(served.base)
+    proc = await asyncio.create_subprocess_exec(
+        promtool,
+        "check",
+        "metrics",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate(text.encode())
+    assert proc.returncode == 0, out.decode()
+    served.proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(served.proc.wait(), 10) == 0
+
+
+async def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
+    path = tmp_path / "servers.yaml"
+    path.write_text("listen: {port: -1}\n")
+    result = await run_cli("serve", str(path))
+    assert result.code == 2
+    assert "listen.port" in result.err

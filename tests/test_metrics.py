@@ -1,0 +1,150 @@
+"""The collector renders State: labels, values, and no leftovers."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.config import Target
+from monitor.metrics import make_registry, render
+from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
+from monitor.state import EWMA_ALPHA, State
+
+
+def report(name: str, *, up: bool = True, connect: float = 0.01) -> ServerReport:
+    web = Reason.OK if up else Reason.HTTP_STATUS
+    return ServerReport(
+        server=name,
+        started_at=1000.0,
+        finished_at=1001.5,
+        duration=1.5,
+        checks=(
+            CheckResult(Check.WEB, web),
+            CheckResult(Check.CONFIGJS, Reason.OK),
+            CheckResult(Check.EXTERNAL_API, Reason.OK),
+            CheckResult(Check.EMBED, Reason.EMBED_LIMITED),
+        ),
+        http_phases=(Phase("resolve", 0.001), Phase("connect", connect), Phase("tls", 0.02)),
+        http_status=200 if up else 502,
+        cert=CertInfo(not_after=2_000_000_000.0, tls_version="TLSv1.3"),
+        config=ConfigFacts(domain=f"{name}.example"),
+        embed_limit_seconds=300,
+    )
+
+
+def samples(state: State) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body, _ = render(make_registry(state), None)
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return (name, tuple(sorted(labels.items())))
+
+
+def targets(*names: str) -> list[Target]:
+    return [
+        Target(name=n, url=f"https://{n}.example/", kind="public", interval=60, timeout=10)
+        for n in names
+    ]
+
+
+def test_values_follow_the_latest_report() -> None:
+    state = State(location="eu")
+    state.set_targets(targets("a", "b"))
+    state.record(report("a"))
+    state.record(report("b", up=False))
+    got = samples(state)
+    assert got[key("jitsi_server_up", server="a", location="eu")] == 1
+    assert got[key("jitsi_server_up", server="b", location="eu")] == 0
+    assert got[key("jitsi_check_success", server="b", location="eu", check="web")] == 0
+    assert (
+        got[
+            key(
+                "jitsi_check_reason_info",
+                server="b",
+                location="eu",
+                check="web",
+                reason="http_status",
+            )
+        ]
+        == 1
+    )
+    assert got[key("jitsi_http_duration_seconds", server="a", location="eu", phase="tls")] == 0.02
+    assert got[key("jitsi_ssl_earliest_cert_expiry", server="a", location="eu")] == 2e9
+    assert got[key("jitsi_embed_limit_seconds", server="a", location="eu")] == 300
+    assert got[key("jitsi_http_status_code", server="b", location="eu")] == 502
+    assert got[key("jitsi_last_probe_timestamp_seconds", server="a", location="eu")] == 1001.5
+    assert got[key("jitsi_tls_version_info", server="a", location="eu", version="TLSv1.3")] == 1
+    info = key(
+        "jitsi_server_info",
+        server="a",
+        location="eu",
+        kind="public",
+        domain="a.example",
+        url="https://a.example/",
+    )
+    assert got[info] == 1
+
+
+def test_unprobed_server_has_only_info() -> None:
+    state = State()
+    state.set_targets(targets("new"))
+    names = {name for name, labels in samples(state) if ("server", "new") in labels}
+    assert names == {"jitsi_server_info"}
+
+
+def test_removed_server_leaves_no_series() -> None:
+    state = State()
+    state.set_targets(targets("a", "b"))
+    state.record(report("a"))
+    state.record(report("b"))
+    state.set_targets(targets("a"))
+    state.record(report("b"))  # a ladder that finished after the removal
+    assert not [k for k in samples(state) if ("server", "b") in k[1]]
+    assert [k for k in samples(state) if ("server", "a") in k[1]]
+
+
+def test_rtt_is_smoothed() -> None:
+    state = State()
+    state.set_targets(targets("a"))
+    state.record(report("a", connect=0.010))
+    state.record(report("a", connect=0.110))
+    got = samples(state)[
+        key("jitsi_rtt_seconds", server="a", location="default", method="tcp_connect")
+    ]
+    assert abs(got - (0.010 + EWMA_ALPHA * 0.100)) < 1e-9
+
+
+def test_internal_errors_are_counted() -> None:
+    state = State()
+    state.set_targets(targets("a"))
+    broken = ServerReport(
+        server="a",
+        started_at=1,
+        finished_at=2,
+        duration=1,
+        checks=(CheckResult(Check.WEB, Reason.INTERNAL_ERROR, "crash"),),
+    )
+    state.record(broken)
+    state.record(broken)
+    got = samples(state)
+    assert got[key("jitsi_monitor_probe_errors_total", check="web", location="default")] == 2
+    assert got[key("jitsi_monitor_probe_errors_total", check="configjs", location="default")] == 0
+
+
+def test_custom_labels_go_on_info() -> None:
+    state = State()
+    t = Target(
+        name="a", url="https://a/", kind="public", interval=60, timeout=10, labels=(("team", "x"),)
+    )
+    state.set_targets([t, *targets("b")])
+    info = {
+        dict(labels)["server"]: dict(labels)
+        for name, labels in samples(state)
+        if name == "jitsi_server_info"
+    }
+    assert info["a"]["team"] == "x"
+    assert info["b"].get("team", "") == "", "an empty label is an absent label to Prometheus"

@@ -1,0 +1,137 @@
+"""The scheduler against real loopback servers: cadence, bounds, updates, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from monitor.config import MonitorConfig
+from monitor.runner import Runner
+from monitor.scheduler import Scheduler
+from monitor.state import State
+from tests.conftest import StartSite, jitsi_app, make_config
+
+
+class Gate:
+    """Counts requests in flight on a slow page, and the peak."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.now = 0
+        self.peak = 0
+        self.total = 0
+
+    async def page(self, _: web.Request) -> web.Response:
+        self.now += 1
+        self.total += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.now -= 1
+        return web.Response(text="slow")
+
+
+def config_for(urls: dict[str, str], extra: str = "") -> MonitorConfig:
+    lines = [extra, "servers:"]
+    for name, url in urls.items():
+        lines += [f"  - name: {name}", f"    url: {url}", "    interval: 1s", "    timeout: 1s"]
+    return make_config("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[list[tuple[Scheduler, Runner]]]:
+    made: list[tuple[Scheduler, Runner]] = []
+    yield made
+    for scheduler, runner in made:
+        await scheduler.shutdown()
+        await runner.close()
+
+
+def start(cfg: MonitorConfig, made: list[tuple[Scheduler, Runner]]) -> tuple[Scheduler, State]:
+    state = State(location=cfg.location)
+    state.set_targets(cfg.targets())
+    runner = Runner(cfg)
+    scheduler = Scheduler(runner, state)
+    made.append((scheduler, runner))
+    scheduler.start(cfg.targets())
+    return scheduler, state
+
+
+async def wait_until(predicate: object, timeout: float = 15) -> None:
+    assert callable(predicate)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < end, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_every_server_is_probed_repeatedly(
+    start_site: StartSite, running: list[tuple[Scheduler, Runner]]
+) -> None:
+    site = await start_site(jitsi_app())
+    _, state = start(config_for({"a": site.url, "b": site.url}), running)
+    await wait_until(lambda: len(state.reports) == 2)
+    first = {name: r.finished_at for name, r in state.reports.items()}
+    await wait_until(lambda: all(state.reports[n].finished_at > first[n] for n in first))
+    assert all(r.up for r in state.reports.values())
+    assert state.schedule_lag >= 0
+    assert "a" in state.rtt_tcp_connect
+
+
+async def test_concurrency_bound_holds(
+    start_site: StartSite, running: list[tuple[Scheduler, Runner]]
+) -> None:
+    gate = Gate(delay=0.3)
+    site = await start_site(jitsi_app(routes={"/": gate.page}))
+    names = {f"s{i}": site.url for i in range(6)}
+    _, state = start(config_for(names, "concurrency: 2"), running)
+    await wait_until(lambda: len(state.reports) == 6)
+    assert gate.peak <= 2
+    assert gate.total >= 6
+
+
+async def test_one_ladder_per_server_at_a_time(
+    start_site: StartSite, running: list[tuple[Scheduler, Runner]]
+) -> None:
+    gate = Gate(delay=0.9)  # nearly the whole interval and timeout
+    site = await start_site(jitsi_app(routes={"/": gate.page}))
+    start(config_for({"slow": site.url}), running)
+    await wait_until(lambda: gate.total >= 3)
+    assert gate.peak == 1
+
+
+async def test_update_adds_and_removes_servers(
+    start_site: StartSite, running: list[tuple[Scheduler, Runner]]
+) -> None:
+    site = await start_site(jitsi_app())
+    cfg = config_for({"a": site.url, "b": site.url})
+    scheduler, state = start(cfg, running)
+    await wait_until(lambda: len(state.reports) == 2)
+    new = config_for({"b": site.url, "c": site.url})
+    state.set_targets(new.targets())
+    scheduler.update(new.targets())
+    assert "a" not in state.reports
+    await wait_until(lambda: "c" in state.reports)
+    before = len(site.requests)
+    await asyncio.sleep(1.5)
+    assert "a" not in state.reports, "a removed server is never reported again"
+    assert len(site.requests) > before
+
+
+async def test_shutdown_cancels_ladders_in_flight(
+    start_site: StartSite, running: list[tuple[Scheduler, Runner]]
+) -> None:
+    gate = Gate(delay=5)
+    site = await start_site(jitsi_app(routes={"/": gate.page}))
+    cfg = make_config(
+        f"servers:\n  - name: hang\n    url: {site.url}\n    interval: 10s\n    timeout: 10s\n"
+    )
+    scheduler, _ = start(cfg, running)
+    await wait_until(lambda: gate.now == 1)
+    await asyncio.wait_for(scheduler.shutdown(), 2)
+    await wait_until(lambda: gate.now == 0, timeout=5)  # the connection was closed
