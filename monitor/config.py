@@ -185,9 +185,15 @@ class DnsSettings(_Strict):
     @classmethod
     def _nameservers(cls, v: list[str]) -> list[str]:
         for entry in v:
-            host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+            if entry.startswith("["):  # [IPv6]:port
+                host, _, port = entry[1:].partition("]")
+                port = port.removeprefix(":")
+            elif entry.count(":") == 1:  # IPv4:port
+                host, _, port = entry.partition(":")
+            else:
+                host, port = entry, ""
             try:
-                ipaddress.ip_address(host.strip("[]"))
+                ipaddress.ip_address(host)
             except ValueError:
                 raise ValueError(
                     f"{entry!r} is not an IP address (optionally with :port)"

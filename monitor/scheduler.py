@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Target
+from monitor.model import ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 
@@ -43,6 +44,23 @@ def _fraction(name: str) -> float:
 
 def _jitter(interval: float) -> float:
     return min(interval * 0.05, 5.0)
+
+
+def _log_change(name: str, previous: ServerReport | None, report: ServerReport) -> None:
+    """Log verdict changes (and the first verdict); steady state stays quiet."""
+    failure = report.first_failure
+    if previous is not None and previous.up == report.up:
+        log.debug("server %s: %s in %.3fs", name, "up" if report.up else "down", report.duration)
+    elif failure is None:
+        log.info("server %s is up", name)
+    else:
+        log.warning(
+            "server %s is down: %s: %s: %s",
+            name,
+            failure.check.value,
+            failure.reason.value,
+            failure.detail,
+        )
 
 
 class Scheduler:
@@ -124,10 +142,9 @@ class Scheduler:
                     self._state.schedule_lag = max(0.0, time.time() - due)
                 target = self._targets.get(name, target)
                 report = await self._runner.run_now(target)
+            previous = self._state.reports.get(name)
             self._state.record(report)
-            log.debug(
-                "server %s: %s in %.3fs", name, "up" if report.up else "down", report.duration
-            )
+            _log_change(name, previous, report)
         finally:
             self._running.discard(name)
             if task is not None:

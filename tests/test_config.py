@@ -172,6 +172,14 @@ def test_ca_file_is_relative_to_the_config(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_nameservers() -> None:
+    cfg = parse_config("dns: {nameservers: ['127.0.0.1', '10.0.0.1:5353', '::1', '[::1]:53']}\n")
+    assert len(cfg.dns.nameservers) == 4
+    assert problems("dns: {nameservers: ['[::1]:99999']}\n") == [
+        "s.yaml:1: dns.nameservers: '[::1]:99999' has a bad port"
+    ]
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "absent.yaml")

@@ -17,7 +17,14 @@ from aiohttp import web
 from monitor.config import MonitorConfig
 from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
-from tests.conftest import CONFIG_JS, StartSite, jitsi_app, make_config, server_context
+from tests.conftest import (
+    CONFIG_JS,
+    StartSite,
+    jitsi_app,
+    make_config,
+    self_signed_context,
+    server_context,
+)
 
 Probe = Callable[..., Awaitable[ServerReport]]
 
@@ -129,6 +136,7 @@ async def test_https_with_valid_certificate(
         ("expired", Reason.TLS_EXPIRED),
         ("wrong_host", Reason.TLS_HOSTNAME_MISMATCH),
         ("untrusted", Reason.TLS_UNTRUSTED),
+        ("self_signed", Reason.TLS_UNTRUSTED),
     ],
 )
 async def test_bad_certificates(
@@ -136,6 +144,7 @@ async def test_bad_certificates(
     probe: Probe,
     ca: trustme.CA,
     ca_file: Path,
+    tmp_path: Path,
     case: str,
     reason: Reason,
 ) -> None:
@@ -144,8 +153,10 @@ async def test_bad_certificates(
         ctx = server_context(ca, "localhost", not_after=past)
     elif case == "wrong_host":
         ctx = server_context(ca, "other.example")
-    else:
+    elif case == "untrusted":
         ctx = server_context(trustme.CA())  # a CA the monitor does not trust
+    else:
+        ctx = self_signed_context(tmp_path)
     site = await start_site(jitsi_app(), ctx)
     report = await probe(site.url, server_extra=f"    tls: {{ca_file: {ca_file}}}\n")
     assert reasons(report) == {

@@ -327,6 +327,7 @@ class HttpClient:
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
                 raise FetchError(Reason.PROTOCOL_ERROR, f"not an HTTP/1.x response: {line[:60]!r}")
             status = int(parts[1])
+            http10 = parts[0] == b"HTTP/1.0"
             headers: list[tuple[str, str]] = []
             total = len(line)
             while True:
@@ -344,6 +345,8 @@ class HttpClient:
                 headers.append((name.strip().lower(), value.strip()))
             if 100 <= status < 200:  # interim response: the real one follows
                 continue
+            if http10 and (_header(headers, "connection") or "").lower() != "keep-alive":
+                headers.append(("connection", "close"))  # HTTP/1.0 closes by default
             return status, headers
 
     @staticmethod
