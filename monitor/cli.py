@@ -230,9 +230,11 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
     SIGHUP reloads the config; SIGINT or SIGTERM stops cleanly.
     """
     cfg = _load(config)
-    asyncio.run(
-        _serve(config, cfg, host or cfg.listen.host, cfg.listen.port if port is None else port)
-    )
+    # Ctrl-C before the signal handlers are in place is still a clean stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            _serve(config, cfg, host or cfg.listen.host, cfg.listen.port if port is None else port)
+        )
 
 
 def main() -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
+import ssl
 import types
 import typing
 from dataclasses import dataclass
@@ -40,27 +42,30 @@ __all__ = [
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?")
 _DURATION_MS = re.compile(r"(\d+(?:\.\d+)?)ms")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_duration(value: object) -> float:
     """Seconds from a number or a string like ``90s``, ``5m``, ``1m30s``, ``500ms``."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 60, '60s' or '5m'")
+    seconds: float | None = None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         text = value.strip()
-        try:
-            return float(text)
-        except ValueError:
-            pass
         if m := _DURATION_MS.fullmatch(text):
-            return float(m.group(1)) / 1000
-        m = _DURATION.fullmatch(text)
-        if m and text:
-            hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
-            return hours * 3600 + minutes * 60 + seconds
-    raise ValueError(f"{value!r} is not a duration; use seconds or a string such as '90s', '5m'")
+            seconds = float(m.group(1)) / 1000
+        elif _NUMBER.fullmatch(text):
+            seconds = float(text)
+        elif (m := _DURATION.fullmatch(text)) and text:
+            hours, minutes, secs = (float(g) if g else 0.0 for g in m.groups())
+            seconds = hours * 3600 + minutes * 60 + secs
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(
+            f"{value!r} is not a duration; use seconds or a string such as '90s', '5m'"
+        )
+    return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -68,6 +73,18 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _RESERVED_LABELS = frozenset({"server", "location", "kind", "domain", "url", "check", "phase"})
+
+
+def _check_interval(v: float) -> float:
+    if not 1 <= v <= 86400:
+        raise ValueError("interval must be between 1s and 24h")
+    return v
+
+
+def _check_timeout(v: float) -> float:
+    if not 0 < v <= 3600:
+        raise ValueError("timeout must be more than 0s and at most 1h")
+    return v
 
 
 class _Strict(BaseModel):
@@ -93,16 +110,12 @@ class DefaultSettings(_Strict):
     @field_validator("interval")
     @classmethod
     def _interval(cls, v: float) -> float:
-        if v < 1:
-            raise ValueError("interval must be at least 1s")
-        return v
+        return _check_interval(v)
 
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("timeout must be positive")
-        return v
+        return _check_timeout(v)
 
 
 class ServerConfig(_Strict):
@@ -157,16 +170,12 @@ class ServerConfig(_Strict):
     @field_validator("interval")
     @classmethod
     def _interval(cls, v: float | None) -> float | None:
-        if v is not None and v < 1:
-            raise ValueError("interval must be at least 1s")
-        return v
+        return None if v is None else _check_interval(v)
 
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, v: float | None) -> float | None:
-        if v is not None and v <= 0:
-            raise ValueError("timeout must be positive")
-        return v
+        return None if v is None else _check_timeout(v)
 
 
 class ListenSettings(_Strict):
@@ -262,10 +271,6 @@ class Target:
     ca_file: Path | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     max_redirects: int = 5
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
 
 
 # -- errors -------------------------------------------------------------------
@@ -427,12 +432,19 @@ def _cross_checks(config: MonitorConfig) -> list[tuple[_Path, str]]:
                     f"timeout {target.timeout:g}s is longer than the interval {target.interval:g}s",
                 )
             )
-        if target.ca_file is not None and not target.ca_file.is_file():
-            where = "tls" if server.tls is not None else None
+        if target.ca_file is not None:
             loc: _Path = (
-                ("servers", index, "tls", "ca_file") if where else ("defaults", "tls", "ca_file")
+                ("servers", index, "tls", "ca_file")
+                if server.tls is not None
+                else ("defaults", "tls", "ca_file")
             )
-            found.append((loc, f"no such file: {target.ca_file}"))
+            if not target.ca_file.is_file():
+                found.append((loc, f"no such file: {target.ca_file}"))
+            else:
+                try:
+                    ssl.create_default_context(cafile=str(target.ca_file))
+                except (ssl.SSLError, OSError, ValueError) as exc:
+                    found.append((loc, f"not a PEM file of CA certificates: {exc}"))
     return found
 
 

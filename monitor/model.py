@@ -125,6 +125,8 @@ class ServerReport:
     cert: CertInfo | None = None
     config: ConfigFacts | None = None
     embed_limit_seconds: int | None = None
+    # One TCP connect, for the smoothed round trip (None: no connection made).
+    connect_rtt: float | None = None
 
     def check(self, check: Check) -> CheckResult | None:
         for result in self.checks:

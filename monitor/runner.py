@@ -93,6 +93,7 @@ class Runner:
             cert=web.cert,
             config=web.config,
             embed_limit_seconds=web.embed_limit_seconds,
+            connect_rtt=web.connect_rtt,
         )
 
 

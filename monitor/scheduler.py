@@ -95,16 +95,19 @@ class Scheduler:
             if old is not None and old.interval == target.interval:
                 continue  # other settings are read at each run
             offset = _fraction(name)
+            first = now + timedelta(seconds=offset * min(STARTUP_SPREAD, target.interval))
             if old is None:
-                first = now + timedelta(seconds=offset * min(STARTUP_SPREAD, target.interval))
                 self._aps.add_job(
                     self._job, "date", run_date=first, args=[name], id=f"{name}{_FIRST}"
                 )
             else:
                 self._aps.remove_job(name)
+            start = now + timedelta(seconds=offset * target.interval)
+            if old is None and (start - first).total_seconds() < target.interval / 2:
+                start += timedelta(seconds=target.interval)  # too close to the first run
             trigger = IntervalTrigger(
                 seconds=target.interval,
-                start_date=now + timedelta(seconds=offset * target.interval),
+                start_date=start,
                 jitter=_jitter(target.interval),
                 timezone=UTC,
             )
@@ -145,6 +148,11 @@ class Scheduler:
             previous = self._state.reports.get(name)
             self._state.record(report)
             _log_change(name, previous, report)
+        except asyncio.CancelledError:
+            # Shutdown cancels ladders in flight. This coroutine is the whole
+            # task, so ending it quietly is safe, and keeps APScheduler (which
+            # catches BaseException) from logging each one as a crash.
+            return
         finally:
             self._running.discard(name)
             if task is not None:

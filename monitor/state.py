@@ -50,13 +50,9 @@ class State:
         for result in report.checks:
             if result.reason is Reason.INTERNAL_ERROR:
                 self.probe_errors[result.check.value] += 1
-        # The connect phase is a network round trip only when the connection
-        # was made, i.e. a later phase (TLS or the request) followed it.
-        connect = report.phase_seconds("connect")
-        if connect is not None and (
-            report.phase_seconds("tls") is not None
-            or report.phase_seconds("processing") is not None
-        ):
+        if report.connect_rtt is not None:
             old = self.rtt_tcp_connect.get(report.server)
-            smoothed = connect if old is None else old + EWMA_ALPHA * (connect - old)
-            self.rtt_tcp_connect[report.server] = smoothed
+            sample = report.connect_rtt
+            self.rtt_tcp_connect[report.server] = (
+                sample if old is None else old + EWMA_ALPHA * (sample - old)
+            )

@@ -75,7 +75,9 @@ def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5 minutes", "m", "-", True, None, "1d"])
+@pytest.mark.parametrize(
+    "text", ["", "5 minutes", "m", "-", True, None, "1d", "inf", "nan", float("inf"), -1, "1e3"]
+)
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
@@ -152,8 +154,12 @@ def test_duplicate_keys_are_errors() -> None:
         ("servers:\n- {name: a, url: 'https://x/?a=1'}\n", "must not have a query"),
         ("servers:\n- {name: a, url: 'https://x', labels: {server: y}}\n", "used by the monitor"),
         ("servers:\n- {name: a, url: 'https://x', labels: {1x: y}}\n", "not a valid Prometheus"),
-        ("servers:\n- {name: a, url: 'https://x', interval: 0.5}\n", "at least 1s"),
+        ("servers:\n- {name: a, url: 'https://x', interval: 0.5}\n", "between 1s and 24h"),
         ("contact: 'a (b)'\n", "without parentheses"),
+        ("defaults: {interval: .inf}\n", "not a duration"),
+        ("defaults: {timeout: .nan}\n", "not a duration"),
+        ("defaults: {interval: 1.0e+300}\n", "between 1s and 24h"),
+        ("defaults: {timeout: 2h, interval: 3h}\n", "at most 1h"),
     ],
 )
 def test_bad_configs(text: str, message: str) -> None:
@@ -161,14 +167,18 @@ def test_bad_configs(text: str, message: str) -> None:
     assert any(message in p for p in found), found
 
 
-def test_ca_file_is_relative_to_the_config(tmp_path: Path) -> None:
-    (tmp_path / "ca.pem").write_text("x")
+def test_ca_file_is_relative_to_the_config(tmp_path: Path, ca_file: Path) -> None:
+    (tmp_path / "ca.pem").write_bytes(ca_file.read_bytes())
     path = tmp_path / "servers.yaml"
     path.write_text("servers:\n- name: a\n  url: https://x\n  tls: {ca_file: ca.pem}\n")
     (target,) = load_config(path).targets()
     assert target.ca_file == tmp_path / "ca.pem"
     path.write_text("servers:\n- name: a\n  url: https://x\n  tls: {ca_file: nope.pem}\n")
     with pytest.raises(ConfigError, match=r"servers\[0\].tls.ca_file: no such file"):
+        load_config(path)
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    path.write_text("servers:\n- name: a\n  url: https://x\n  tls: {ca_file: ca.pem}\n")
+    with pytest.raises(ConfigError, match=r"tls.ca_file: not a PEM file of CA certificates"):
         load_config(path)
 
 

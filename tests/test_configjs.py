@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -130,13 +131,14 @@ def test_escapes_and_templates() -> None:
     js = r"""
     var host = "meet.example.org";
     var config = {
-        hosts: { domain: 'it\'s.example', muc: `conference.meet.example.org` },
+        hosts: { domain: 'meet.example.org', muc: `conference.meet.example.org` },
+        tokenAuthUrl: 'https://lms.example/it\'s',
         websocket: `wss://${host}/xmpp-websocket`,
         bosh: "https://meet.example.org/http\u002Dbind",
     };
     """
     facts = parse_config_js(js)
-    assert facts.domain == "it's.example"
+    assert facts.token_auth_url == "https://lms.example/it's"
     assert facts.muc == "conference.meet.example.org"
     assert facts.websocket is None, "a template with substitutions is not guessed"
     assert facts.bosh == "https://meet.example.org/http-bind"
@@ -204,8 +206,42 @@ def test_unterminated_constructs() -> None:
 
 
 def test_large_input() -> None:
-    js = "var config = {};\n" + "config.a = 'x' + 'y';\n" * 50000 + "config.bosh = '/b';"
+    js = "var config = {};\n" + "config.a = 'x' + 'y';\n" * 20000 + "config.bosh = '/b';"
     assert parse_config_js(js).bosh == "/b"
+    # past the first 512 KiB nothing is read
+    assert parse_config_js(js.replace("config.a", "config.aa" + "a" * 30)).bosh is None
+
+
+@pytest.mark.parametrize(
+    "js",
+    [
+        "var config = " + "!" * 5000 + "1;",
+        "var config = " + "- " * 5000 + "1;",
+        "var config = " + "typeof " * 5000 + "1;",
+        "if (1) " * 5000 + "var config = {};",
+        "if (a) {} " + "else if (a) {} " * 5000,
+        "var config = {n: 0x" + "f" * 400 + "};",
+        "var s = 'aaaaaaaa';" + "s = s + s;" * 40 + "var config = {websocket: s};",
+        "`" + "\\`" * 20000,
+        '"' + '\\"' * 20000,
+        "var config = a" + "(1)" * 20000 + ";",
+        "{" * 5000,
+        "var config = {}; config[" + "[" * 3000 + "'a'] = 1;",
+    ],
+    ids=lambda js: js[:24],
+)
+def test_hostile_input_is_survived(js: str) -> None:
+    facts = parse_config_js(js)
+    assert facts.websocket is None or len(facts.websocket) <= 2048
+
+
+def test_bad_host_names_are_dropped() -> None:
+    js = r"var config = { hosts: { domain: '\ud800', muc: 'a b', focus: 'f.x' }, bosh: '\ud800' };"
+    facts = parse_config_js(js)
+    assert (facts.domain, facts.muc, facts.focus) == (None, None, "f.x")
+    assert facts.bosh == "\ufffd", "a lone surrogate becomes a replacement character"
+    js = r"var config = { websocket: 'wss://x/\ud83d\ude00' };"
+    assert parse_config_js(js).websocket == "wss://x/\U0001f600"
 
 
 @settings(max_examples=300, deadline=None)

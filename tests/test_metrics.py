@@ -28,6 +28,7 @@ def report(name: str, *, up: bool = True, connect: float = 0.01) -> ServerReport
         cert=CertInfo(not_after=2_000_000_000.0, tls_version="TLSv1.3"),
         config=ConfigFacts(domain=f"{name}.example"),
         embed_limit_seconds=300,
+        connect_rtt=connect,
     )
 
 

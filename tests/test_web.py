@@ -249,24 +249,27 @@ async def test_redirect_loop(start_site: StartSite, probe: Probe) -> None:
     assert len([r for r in site.requests if r.path == "/"]) <= 4
 
 
-async def test_redirect_is_followed(start_site: StartSite, probe: Probe) -> None:
+async def test_redirects_are_followed(start_site: StartSite, probe: Probe) -> None:
     async def moved(_: web.Request) -> web.Response:
         raise web.HTTPMovedPermanently("/")
 
-    site = await start_site(jitsi_app(routes={"/old": moved}))
+    site = await start_site(jitsi_app(routes={"/old/": moved}))
     report = await probe(site.url + "old/")
-    # /old/ has no route (404); config.js is fetched relative to the base URL
-    assert reasons(report)["web"] == "http_status"
-    site2 = await start_site(jitsi_app())
-    app3 = web.Application()
-
-    async def to_site2(_: web.Request) -> web.Response:
-        raise web.HTTPFound(site2.url)
-
-    app3.router.add_get("/", to_site2)
-    site3 = await start_site(app3)
-    report = await probe(site3.url)
     assert reasons(report)["web"] == "ok"
+    assert report.http_status == 200
+    assert [r.path for r in site.requests][:2] == ["/old/", "/"]
+
+    # to another origin: a second connection, its phases added to the first's
+    async def elsewhere(_: web.Request) -> web.Response:
+        raise web.HTTPFound(site.url)
+
+    app = web.Application()
+    app.router.add_get("/", elsewhere)
+    site2 = await start_site(app)
+    report = await probe(site2.url)
+    assert reasons(report)["web"] == "ok"
+    web_check = report.check(Check.WEB)
+    assert web_check is not None
     assert report.http_status == 200
 
 
@@ -367,6 +370,26 @@ async def _raw_server(reply: bytes) -> tuple[asyncio.Server, int]:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "connection_closed"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "protocol_error"),
         (b"", "connection_closed"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: \xc2\xb2\r\n\r\nab", "protocol_error"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", "protocol_error"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nab\r\n", "protocol_error"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n", "protocol_error"),
+        (
+            b"HTTP/1.1 302 Found\r\nLocation: http://[::1/\r\nContent-Length: 0\r\n\r\n",
+            "protocol_error",
+        ),
+        (
+            b"HTTP/1.1 302 Found\r\nLocation: http://a:99999/\r\nContent-Length: 0\r\n\r\n",
+            "protocol_error",
+        ),
+        (
+            b"HTTP/1.1 302 Found\r\nLocation: gopher://a/\r\nContent-Length: 0\r\n\r\n",
+            "protocol_error",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\nok",
+            "protocol_error",
+        ),
     ],
 )
 async def test_hostile_responses(probe: Probe, reply: bytes, reason: str) -> None:
@@ -378,3 +401,4 @@ async def test_hostile_responses(probe: Probe, reply: bytes, reason: str) -> Non
         await server.wait_closed()
     assert reasons(report)["web"] == reason
     assert not report.up
+    assert not [c for c in report.checks if c.reason is Reason.INTERNAL_ERROR]

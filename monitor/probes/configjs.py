@@ -14,12 +14,15 @@ symbolically. Understood:
   when it cannot, only assignments of known values in its branches apply.
 
 Anything else (calls, functions, other operators) evaluates to "unknown" and
-is skipped: an unknown construct is never fatal. Work is linear in the input
-and nesting is bounded, so a hostile file costs little.
+is skipped: an unknown construct is never fatal. A hostile file costs
+little: the tokenizer is one linear regex scan, only the first 512 KiB are read,
+nesting and string lengths are bounded, and host-name fields that hold
+anything but host-name characters are dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -29,6 +32,10 @@ from monitor.model import ConfigFacts
 __all__ = ["parse_config_js"]
 
 MAX_DEPTH: Final = 64
+# Longest string a concatenation may build; real config.js values are short.
+MAX_STRING: Final = 64 * 1024
+# Only this much of a config.js is read; real ones are far smaller.
+MAX_SOURCE: Final = 512 * 1024
 
 
 class _Unknown:
@@ -48,8 +55,8 @@ _TOKEN = re.compile(
   | (?P<nl>\n+)
   | (?P<lc>//[^\n]*)
   | (?P<bc>/\*.*?(?:\*/|\Z))
-  | (?P<str>'(?:[^'\\\n]|\\.|\\\n)*'|"(?:[^"\\\n]|\\.|\\\n)*")
-  | (?P<tpl>`(?:[^`\\]|\\.)*`)
+  | (?P<str>'(?:[^'\\\n]|\\.|\\\n)*(?:'|(?=\n)|\Z)|"(?:[^"\\\n]|\\.|\\\n)*(?:"|(?=\n)|\Z))
+  | (?P<tpl>`(?:[^`\\]|\\.)*(?:`|\Z))
   | (?P<num>(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?))
   | (?P<id>[A-Za-z_$][A-Za-z0-9_$]*)
   | (?P<op>\.\.\.|===|!==|==|!=|<=|>=|&&|\|\||\?\?|\?\.|=>|[{}\[\]();,:.=+\-*/%!?<>&|^~])
@@ -74,7 +81,12 @@ def _unescape(body: str) -> str:
             return chr(int(esc[1:], 16))
         return _ESCAPES.get(esc, esc)
 
-    return _ESCAPE.sub(repl, body) if "\\" in body else body
+    if "\\" not in body:
+        return body
+    # Escapes may pair into surrogates (\ud83d\ude00) or leave lone ones, which
+    # cannot be encoded later: join the pairs, replace the rest.
+    text = _ESCAPE.sub(repl, body)
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 @dataclass(slots=True)
@@ -100,16 +112,17 @@ def _tokenize(text: str) -> list[_Tok]:
             nl = nl or "\n" in raw
             continue
         value: object = None
-        if kind == "str":
-            value = _unescape(raw[1:-1])
-        elif kind == "tpl":
+        if kind in ("str", "tpl"):
+            closed = len(raw) > 1 and raw[-1] == raw[0]
             body = raw[1:-1]
-            value = UNKNOWN if "${" in body else _unescape(body)
+            # An unterminated literal is a syntax error: its value is unknown.
+            substitutes = kind == "tpl" and "${" in body
+            value = _unescape(body) if closed and not substitutes else UNKNOWN
             kind = "str"
         elif kind == "num":
             try:
                 value = float(int(raw, 16)) if raw[:2] in ("0x", "0X") else float(raw)
-            except ValueError:
+            except (ValueError, OverflowError):
                 value = UNKNOWN
         elif kind == "other":
             kind = "op"
@@ -277,6 +290,16 @@ class _Parser:
             self.branch(None if cond is None else not cond)
 
     def branch(self, runs: bool | None) -> None:
+        if self.depth > MAX_DEPTH:
+            self.skip_statement()
+            return
+        self.depth += 1
+        try:
+            self.branch_inner(runs)
+        finally:
+            self.depth -= 1
+
+    def branch_inner(self, runs: bool | None) -> None:
         if runs is False:
             self.dead += 1
         elif runs is None:
@@ -380,6 +403,16 @@ class _Parser:
             self.depth -= 1
 
     def unary(self, stop: frozenset[str]) -> object:
+        if self.depth > MAX_DEPTH:
+            self.skip_expression(stop)
+            return UNKNOWN
+        self.depth += 1
+        try:
+            return self.unary_inner(stop)
+        finally:
+            self.depth -= 1
+
+    def unary_inner(self, stop: frozenset[str]) -> object:
         if self.at("!"):
             self.advance()
             truth = _truthy(self.unary(stop))
@@ -539,7 +572,9 @@ def _plus(left: object, right: object) -> object:
     if isinstance(left, float) and isinstance(right, float):
         return left + right
     if isinstance(left, str) or isinstance(right, str):
-        return _js_str(left) + _js_str(right)
+        joined = _js_str(left) + _js_str(right)
+        # Doubling a string in a loop of statements would grow without bound.
+        return joined if len(joined) <= MAX_STRING else UNKNOWN
     return UNKNOWN
 
 
@@ -555,21 +590,34 @@ def _js_str(value: object) -> str:
     return "[object Object]"
 
 
+_HOST = re.compile(r"[A-Za-z0-9._-]{1,253}")
+
+
 def _text(obj: object, *path: str) -> str | None:
+    """A string field, at most 2048 printable characters, else None."""
     for key in path:
         if not isinstance(obj, dict):
             return None
         obj = obj.get(key)
-    return obj if isinstance(obj, str) and obj else None
+    if isinstance(obj, str) and obj and len(obj) <= 2048 and obj.isprintable():
+        return obj
+    return None
+
+
+def _host(obj: object, *path: str) -> str | None:
+    """A host-name field (domain, muc, focus): only host-name characters."""
+    text = _text(obj, *path)
+    return text if text is not None and _HOST.fullmatch(text) else None
 
 
 def evaluate(source: bytes | str) -> dict[str, object]:
     """Evaluate a config.js symbolically and return its global variables."""
     if isinstance(source, str):
         source = source.encode("utf-8", "replace")
-    source = _SSI.sub(lambda m: m.group(1) or b"", source)
+    source = _SSI.sub(lambda m: m.group(1) or b"", source[:MAX_SOURCE])
     parser = _Parser(_tokenize(source.decode("utf-8", "replace")))
-    parser.program()
+    with contextlib.suppress(RecursionError):  # nesting is bounded: a last defence
+        parser.program()
     return parser.env
 
 
@@ -581,11 +629,11 @@ def parse_config_js(source: bytes | str) -> ConfigFacts:
     config = evaluate(source).get("config")
     disable = config.get("disableIframeAPI") if isinstance(config, dict) else None
     return ConfigFacts(
-        domain=_text(config, "hosts", "domain"),
-        anonymousdomain=_text(config, "hosts", "anonymousdomain"),
-        authdomain=_text(config, "hosts", "authdomain"),
-        muc=_text(config, "hosts", "muc"),
-        focus=_text(config, "hosts", "focus"),
+        domain=_host(config, "hosts", "domain"),
+        anonymousdomain=_host(config, "hosts", "anonymousdomain"),
+        authdomain=_host(config, "hosts", "authdomain"),
+        muc=_host(config, "hosts", "muc"),
+        focus=_host(config, "hosts", "focus"),
         bosh=_text(config, "bosh"),
         websocket=_text(config, "websocket"),
         token_auth_url=_text(config, "tokenAuthUrl"),

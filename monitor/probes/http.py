@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import ssl
 import time
@@ -34,6 +35,8 @@ __all__ = ["Fetch", "FetchError", "HttpClient", "Response", "make_ssl_context"]
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_HEADERS: Final = 100
 REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_DIGITS: Final = re.compile(r"[0-9]{1,18}")
+_HEX: Final = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
 class FetchError(Exception):
@@ -55,10 +58,7 @@ class Response:
     body: bytes
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return _header(self.headers, name)
 
 
 @dataclass(slots=True)
@@ -156,6 +156,9 @@ class HttpClient:
         self._max_redirects = max_redirects
         self._idle: dict[tuple[str, str, int], _Conn] = {}
         self.cert: CertInfo | None = None
+        # Time of the ladder's first successful TCP connect: one network round
+        # trip, unlike the connect phase, which sums redirects and failed addresses.
+        self.connect_rtt: float | None = None
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -210,6 +213,7 @@ class HttpClient:
         errors: list[str] = []
         refused = True
         for addr in addrs:
+            attempt = time.monotonic()
             try:
                 reader, writer = await asyncio.open_connection(addr, port, limit=MAX_HEADER_BYTES)
             except ConnectionRefusedError:
@@ -220,6 +224,8 @@ class HttpClient:
                 errors.append(f"{addr}: {exc.strerror or exc}")
                 continue
             conn = _Conn(reader, writer)
+            if self.connect_rtt is None:
+                self.connect_rtt = time.monotonic() - attempt
             break
         t2 = time.monotonic()
         fetch.add("connect", t2 - t1)
@@ -259,8 +265,13 @@ class HttpClient:
                     Reason.TOO_MANY_REDIRECTS,
                     f"more than {self._max_redirects} redirects (last to {_safe_url(location)})",
                 )
-            next_url = urljoin(url, location)
-            if urlsplit(next_url).scheme not in ("http", "https"):
+            try:
+                next_url = urljoin(url, location)
+                parts = urlsplit(next_url)
+                _ = parts.port  # raises on a bad port
+            except ValueError:
+                raise FetchError(Reason.PROTOCOL_ERROR, "redirect to a malformed URL") from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise FetchError(Reason.PROTOCOL_ERROR, "redirect to a URL that is not HTTP(S)")
             url = next_url
 
@@ -333,7 +344,7 @@ class HttpClient:
             while True:
                 raw = await self._readline(reader)
                 total += len(raw)
-                if total > MAX_HEADER_BYTES or len(headers) > MAX_HEADERS:
+                if total > MAX_HEADER_BYTES or len(headers) >= MAX_HEADERS:
                     raise FetchError(Reason.PROTOCOL_ERROR, "response headers are too large")
                 if raw in (b"\r\n", b"\n"):
                     break
@@ -366,12 +377,17 @@ class HttpClient:
         if status in (204, 304):
             return b"", keep
         cap = self._max_body
+        lengths = {v.strip() for k, v in headers if k == "content-length"}
         tenc = (_header(headers, "transfer-encoding") or "").lower()
         if "chunked" in tenc:
-            return await self._read_chunked(reader, cap), keep
-        length = _header(headers, "content-length")
-        if length is not None:
-            if not length.isdigit():
+            # With a Content-Length beside it the framing is ambiguous: read
+            # by chunks, then never reuse the connection.
+            return await self._read_chunked(reader, cap), keep and not lengths
+        if len(lengths) > 1:
+            raise FetchError(Reason.PROTOCOL_ERROR, "conflicting Content-Length headers")
+        if lengths:
+            length = lengths.pop()
+            if not _DIGITS.fullmatch(length):
                 raise FetchError(Reason.PROTOCOL_ERROR, f"bad Content-Length {length[:20]!r}")
             size = int(length)
             if size > cap:
@@ -398,10 +414,9 @@ class HttpClient:
             if not line:
                 raise FetchError(Reason.CONNECTION_CLOSED, "connection closed in a chunked body")
             size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise FetchError(Reason.PROTOCOL_ERROR, "malformed chunk size") from None
+            if not _HEX.fullmatch(size_text):
+                raise FetchError(Reason.PROTOCOL_ERROR, "malformed chunk size")
+            size = int(size_text, 16)
             if size == 0:
                 while (await self._readline(reader)) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
@@ -443,6 +458,9 @@ def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
 
 def _safe_url(url: str) -> str:
     """A URL fit for a message: no query (it may carry a token), bounded length."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "a malformed URL"
     shown = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
     return shown[:200]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin
@@ -50,6 +51,7 @@ class WebResult:
     cert: CertInfo | None
     config: ConfigFacts | None
     embed_limit_seconds: int | None
+    connect_rtt: float | None
 
 
 class _Ladder:
@@ -75,15 +77,15 @@ class _Ladder:
         try:
             await self.client.get(urljoin(self.base_url, path), fetch)
         except FetchError as exc:
+            self.inflight = None
             result = CheckResult(check, exc.reason, exc.detail, fetch.phase_list())
             self.checks.append(result)
             if exc.reason in _TRANSPORT:
                 self.stopped = result
             return None
-        finally:
-            # Left set when the deadline cancels the fetch, for timed_out().
-            if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                self.inflight = None
+        # Cleared only on these normal paths: when the deadline cancels the
+        # fetch it stays set, for timed_out() to name.
+        self.inflight = None
         response = fetch.response
         assert response is not None
         if not 200 <= response.status < 300:
@@ -109,8 +111,7 @@ class _Ladder:
 
         cfg = await self.fetch(Check.CONFIGJS, "config.js")
         if cfg is not None and cfg.response is not None:
-            facts = parse_config_js(cfg.response.body)
-            facts = _absolute(facts, cfg.response.url)
+            facts = _absolute(await _parse(cfg.response.body), cfg.response.url)
             self.config = facts
             if facts.signalling_url is None:
                 self.checks.append(
@@ -179,6 +180,28 @@ class _Ladder:
         return CheckResult(Check.EMBED, Reason.OK, "embedded meetings are not cut off"), 0
 
 
+# Parsed config.js bodies by digest: servers serve the same file round after
+# round, and fleets often share one, so most ladders skip the parse.
+_PARSED: dict[bytes, ConfigFacts] = {}
+_PARSED_MAX: Final = 1024
+# Bodies larger than this are parsed in a worker thread, off the event loop.
+_THREAD_ABOVE: Final = 32 * 1024
+
+
+async def _parse(body: bytes) -> ConfigFacts:
+    key = hashlib.blake2b(body, digest_size=16).digest()
+    facts = _PARSED.get(key)
+    if facts is None:
+        if len(body) > _THREAD_ABOVE:
+            facts = await asyncio.to_thread(parse_config_js, body)
+        else:
+            facts = parse_config_js(body)
+        if len(_PARSED) >= _PARSED_MAX:
+            del _PARSED[next(iter(_PARSED))]
+        _PARSED[key] = facts
+    return facts
+
+
 def _absolute(facts: ConfigFacts, base: str) -> ConfigFacts:
     """Resolve relative bosh/websocket URLs (``/http-bind``, ``//host/x``) against config.js."""
     return dataclasses.replace(
@@ -209,4 +232,5 @@ async def probe_web(client: HttpClient, base_url: str, kind: str, deadline: floa
         cert=client.cert,
         config=ladder.config,
         embed_limit_seconds=embed_limit,
+        connect_rtt=client.connect_rtt,
     )
