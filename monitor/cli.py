@@ -24,7 +24,7 @@ from rich.table import Table
 from monitor import __version__
 from monitor.config import ConfigError, MonitorConfig, Target, load_config
 from monitor.http import make_app
-from monitor.model import ServerReport
+from monitor.model import Check, ServerReport
 from monitor.runner import Runner
 from monitor.scheduler import Scheduler
 from monitor.state import State
@@ -96,11 +96,24 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
+def _signalling(report: ServerReport) -> str:
+    """The signalling verdict in a few words: the ping RTT, or what failed."""
+    checks = [report.check(c) for c in (Check.SIGNALLING, Check.FOCUS, Check.MUC)]
+    run = [c for c in checks if c is not None]
+    if not run:
+        return "off"
+    failed = next((c for c in run if not c.success), None)
+    if failed is not None:
+        return f"[red]{failed.check.value}: {failed.reason.value}[/]"
+    return f"[green]ok[/] {_ms(report.ping_rtt)}"
+
+
 def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
     table = Table(title="jitsi-monitor check", title_justify="left")
     for column in ("server", "verdict", "DNS", "connect", "TLS", "first byte"):
         table.add_column(column, no_wrap=True)
     table.add_column("cert days", justify="right", no_wrap=True)
+    table.add_column("signalling", no_wrap=True)
     table.add_column("embed limit", no_wrap=True)
     table.add_column("first failing check")
     for target, report in zip(targets, reports, strict=True):
@@ -116,6 +129,7 @@ def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
             _ms(report.phase_seconds("tls")),
             _ms(report.phase_seconds("processing")),
             "-" if days is None else f"{days:.0f}",
+            _signalling(report),
             "unknown"
             if embed is None
             else ("none" if embed == 0 else f"[yellow]ends after {embed} s[/]"),

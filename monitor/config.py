@@ -98,6 +98,15 @@ class TlsSettings(_Strict):
     ca_file: Path | None = None
 
 
+class SignallingSettings(_Strict):
+    """How far the signalling (XMPP) part of the ladder goes for a server."""
+
+    enabled: bool = True
+    focus: bool = True
+    # None: join for self-hosted and JaaS servers, not for public ones.
+    join: bool | None = None
+
+
 class DefaultSettings(_Strict):
     """Values every server takes unless it sets its own."""
 
@@ -106,6 +115,7 @@ class DefaultSettings(_Strict):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_redirects: int = Field(default=5, ge=0, le=20)
     tls: TlsSettings = TlsSettings()
+    signalling: SignallingSettings = SignallingSettings()
 
     @field_validator("interval")
     @classmethod
@@ -128,6 +138,7 @@ class ServerConfig(_Strict):
     timeout: Duration | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     tls: TlsSettings | None = None
+    signalling: SignallingSettings | None = None
 
     @field_validator("name")
     @classmethod
@@ -248,9 +259,19 @@ class MonitorConfig(_Strict):
                 ca_file=_under(self._base_dir, (s.tls or d.tls).ca_file),
                 max_body_bytes=d.max_body_bytes,
                 max_redirects=d.max_redirects,
+                signalling=(s.signalling or d.signalling).enabled,
+                focus=(s.signalling or d.signalling).enabled
+                and (s.signalling or d.signalling).focus,
+                join=_joins(s.signalling or d.signalling, s.kind),
             )
             for s in self.servers
         ]
+
+
+def _joins(settings: SignallingSettings, kind: str) -> bool:
+    if not settings.enabled:
+        return False
+    return settings.join if settings.join is not None else kind != "public"
 
 
 def _under(base: Path, path: Path | None) -> Path | None:
@@ -271,6 +292,9 @@ class Target:
     ca_file: Path | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     max_redirects: int = 5
+    signalling: bool = True
+    focus: bool = True
+    join: bool = True
 
 
 # -- errors -------------------------------------------------------------------

@@ -93,6 +93,12 @@ class StateCollector(Collector):
             labels=sl,
             unit="seconds",
         )
+        xmpp = GaugeMetricFamily(
+            "jitsi_xmpp_duration_seconds",
+            "Duration of each step of the signalling (XMPP) ladder.",
+            labels=[*sl, "phase"],
+            unit="seconds",
+        )
         rtt = GaugeMetricFamily(
             "jitsi_rtt_seconds",
             "Smoothed (EWMA) network round trip to the server.",
@@ -117,6 +123,8 @@ class StateCollector(Collector):
             )
             if name in state.rtt_tcp_connect:
                 rtt.add_metric([name, loc, "tcp_connect"], state.rtt_tcp_connect[name])
+            if name in state.rtt_xmpp_ping:
+                rtt.add_metric([name, loc, "xmpp_ping"], state.rtt_xmpp_ping[name])
             if report is None:
                 continue
             up.add_metric([name, loc], 1.0 if report.up else 0.0)
@@ -127,6 +135,8 @@ class StateCollector(Collector):
             duration.add_metric([name, loc], report.duration)
             for phase in report.http_phases:
                 http.add_metric([name, loc, phase.name], phase.seconds)
+            for phase in report.xmpp_phases:
+                xmpp.add_metric([name, loc, phase.name], phase.seconds)
             if report.http_status is not None:
                 status.add_metric([name, loc], float(report.http_status))
             if report.cert is not None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "ALWAYS_CHECKS",
     "VERDICT_CHECKS",
     "CertInfo",
     "Check",
@@ -29,6 +30,9 @@ class Check(StrEnum):
     CONFIGJS = "configjs"
     EXTERNAL_API = "external_api"
     EMBED = "embed"
+    SIGNALLING = "signalling"
+    FOCUS = "focus"
+    MUC = "muc"
 
 
 class Reason(StrEnum):
@@ -52,12 +56,31 @@ class Reason(StrEnum):
     NO_SIGNALLING_URL = "no_signalling_url"
     EXTERNAL_API_INVALID = "external_api_invalid"
     EMBED_LIMITED = "embed_limited"
+    WS_UPGRADE_REFUSED = "ws_upgrade_refused"
+    XML_ERROR = "xml_error"
+    STREAM_ERROR = "stream_error"
+    SASL_NOT_ALLOWED = "sasl_not_allowed"
+    BIND_FAILED = "bind_failed"
+    FOCUS_UNAVAILABLE = "focus_unavailable"
+    FOCUS_NOT_READY = "focus_not_ready"
+    FOCUS_REFUSED = "focus_refused"
+    ROOM_CREATION_RESTRICTED = "room_creation_restricted"
+    LOBBY = "lobby"
+    WAIT_FOR_HOST = "wait_for_host"
+    ROOM_FULL = "room_full"
+    PASSWORD_REQUIRED = "password_required"
+    JOIN_REFUSED = "join_refused"
     INTERNAL_ERROR = "internal_error"
 
 
-# Checks whose failure makes a server "down". The embed check describes what
-# a server is fit for, not whether it works, so it is reported on its own.
-VERDICT_CHECKS: frozenset[Check] = frozenset({Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API})
+# Checks whose failure makes a server "down" (those a server's config turned
+# off are not run and do not count). The embed check describes what a server
+# is fit for, not whether it works, so it is reported on its own.
+VERDICT_CHECKS: frozenset[Check] = frozenset(
+    {Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API, Check.SIGNALLING, Check.FOCUS, Check.MUC}
+)
+# Checks every ladder runs.
+ALWAYS_CHECKS: frozenset[Check] = frozenset({Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +150,10 @@ class ServerReport:
     embed_limit_seconds: int | None = None
     # One TCP connect, for the smoothed round trip (None: no connection made).
     connect_rtt: float | None = None
+    xmpp_phases: tuple[Phase, ...] = ()
+    ping_rtt: float | None = None
+    role: str | None = None
+    affiliation: str | None = None
 
     def check(self, check: Check) -> CheckResult | None:
         for result in self.checks:
@@ -136,9 +163,9 @@ class ServerReport:
 
     @property
     def up(self) -> bool:
-        """Healthy when every check that decides the verdict passed."""
-        seen = {r.check for r in self.checks if r.check in VERDICT_CHECKS and r.success}
-        return seen == VERDICT_CHECKS
+        """Healthy when every check that decides the verdict and was run passed."""
+        verdict = [r for r in self.checks if r.check in VERDICT_CHECKS]
+        return all(r.success for r in verdict) and {r.check for r in verdict} >= ALWAYS_CHECKS
 
     @property
     def first_failure(self) -> CheckResult | None:

@@ -7,14 +7,17 @@ import logging
 import ssl
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiodns
+import aiohttp
 
 from monitor import __version__
 from monitor.config import MonitorConfig, Target
 from monitor.model import Check, CheckResult, Reason, ServerReport
 from monitor.probes.http import HttpClient, make_ssl_context
-from monitor.probes.web import probe_web
+from monitor.probes.web import WebResult, probe_web
+from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp, skipped_checks
 
 __all__ = ["Runner", "user_agent"]
 
@@ -40,8 +43,18 @@ class Runner:
         self._resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
         self._ssl: dict[tuple[bool, Path | None], ssl.SSLContext] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
+        # WebSockets for the signalling ladder; each is its own connection.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                resolver=aiohttp.AsyncResolver(nameservers=nameservers, timeout=5.0, tries=2),
+                limit=0,
+                force_close=True,
+            ),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
 
     async def close(self) -> None:
+        await self._session.close()
         await self._resolver.close()
 
     def _ssl_context(self, target: Target) -> ssl.SSLContext:
@@ -75,6 +88,7 @@ class Runner:
                 max_redirects=target.max_redirects,
             ) as client:
                 web = await probe_web(client, target.url, target.kind, deadline)
+            xmpp = await self._signalling(target, web, ssl_context, deadline)
         except (OSError, ssl.SSLError) as exc:
             # The server is not to blame: e.g. an unreadable ca_file.
             log.error("server %s: cannot set up the probe: %s", target.name, exc)
@@ -87,14 +101,36 @@ class Runner:
             started_at=started_at,
             finished_at=time.time(),
             duration=time.monotonic() - t0,
-            checks=web.checks,
+            checks=web.checks + xmpp.checks,
             http_phases=web.http_phases,
             http_status=web.http_status,
             cert=web.cert,
             config=web.config,
             embed_limit_seconds=web.embed_limit_seconds,
             connect_rtt=web.connect_rtt,
+            xmpp_phases=xmpp.phases,
+            ping_rtt=xmpp.ping_rtt,
+            role=xmpp.role,
+            affiliation=xmpp.affiliation,
         )
+
+    async def _signalling(
+        self, target: Target, web: WebResult, ssl_context: ssl.SSLContext, deadline: float
+    ) -> XmppResult:
+        settings = XmppSettings(
+            focus=target.focus,
+            join=target.join,
+            user_agent=self._user_agent,
+            ssl_context=ssl_context,
+        )
+        if not target.signalling:
+            return XmppResult((), ())
+        configjs = next((c for c in web.checks if c.check is Check.CONFIGJS), None)
+        if web.config is None or configjs is None or not configjs.success:
+            return XmppResult(skipped_checks(settings, "configjs"), ())
+        parts = urlsplit(target.url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        return await probe_xmpp(self._session, web.config, origin, settings, deadline)
 
 
 def _failed(target: Target, started_at: float, t0: float, detail: str) -> ServerReport:

@@ -29,6 +29,7 @@ class State:
     targets: dict[str, Target] = field(default_factory=dict)
     reports: dict[str, ServerReport] = field(default_factory=dict)
     rtt_tcp_connect: dict[str, float] = field(default_factory=dict)
+    rtt_xmpp_ping: dict[str, float] = field(default_factory=dict)
     probe_errors: Counter[str] = field(default_factory=Counter)
     schedule_lag: float = 0.0
     config_reload_ok: bool = True
@@ -37,7 +38,7 @@ class State:
     def set_targets(self, targets: list[Target]) -> None:
         """Adopt a new server list; forget everything about removed servers."""
         self.targets = {t.name: t for t in targets}
-        for store in (self.reports, self.rtt_tcp_connect):
+        for store in (self.reports, self.rtt_tcp_connect, self.rtt_xmpp_ping):
             for name in list(store):
                 if name not in self.targets:
                     del store[name]
@@ -50,9 +51,13 @@ class State:
         for result in report.checks:
             if result.reason is Reason.INTERNAL_ERROR:
                 self.probe_errors[result.check.value] += 1
-        if report.connect_rtt is not None:
-            old = self.rtt_tcp_connect.get(report.server)
-            sample = report.connect_rtt
-            self.rtt_tcp_connect[report.server] = (
-                sample if old is None else old + EWMA_ALPHA * (sample - old)
-            )
+        _smooth(self.rtt_tcp_connect, report.server, report.connect_rtt)
+        _smooth(self.rtt_xmpp_ping, report.server, report.ping_rtt)
+
+
+def _smooth(store: dict[str, float], server: str, sample: float | None) -> None:
+    """Fold a sample into the server's EWMA; no sample, no change."""
+    if sample is None:
+        return
+    old = store.get(server)
+    store[server] = sample if old is None else old + EWMA_ALPHA * (sample - old)

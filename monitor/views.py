@@ -57,6 +57,12 @@ def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
                 "subject": report.cert.subject,
                 "issuer": report.cert.issuer,
             },
+            "xmpp": {
+                "phases": {p.name: round(p.seconds, 6) for p in report.xmpp_phases},
+                "ping_rtt_seconds": None if report.ping_rtt is None else round(report.ping_rtt, 6),
+                "role": report.role,
+                "affiliation": report.affiliation,
+            },
             "embed_limit_seconds": report.embed_limit_seconds,
             "embed": None
             if embed is None

@@ -25,7 +25,7 @@ var config = {
         muc: 'conference.meet.test'
     },
     bosh: '/http-bind',
-    websocket: 'wss://meet.test/xmpp-websocket',
+    websocket: 'ws://127.0.0.1:9/xmpp-websocket',
     disableIframeAPI: %s,
 };
 """

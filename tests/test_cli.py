@@ -46,6 +46,7 @@ def write_config(tmp_path: Path, servers: dict[str, str], extra: str = "") -> Pa
     lines = [extra, "servers:"]
     for name, url in servers.items():
         lines += [f"  - name: {name}", f"    url: {url}", "    timeout: 2s"]
+        lines += ["    signalling: {enabled: false}"]
     path = tmp_path / "servers.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -263,7 +264,13 @@ async def test_serve_exports_metrics_and_reloads(
     assert 'server="school-1"' in text
 
     # Removing a server from the config removes every series it had.
-    config.write_text(good_text.replace(f"  - name: gone\n    url: {gone}\n    timeout: 2s\n", ""))
+    config.write_text(
+        good_text.replace(
+            f"  - name: gone\n    url: {gone}\n    timeout: 2s\n"
+            "    signalling: {enabled: false}\n",
+            "",
+        )
+    )
     served.proc.send_signal(signal.SIGHUP)
     text = await wait_for_metric(
         served.base, 'jitsi_monitor_config_last_reload_successful{location="lab"} 1.0'

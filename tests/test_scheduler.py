@@ -39,6 +39,7 @@ def config_for(urls: dict[str, str], extra: str = "") -> MonitorConfig:
     lines = [extra, "servers:"]
     for name, url in urls.items():
         lines += [f"  - name: {name}", f"    url: {url}", "    interval: 1s", "    timeout: 1s"]
+        lines += ["    signalling: {enabled: false}"]
     return make_config("\n".join(lines) + "\n")
 
 

@@ -38,7 +38,9 @@ async def probe() -> AsyncIterator[Probe]:
         cfg: MonitorConfig = make_config(
             f"{extra}\nservers:\n  - name: s\n    url: {url}\n"
             f"    kind: {kw.get('kind', 'self_hosted')}\n"
-            f"    timeout: {kw.get('timeout', '5s')}\n{server_extra}"
+            f"    timeout: {kw.get('timeout', '5s')}\n"
+            "    signalling: {enabled: false}\n"
+            f"{server_extra}"
         )
         runner = Runner(cfg)
         runners.append(runner)
@@ -71,7 +73,7 @@ async def test_healthy_server_passes_every_check(start_site: StartSite, probe: P
     assert report.config.muc == "conference.meet.test"
     # a relative bosh URL is resolved against config.js
     assert report.config.bosh == f"{site.url}http-bind"
-    assert report.config.websocket == "wss://meet.test/xmpp-websocket"
+    assert report.config.websocket == "ws://127.0.0.1:9/xmpp-websocket"
 
 
 async def test_one_connection_serves_the_whole_ladder(start_site: StartSite, probe: Probe) -> None:
@@ -197,7 +199,8 @@ async def test_server_that_never_answers_times_out() -> None:
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     cfg = make_config(
-        f"servers:\n  - name: s\n    url: http://127.0.0.1:{port}/\n    timeout: 0.5s"
+        f"servers:\n  - name: s\n    url: http://127.0.0.1:{port}/\n    timeout: 0.5s\n"
+        "    signalling: {enabled: false}\n"
     )
     runner = Runner(cfg)
     t0 = time.monotonic()

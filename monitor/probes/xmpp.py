@@ -1,0 +1,485 @@
+"""The signalling part of a ladder: XMPP over WebSocket (RFC 7395), as a Jitsi client.
+
+Steps, each timed as a phase: ``upgrade`` (the WebSocket handshake with
+sub-protocol ``xmpp``), ``open`` (stream open and features), ``auth`` (SASL
+ANONYMOUS, where Jitsi checks a token), ``bind`` (stream restart and resource
+binding), ``ping`` (XEP-0199 round trip: the signalling RTT), ``focus`` (the
+conference request to jicofo), ``join`` (MUC presence and the self-presence
+back), ``leave`` (unavailable presence and stream close).
+
+Every frame is hostile input: at most ``MAX_FRAME`` bytes, parsed with
+defusedxml (no DTDs, no entities). The probe always leaves the room it
+joined and closes the stream, also on a timeout or cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import secrets
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+from xml.etree.ElementTree import Element
+
+import aiohttp
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+from yarl import URL
+
+from monitor.model import Check, CheckResult, ConfigFacts, Phase, Reason
+
+__all__ = ["MAX_FRAME", "XmppResult", "XmppSettings", "probe_xmpp", "skipped_checks"]
+
+MAX_FRAME: Final = 256 * 1024
+# Kept back from the ladder's deadline so that leaving and closing still fit.
+LEAVE_GRACE: Final = 1.0
+
+NS_FRAMING: Final = "urn:ietf:params:xml:ns:xmpp-framing"
+NS_STREAMS: Final = "http://etherx.jabber.org/streams"
+NS_SASL: Final = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND: Final = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_CLIENT: Final = "jabber:client"
+NS_STANZAS: Final = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_PING: Final = "urn:xmpp:ping"
+NS_FOCUS: Final = "http://jitsi.org/protocol/focus"
+NS_MUC: Final = "http://jabber.org/protocol/muc"
+NS_MUC_USER: Final = "http://jabber.org/protocol/muc#user"
+
+# Error conditions a server answers with for a focus that is not connected.
+_FOCUS_GONE: Final = frozenset(
+    {"service-unavailable", "remote-server-not-found", "remote-server-timeout", "item-not-found"}
+)
+PHASES: Final = ("upgrade", "open", "auth", "bind", "ping", "focus", "join", "leave")
+
+
+@dataclass(frozen=True, slots=True)
+class XmppSettings:
+    """What the signalling ladder does for one server."""
+
+    focus: bool = True
+    join: bool = True
+    token: str | None = None
+    user_agent: str = "jitsi-monitor"
+    ssl_context: ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class XmppResult:
+    """What the signalling ladder found."""
+
+    checks: tuple[CheckResult, ...]
+    phases: tuple[Phase, ...]
+    ping_rtt: float | None = None
+    room: str | None = None
+    role: str | None = None
+    affiliation: str | None = None
+
+
+class XmppError(Exception):
+    """A step failed for a reason on the server's side."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _q(ns: str, tag: str) -> str:
+    return f"{{{ns}}}{tag}"
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _text_of(elem: Element | None, limit: int = 200) -> str:
+    if elem is None:
+        return ""
+    text = " ".join("".join(elem.itertext()).split())
+    return text[:limit]
+
+
+def _condition(error: Element | None, ns: str = NS_STANZAS) -> str:
+    """The defined condition of an error element (e.g. ``not-allowed``)."""
+    if error is None:
+        return "unknown"
+    for child in error:
+        if child.tag.startswith(f"{{{ns}}}") and not child.tag.endswith("}text"):
+            return child.tag.split("}", 1)[1][:64]
+    return "unknown"
+
+
+def _error_text(error: Element | None, ns: str = NS_STANZAS) -> str:
+    return _text_of(error.find(_q(ns, "text"))) if error is not None else ""
+
+
+@dataclass
+class _Ladder:
+    url: str
+    origin: str
+    domain: str
+    muc: str
+    focus_jid: str
+    settings: XmppSettings
+    session: aiohttp.ClientSession
+    ws: aiohttp.ClientWebSocketResponse | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    current: str = "upgrade"
+    ids: int = 0
+    room: str = field(default_factory=lambda: f"healthcheck-{secrets.token_hex(6)}")
+    nick: str = field(default_factory=lambda: secrets.token_hex(4))
+    joined: bool = False
+    ping_rtt: float | None = None
+    role: str | None = None
+    affiliation: str | None = None
+
+    @property
+    def room_jid(self) -> str:
+        return f"{self.room}@{self.muc}"
+
+    def next_id(self, kind: str) -> str:
+        self.ids += 1
+        return f"{kind}-{self.ids}"
+
+    def step(self, name: str) -> float:
+        self.current = name
+        return time.monotonic()
+
+    def done(self, name: str, started: float) -> None:
+        self.phases[name] = time.monotonic() - started
+
+    # -- wire ----------------------------------------------------------------
+    async def send(self, xml: str) -> None:
+        assert self.ws is not None
+        try:
+            await self.ws.send_str(xml)
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            raise XmppError(Reason.CONNECTION_CLOSED, f"cannot send: {exc}") from None
+
+    async def recv(self) -> Element:
+        """The next frame as an element; stream errors and closes raise."""
+        assert self.ws is not None
+        msg = await self.ws.receive()
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            data: str = msg.data
+            if len(data) > MAX_FRAME:
+                raise XmppError(Reason.XML_ERROR, "frame too large")
+            try:
+                elem: Element = fromstring(data, forbid_dtd=True)
+            except (ParseError, DefusedXmlException, ValueError) as exc:
+                raise XmppError(Reason.XML_ERROR, f"bad XML frame: {str(exc)[:120]}") from None
+            if elem.tag == _q(NS_STREAMS, "error"):
+                condition = _condition(elem, "urn:ietf:params:xml:ns:xmpp-streams")
+                text = _error_text(elem, "urn:ietf:params:xml:ns:xmpp-streams")
+                raise XmppError(Reason.STREAM_ERROR, f"stream error {condition} {text}".strip())
+            if elem.tag == _q(NS_FRAMING, "close"):
+                raise XmppError(Reason.CONNECTION_CLOSED, "the server closed the stream")
+            return elem
+        if msg.type is aiohttp.WSMsgType.ERROR:
+            detail = str(msg.data)[:120] if msg.data else "WebSocket error"
+            if "too big" in detail.lower() or "message size" in detail.lower():
+                raise XmppError(Reason.XML_ERROR, f"frame too large: {detail}")
+            raise XmppError(Reason.CONNECTION_CLOSED, f"WebSocket error: {detail}")
+        if msg.type is aiohttp.WSMsgType.BINARY:
+            raise XmppError(Reason.XML_ERROR, "binary frame on an XMPP stream")
+        code = self.ws.close_code
+        raise XmppError(Reason.CONNECTION_CLOSED, f"the WebSocket was closed (code {code})")
+
+    async def expect(self, match: Callable[[Element], bool]) -> Element:
+        """Frames until one matches; others (presences of others, messages) are passed over."""
+        while True:
+            elem = await self.recv()
+            if match(elem):
+                return elem
+
+    async def open_stream(self, to: str) -> Element:
+        await self.send(f'<open xmlns="{NS_FRAMING}" to="{_esc(to)}" version="1.0"/>')
+        await self.expect(lambda e: e.tag == _q(NS_FRAMING, "open"))
+        return await self.expect(lambda e: e.tag == _q(NS_STREAMS, "features"))
+
+    async def iq(self, kind: str, to: str | None, payload: str, id_prefix: str) -> Element:
+        iq_id = self.next_id(id_prefix)
+        to_attr = f' to="{_esc(to)}"' if to else ""
+        await self.send(
+            f'<iq xmlns="{NS_CLIENT}" type="{kind}"{to_attr} id="{iq_id}">{payload}</iq>'
+        )
+        return await self.expect(lambda e: e.tag == _q(NS_CLIENT, "iq") and e.get("id") == iq_id)
+
+    # -- steps ---------------------------------------------------------------
+    async def upgrade(self) -> None:
+        t0 = self.step("upgrade")
+        url = URL(self.url)
+        query = {"room": self.room}
+        if self.settings.token:
+            query["token"] = self.settings.token
+        try:
+            self.ws = await self.session.ws_connect(
+                url.update_query(query),
+                protocols=("xmpp",),
+                origin=self.origin,
+                headers={"User-Agent": self.settings.user_agent},
+                max_msg_size=MAX_FRAME,
+                ssl=(self.settings.ssl_context or True) if url.scheme == "wss" else False,
+                autoping=True,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise XmppError(
+                Reason.WS_UPGRADE_REFUSED,
+                f"WebSocket upgrade refused: HTTP {exc.status} {exc.message}"[:200],
+            ) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise XmppError(Reason.TLS_UNTRUSTED, f"certificate: {exc.certificate_error}") from None
+        except aiohttp.ClientConnectorSSLError as exc:
+            raise XmppError(Reason.TLS_ERROR, f"TLS handshake failed: {exc}") from None
+        except aiohttp.ClientConnectorDNSError as exc:
+            raise XmppError(Reason.DNS_ERROR, f"cannot resolve {url.host}: {exc}") from None
+        except aiohttp.ClientConnectorError as exc:
+            refused = isinstance(exc.os_error, ConnectionRefusedError)
+            reason = Reason.CONNECT_REFUSED if refused else Reason.CONNECT_ERROR
+            raise XmppError(reason, f"cannot connect to {url.host}:{url.port}") from None
+        except aiohttp.ClientError as exc:
+            raise XmppError(Reason.CONNECTION_CLOSED, f"WebSocket failed: {exc}"[:200]) from None
+        self.done("upgrade", t0)
+
+    async def login(self) -> None:
+        t0 = self.step("open")
+        features = await self.open_stream(self.domain)
+        self.done("open", t0)
+        t0 = self.step("auth")
+        mechanisms = [
+            (m.text or "").strip()
+            for m in features.iter(_q(NS_SASL, "mechanism"))
+            if m.text and len(m.text) < 64
+        ]
+        if "ANONYMOUS" not in mechanisms:
+            offered = ", ".join(mechanisms[:8]) or "none"
+            raise XmppError(
+                Reason.SASL_NOT_ALLOWED,
+                f"the server does not offer anonymous login (mechanisms: {offered})",
+            )
+        await self.send(f'<auth xmlns="{NS_SASL}" mechanism="ANONYMOUS"/>')
+        answer = await self.expect(
+            lambda e: e.tag in (_q(NS_SASL, "success"), _q(NS_SASL, "failure"))
+        )
+        if answer.tag == _q(NS_SASL, "failure"):
+            condition = _condition(answer, NS_SASL)
+            text = _error_text(answer, NS_SASL)
+            raise XmppError(Reason.SASL_NOT_ALLOWED, f"login refused: {condition} {text}".strip())
+        self.done("auth", t0)
+        t0 = self.step("bind")
+        await self.open_stream(self.domain)
+        result = await self.iq("set", None, f'<bind xmlns="{NS_BIND}"/>', "bind")
+        if result.get("type") != "result":
+            condition = _condition(result.find(_q(NS_CLIENT, "error")))
+            raise XmppError(Reason.BIND_FAILED, f"resource binding failed: {condition}")
+        self.done("bind", t0)
+
+    async def ping(self) -> None:
+        t0 = self.step("ping")
+        await self.iq("get", self.domain, f'<ping xmlns="{NS_PING}"/>', "ping")
+        # Any answer, even an error, is a full round trip through the server.
+        self.done("ping", t0)
+        self.ping_rtt = self.phases["ping"]
+
+    async def focus(self) -> None:
+        t0 = self.step("focus")
+        payload = (
+            f'<conference xmlns="{NS_FOCUS}" room="{_esc(self.room_jid)}" '
+            f'machine-uid="{uuid.uuid4().hex}"/>'
+        )
+        answer = await self.iq("set", self.focus_jid, payload, "focus")
+        self.done("focus", t0)
+        if answer.get("type") == "error":
+            error = answer.find(_q(NS_CLIENT, "error"))
+            condition = _condition(error)
+            if condition in _FOCUS_GONE:
+                text = _error_text(error)
+                raise XmppError(
+                    Reason.FOCUS_UNAVAILABLE,
+                    f"focus {self.focus_jid} is not there ({condition} {text})".replace(" )", ")"),
+                )
+            text = _error_text(error)
+            raise XmppError(Reason.FOCUS_REFUSED, f"focus refused: {condition} {text}".strip())
+        conference = answer.find(_q(NS_FOCUS, "conference"))
+        if conference is None or conference.get("ready") != "true":
+            raise XmppError(Reason.FOCUS_NOT_READY, "focus answered ready=false: retry later")
+
+    async def join(self) -> None:
+        t0 = self.step("join")
+        occupant = f"{self.room_jid}/{self.nick}"
+        self.joined = True  # from here on, leaving is owed even if no answer comes
+        await self.send(
+            f'<presence xmlns="{NS_CLIENT}" to="{_esc(occupant)}"><x xmlns="{NS_MUC}"/></presence>'
+        )
+
+        def mine(e: Element) -> bool:
+            return e.tag == _q(NS_CLIENT, "presence") and e.get("from") == occupant
+
+        while True:
+            presence = await self.expect(mine)
+            if presence.get("type") == "error":
+                self.joined = False
+                raise _join_error(presence.find(_q(NS_CLIENT, "error")))
+            x = presence.find(_q(NS_MUC_USER, "x"))
+            if x is None:
+                continue
+            codes = {s.get("code") for s in x.findall(_q(NS_MUC_USER, "status"))}
+            item = x.find(_q(NS_MUC_USER, "item"))
+            if "110" in codes and item is not None:
+                self.affiliation = (item.get("affiliation") or "")[:32] or None
+                self.role = (item.get("role") or "")[:32] or None
+                self.done("join", t0)
+                return
+
+    async def leave(self) -> None:
+        """Leave the room (if joined) and close the stream; best effort, bounded."""
+        ws = self.ws
+        if ws is None or ws.closed:
+            return
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(LEAVE_GRACE):
+                if self.joined:
+                    occupant = f"{self.room_jid}/{self.nick}"
+                    await self.send(
+                        f'<presence xmlns="{NS_CLIENT}" type="unavailable" to="{_esc(occupant)}"/>'
+                    )
+                    await self.expect(
+                        lambda e: (
+                            e.tag == _q(NS_CLIENT, "presence")
+                            and e.get("from") == occupant
+                            and e.get("type") == "unavailable"
+                        )
+                    )
+                    self.joined = False
+                await self.send(f'<close xmlns="{NS_FRAMING}"/>')
+                await self.expect(lambda e: False)  # until the server closes its side
+        except (XmppError, TimeoutError, aiohttp.ClientError, ConnectionError):
+            pass
+        finally:
+            await ws.close()
+            self.phases["leave"] = time.monotonic() - t0
+
+
+_JOIN_ERRORS: Final = {
+    "registration-required": Reason.LOBBY,
+    "service-unavailable": Reason.ROOM_FULL,
+    "not-authorized": Reason.PASSWORD_REQUIRED,
+}
+
+
+def _join_error(error: Element | None) -> XmppError:
+    condition = _condition(error)
+    text = _error_text(error)
+    if error is not None and any(c.tag.endswith("}lobbyroom") for c in error.iter()):
+        return XmppError(Reason.LOBBY, f"the room has a lobby ({condition})")
+    if "room creation is restricted" in text.lower():
+        return XmppError(
+            Reason.ROOM_CREATION_RESTRICTED,
+            "join refused: Room creation is restricted (focus has not created the room)",
+        )
+    if "wait" in text.lower() and "host" in text.lower():
+        return XmppError(Reason.WAIT_FOR_HOST, f"join refused: {text}")
+    reason = _JOIN_ERRORS.get(condition, Reason.JOIN_REFUSED)
+    return XmppError(reason, f"join refused: {condition} {text}".strip())
+
+
+def xmpp_domain(facts: ConfigFacts, with_token: bool) -> str | None:
+    """The virtual host to log in to: the anonymous one unless a token is used."""
+    if facts.anonymousdomain and not with_token:
+        return facts.anonymousdomain
+    return facts.domain
+
+
+async def probe_xmpp(
+    session: aiohttp.ClientSession,
+    facts: ConfigFacts,
+    origin: str,
+    settings: XmppSettings,
+    deadline: float,
+) -> XmppResult:
+    """Run the signalling ladder until the loop time ``deadline`` (minus a grace to leave).
+
+    Never raises for the server's faults; every outcome is in the result.
+    """
+    checks: list[CheckResult] = []
+    domain = xmpp_domain(facts, settings.token is not None)
+    url = facts.websocket
+    if not url or not domain:
+        missing = "a websocket URL" if not url else "hosts.domain"
+        checks.append(
+            CheckResult(Check.SIGNALLING, Reason.NO_SIGNALLING_URL, f"config.js names no {missing}")
+        )
+        checks += skipped_checks(settings, "signalling", frozenset({Check.SIGNALLING}))
+        return XmppResult(tuple(checks), ())
+    ladder = _Ladder(
+        url=url,
+        origin=origin,
+        domain=domain,
+        muc=facts.muc or f"conference.{facts.domain or domain}",
+        focus_jid=facts.focus or f"focus.{facts.domain or domain}",
+        settings=settings,
+        session=session,
+    )
+    step_check = Check.SIGNALLING
+    try:
+        async with asyncio.timeout_at(deadline - LEAVE_GRACE):
+            await ladder.upgrade()
+            await ladder.login()
+            await ladder.ping()
+            checks.append(CheckResult(Check.SIGNALLING, Reason.OK, "", _phases(ladder)))
+            if settings.focus:
+                step_check = Check.FOCUS
+                await ladder.focus()
+                checks.append(CheckResult(Check.FOCUS, Reason.OK, ""))
+            if settings.join:
+                step_check = Check.MUC
+                await ladder.join()
+                checks.append(
+                    CheckResult(
+                        Check.MUC,
+                        Reason.OK,
+                        f"joined as {ladder.affiliation or 'none'}/{ladder.role or 'none'}",
+                    )
+                )
+    except XmppError as exc:
+        checks.append(CheckResult(step_check, exc.reason, exc.detail, _phases(ladder)))
+    except TimeoutError:
+        what = {"focus": "no answer from focus", "join": "no answer to the join"}.get(
+            ladder.current, f"no answer before the deadline (during {ladder.current})"
+        )
+        reason = Reason.FOCUS_UNAVAILABLE if ladder.current == "focus" else Reason.TIMEOUT
+        checks.append(CheckResult(step_check, reason, what, _phases(ladder)))
+    finally:
+        await ladder.leave()
+    checks += skipped_checks(settings, step_check.value, frozenset(c.check for c in checks))
+    return XmppResult(
+        checks=tuple(checks),
+        phases=_phases(ladder),
+        ping_rtt=ladder.ping_rtt,
+        room=ladder.room,
+        role=ladder.role,
+        affiliation=ladder.affiliation,
+    )
+
+
+def _phases(ladder: _Ladder) -> tuple[Phase, ...]:
+    return tuple(Phase(name, ladder.phases[name]) for name in PHASES if name in ladder.phases)
+
+
+def skipped_checks(
+    settings: XmppSettings, failed: str, done: frozenset[Check] = frozenset()
+) -> tuple[CheckResult, ...]:
+    """'skipped' results for the enabled signalling checks not in ``done``."""
+    wanted = [Check.SIGNALLING]
+    wanted += [Check.FOCUS] if settings.focus else []
+    wanted += [Check.MUC] if settings.join else []
+    return tuple(
+        CheckResult(c, Reason.SKIPPED, f"not tried: {failed} failed")
+        for c in wanted
+        if c not in done
+    )

@@ -1,0 +1,294 @@
+"""The signalling ladder against a real Prosody and a focus, and against hostile servers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from monitor.config import MonitorConfig
+from monitor.model import ConfigFacts, ServerReport
+from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
+from monitor.runner import Runner
+from tests.conftest import StartSite, jitsi_app, make_config
+from tests.prosody import DOMAIN, FOCUS, MUC, SECURE, Focus, Prosody
+
+
+@pytest.fixture(scope="module")
+def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prosody]:
+    server = Prosody(tmp_path_factory.mktemp("prosody"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def focus(prosody: Prosody) -> AsyncIterator[Focus]:
+    stand_in = Focus(prosody.component)
+    await stand_in.start()
+    yield stand_in
+    await stand_in.stop()
+
+
+def config_js(websocket: str, domain: str = DOMAIN, extra: str = "") -> str:
+    return (
+        f"var config = {{ hosts: {{ domain: '{domain}', muc: '{MUC}', focus: '{FOCUS}' }},"
+        f" websocket: '{websocket}', bosh: '/http-bind' {extra} }};"
+    )
+
+
+Xmpp = Callable[..., Awaitable[XmppResult]]
+
+
+@pytest.fixture
+async def xmpp() -> AsyncIterator[Xmpp]:
+    """Run the signalling ladder directly with config.js facts."""
+    async with aiohttp.ClientSession() as session:
+
+        async def run(
+            websocket: str, domain: str = DOMAIN, timeout: float = 5, **settings: bool
+        ) -> XmppResult:
+            facts = ConfigFacts(domain=domain, muc=MUC, focus=FOCUS, websocket=websocket)
+            deadline = asyncio.get_running_loop().time() + timeout
+            return await probe_xmpp(
+                session, facts, "http://127.0.0.1", XmppSettings(**settings), deadline
+            )
+
+        yield run
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 5) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        assert loop.time() < end, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def reasons(result: XmppResult | ServerReport) -> dict[str, str]:
+    return {c.check.value: c.reason.value for c in result.checks}
+
+
+# -- against a real Prosody ------------------------------------------------------
+
+
+async def test_full_ladder_through_the_runner(
+    prosody: Prosody, focus: Focus, start_site: StartSite
+) -> None:
+    site = await start_site(jitsi_app(config_js(prosody.websocket)))
+    cfg: MonitorConfig = make_config(f"servers:\n  - name: school\n    url: {site.url}\n")
+    runner = Runner(cfg)
+    try:
+        report = await runner.run_now(cfg.targets()[0])
+    finally:
+        await runner.close()
+    assert reasons(report) == {
+        "web": "ok",
+        "configjs": "ok",
+        "external_api": "ok",
+        "embed": "ok",
+        "signalling": "ok",
+        "focus": "ok",
+        "muc": "ok",
+    }
+    assert report.up
+    assert [p.name for p in report.xmpp_phases] == [
+        "upgrade",
+        "open",
+        "auth",
+        "bind",
+        "ping",
+        "focus",
+        "join",
+        "leave",
+    ]
+    assert report.ping_rtt is not None
+    assert report.ping_rtt > 0
+    # an anonymous user in a room focus created: no special rights
+    assert (report.affiliation, report.role) == ("none", "participant")
+    # the probe asked focus for a fresh healthcheck room, left it, and it is gone
+    (room,) = focus.requests
+    assert room.startswith("healthcheck-")
+    assert room.endswith(f"@{MUC}")
+    await eventually(lambda: bool(focus.seen_leaves))
+    assert [leave.split("/")[0] for leave in focus.seen_leaves] == [room]
+    assert await focus.rooms() == []
+
+
+async def test_focus_not_ready(prosody: Prosody, focus: Focus, xmpp: Xmpp) -> None:
+    focus.ready = False
+    result = await xmpp(prosody.websocket)
+    assert reasons(result) == {"signalling": "ok", "focus": "focus_not_ready", "muc": "skipped"}
+
+
+async def test_focus_down(prosody: Prosody, xmpp: Xmpp) -> None:
+    # no focus component connected: the server answers for it
+    result = await xmpp(prosody.websocket)
+    assert reasons(result) == {"signalling": "ok", "focus": "focus_unavailable", "muc": "skipped"}
+    focus_check = result.checks[1]
+    assert FOCUS in focus_check.detail
+
+
+async def test_join_without_focus_is_refused(prosody: Prosody, xmpp: Xmpp) -> None:
+    result = await xmpp(prosody.websocket, focus=False)
+    assert reasons(result) == {"signalling": "ok", "muc": "room_creation_restricted"}
+    assert "Room creation is restricted" in result.checks[1].detail
+
+
+async def test_auth_required_host_refuses_anonymous(prosody: Prosody, xmpp: Xmpp) -> None:
+    result = await xmpp(prosody.websocket, domain=SECURE)
+    assert reasons(result)["signalling"] == "sasl_not_allowed"
+    assert "PLAIN" in result.checks[0].detail
+
+
+async def test_stream_only(prosody: Prosody, xmpp: Xmpp) -> None:
+    result = await xmpp(prosody.websocket, focus=False, join=False)
+    assert reasons(result) == {"signalling": "ok"}
+    assert "focus" not in {p.name for p in result.phases}
+
+
+async def test_unknown_virtual_host(prosody: Prosody, xmpp: Xmpp) -> None:
+    result = await xmpp(prosody.websocket, domain="nobody.test")
+    assert reasons(result)["signalling"] == "stream_error"
+    assert "host-unknown" in result.checks[0].detail
+
+
+async def test_upgrade_refused(prosody: Prosody, xmpp: Xmpp) -> None:
+    result = await xmpp(f"ws://127.0.0.1:{prosody.http}/no-such-path")
+    assert reasons(result)["signalling"] == "ws_upgrade_refused"
+    assert "HTTP 404" in result.checks[0].detail
+
+
+async def test_public_servers_stop_before_joining(
+    prosody: Prosody, focus: Focus, start_site: StartSite
+) -> None:
+    site = await start_site(jitsi_app(config_js(prosody.websocket)))
+    cfg = make_config(f"servers:\n  - name: pub\n    url: {site.url}\n    kind: public\n")
+    runner = Runner(cfg)
+    try:
+        report = await runner.run_now(cfg.targets()[0])
+    finally:
+        await runner.close()
+    assert reasons(report)["focus"] == "ok"
+    assert "muc" not in reasons(report)
+    assert report.up
+
+
+# -- hostile servers ------------------------------------------------------------
+
+
+def _xmpp_handler(
+    frames: list[str | bytes],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A WebSocket endpoint that answers the client's first frame with ``frames``."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=("xmpp",), max_msg_size=0)
+        await ws.prepare(request)
+        await ws.receive()
+        for frame in frames:
+            if isinstance(frame, bytes):
+                await ws.send_bytes(frame)
+            else:
+                await ws.send_str(frame)
+        async for _ in ws:
+            pass
+        return ws
+
+    return handle
+
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+    '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+    '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing">&lol3;</open>'
+)
+EXTERNAL_ENTITY = (
+    '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    '<open xmlns="urn:ietf:params:xml:ns:xmpp-framing">&xxe;</open>'
+)
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason"),
+    [
+        ([BILLION_LAUGHS], "xml_error"),
+        ([EXTERNAL_ENTITY], "xml_error"),
+        (["<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'"], "xml_error"),
+        (["x" * (50 * 1024 * 1024)], "xml_error"),
+        ([b"\x00\x01binary"], "xml_error"),
+        (
+            [
+                "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+                "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+                "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+            ],
+            "stream_error",
+        ),
+        (["<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"], "connection_closed"),
+        ([], "timeout"),
+    ],
+    ids=[
+        "billion-laughs",
+        "external-entity",
+        "unclosed",
+        "50MB",
+        "binary",
+        "stream-error",
+        "close",
+        "silence",
+    ],
+)
+async def test_hostile_frames(
+    start_site: StartSite, xmpp: Xmpp, frames: list[str | bytes], reason: str
+) -> None:
+    site = await start_site(jitsi_app(routes={"/xmpp-websocket": _xmpp_handler(frames)}))
+    result = await xmpp(f"ws://127.0.0.1:{site.port}/xmpp-websocket", timeout=2.5)
+    assert reasons(result)["signalling"] == reason
+    assert result.checks[0].detail
+
+
+async def test_invalid_utf8_frame(xmpp: Xmpp) -> None:
+    """A text frame that is not UTF-8, written on a raw socket."""
+    got_close = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
+        )
+        accept = base64.b64encode(
+            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+        )
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        payload = b"<open>\xff\xfe</open>"
+        writer.write(bytes([0x81, len(payload)]) + payload)
+        await reader.read()
+        got_close.set()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await xmpp(f"ws://127.0.0.1:{port}/xmpp-websocket", timeout=2.5)
+        await asyncio.wait_for(got_close.wait(), 3)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert reasons(result)["signalling"] in ("xml_error", "connection_closed")
+
+
+async def test_refused_websocket(xmpp: Xmpp) -> None:
+    result = await xmpp("ws://127.0.0.1:9/xmpp-websocket")
+    assert reasons(result)["signalling"] == "connect_refused"
