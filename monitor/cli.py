@@ -24,7 +24,7 @@ from rich.table import Table
 from monitor import __version__
 from monitor.config import ConfigError, MonitorConfig, Target, load_config
 from monitor.http import make_app
-from monitor.model import Check, ServerReport
+from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.scheduler import Scheduler
 from monitor.state import State
@@ -103,6 +103,8 @@ def _signalling(report: ServerReport) -> str:
     if not run:
         return "off"
     failed = next((c for c in run if not c.success), None)
+    if failed is not None and failed.reason is Reason.SKIPPED:
+        return "skipped"
     if failed is not None:
         return f"[red]{failed.check.value}: {failed.reason.value}[/]"
     return f"[green]ok[/] {_ms(report.ping_rtt)}"
