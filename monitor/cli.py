@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -24,6 +25,7 @@ from rich.table import Table
 from monitor import __version__
 from monitor.config import ConfigError, MonitorConfig, Target, load_config
 from monitor.http import make_app
+from monitor.lab import FAULTS, LabOptions, LabServer, servers_yaml
 from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.scheduler import Scheduler
@@ -251,6 +253,100 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
         asyncio.run(
             _serve(config, cfg, host or cfg.listen.host, cfg.listen.port if port is None else port)
         )
+
+
+# -- lab ------------------------------------------------------------------------
+
+
+def _fault_spec(value: tuple[str, ...]) -> dict[int, str]:
+    faults: dict[int, str] = {}
+    for item in value:
+        number, sep, fault = item.partition("=")
+        if not sep or not number.isdigit() or fault not in FAULTS:
+            raise click.BadParameter(
+                f"{item!r}: use N=FAULT, FAULT one of {', '.join(FAULTS)}", param_hint="--fault"
+            )
+        faults[int(number)] = fault
+    return faults
+
+
+async def _lab(
+    count: int,
+    port: int,
+    options: LabOptions,
+    faults: dict[int, str],
+    latency_step: float,
+) -> None:
+    servers = []
+    try:
+        for index in range(1, count + 1):
+            server = LabServer(
+                dataclasses.replace(
+                    options,
+                    latency=options.latency + latency_step * (index - 1),
+                    fault=faults.get(index, "none"),  # type: ignore[arg-type]
+                )
+            )
+            await server.start(port + index - 1 if port else 0)
+            servers.append(server)
+        sys.stdout.write(servers_yaml(servers))
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        log.info("lab: %d server(s) running; Ctrl-C stops them", len(servers))
+        await stop.wait()
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+@cli.command()
+@click.option("--servers", "count", type=click.IntRange(1, 1000), default=3, show_default=True)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="First port (default: any free)."
+)
+@click.option(
+    "--shape",
+    type=click.Choice(["object", "ssi", "assignments"]),
+    default="object",
+    show_default=True,
+    help="Shape of the config.js the servers serve.",
+)
+@click.option(
+    "--disable-iframe-api", is_flag=True, help="Serve disableIframeAPI: true (embed limit)."
+)
+@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
+@click.option("--latency-step", type=float, default=0.0, help="More latency for each next server.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="N=FAULT",
+    help=f"Inject a fault into server N ({', '.join(FAULTS)}); repeatable.",
+)
+def lab(
+    count: int,
+    port: int,
+    shape: str,
+    disable_iframe_api: bool,
+    latency: float,
+    latency_step: float,
+    faults: tuple[str, ...],
+) -> None:
+    """Run simulated Jitsi servers on loopback and print a servers.yaml for them.
+
+    Save the output and point the monitor at it:
+    jitsi-monitor lab > lab.yaml, then jitsi-monitor serve lab.yaml.
+    """
+    options = LabOptions(
+        shape=shape,  # type: ignore[arg-type]
+        disable_iframe_api=disable_iframe_api,
+        latency=latency,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_lab(count, port, options, _fault_spec(faults), latency_step))
 
 
 def main() -> None:

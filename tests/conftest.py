@@ -206,6 +206,15 @@ async def nxdomain_dns() -> AsyncIterator[str]:
     transport.close()
 
 
+async def eventually(condition: Callable[[], bool], timeout: float = 5) -> None:
+    """Wait until ``condition()`` holds (the other side may still be finishing)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        assert loop.time() < end, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
 @pytest.fixture(autouse=True)
 def _collect_garbage() -> Iterator[None]:
     """Surface unclosed sockets and transports in the test that leaked them."""

@@ -15,7 +15,7 @@ from monitor.config import MonitorConfig
 from monitor.model import ConfigFacts, ServerReport
 from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.runner import Runner
-from tests.conftest import StartSite, jitsi_app, make_config
+from tests.conftest import StartSite, eventually, jitsi_app, make_config
 from tests.prosody import DOMAIN, FOCUS, MUC, SECURE, Focus, Prosody
 
 
@@ -60,14 +60,6 @@ async def xmpp() -> AsyncIterator[Xmpp]:
             )
 
         yield run
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def reasons(result: XmppResult | ServerReport) -> dict[str, str]:

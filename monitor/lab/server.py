@@ -1,0 +1,399 @@
+"""A simulated Jitsi deployment that behaves like the real one on the wire.
+
+One ``LabServer`` is one deployment on a loopback port: the web frontend
+(``/``, ``/config.js`` in any of the three shapes, ``/external_api.js``),
+Prosody's ``/http-bind`` answer, and XMPP over WebSocket on
+``/xmpp-websocket`` with anonymous login, resource binding, ping, a focus
+that creates rooms, and a MUC where only focus creates rooms and the first
+member becomes owner (jicofo's auto-owner).
+
+Faults can be injected per server: added latency and jitter, 5xx answers,
+hangs, refused connections (the port closes), stream errors, focus down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import random
+import secrets
+from dataclasses import dataclass, field
+from typing import Final, Literal
+from xml.etree.ElementTree import Element
+
+from aiohttp import WSMsgType, web
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+
+__all__ = ["FAULTS", "LabOptions", "LabServer"]
+
+Fault = Literal["none", "refuse", "http_500", "hang", "stream_error", "focus_down", "focus_silent"]
+FAULTS: Final[tuple[str, ...]] = (
+    "none",
+    "refuse",
+    "http_500",
+    "hang",
+    "stream_error",
+    "focus_down",
+    "focus_silent",
+)
+Shape = Literal["object", "ssi", "assignments"]
+
+NS_FRAMING: Final = "urn:ietf:params:xml:ns:xmpp-framing"
+NS_CLIENT: Final = "jabber:client"
+NS_SASL: Final = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND: Final = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_FOCUS: Final = "http://jitsi.org/protocol/focus"
+NS_MUC: Final = "http://jabber.org/protocol/muc"
+NS_MUC_USER: Final = "http://jabber.org/protocol/muc#user"
+NS_STANZAS: Final = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+EXTERNAL_API: Final = (
+    "/* jitsi-monitor lab */\n"
+    "function JitsiMeetExternalAPI(domain, options) { this.domain = domain; }\n"
+)
+
+
+@dataclass
+class LabOptions:
+    """How one lab server behaves."""
+
+    domain: str = "meet.lab"
+    shape: Shape = "object"
+    disable_iframe_api: bool = False
+    latency: float = 0.0
+    jitter: float = 0.0
+    fault: Fault = "none"
+
+
+@dataclass
+class _Room:
+    occupants: dict[str, tuple[str, str]] = field(default_factory=dict)  # nick -> (aff, role)
+
+
+def _q(ns: str, tag: str) -> str:
+    return f"{{{ns}}}{tag}"
+
+
+def _a(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+class LabServer:
+    """One simulated deployment; ``start()`` it on a loopback port."""
+
+    def __init__(self, options: LabOptions | None = None) -> None:
+        self.options = options or LabOptions()
+        self.rooms: dict[str, _Room] = {}
+        self.sessions = 0
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    # -- lifecycle ----------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def muc(self) -> str:
+        return f"conference.{self.options.domain}"
+
+    @property
+    def focus(self) -> str:
+        return f"focus.{self.options.domain}"
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._index)
+        app.router.add_get("/config.js", self._config_js)
+        app.router.add_get("/external_api.js", self._external_api)
+        app.router.add_get("/http-bind", self._http_bind)
+        app.router.add_get("/xmpp-websocket", self._websocket)
+        return app
+
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        # A short shutdown timeout: a "hang" fault holds requests open.
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        await self._listen(host, port)
+
+    async def _listen(self, host: str, port: int) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await self._site.start()
+        self.port = self._runner.addresses[-1][1]
+
+    async def set_fault(self, fault: Fault) -> None:
+        """Change the fault; ``refuse`` closes the port, leaving it opens it again."""
+        old, self.options.fault = self.options.fault, fault
+        if fault == "refuse" and old != "refuse" and self._site is not None:
+            await self._site.stop()
+            self._site = None
+        elif fault != "refuse" and self._site is None and self._runner is not None:
+            await self._listen("127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _delay(self) -> None:
+        o = self.options
+        pause = o.latency + (random.uniform(0, o.jitter) if o.jitter else 0.0)
+        if pause > 0:
+            await asyncio.sleep(pause)
+        if o.fault == "hang":
+            await asyncio.sleep(3600)
+
+    # -- web ----------------------------------------------------------------
+    async def _http(self, text: str, content_type: str) -> web.Response:
+        await self._delay()
+        if self.options.fault == "http_500":
+            return web.Response(status=500, text="lab: injected server error")
+        return web.Response(text=text, content_type=content_type)
+
+    async def _index(self, _: web.Request) -> web.Response:
+        return await self._http("<html><title>Jitsi Meet (lab)</title></html>", "text/html")
+
+    async def _config_js(self, _: web.Request) -> web.Response:
+        return await self._http(self.config_js(), "application/javascript")
+
+    async def _external_api(self, _: web.Request) -> web.Response:
+        return await self._http(EXTERNAL_API, "application/javascript")
+
+    async def _http_bind(self, _: web.Request) -> web.Response:
+        return await self._http(
+            "<html><body><p>It works! Now point your BOSH client to this URL "
+            "to connect to Prosody.</p></body></html>",
+            "text/html",
+        )
+
+    def config_js(self) -> str:
+        """config.js in the configured shape, pointing back at this server."""
+        o = self.options
+        ws = f"ws://127.0.0.1:{self.port}/xmpp-websocket"
+        iframe = "true" if o.disable_iframe_api else "false"
+        if o.shape == "assignments":
+            return (
+                "var config = {};\n"
+                "if (!config.hasOwnProperty('hosts')) config.hosts = {};\n"
+                f"config.hosts.domain = '{o.domain}';\n"
+                f"config.hosts.muc = 'conference.{o.domain}';\n"
+                'var subdir = \'<!--# echo var="subdir" default="" -->\';\n'
+                "if (subdir.startsWith('<!--')) { subdir = ''; }\n"
+                "config.bosh = '/' + subdir + 'http-bind';\n"
+                f"config.websocket = 'ws://127.0.0.1:{self.port}/' + subdir + 'xmpp-websocket';\n"
+                f"config.disableIframeAPI = {iframe};\n"
+            )
+        if o.shape == "ssi":
+            return (
+                'var subdir = \'<!--# echo var="subdir" default="" -->\';\n'
+                "var config = {\n"
+                f"    hosts: {{ domain: '{o.domain}', muc: 'conference.' + '{o.domain}' }},\n"
+                f"    bosh: 'http://127.0.0.1:{self.port}/' + subdir + 'http-bind',\n"
+                f"    websocket: 'ws://127.0.0.1:{self.port}/' + subdir + 'xmpp-websocket',\n"
+                f"    disableIframeAPI: {iframe},\n"
+                "};\n"
+            )
+        return (
+            "var config = {\n"
+            f"    hosts: {{ domain: '{o.domain}', muc: 'conference.{o.domain}' }},\n"
+            "    bosh: '/http-bind',\n"
+            f"    websocket: '{ws}',\n"
+            f"    disableIframeAPI: {iframe},\n"
+            "};\n"
+        )
+
+    # -- signalling -----------------------------------------------------------
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        protocols = [
+            p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+        ]
+        if "xmpp" not in protocols:  # as Prosody answers
+            return web.Response(status=501, text="Not Implemented: no xmpp sub-protocol")
+        await self._delay()
+        if self.options.fault == "http_500":
+            return web.Response(status=500, text="lab: injected server error")
+        ws = web.WebSocketResponse(protocols=("xmpp",), max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        self.sessions += 1
+        session = _XmppSession(self, ws)
+        try:
+            await session.run()
+        finally:
+            session.leave_all()
+            self.sessions -= 1
+        return ws
+
+
+class _XmppSession:
+    """One client's stream: login, bind, ping, focus, MUC."""
+
+    def __init__(self, lab: LabServer, ws: web.WebSocketResponse) -> None:
+        self.lab = lab
+        self.ws = ws
+        self.authenticated = False
+        self.jid = ""
+        self.joined: set[tuple[str, str]] = set()  # (room jid, nick)
+
+    async def send(self, xml: str) -> None:
+        await self.lab._delay()
+        if not self.ws.closed:
+            await self.ws.send_str(xml)
+
+    async def run(self) -> None:
+        async for msg in self.ws:
+            if msg.type is not WSMsgType.TEXT:
+                break
+            try:
+                elem = fromstring(msg.data, forbid_dtd=True)
+            except (ParseError, DefusedXmlException):
+                await self.send(
+                    "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+                    "<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+                )
+                break
+            if not await self.handle(elem):
+                break
+        await self.ws.close()
+
+    async def handle(self, elem: Element) -> bool:
+        """Answer one frame; False ends the stream."""
+        tag = elem.tag
+        domain = self.lab.options.domain
+        if tag == _q(NS_FRAMING, "open"):
+            if self.lab.options.fault == "stream_error":
+                await self.send(
+                    "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+                    "<internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                    "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>lab: injected</text>"
+                    "</stream:error>"
+                )
+                return False
+            if elem.get("to") != domain:
+                await self.send(
+                    "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+                    "<host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+                )
+                return False
+            await self.send(
+                f"<open xmlns='{NS_FRAMING}' from='{_a(domain)}' id='{secrets.token_hex(8)}' "
+                "version='1.0' xml:lang='en'/>"
+            )
+            if self.authenticated:
+                features = f"<bind xmlns='{NS_BIND}'/>"
+            else:
+                features = (
+                    f"<mechanisms xmlns='{NS_SASL}'><mechanism>ANONYMOUS</mechanism></mechanisms>"
+                )
+            await self.send(
+                "<stream:features xmlns:stream='http://etherx.jabber.org/streams' "
+                f"xmlns='{NS_CLIENT}'>{features}</stream:features>"
+            )
+            return True
+        if tag == _q(NS_SASL, "auth"):
+            self.authenticated = True
+            await self.send(f"<success xmlns='{NS_SASL}'/>")
+            return True
+        if tag == _q(NS_FRAMING, "close"):
+            await self.send(f"<close xmlns='{NS_FRAMING}'/>")
+            return False
+        if not self.authenticated:
+            await self.send(
+                "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+                "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+            )
+            return False
+        if tag == _q(NS_CLIENT, "iq"):
+            await self.iq(elem)
+        elif tag == _q(NS_CLIENT, "presence"):
+            await self.presence(elem)
+        return True
+
+    async def iq(self, iq: Element) -> None:
+        iq_id = _a(iq.get("id", ""))
+        to = iq.get("to", "")
+        if iq.find(_q(NS_BIND, "bind")) is not None:
+            self.jid = f"{secrets.token_hex(8)}@{self.lab.options.domain}/{secrets.token_hex(4)}"
+            await self.send(
+                f"<iq xmlns='{NS_CLIENT}' type='result' id='{iq_id}'>"
+                f"<bind xmlns='{NS_BIND}'><jid>{_a(self.jid)}</jid></bind></iq>"
+            )
+            return
+        conference = iq.find(_q(NS_FOCUS, "conference"))
+        if conference is not None and to == self.lab.focus:
+            await self.conference(iq_id, conference.get("room", ""))
+            return
+        # ping and anything else: an empty result from the server
+        await self.send(f"<iq xmlns='{NS_CLIENT}' type='result' id='{iq_id}' from='{_a(to)}'/>")
+
+    async def conference(self, iq_id: str, room: str) -> None:
+        fault = self.lab.options.fault
+        if fault == "focus_silent":
+            return  # jicofo hung: no answer at all
+        if fault == "focus_down":
+            await self.send(
+                f"<iq xmlns='{NS_CLIENT}' type='error' id='{iq_id}' from='{self.lab.focus}'>"
+                f"<error type='cancel'><service-unavailable xmlns='{NS_STANZAS}'/></error></iq>"
+            )
+            return
+        if room.endswith(f"@{self.lab.muc}"):
+            lab_room = self.lab.rooms.setdefault(room, _Room())
+            lab_room.occupants.setdefault("focus", ("owner", "moderator"))
+        await self.send(
+            f"<iq xmlns='{NS_CLIENT}' type='result' id='{iq_id}' from='{self.lab.focus}'>"
+            f"<conference xmlns='{NS_FOCUS}' ready='true' room='{_a(room)}'/></iq>"
+        )
+
+    async def presence(self, presence: Element) -> None:
+        to = presence.get("to", "")
+        room_jid, _, nick = to.partition("/")
+        if not nick or not room_jid.endswith(f"@{self.lab.muc}"):
+            return
+        if presence.get("type") == "unavailable":
+            self.leave(room_jid, nick)
+            await self.send(
+                f"<presence xmlns='{NS_CLIENT}' from='{_a(to)}' type='unavailable'>"
+                f"<x xmlns='{NS_MUC_USER}'><item affiliation='none' role='none'/>"
+                "<status code='110'/></x></presence>"
+            )
+            return
+        room = self.lab.rooms.get(room_jid)
+        if room is None:
+            await self.send(
+                f"<presence xmlns='{NS_CLIENT}' from='{_a(to)}' type='error'>"
+                f"<error type='cancel'><not-allowed xmlns='{NS_STANZAS}'/>"
+                f"<text xmlns='{NS_STANZAS}'>Room creation is restricted</text></error></presence>"
+            )
+            return
+        # jicofo's auto-owner: the first participant besides focus is owner.
+        first = len(room.occupants) <= 1
+        affiliation, role = ("owner", "moderator") if first else ("none", "participant")
+        room.occupants[nick] = (affiliation, role)
+        self.joined.add((room_jid, nick))
+        await self.send(
+            f"<presence xmlns='{NS_CLIENT}' from='{_a(room_jid)}/focus'>"
+            f"<x xmlns='{NS_MUC_USER}'><item affiliation='owner' role='moderator'/></x></presence>"
+        )
+        await self.send(
+            f"<presence xmlns='{NS_CLIENT}' from='{_a(to)}'>"
+            f"<x xmlns='{NS_MUC_USER}'><item affiliation='{affiliation}' role='{role}'/>"
+            "<status code='110'/></x></presence>"
+        )
+
+    def leave(self, room_jid: str, nick: str) -> None:
+        self.joined.discard((room_jid, nick))
+        room = self.lab.rooms.get(room_jid)
+        if room is None:
+            return
+        room.occupants.pop(nick, None)
+        if set(room.occupants) <= {"focus"}:  # focus leaves an empty room: it is destroyed
+            del self.lab.rooms[room_jid]
+
+    def leave_all(self) -> None:
+        """A dropped stream takes its occupants out, as Prosody does."""
+        for room_jid, nick in list(self.joined):
+            self.leave(room_jid, nick)

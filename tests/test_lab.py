@@ -1,0 +1,166 @@
+"""The lab: simulated Jitsi servers, each step and each injected fault, and its command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+
+from monitor.config import parse_config
+from monitor.lab import LabOptions, LabServer, servers_yaml
+from monitor.model import ServerReport
+from monitor.runner import Runner
+from tests.conftest import eventually
+
+Probe = Callable[..., Awaitable[ServerReport]]
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[Callable[..., Awaitable[LabServer]]]:
+    started: list[LabServer] = []
+
+    async def start(**options: object) -> LabServer:
+        server = LabServer(LabOptions(**options))  # type: ignore[arg-type]
+        await server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+async def probe(servers: list[LabServer], timeout: str = "3s") -> list[ServerReport]:
+    cfg = parse_config(servers_yaml(servers, timeout=timeout))
+    runner = Runner(cfg)
+    try:
+        return [await runner.run_now(t) for t in cfg.targets()]
+    finally:
+        await runner.close()
+
+
+def reasons(report: ServerReport) -> dict[str, str]:
+    return {c.check.value: c.reason.value for c in report.checks}
+
+
+@pytest.mark.parametrize("shape", ["object", "ssi", "assignments"])
+async def test_every_step_passes(lab: Callable[..., Awaitable[LabServer]], shape: str) -> None:
+    server = await lab(shape=shape)
+    (report,) = await probe([server])
+    assert reasons(report) == {
+        "web": "ok",
+        "configjs": "ok",
+        "external_api": "ok",
+        "embed": "ok",
+        "signalling": "ok",
+        "focus": "ok",
+        "muc": "ok",
+    }
+    assert report.config is not None
+    assert report.config.domain == "meet.lab"
+    # jicofo's auto-owner: the probe is the first participant
+    assert (report.affiliation, report.role) == ("owner", "moderator")
+    assert server.rooms == {}, "the probe left; the room is gone"
+    await eventually(lambda: server.sessions == 0)  # the stream is closed
+
+
+async def test_embed_limit(lab: Callable[..., Awaitable[LabServer]]) -> None:
+    server = await lab(disable_iframe_api=True)
+    (report,) = await probe([server])
+    assert report.embed_limit_seconds == 300
+    assert report.up
+
+
+async def test_websocket_needs_the_xmpp_subprotocol(
+    lab: Callable[..., Awaitable[LabServer]],
+) -> None:
+    server = await lab()
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await session.ws_connect(f"ws://127.0.0.1:{server.port}/xmpp-websocket")
+    assert info.value.status == 501
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("refuse", {"web": "connect_refused"}),
+        ("http_500", {"web": "http_status", "configjs": "http_status", "signalling": "skipped"}),
+        ("hang", {"web": "timeout", "signalling": "skipped"}),
+        ("stream_error", {"web": "ok", "signalling": "stream_error", "focus": "skipped"}),
+        ("focus_down", {"signalling": "ok", "focus": "focus_unavailable", "muc": "skipped"}),
+        ("focus_silent", {"signalling": "ok", "focus": "focus_unavailable", "muc": "skipped"}),
+    ],
+)
+async def test_faults(
+    lab: Callable[..., Awaitable[LabServer]], fault: str, expected: dict[str, str]
+) -> None:
+    server = await lab()
+    await server.set_fault(fault)  # type: ignore[arg-type]
+    (report,) = await probe([server], timeout="1.5s")
+    got = reasons(report)
+    assert {k: got.get(k) for k in expected} == expected
+    assert not report.up
+    assert server.rooms == {}
+
+
+async def test_fault_can_be_lifted(lab: Callable[..., Awaitable[LabServer]]) -> None:
+    server = await lab()
+    await server.set_fault("refuse")
+    (down,) = await probe([server])
+    await server.set_fault("none")
+    (up,) = await probe([server])
+    assert (down.up, up.up) == (False, True)
+
+
+async def test_latency_is_measured(lab: Callable[..., Awaitable[LabServer]]) -> None:
+    server = await lab(latency=0.05)
+    (report,) = await probe([server])
+    processing = report.phase_seconds("processing")
+    assert processing is not None
+    assert processing >= 0.05
+    assert report.ping_rtt is not None
+    assert report.ping_rtt >= 0.05
+
+
+async def test_lab_command_prints_a_config_the_monitor_uses() -> None:
+    lab_proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "lab",
+        "--servers",
+        "2",
+        "--fault",
+        "2=focus_down",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert lab_proc.stdout is not None
+        text = ""
+        while text.count("url:") < 2:
+            line = await asyncio.wait_for(lab_proc.stdout.readline(), 30)
+            assert line, "the lab exited early"
+            text += line.decode()
+        cfg = parse_config(text)
+        assert [t.name for t in cfg.targets()] == ["lab-1", "lab-2"]
+        check = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "monitor",
+            "check",
+            "--json",
+            "/dev/stdin",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(check.communicate(text.encode()), 60)
+        assert check.returncode == 1
+        assert b'"reason": "focus_unavailable"' in out
+    finally:
+        lab_proc.terminate()
+        assert await asyncio.wait_for(lab_proc.wait(), 10) == 0
