@@ -246,9 +246,9 @@ async def test_hostile_frames(
     assert result.checks[0].detail
 
 
-async def test_invalid_utf8_frame(xmpp: Xmpp) -> None:
-    """A text frame that is not UTF-8, written on a raw socket."""
-    got_close = asyncio.Event()
+async def _raw_websocket(frame: bytes) -> tuple[asyncio.Server, asyncio.Event]:
+    """A WebSocket server written on raw sockets that sends ``frame`` after the handshake."""
+    hung_up = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -264,21 +264,35 @@ async def test_invalid_utf8_frame(xmpp: Xmpp) -> None:
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
         )
-        payload = b"<open>\xff\xfe</open>"
-        writer.write(bytes([0x81, len(payload)]) + payload)
-        await reader.read()
-        got_close.set()
+        writer.write(frame)
+        while await reader.read(65536):
+            pass
+        hung_up.set()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return await asyncio.start_server(handle, "127.0.0.1", 0), hung_up
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        # a text frame that is not UTF-8
+        (bytes([0x81, 15]) + b"<open>\xff\xfe</open>", ("xml_error", "connection_closed")),
+        # a frame that announces 1000 bytes and never sends them
+        (bytes([0x81, 126, 0x03, 0xE8]) + b"<open xmlns=", ("timeout",)),
+    ],
+    ids=["invalid-utf8", "never-ends"],
+)
+async def test_broken_frames(xmpp: Xmpp, frame: bytes, reason: tuple[str, ...]) -> None:
+    server, hung_up = await _raw_websocket(frame)
     port = server.sockets[0].getsockname()[1]
     try:
-        result = await xmpp(f"ws://127.0.0.1:{port}/xmpp-websocket", timeout=2.5)
-        await asyncio.wait_for(got_close.wait(), 3)
+        result = await xmpp(f"ws://127.0.0.1:{port}/xmpp-websocket", timeout=2)
+        await asyncio.wait_for(hung_up.wait(), 3)  # the probe closed its connection
     finally:
         server.close()
         await server.wait_closed()
-    assert reasons(result)["signalling"] in ("xml_error", "connection_closed")
+    assert reasons(result)["signalling"] in reason
 
 
 async def test_refused_websocket(xmpp: Xmpp) -> None:
