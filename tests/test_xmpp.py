@@ -51,9 +51,13 @@ async def xmpp() -> AsyncIterator[Xmpp]:
     async with aiohttp.ClientSession() as session:
 
         async def run(
-            websocket: str, domain: str = DOMAIN, timeout: float = 5, **settings: bool
+            websocket: str | None,
+            domain: str = DOMAIN,
+            timeout: float = 5,
+            bosh: str | None = None,
+            **settings: bool,
         ) -> XmppResult:
-            facts = ConfigFacts(domain=domain, muc=MUC, focus=FOCUS, websocket=websocket)
+            facts = ConfigFacts(domain=domain, muc=MUC, focus=FOCUS, websocket=websocket, bosh=bosh)
             deadline = asyncio.get_running_loop().time() + timeout
             return await probe_xmpp(
                 session, facts, "http://127.0.0.1", XmppSettings(**settings), deadline
@@ -169,6 +173,37 @@ async def test_public_servers_stop_before_joining(
     assert reasons(report)["focus"] == "ok"
     assert "muc" not in reasons(report)
     assert report.up
+
+
+async def test_bosh_when_config_names_only_bosh(prosody: Prosody, focus: Focus, xmpp: Xmpp) -> None:
+    result = await xmpp(None, bosh=prosody.bosh)
+    assert reasons(result) == {"signalling": "ok", "focus": "ok", "muc": "ok"}
+    assert result.checks[0].detail == "over BOSH"
+    assert {"open", "auth", "bind", "ping", "focus", "join", "leave"} <= {
+        p.name for p in result.phases
+    }
+    assert result.ping_rtt is not None
+    await eventually(lambda: bool(focus.seen_leaves))
+    assert await focus.rooms() == []
+
+
+async def test_bosh_when_the_websocket_fails(prosody: Prosody, focus: Focus, xmpp: Xmpp) -> None:
+    result = await xmpp(f"ws://127.0.0.1:{prosody.http}/no-such-path", bosh=prosody.bosh)
+    assert reasons(result) == {"signalling": "ok", "focus": "ok", "muc": "ok"}
+    assert "over BOSH; the WebSocket failed: WebSocket upgrade refused: HTTP 404" in (
+        result.checks[0].detail
+    )
+
+
+async def test_bosh_login_refused(prosody: Prosody, xmpp: Xmpp) -> None:
+    result = await xmpp(None, domain=SECURE, bosh=prosody.bosh)
+    assert reasons(result)["signalling"] == "sasl_not_allowed"
+
+
+async def test_bosh_endpoint_missing(prosody: Prosody, xmpp: Xmpp) -> None:
+    result = await xmpp(None, bosh=f"http://127.0.0.1:{prosody.http}/no-bosh-here")
+    assert reasons(result)["signalling"] == "http_status"
+    assert "HTTP 404" in result.checks[0].detail
 
 
 # -- hostile servers ------------------------------------------------------------

@@ -15,14 +15,17 @@ joined and closes the stream, also on a timeout or cancellation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import secrets
 import ssl
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
+from xml.etree import ElementTree
 from xml.etree.ElementTree import Element
 
 import aiohttp
@@ -46,6 +49,9 @@ NS_CLIENT: Final = "jabber:client"
 NS_STANZAS: Final = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_PING: Final = "urn:xmpp:ping"
 NS_FOCUS: Final = "http://jitsi.org/protocol/focus"
+NS_HTTPBIND: Final = "http://jabber.org/protocol/httpbind"
+NS_XBOSH: Final = "urn:xmpp:xbosh"
+NS_STREAM_ERRORS: Final = "urn:ietf:params:xml:ns:xmpp-streams"
 NS_MUC: Final = "http://jabber.org/protocol/muc"
 NS_MUC_USER: Final = "http://jabber.org/protocol/muc#user"
 
@@ -126,7 +132,8 @@ class _Ladder:
     focus_jid: str
     settings: XmppSettings
     session: aiohttp.ClientSession
-    ws: aiohttp.ClientWebSocketResponse | None = None
+    bosh: bool = False  # the transport: BOSH, else WebSocket
+    transport: _WebSocket | _Bosh | None = None
     phases: dict[str, float] = field(default_factory=dict)
     current: str = "upgrade"
     ids: int = 0
@@ -154,40 +161,12 @@ class _Ladder:
 
     # -- wire ----------------------------------------------------------------
     async def send(self, xml: str) -> None:
-        assert self.ws is not None
-        try:
-            await self.ws.send_str(xml)
-        except (ConnectionError, aiohttp.ClientError) as exc:
-            raise XmppError(Reason.CONNECTION_CLOSED, f"cannot send: {exc}") from None
+        assert self.transport is not None
+        await self.transport.send(xml)
 
     async def recv(self) -> Element:
-        """The next frame as an element; stream errors and closes raise."""
-        assert self.ws is not None
-        msg = await self.ws.receive()
-        if msg.type is aiohttp.WSMsgType.TEXT:
-            data: str = msg.data
-            if len(data) > MAX_FRAME:
-                raise XmppError(Reason.XML_ERROR, "frame too large")
-            try:
-                elem: Element = fromstring(data, forbid_dtd=True)
-            except (ParseError, DefusedXmlException, ValueError) as exc:
-                raise XmppError(Reason.XML_ERROR, f"bad XML frame: {str(exc)[:120]}") from None
-            if elem.tag == _q(NS_STREAMS, "error"):
-                condition = _condition(elem, "urn:ietf:params:xml:ns:xmpp-streams")
-                text = _error_text(elem, "urn:ietf:params:xml:ns:xmpp-streams")
-                raise XmppError(Reason.STREAM_ERROR, f"stream error {condition} {text}".strip())
-            if elem.tag == _q(NS_FRAMING, "close"):
-                raise XmppError(Reason.CONNECTION_CLOSED, "the server closed the stream")
-            return elem
-        if msg.type is aiohttp.WSMsgType.ERROR:
-            detail = str(msg.data)[:120] if msg.data else "WebSocket error"
-            if "too big" in detail.lower() or "message size" in detail.lower():
-                raise XmppError(Reason.XML_ERROR, f"frame too large: {detail}")
-            raise XmppError(Reason.CONNECTION_CLOSED, f"WebSocket error: {detail}")
-        if msg.type is aiohttp.WSMsgType.BINARY:
-            raise XmppError(Reason.XML_ERROR, "binary frame on an XMPP stream")
-        code = self.ws.close_code
-        raise XmppError(Reason.CONNECTION_CLOSED, f"the WebSocket was closed (code {code})")
+        assert self.transport is not None
+        return await self.transport.recv()
 
     async def expect(self, match: Callable[[Element], bool]) -> Element:
         """Frames until one matches; others (presences of others, messages) are passed over."""
@@ -196,9 +175,9 @@ class _Ladder:
             if match(elem):
                 return elem
 
-    async def open_stream(self, to: str) -> Element:
-        await self.send(f'<open xmlns="{NS_FRAMING}" to="{_esc(to)}" version="1.0"/>')
-        await self.expect(lambda e: e.tag == _q(NS_FRAMING, "open"))
+    async def open_stream(self, to: str, restart: bool = False) -> Element:
+        assert self.transport is not None
+        await self.transport.open(to, restart)
         return await self.expect(lambda e: e.tag == _q(NS_STREAMS, "features"))
 
     async def iq(self, kind: str, to: str | None, payload: str, id_prefix: str) -> Element:
@@ -211,38 +190,17 @@ class _Ladder:
 
     # -- steps ---------------------------------------------------------------
     async def upgrade(self) -> None:
+        """Connect the transport: the WebSocket upgrade, or nothing for BOSH."""
         t0 = self.step("upgrade")
-        url = URL(self.url)
         query = {"room": self.room}
         if self.settings.token:
             query["token"] = self.settings.token
-        try:
-            self.ws = await self.session.ws_connect(
-                url.update_query(query),
-                protocols=("xmpp",),
-                origin=self.origin,
-                headers={"User-Agent": self.settings.user_agent},
-                max_msg_size=MAX_FRAME,
-                ssl=(self.settings.ssl_context or True) if url.scheme == "wss" else False,
-                autoping=True,
+        if self.bosh:
+            self.transport = _Bosh(self.session, self.url, query, self.origin, self.settings)
+        else:
+            self.transport = await _WebSocket.connect(
+                self.session, self.url, query, self.origin, self.settings
             )
-        except aiohttp.WSServerHandshakeError as exc:
-            raise XmppError(
-                Reason.WS_UPGRADE_REFUSED,
-                f"WebSocket upgrade refused: HTTP {exc.status} {exc.message}"[:200],
-            ) from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise XmppError(Reason.TLS_UNTRUSTED, f"certificate: {exc.certificate_error}") from None
-        except aiohttp.ClientConnectorSSLError as exc:
-            raise XmppError(Reason.TLS_ERROR, f"TLS handshake failed: {exc}") from None
-        except aiohttp.ClientConnectorDNSError as exc:
-            raise XmppError(Reason.DNS_ERROR, f"cannot resolve {url.host}: {exc}") from None
-        except aiohttp.ClientConnectorError as exc:
-            refused = isinstance(exc.os_error, ConnectionRefusedError)
-            reason = Reason.CONNECT_REFUSED if refused else Reason.CONNECT_ERROR
-            raise XmppError(reason, f"cannot connect to {url.host}:{url.port}") from None
-        except aiohttp.ClientError as exc:
-            raise XmppError(Reason.CONNECTION_CLOSED, f"WebSocket failed: {exc}"[:200]) from None
         self.done("upgrade", t0)
 
     async def login(self) -> None:
@@ -271,7 +229,7 @@ class _Ladder:
             raise XmppError(Reason.SASL_NOT_ALLOWED, f"login refused: {condition} {text}".strip())
         self.done("auth", t0)
         t0 = self.step("bind")
-        await self.open_stream(self.domain)
+        await self.open_stream(self.domain, restart=True)
         result = await self.iq("set", None, f'<bind xmlns="{NS_BIND}"/>', "bind")
         if result.get("type") != "result":
             condition = _condition(result.find(_q(NS_CLIENT, "error")))
@@ -337,8 +295,8 @@ class _Ladder:
 
     async def leave(self) -> None:
         """Leave the room (if joined) and close the stream; best effort, bounded."""
-        ws = self.ws
-        if ws is None or ws.closed:
+        transport = self.transport
+        if transport is None or transport.closed:
             return
         t0 = time.monotonic()
         try:
@@ -356,13 +314,207 @@ class _Ladder:
                         )
                     )
                     self.joined = False
-                await self.send(f'<close xmlns="{NS_FRAMING}"/>')
-                await self.expect(lambda e: False)  # until the server closes its side
+                await transport.close_stream()
         except (XmppError, TimeoutError, aiohttp.ClientError, ConnectionError):
             pass
         finally:
-            await ws.close()
+            await transport.abort()
             self.phases["leave"] = time.monotonic() - t0
+
+
+def _parse_frame(data: str | bytes) -> Element:
+    """One frame (or BOSH body) as an element: no DTDs, no entities, bounded size."""
+    if len(data) > MAX_FRAME:
+        raise XmppError(Reason.XML_ERROR, "frame too large")
+    try:
+        elem: Element = fromstring(data, forbid_dtd=True)
+    except (ParseError, DefusedXmlException, ValueError) as exc:
+        raise XmppError(Reason.XML_ERROR, f"bad XML frame: {str(exc)[:120]}") from None
+    if elem.tag == _q(NS_STREAMS, "error"):
+        condition = _condition(elem, NS_STREAM_ERRORS)
+        text = _error_text(elem, NS_STREAM_ERRORS)
+        raise XmppError(Reason.STREAM_ERROR, f"stream error {condition} {text}".strip())
+    return elem
+
+
+def _connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> XmppError:
+    """An aiohttp connection failure as a reason an operator can act on."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return XmppError(Reason.TLS_UNTRUSTED, f"certificate: {exc.certificate_error}")
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return XmppError(Reason.TLS_ERROR, f"TLS handshake failed: {exc}")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return XmppError(Reason.DNS_ERROR, f"cannot resolve {url.host}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        reason = Reason.CONNECT_REFUSED if refused else Reason.CONNECT_ERROR
+        return XmppError(reason, f"cannot connect to {url.host}:{url.port}")
+    return XmppError(Reason.CONNECTION_CLOSED, f"{what} failed: {exc}"[:200])
+
+
+class _WebSocket:
+    """RFC 7395: one XML element per WebSocket message."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def connect(
+        cls,
+        session: aiohttp.ClientSession,
+        url_text: str,
+        query: dict[str, str],
+        origin: str,
+        settings: XmppSettings,
+    ) -> _WebSocket:
+        url = URL(url_text)
+        try:
+            ws = await session.ws_connect(
+                url.update_query(query),
+                protocols=("xmpp",),
+                origin=origin,
+                headers={"User-Agent": settings.user_agent},
+                max_msg_size=MAX_FRAME,
+                ssl=(settings.ssl_context or True) if url.scheme == "wss" else False,
+                autoping=True,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise XmppError(
+                Reason.WS_UPGRADE_REFUSED,
+                f"WebSocket upgrade refused: HTTP {exc.status} {exc.message}"[:200],
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise _connect_error(exc, url, "WebSocket") from None
+        return cls(ws)
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+    async def open(self, to: str, restart: bool) -> None:
+        await self.send(f'<open xmlns="{NS_FRAMING}" to="{_esc(to)}" version="1.0"/>')
+        while (await self.recv()).tag != _q(NS_FRAMING, "open"):
+            pass
+
+    async def send(self, xml: str) -> None:
+        try:
+            await self.ws.send_str(xml)
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            raise XmppError(Reason.CONNECTION_CLOSED, f"cannot send: {exc}") from None
+
+    async def recv(self) -> Element:
+        """The next frame as an element; stream errors and closes raise."""
+        msg = await self.ws.receive()
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            elem = _parse_frame(msg.data)
+            if elem.tag == _q(NS_FRAMING, "close"):
+                raise XmppError(Reason.CONNECTION_CLOSED, "the server closed the stream")
+            return elem
+        if msg.type is aiohttp.WSMsgType.ERROR:
+            detail = str(msg.data)[:120] if msg.data else "WebSocket error"
+            if "too big" in detail.lower() or "message size" in detail.lower():
+                raise XmppError(Reason.XML_ERROR, f"frame too large: {detail}")
+            raise XmppError(Reason.CONNECTION_CLOSED, f"WebSocket error: {detail}")
+        if msg.type is aiohttp.WSMsgType.BINARY:
+            raise XmppError(Reason.XML_ERROR, "binary frame on an XMPP stream")
+        code = self.ws.close_code
+        raise XmppError(Reason.CONNECTION_CLOSED, f"the WebSocket was closed (code {code})")
+
+    async def close_stream(self) -> None:
+        await self.send(f'<close xmlns="{NS_FRAMING}"/>')
+        while True:  # until the server closes its side (recv raises)
+            await self.recv()
+
+    async def abort(self) -> None:
+        await self.ws.close()
+
+
+class _Bosh:
+    """XEP-0124/XEP-0206: XMPP over HTTP long polling, one request at a time."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url_text: str,
+        query: dict[str, str],
+        origin: str,
+        settings: XmppSettings,
+    ) -> None:
+        self.session = session
+        self.url = URL(url_text).update_query(query)
+        self.headers = {
+            "User-Agent": settings.user_agent,
+            "Origin": origin,
+            "Content-Type": "text/xml; charset=utf-8",
+        }
+        self.ssl: ssl.SSLContext | bool = (
+            (settings.ssl_context or True) if self.url.scheme == "https" else False
+        )
+        self.rid = secrets.randbelow(2**40) + 2**20
+        self.sid: str | None = None
+        self.domain = ""
+        self.inbox: deque[Element] = deque()
+        self.closed = False
+
+    async def post(self, attrs: str, payload: str = "") -> None:
+        self.rid += 1
+        sid = f' sid="{_esc(self.sid)}"' if self.sid else ""
+        body = (
+            f'<body xmlns="{NS_HTTPBIND}" xmlns:xmpp="{NS_XBOSH}" rid="{self.rid}"{sid} {attrs}>'
+            f"{payload}</body>"
+        )
+        try:
+            async with self.session.post(
+                self.url, data=body.encode(), headers=self.headers, ssl=self.ssl
+            ) as resp:
+                if resp.status != 200:
+                    raise XmppError(Reason.HTTP_STATUS, f"BOSH request answered HTTP {resp.status}")
+                data = await resp.content.read(MAX_FRAME + 1)
+        except aiohttp.ClientError as exc:
+            raise _connect_error(exc, self.url, "BOSH") from None
+        answer = _parse_frame(data)
+        if answer.tag != _q(NS_HTTPBIND, "body"):
+            raise XmppError(Reason.XML_ERROR, "BOSH answer is not a <body>")
+        if answer.get("type") == "terminate":
+            self.closed = True
+            condition = answer.get("condition", "")[:64]
+            raise XmppError(Reason.STREAM_ERROR, f"BOSH session ended: {condition}".strip())
+        if self.sid is None:
+            new_sid = answer.get("sid")
+            if not new_sid or len(new_sid) > 128:
+                raise XmppError(Reason.XML_ERROR, "BOSH answer without a session id")
+            self.sid = new_sid
+        for child in answer:
+            if child.tag == _q(NS_STREAMS, "error"):
+                _parse_frame(ElementTree.tostring(child))  # raises the stream error
+            self.inbox.append(child)
+
+    async def open(self, to: str, restart: bool) -> None:
+        self.domain = to
+        if self.sid is None:
+            await self.post(
+                f'to="{_esc(to)}" xml:lang="en" wait="10" hold="1" ver="1.6" '
+                'xmpp:version="1.0" content="text/xml; charset=utf-8"'
+            )
+        else:
+            await self.post(f'to="{_esc(to)}" xml:lang="en" xmpp:restart="true"')
+
+    async def send(self, xml: str) -> None:
+        await self.post("", xml)
+
+    async def recv(self) -> Element:
+        while not self.inbox:
+            await self.post("")  # an empty request: the server answers when it has data
+        return self.inbox.popleft()
+
+    async def close_stream(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(XmppError):
+                await self.post('type="terminate"')
+
+    async def abort(self) -> None:
+        self.closed = True
 
 
 _JOIN_ERRORS: Final = {
@@ -408,9 +560,9 @@ async def probe_xmpp(
     """
     checks: list[CheckResult] = []
     domain = xmpp_domain(facts, settings.token is not None)
-    url = facts.websocket
+    url = facts.websocket or facts.bosh
     if not url or not domain:
-        missing = "a websocket URL" if not url else "hosts.domain"
+        missing = "a websocket or bosh URL" if not url else "hosts.domain"
         checks.append(
             CheckResult(Check.SIGNALLING, Reason.NO_SIGNALLING_URL, f"config.js names no {missing}")
         )
@@ -418,6 +570,7 @@ async def probe_xmpp(
         return XmppResult(tuple(checks), ())
     ladder = _Ladder(
         url=url,
+        bosh=not facts.websocket,
         origin=origin,
         domain=domain,
         muc=facts.muc or f"conference.{facts.domain or domain}",
@@ -428,10 +581,19 @@ async def probe_xmpp(
     step_check = Check.SIGNALLING
     try:
         async with asyncio.timeout_at(deadline - LEAVE_GRACE):
-            await ladder.upgrade()
+            note = "over BOSH" if ladder.bosh else ""
+            try:
+                await ladder.upgrade()
+            except XmppError as exc:
+                if ladder.bosh or not facts.bosh:
+                    raise
+                # A proxy that does not pass WebSockets is common: try BOSH.
+                note = f"over BOSH; the WebSocket failed: {exc.detail}"
+                ladder.url, ladder.bosh = facts.bosh, True
+                await ladder.upgrade()
             await ladder.login()
             await ladder.ping()
-            checks.append(CheckResult(Check.SIGNALLING, Reason.OK, "", _phases(ladder)))
+            checks.append(CheckResult(Check.SIGNALLING, Reason.OK, note, _phases(ladder)))
             if settings.focus:
                 step_check = Check.FOCUS
                 await ladder.focus()
