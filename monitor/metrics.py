@@ -154,6 +154,7 @@ class StateCollector(Collector):
             reason,
             duration,
             http,
+            xmpp,
             status,
             expiry,
             tls,

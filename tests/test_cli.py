@@ -15,7 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import StartSite, jitsi_app
+from monitor.lab import LabOptions, LabServer, servers_yaml
+from tests.conftest import StartSite, eventually, jitsi_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -282,17 +283,9 @@ async def test_serve_exports_metrics_and_reloads(
     assert await asyncio.wait_for(served.proc.wait(), 10) == 0
 
 
-async def test_serve_output_passes_promtool(
-    start_site: StartSite, tmp_path: Path, serve: list[Served]
-) -> None:
+async def promtool_check(text: str) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: scripts/check installs it (Debian package prometheus)"
-    site = await start_site(jitsi_app())
-    config = write_config(tmp_path, {"a": site.url, "b": refused_url()}, "defaults: {interval: 2s}")
-    served = await start_serve(config, serve)
-    text = await wait_for_metric(served.base, 'server="b"} 0.0')
-    await wait_for_metric(served.base, 'jitsi_server_up{location="default",server="a"}')
-    text, _ = await scrape(served.base)
     proc = await asyncio.create_subprocess_exec(
         promtool,
         "check",
@@ -303,6 +296,18 @@ async def test_serve_output_passes_promtool(
     )
     out, _ = await proc.communicate(text.encode())
     assert proc.returncode == 0, out.decode()
+
+
+async def test_serve_output_passes_promtool(
+    start_site: StartSite, tmp_path: Path, serve: list[Served]
+) -> None:
+    site = await start_site(jitsi_app())
+    config = write_config(tmp_path, {"a": site.url, "b": refused_url()}, "defaults: {interval: 2s}")
+    served = await start_serve(config, serve)
+    text = await wait_for_metric(served.base, 'server="b"} 0.0')
+    await wait_for_metric(served.base, 'jitsi_server_up{location="default",server="a"}')
+    text, _ = await scrape(served.base)
+    await promtool_check(text)
     served.proc.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(served.proc.wait(), 10) == 0
 
@@ -313,3 +318,35 @@ async def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
     result = await run_cli("serve", str(path))
     assert result.code == 2
     assert "listen.port" in result.err
+
+
+async def test_serve_exports_signalling_metrics(tmp_path: Path, serve: list[Served]) -> None:
+    lab = LabServer(LabOptions(latency=0.02))
+    await lab.start()
+    try:
+        config = tmp_path / "lab.yaml"
+        config.write_text(servers_yaml([lab], interval="2s", timeout="2s"))
+        served = await start_serve(config, serve)
+        text = await wait_for_metric(served.base, 'jitsi_server_up{location="lab",server="lab-1"}')
+        assert 'jitsi_server_up{location="lab",server="lab-1"} 1.0' in text
+        for check in ("signalling", "focus", "muc"):
+            assert (
+                f'jitsi_check_success{{check="{check}",location="lab",server="lab-1"}} 1.0' in text
+            )
+        for phase in ("upgrade", "open", "auth", "bind", "ping", "focus", "join", "leave"):
+            assert (
+                f'jitsi_xmpp_duration_seconds{{location="lab",phase="{phase}",server="lab-1"}}'
+                in text
+            )
+        rtt = re.search(
+            r'jitsi_rtt_seconds\{location="lab",method="xmpp_ping",server="lab-1"\} (\S+)', text
+        )
+        assert rtt is not None
+        assert float(rtt.group(1)) >= 0.02, "the lab's 20 ms latency shows in the ping"
+        await promtool_check(text)
+        served.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(served.proc.wait(), 10) == 0
+        await eventually(lambda: lab.sessions == 0)
+        assert lab.rooms == {}, "stopping the monitor leaves no one behind"
+    finally:
+        await lab.stop()

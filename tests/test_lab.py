@@ -164,3 +164,23 @@ async def test_lab_command_prints_a_config_the_monitor_uses() -> None:
     finally:
         lab_proc.terminate()
         assert await asyncio.wait_for(lab_proc.wait(), 10) == 0
+
+
+async def test_a_cancelled_probe_still_leaves_the_room(
+    lab: Callable[..., Awaitable[LabServer]],
+) -> None:
+    """Cancelled mid-join (as at shutdown), the probe still sends its leave."""
+    server = await lab(latency=0.2)
+    cfg = parse_config(servers_yaml([server], timeout="5s"))
+    runner = Runner(cfg)
+    try:
+        task = asyncio.create_task(runner.run_now(cfg.targets()[0]))
+        # the join has reached the server: an occupant besides focus
+        await eventually(lambda: any(len(r.occupants) > 1 for r in server.rooms.values()))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await eventually(lambda: server.rooms == {})
+        await eventually(lambda: server.sessions == 0)
+    finally:
+        await runner.close()
