@@ -25,7 +25,7 @@ from rich.table import Table
 from monitor import __version__
 from monitor.config import ConfigError, MonitorConfig, Target, load_config
 from monitor.http import make_app
-from monitor.lab import FAULTS, LabOptions, LabServer, servers_yaml
+from monitor.lab import FAULTS, LabCA, LabOptions, LabServer, servers_yaml
 from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.scheduler import Scheduler
@@ -278,6 +278,7 @@ async def _lab(
     latency_step: float,
 ) -> None:
     servers = []
+    ca = LabCA() if options.tls else None
     try:
         for index in range(1, count + 1):
             server = LabServer(
@@ -285,7 +286,8 @@ async def _lab(
                     options,
                     latency=options.latency + latency_step * (index - 1),
                     fault=faults.get(index, "none"),  # type: ignore[arg-type]
-                )
+                ),
+                ca,
             )
             await server.start(port + index - 1 if port else 0)
             servers.append(server)
@@ -317,6 +319,7 @@ async def _lab(
 @click.option(
     "--disable-iframe-api", is_flag=True, help="Serve disableIframeAPI: true (embed limit)."
 )
+@click.option("--tls", is_flag=True, help="Serve HTTPS and WSS with certificates of a lab CA.")
 @click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
 @click.option("--latency-step", type=float, default=0.0, help="More latency for each next server.")
 @click.option(
@@ -331,6 +334,7 @@ def lab(
     port: int,
     shape: str,
     disable_iframe_api: bool,
+    tls: bool,
     latency: float,
     latency_step: float,
     faults: tuple[str, ...],
@@ -344,6 +348,7 @@ def lab(
         shape=shape,  # type: ignore[arg-type]
         disable_iframe_api=disable_iframe_api,
         latency=latency,
+        tls=tls,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_lab(count, port, options, _fault_spec(faults), latency_step))

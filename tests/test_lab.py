@@ -67,6 +67,18 @@ async def test_every_step_passes(lab: Callable[..., Awaitable[LabServer]], shape
     await eventually(lambda: server.sessions == 0)  # the stream is closed
 
 
+async def test_tls_end_to_end(lab: Callable[..., Awaitable[LabServer]]) -> None:
+    server = await lab(tls=True)
+    assert server.url.startswith("https://")
+    (report,) = await probe([server])
+    assert report.up, report.checks
+    assert report.cert is not None
+    assert [p.name for p in report.http_phases][:3] == ["resolve", "connect", "tls"]
+    assert report.config is not None
+    assert report.config.websocket is not None
+    assert report.config.websocket.startswith("wss://")
+
+
 async def test_embed_limit(lab: Callable[..., Awaitable[LabServer]]) -> None:
     server = await lab(disable_iframe_api=True)
     (report,) = await probe([server])
@@ -93,12 +105,13 @@ async def test_websocket_needs_the_xmpp_subprotocol(
         ("stream_error", {"web": "ok", "signalling": "stream_error", "focus": "skipped"}),
         ("focus_down", {"signalling": "ok", "focus": "focus_unavailable", "muc": "skipped"}),
         ("focus_silent", {"signalling": "ok", "focus": "focus_unavailable", "muc": "skipped"}),
+        ("expired_cert", {"web": "tls_expired", "signalling": "skipped"}),
     ],
 )
 async def test_faults(
     lab: Callable[..., Awaitable[LabServer]], fault: str, expected: dict[str, str]
 ) -> None:
-    server = await lab()
+    server = await lab(tls=True)
     await server.set_fault(fault)  # type: ignore[arg-type]
     (report,) = await probe([server], timeout="1.5s")
     got = reasons(report)

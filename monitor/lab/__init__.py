@@ -1,8 +1,9 @@
 """Simulated Jitsi deployments for demos, tests and benchmarks."""
 
+from monitor.lab.certs import LabCA
 from monitor.lab.server import FAULTS, LabOptions, LabServer
 
-__all__ = ["FAULTS", "LabOptions", "LabServer", "servers_yaml"]
+__all__ = ["FAULTS", "LabCA", "LabOptions", "LabServer", "servers_yaml"]
 
 
 def servers_yaml(servers: list[LabServer], interval: str = "10s", timeout: str = "5s") -> str:
@@ -21,4 +22,6 @@ def servers_yaml(servers: list[LabServer], interval: str = "10s", timeout: str =
             f"    url: {server.url}",
             "    kind: self_hosted",
         ]
+        if server.ca is not None:
+            lines.append(f"    tls: {{ca_file: '{server.ca.ca_file}'}}")
     return "\n".join(lines) + "\n"

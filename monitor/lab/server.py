@@ -8,7 +8,8 @@ that creates rooms, and a MUC where only focus creates rooms and the first
 member becomes owner (jicofo's auto-owner).
 
 Faults can be injected per server: added latency and jitter, 5xx answers,
-hangs, refused connections (the port closes), stream errors, focus down.
+hangs, refused connections (the port closes), stream errors, focus down or
+silent, and (for TLS servers) an expired certificate.
 """
 
 from __future__ import annotations
@@ -25,9 +26,20 @@ from aiohttp import WSMsgType, web
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
+from monitor.lab.certs import LabCA
+
 __all__ = ["FAULTS", "LabOptions", "LabServer"]
 
-Fault = Literal["none", "refuse", "http_500", "hang", "stream_error", "focus_down", "focus_silent"]
+Fault = Literal[
+    "none",
+    "refuse",
+    "http_500",
+    "hang",
+    "stream_error",
+    "focus_down",
+    "focus_silent",
+    "expired_cert",
+]
 FAULTS: Final[tuple[str, ...]] = (
     "none",
     "refuse",
@@ -36,6 +48,7 @@ FAULTS: Final[tuple[str, ...]] = (
     "stream_error",
     "focus_down",
     "focus_silent",
+    "expired_cert",
 )
 Shape = Literal["object", "ssi", "assignments"]
 
@@ -64,6 +77,7 @@ class LabOptions:
     latency: float = 0.0
     jitter: float = 0.0
     fault: Fault = "none"
+    tls: bool = False
 
 
 @dataclass
@@ -82,8 +96,10 @@ def _a(value: str) -> str:
 class LabServer:
     """One simulated deployment; ``start()`` it on a loopback port."""
 
-    def __init__(self, options: LabOptions | None = None) -> None:
+    def __init__(self, options: LabOptions | None = None, ca: LabCA | None = None) -> None:
         self.options = options or LabOptions()
+        # TLS servers share a CA (one ca_file for the monitor to trust).
+        self.ca = ca if ca is not None or not self.options.tls else LabCA()
         self.rooms: dict[str, _Room] = {}
         self.sessions = 0
         self.port = 0
@@ -93,7 +109,13 @@ class LabServer:
     # -- lifecycle ----------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        scheme = "https" if self.options.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/"
+
+    @property
+    def websocket(self) -> str:
+        scheme = "wss" if self.options.tls else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/xmpp-websocket"
 
     @property
     def muc(self) -> str:
@@ -122,17 +144,22 @@ class LabServer:
 
     async def _listen(self, host: str, port: int) -> None:
         assert self._runner is not None
-        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        context = None
+        if self.ca is not None:
+            context = self.ca.server_context(expired=self.options.fault == "expired_cert")
+        self._site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=context)
         await self._site.start()
         self.port = self._runner.addresses[-1][1]
 
     async def set_fault(self, fault: Fault) -> None:
         """Change the fault; ``refuse`` closes the port, leaving it opens it again."""
         old, self.options.fault = self.options.fault, fault
-        if fault == "refuse" and old != "refuse" and self._site is not None:
+        # The certificate is chosen when listening: switching it means listening anew.
+        recert = "expired_cert" in (old, fault) and old != fault
+        if (fault == "refuse" or recert) and self._site is not None:
             await self._site.stop()
             self._site = None
-        elif fault != "refuse" and self._site is None and self._runner is not None:
+        if fault != "refuse" and self._site is None and self._runner is not None:
             await self._listen("127.0.0.1", self.port)
 
     async def stop(self) -> None:
@@ -174,7 +201,9 @@ class LabServer:
     def config_js(self) -> str:
         """config.js in the configured shape, pointing back at this server."""
         o = self.options
-        ws = f"ws://127.0.0.1:{self.port}/xmpp-websocket"
+        ws = self.websocket
+        base = self.url
+        ws_base = ws.removesuffix("xmpp-websocket")
         iframe = "true" if o.disable_iframe_api else "false"
         if o.shape == "assignments":
             return (
@@ -185,7 +214,7 @@ class LabServer:
                 'var subdir = \'<!--# echo var="subdir" default="" -->\';\n'
                 "if (subdir.startsWith('<!--')) { subdir = ''; }\n"
                 "config.bosh = '/' + subdir + 'http-bind';\n"
-                f"config.websocket = 'ws://127.0.0.1:{self.port}/' + subdir + 'xmpp-websocket';\n"
+                f"config.websocket = '{ws_base}' + subdir + 'xmpp-websocket';\n"
                 f"config.disableIframeAPI = {iframe};\n"
             )
         if o.shape == "ssi":
@@ -193,8 +222,8 @@ class LabServer:
                 'var subdir = \'<!--# echo var="subdir" default="" -->\';\n'
                 "var config = {\n"
                 f"    hosts: {{ domain: '{o.domain}', muc: 'conference.' + '{o.domain}' }},\n"
-                f"    bosh: 'http://127.0.0.1:{self.port}/' + subdir + 'http-bind',\n"
-                f"    websocket: 'ws://127.0.0.1:{self.port}/' + subdir + 'xmpp-websocket',\n"
+                f"    bosh: '{base}' + subdir + 'http-bind',\n"
+                f"    websocket: '{ws_base}' + subdir + 'xmpp-websocket',\n"
                 f"    disableIframeAPI: {iframe},\n"
                 "};\n"
             )
