@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
+import jwt
 import pytest
 
 from monitor.config import parse_config
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from monitor.model import ServerReport
+from monitor.lab.tokens import TokenPolicy
+from monitor.model import ConfigFacts, ServerReport
+from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.runner import Runner
 from tests.conftest import eventually
 
@@ -197,3 +201,85 @@ async def test_a_cancelled_probe_still_leaves_the_room(
         await eventually(lambda: server.sessions == 0)
     finally:
         await runner.close()
+
+
+SECRET = "lab-secret-for-tests-0123456789abcdef"
+
+
+def token(**claims: object) -> str:
+    now = int(time.time())
+    body: dict[str, object] = {
+        "iss": "lab-app",
+        "aud": "jitsi",
+        "sub": "meet.lab",
+        "room": "*",
+        "exp": now + 300,
+        "nbf": now - 10,
+    }
+    body.update(claims)
+    secret = str(body.pop("secret", SECRET))
+    return jwt.encode(body, secret, algorithm="HS256")
+
+
+async def signalling(server: LabServer, tok: str | None) -> XmppResult:
+    facts = ConfigFacts(domain="meet.lab", muc=server.muc, websocket=server.websocket)
+    async with aiohttp.ClientSession() as session:
+        deadline = asyncio.get_running_loop().time() + 3
+        return await probe_xmpp(session, facts, server.url, XmppSettings(token=tok), deadline)
+
+
+@pytest.mark.parametrize(
+    ("mode", "moderator", "expected"),
+    [
+        ("token_moderation", False, ("member", "participant")),
+        ("token_moderation", True, ("owner", "moderator")),
+        ("token_users_owner", False, ("owner", "moderator")),
+    ],
+)
+async def test_token_moderation_modes(
+    lab: Callable[..., Awaitable[LabServer]],
+    mode: str,
+    moderator: bool,
+    expected: tuple[str, str],
+) -> None:
+    server = await lab(tokens=TokenPolicy("lab-app", SECRET), moderation=mode)
+    result = await signalling(server, token(moderator=moderator))
+    assert [c.reason.value for c in result.checks] == ["ok", "ok", "ok"]
+    assert (result.affiliation, result.role) == expected
+
+
+@pytest.mark.parametrize(
+    ("claims", "text"),
+    [
+        ({"secret": "another-secret-0123456789abcdef012"}, "Invalid signature"),
+        ({"exp": int(time.time()) - 60}, "Not acceptable by exp"),
+        ({"nbf": int(time.time()) + 600}, "Not acceptable by nbf"),
+        ({"iss": "someone-else"}, "Invalid issuer ('iss' claim)"),
+    ],
+)
+async def test_tokens_are_enforced(
+    lab: Callable[..., Awaitable[LabServer]], claims: dict[str, object], text: str
+) -> None:
+    server = await lab(tokens=TokenPolicy("lab-app", SECRET))
+    result = await signalling(server, token(**claims))
+    assert result.checks[0].reason.value == "sasl_not_allowed"
+    assert text in result.checks[0].detail
+
+
+async def test_no_token_is_refused(lab: Callable[..., Awaitable[LabServer]]) -> None:
+    server = await lab(tokens=TokenPolicy("lab-app", SECRET))
+    result = await signalling(server, None)
+    assert "token required" in result.checks[0].detail
+
+
+async def test_token_for_another_room(lab: Callable[..., Awaitable[LabServer]]) -> None:
+    server = await lab(tokens=TokenPolicy("lab-app", SECRET))
+    result = await signalling(server, token(room="someone-elses-class"))
+    assert [c.reason.value for c in result.checks] == ["ok", "ok", "join_refused"]
+    assert "Room and token mismatched" in result.checks[2].detail
+
+
+async def test_enforcement_broken_on_purpose(lab: Callable[..., Awaitable[LabServer]]) -> None:
+    server = await lab(tokens=TokenPolicy("lab-app", SECRET, enforcement="accept_expired"))
+    result = await signalling(server, token(exp=int(time.time()) - 60))
+    assert result.checks[0].reason.value == "ok", "this lab server accepts expired tokens"

@@ -19,7 +19,7 @@ import html
 import random
 import secrets
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from xml.etree.ElementTree import Element
 
 from aiohttp import WSMsgType, web
@@ -27,8 +27,9 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
 from monitor.lab.certs import LabCA
+from monitor.lab.tokens import TokenPolicy, TokenRejected
 
-__all__ = ["FAULTS", "LabOptions", "LabServer"]
+__all__ = ["FAULTS", "MODERATION", "LabOptions", "LabServer"]
 
 Fault = Literal[
     "none",
@@ -51,6 +52,11 @@ FAULTS: Final[tuple[str, ...]] = (
     "expired_cert",
 )
 Shape = Literal["object", "ssi", "assignments"]
+# Who becomes moderator: jicofo's auto-owner (first participant), jicofo with
+# JWT authority (every token user), or the token-moderation plugin (the
+# token's top-level "moderator" claim).
+Moderation = Literal["auto_owner", "token_users_owner", "token_moderation"]
+MODERATION: Final[tuple[str, ...]] = ("auto_owner", "token_users_owner", "token_moderation")
 
 NS_FRAMING: Final = "urn:ietf:params:xml:ns:xmpp-framing"
 NS_CLIENT: Final = "jabber:client"
@@ -78,6 +84,9 @@ class LabOptions:
     jitter: float = 0.0
     fault: Fault = "none"
     tls: bool = False
+    # With a policy the server requires tokens, as authentication = "token".
+    tokens: TokenPolicy | None = None
+    moderation: Moderation = "auto_owner"
 
 
 @dataclass
@@ -249,7 +258,7 @@ class LabServer:
         ws = web.WebSocketResponse(protocols=("xmpp",), max_msg_size=64 * 1024)
         await ws.prepare(request)
         self.sessions += 1
-        session = _XmppSession(self, ws)
+        session = _XmppSession(self, ws, request.query.get("token"))
         try:
             await session.run()
         finally:
@@ -261,9 +270,11 @@ class LabServer:
 class _XmppSession:
     """One client's stream: login, bind, ping, focus, MUC."""
 
-    def __init__(self, lab: LabServer, ws: web.WebSocketResponse) -> None:
+    def __init__(self, lab: LabServer, ws: web.WebSocketResponse, token: str | None) -> None:
         self.lab = lab
         self.ws = ws
+        self.token = token
+        self.claims: dict[str, Any] | None = None
         self.authenticated = False
         self.jid = ""
         self.joined: set[tuple[str, str]] = set()  # (room jid, nick)
@@ -324,6 +335,16 @@ class _XmppSession:
             )
             return True
         if tag == _q(NS_SASL, "auth"):
+            policy = self.lab.options.tokens
+            if policy is not None:
+                try:
+                    self.claims = policy.check(self.token)
+                except TokenRejected as exc:
+                    await self.send(
+                        f"<failure xmlns='{NS_SASL}'><not-allowed/>"
+                        f"<text>{html.escape(str(exc), quote=True)}</text></failure>"
+                    )
+                    return True
             self.authenticated = True
             await self.send(f"<success xmlns='{NS_SASL}'/>")
             return True
@@ -398,9 +419,17 @@ class _XmppSession:
                 f"<text xmlns='{NS_STANZAS}'>Room creation is restricted</text></error></presence>"
             )
             return
-        # jicofo's auto-owner: the first participant besides focus is owner.
-        first = len(room.occupants) <= 1
-        affiliation, role = ("owner", "moderator") if first else ("none", "participant")
+        if self.claims is not None:
+            wanted = self.claims["room"]
+            if wanted != "*" and wanted.lower() != room_jid.split("@", 1)[0].lower():
+                await self.send(
+                    f"<presence xmlns='{NS_CLIENT}' from='{_a(to)}' type='error'>"
+                    f"<error type='cancel'><not-allowed xmlns='{NS_STANZAS}'/>"
+                    f"<text xmlns='{NS_STANZAS}'>Room and token mismatched</text></error>"
+                    "</presence>"
+                )
+                return
+        affiliation, role = self.role_for(room)
         room.occupants[nick] = (affiliation, role)
         self.joined.add((room_jid, nick))
         await self.send(
@@ -412,6 +441,18 @@ class _XmppSession:
             f"<x xmlns='{NS_MUC_USER}'><item affiliation='{affiliation}' role='{role}'/>"
             "<status code='110'/></x></presence>"
         )
+
+    def role_for(self, room: _Room) -> tuple[str, str]:
+        """(affiliation, role) of a participant joining ``room`` now."""
+        owner, member = ("owner", "moderator"), ("member", "participant")
+        mode = self.lab.options.moderation
+        if self.claims is not None and mode == "token_moderation":
+            # mod_token_moderation: only the top-level boolean claim counts.
+            return owner if self.claims.get("moderator") is True else member
+        if self.claims is not None and mode == "token_users_owner":
+            return owner  # jicofo grants owner to every authenticated member
+        # jicofo's auto-owner: the first participant besides focus is owner.
+        return owner if len(room.occupants) <= 1 else ("none", "participant")
 
     def leave(self, room_jid: str, nick: str) -> None:
         self.joined.discard((room_jid, nick))
