@@ -88,7 +88,14 @@ class Runner:
                 max_redirects=target.max_redirects,
             ) as client:
                 web = await probe_web(client, target.url, target.kind, deadline)
-            xmpp = await self._signalling(target, web, ssl_context, deadline)
+            try:
+                xmpp = await self._signalling(target, web, ssl_context, deadline)
+            except Exception:  # our own bug: keep what the web part found
+                log.exception("server %s: signalling probe crashed", target.name)
+                crashed = CheckResult(
+                    Check.SIGNALLING, Reason.INTERNAL_ERROR, "the probe crashed; see the log"
+                )
+                xmpp = XmppResult((crashed,), ())
         except (OSError, ssl.SSLError) as exc:
             # The server is not to blame: e.g. an unreadable ca_file.
             log.error("server %s: cannot set up the probe: %s", target.name, exc)

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # The first probes after start are spread over this many seconds at most.
 STARTUP_SPREAD = 5.0
+# How long shutdown waits for cancelled ladders to leave their rooms.
+SHUTDOWN_WAIT = 5.0
 # Suffix of the one-off job that runs a new server's first probe.
 _FIRST = "/first"
 
@@ -166,4 +168,5 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Ladders leave their rooms as they go; do not wait on them forever.
+            await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT)

@@ -209,6 +209,107 @@ async def test_bosh_endpoint_missing(prosody: Prosody, xmpp: Xmpp) -> None:
 # -- hostile servers ------------------------------------------------------------
 
 
+MARKER = "eyJTECRET.TOKEN.MARKER"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/redirect", "/missing", "/xmpp-websocket"],
+)
+async def test_token_never_appears_in_results(start_site: StartSite, path: str) -> None:
+    async def redirect(_: web.Request) -> web.Response:
+        raise web.HTTPFound("/redirect")
+
+    site = await start_site(
+        jitsi_app(routes={"/redirect": redirect, "/xmpp-websocket": _xmpp_handler(["<bad"])})
+    )
+    facts = ConfigFacts(
+        domain=DOMAIN,
+        muc=MUC,
+        websocket=f"ws://127.0.0.1:{site.port}{path}",
+        bosh=f"http://127.0.0.1:{site.port}{path}",
+    )
+    async with aiohttp.ClientSession() as session:
+        deadline = asyncio.get_running_loop().time() + 3
+        result = await probe_xmpp(session, facts, site.url, XmppSettings(token=MARKER), deadline)
+    assert not result.checks[0].success
+    for check in result.checks:
+        assert MARKER not in check.detail
+    assert any(MARKER in r.query_string for r in site.requests), "the token was sent"
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://127.0.0.1:99999/x", "ws://127.0.0.1:abc/", "ws://[bad", "ftp://127.0.0.1/x"]
+)
+async def test_malformed_websocket_urls(xmpp: Xmpp, url: str) -> None:
+    result = await xmpp(url)
+    assert reasons(result)["signalling"] == "protocol_error"
+
+
+async def test_server_that_never_finishes_closing(start_site: StartSite, xmpp: Xmpp) -> None:
+    """A server that answers everything but never ends the WebSocket."""
+
+    async def stubborn(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=("xmpp",), autoclose=False)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            if "<open" in msg.data:
+                await ws.send_str("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
+                await ws.send_str(
+                    "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>"
+                    "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                    "<mechanism>PLAIN</mechanism></mechanisms></stream:features>"
+                )
+            await ws.send_str("<message xmlns='jabber:client'><body>still here</body></message>")
+        return ws
+
+    site = await start_site(jitsi_app(routes={"/xmpp-websocket": stubborn}))
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    result = await xmpp(f"ws://127.0.0.1:{site.port}/xmpp-websocket", timeout=2)
+    assert reasons(result)["signalling"] == "sasl_not_allowed"
+    assert loop.time() - t0 < 4, "closing is bounded even when the server never closes"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            [
+                b"<body xmlns='http://jabber.org/protocol/httpbind' ",
+                b"type='terminate' ",
+                b"condition='remote-stream-error'/>",
+            ],
+            "stream_error",
+        ),
+        ([b"<?xml version='1.0' encoding='bogus'?><body/>"], "xml_error"),
+        ([b"<body xmlns='http://jabber.org/protocol/httpbind'/>"], "xml_error"),
+        ([b"<html>proxy error</html>"], "xml_error"),
+    ],
+    ids=["terminate-in-chunks", "bad-encoding", "no-sid", "not-bosh"],
+)
+async def test_hostile_bosh(
+    start_site: StartSite, xmpp: Xmpp, body: list[bytes], reason: str
+) -> None:
+    async def bosh(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for chunk in body:
+            await resp.write(chunk)
+            await asyncio.sleep(0.01)
+        await resp.write_eof()
+        return resp
+
+    app = jitsi_app()
+    app.router.add_post("/http-bind", bosh)
+    site = await start_site(app)
+    result = await xmpp(None, bosh=f"http://127.0.0.1:{site.port}/http-bind", timeout=3)
+    assert reasons(result)["signalling"] == reason
+
+
 def _xmpp_handler(
     frames: list[str | bytes],
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

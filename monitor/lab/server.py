@@ -111,6 +111,8 @@ class LabServer:
         self.ca = ca if ca is not None or not self.options.tls else LabCA()
         self.rooms: dict[str, _Room] = {}
         self.sessions = 0
+        # Occupants that left with an unavailable presence (not by dropping the stream).
+        self.leaves: list[str] = []
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -357,6 +359,13 @@ class _XmppSession:
                 "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
             )
             return False
+        if tag in ("iq", "presence", "message"):  # as Prosody: stanzas need jabber:client
+            await self.send(
+                "<stream:error xmlns:stream='http://etherx.jabber.org/streams'>"
+                "<unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                "</stream:error>"
+            )
+            return False
         if tag == _q(NS_CLIENT, "iq"):
             await self.iq(elem)
         elif tag == _q(NS_CLIENT, "presence"):
@@ -404,7 +413,10 @@ class _XmppSession:
         if not nick or not room_jid.endswith(f"@{self.lab.muc}"):
             return
         if presence.get("type") == "unavailable":
+            if (room_jid, nick) not in self.joined:
+                return
             self.leave(room_jid, nick)
+            self.lab.leaves.append(to)
             await self.send(
                 f"<presence xmlns='{NS_CLIENT}' from='{_a(to)}' type='unavailable'>"
                 f"<x xmlns='{NS_MUC_USER}'><item affiliation='none' role='none'/>"

@@ -25,7 +25,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
-from xml.etree import ElementTree
 from xml.etree.ElementTree import Element
 
 import aiohttp
@@ -38,8 +37,11 @@ from monitor.model import Check, CheckResult, ConfigFacts, Phase, Reason
 __all__ = ["MAX_FRAME", "XmppResult", "XmppSettings", "probe_xmpp", "skipped_checks"]
 
 MAX_FRAME: Final = 256 * 1024
-# Kept back from the ladder's deadline so that leaving and closing still fit.
-LEAVE_GRACE: Final = 1.0
+# Kept back from the ladder's deadline so that leaving and closing still fit
+# (at most this, and at most a quarter of the time the ladder has).
+LEAVE_GRACE: Final = 2.0
+# How long the WebSocket close handshake may take before the socket is dropped.
+CLOSE_WAIT: Final = 0.5
 
 NS_FRAMING: Final = "urn:ietf:params:xml:ns:xmpp-framing"
 NS_STREAMS: Final = "http://etherx.jabber.org/streams"
@@ -133,6 +135,7 @@ class _Ladder:
     settings: XmppSettings
     session: aiohttp.ClientSession
     bosh: bool = False  # the transport: BOSH, else WebSocket
+    grace: float = LEAVE_GRACE
     transport: _WebSocket | _Bosh | None = None
     phases: dict[str, float] = field(default_factory=dict)
     current: str = "upgrade"
@@ -147,6 +150,21 @@ class _Ladder:
     @property
     def room_jid(self) -> str:
         return f"{self.room}@{self.muc}"
+
+    def is_self(self, presence: Element) -> bool:
+        """A presence about our own occupant: from our nick, or marked with status 110.
+
+        JIDs compare without case, and a server may rename the nick (status 210).
+        """
+        room, _, nick = presence.get("from", "").partition("/")
+        if room.lower() != self.room_jid.lower():
+            return False
+        if nick == self.nick:
+            return True
+        x = presence.find(_q(NS_MUC_USER, "x"))
+        return x is not None and any(
+            s.get("code") == "110" for s in x.findall(_q(NS_MUC_USER, "status"))
+        )
 
     def next_id(self, kind: str) -> str:
         self.ids += 1
@@ -195,6 +213,7 @@ class _Ladder:
         query = {"room": self.room}
         if self.settings.token:
             query["token"] = self.settings.token
+        _check_url(self.url, ("http", "https") if self.bosh else ("ws", "wss"))
         if self.bosh:
             self.transport = _Bosh(self.session, self.url, query, self.origin, self.settings)
         else:
@@ -275,7 +294,7 @@ class _Ladder:
         )
 
         def mine(e: Element) -> bool:
-            return e.tag == _q(NS_CLIENT, "presence") and e.get("from") == occupant
+            return e.tag == _q(NS_CLIENT, "presence") and self.is_self(e)
 
         while True:
             presence = await self.expect(mine)
@@ -300,7 +319,7 @@ class _Ladder:
             return
         t0 = time.monotonic()
         try:
-            async with asyncio.timeout(LEAVE_GRACE):
+            async with asyncio.timeout(self.grace):
                 if self.joined:
                     occupant = f"{self.room_jid}/{self.nick}"
                     await self.send(
@@ -309,8 +328,8 @@ class _Ladder:
                     await self.expect(
                         lambda e: (
                             e.tag == _q(NS_CLIENT, "presence")
-                            and e.get("from") == occupant
                             and e.get("type") == "unavailable"
+                            and self.is_self(e)
                         )
                     )
                     self.joined = False
@@ -328,7 +347,8 @@ def _parse_frame(data: str | bytes) -> Element:
         raise XmppError(Reason.XML_ERROR, "frame too large")
     try:
         elem: Element = fromstring(data, forbid_dtd=True)
-    except (ParseError, DefusedXmlException, ValueError) as exc:
+    except (ParseError, DefusedXmlException, ValueError, LookupError, RecursionError) as exc:
+        # LookupError: an unknown encoding in the XML declaration.
         raise XmppError(Reason.XML_ERROR, f"bad XML frame: {str(exc)[:120]}") from None
     if elem.tag == _q(NS_STREAMS, "error"):
         condition = _condition(elem, NS_STREAM_ERRORS)
@@ -337,19 +357,36 @@ def _parse_frame(data: str | bytes) -> Element:
     return elem
 
 
+def _check_url(text: str, schemes: tuple[str, ...]) -> None:
+    """Refuse a malformed signalling URL from config.js before using it."""
+    try:
+        url = URL(text)
+        ok = url.scheme in schemes and bool(url.host) and url.port is not None
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        shown = text.split("?", 1)[0][:120]
+        raise XmppError(
+            Reason.PROTOCOL_ERROR,
+            f"config.js names a malformed signalling URL {shown!r} (want {'/'.join(schemes)})",
+        )
+
+
 def _connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> XmppError:
     """An aiohttp connection failure as a reason an operator can act on."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return XmppError(Reason.TLS_UNTRUSTED, f"certificate: {exc.certificate_error}")
+        message = getattr(exc.certificate_error, "verify_message", "") or "not trusted"
+        return XmppError(Reason.TLS_UNTRUSTED, f"certificate: {message}")
     if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return XmppError(Reason.TLS_ERROR, f"TLS handshake failed: {exc}")
+        return XmppError(Reason.TLS_ERROR, "TLS handshake failed")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return XmppError(Reason.DNS_ERROR, f"cannot resolve {url.host}")
     if isinstance(exc, aiohttp.ClientConnectorError):
         refused = isinstance(exc.os_error, ConnectionRefusedError)
         reason = Reason.CONNECT_REFUSED if refused else Reason.CONNECT_ERROR
         return XmppError(reason, f"cannot connect to {url.host}:{url.port}")
-    return XmppError(Reason.CONNECTION_CLOSED, f"{what} failed: {exc}"[:200])
+    # Never the exception's text: aiohttp puts the URL in it, with the token.
+    return XmppError(Reason.CONNECTION_CLOSED, f"{what} failed: {type(exc).__name__}")
 
 
 class _WebSocket:
@@ -426,7 +463,11 @@ class _WebSocket:
             await self.recv()
 
     async def abort(self) -> None:
-        await self.ws.close()
+        # aiohttp waits for the server's close frame; a server that never sends
+        # one must not hold the probe: on the timeout aiohttp drops the socket.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_WAIT):
+                await self.ws.close()
 
 
 class _Bosh:
@@ -469,7 +510,12 @@ class _Bosh:
             ) as resp:
                 if resp.status != 200:
                     raise XmppError(Reason.HTTP_STATUS, f"BOSH request answered HTTP {resp.status}")
-                data = await resp.content.read(MAX_FRAME + 1)
+                data = b""
+                while len(data) <= MAX_FRAME:
+                    chunk = await resp.content.read(MAX_FRAME + 1 - len(data))
+                    if not chunk:
+                        break
+                    data += chunk
         except aiohttp.ClientError as exc:
             raise _connect_error(exc, self.url, "BOSH") from None
         answer = _parse_frame(data)
@@ -486,7 +532,9 @@ class _Bosh:
             self.sid = new_sid
         for child in answer:
             if child.tag == _q(NS_STREAMS, "error"):
-                _parse_frame(ElementTree.tostring(child))  # raises the stream error
+                condition = _condition(child, NS_STREAM_ERRORS)
+                text = _error_text(child, NS_STREAM_ERRORS)
+                raise XmppError(Reason.STREAM_ERROR, f"stream error {condition} {text}".strip())
             self.inbox.append(child)
 
     async def open(self, to: str, restart: bool) -> None:
@@ -579,8 +627,10 @@ async def probe_xmpp(
         session=session,
     )
     step_check = Check.SIGNALLING
+    loop = asyncio.get_running_loop()
+    ladder.grace = min(LEAVE_GRACE, max(0.0, deadline - loop.time()) / 4)
     try:
-        async with asyncio.timeout_at(deadline - LEAVE_GRACE):
+        async with asyncio.timeout_at(deadline - ladder.grace):
             note = "over BOSH" if ladder.bosh else ""
             try:
                 await ladder.upgrade()
