@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import math
+import os
 import re
 import ssl
 import types
@@ -29,6 +30,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+from monitor.probes.tokens import TokenKey
 
 __all__ = [
     "ConfigError",
@@ -107,6 +110,31 @@ class SignallingSettings(_Strict):
     join: bool | None = None
 
 
+class JwtSettings(_Strict):
+    """How to mint tokens for a server with JWT authentication (or a JaaS tenant).
+
+    Key material is named, never written here: ``secret_env`` (an environment
+    variable) or ``secret_file`` for HS*, ``private_key_file`` (PEM) for RS*.
+    """
+
+    app_id: str = Field(min_length=1, max_length=200)
+    algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"] = "HS256"
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    secret_file: Path | None = None
+    private_key_file: Path | None = None
+    key_id: str | None = Field(default=None, max_length=300)
+    audience: str = "jitsi"
+    subject: str | None = None
+    lifetime: Duration = 300.0
+
+    @field_validator("lifetime")
+    @classmethod
+    def _lifetime(cls, v: float) -> float:
+        if not 30 <= v <= 3600:
+            raise ValueError("lifetime must be between 30s and 1h")
+        return v
+
+
 class DefaultSettings(_Strict):
     """Values every server takes unless it sets its own."""
 
@@ -139,6 +167,7 @@ class ServerConfig(_Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     tls: TlsSettings | None = None
     signalling: SignallingSettings | None = None
+    jwt: JwtSettings | None = None
 
     @field_validator("name")
     @classmethod
@@ -243,6 +272,8 @@ class MonitorConfig(_Strict):
 
     # Directory of the file the config came from; relative paths start there.
     _base_dir: Path = PrivateAttr(default_factory=Path)
+    # Token keys by server, with their secrets, read when the config is loaded.
+    _token_keys: dict[str, TokenKey] = PrivateAttr(default_factory=dict)
 
     def targets(self) -> list[Target]:
         """The servers with every default filled in."""
@@ -263,6 +294,7 @@ class MonitorConfig(_Strict):
                 focus=(s.signalling or d.signalling).enabled
                 and (s.signalling or d.signalling).focus,
                 join=_joins(s.signalling or d.signalling, s.kind),
+                token_key=self._token_keys.get(s.name),
             )
             for s in self.servers
         ]
@@ -295,6 +327,7 @@ class Target:
     signalling: bool = True
     focus: bool = True
     join: bool = True
+    token_key: TokenKey | None = None
 
 
 # -- errors -------------------------------------------------------------------
@@ -425,7 +458,14 @@ def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None
         ]
         raise ConfigError(problems) from None
     config._base_dir = base_dir or Path()
-    problems = [_problem(file, lines, loc, msg) for loc, msg in _cross_checks(config)]
+    found = _cross_checks(config)
+    for index, server in enumerate(config.servers):
+        if server.jwt is not None:
+            key, errors = _token_key(server, config._base_dir)
+            found += [(("servers", index, "jwt", *where), msg) for where, msg in errors]
+            if key is not None:
+                config._token_keys[server.name] = key
+    problems = [_problem(file, lines, loc, msg) for loc, msg in found]
     if problems:
         raise ConfigError(problems)
     return config
@@ -438,6 +478,70 @@ def _problem(file: str, lines: dict[_Path, int], loc: _Path, message: str) -> Pr
         if line is not None:
             break
     return Problem(file, line, _field_name(loc), message)
+
+
+def _token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[tuple[_Path, str]]]:
+    """Read a server's key material; problems never quote the secret."""
+    j = server.jwt
+    assert j is not None
+    errors: list[tuple[_Path, str]] = []
+    hmac = j.algorithm.startswith("HS")
+    material = ""
+    if hmac:
+        if (j.secret_env is None) == (j.secret_file is None):
+            errors.append(((), f"{j.algorithm} needs exactly one of secret_env, secret_file"))
+        elif j.secret_env is not None:
+            material = os.environ.get(j.secret_env, "")
+            if not material:
+                errors.append((("secret_env",), f"environment variable {j.secret_env} is not set"))
+        elif j.secret_file is not None:
+            material = _read_secret(base / j.secret_file, ("secret_file",), errors)
+        if j.private_key_file is not None:
+            errors.append((("private_key_file",), f"{j.algorithm} uses a secret, not a key file"))
+    else:
+        if j.private_key_file is None:
+            errors.append(((), f"{j.algorithm} needs private_key_file (a PEM private key)"))
+        else:
+            material = _read_secret(base / j.private_key_file, ("private_key_file",), errors)
+            if material and "PRIVATE KEY" not in material:
+                errors.append((("private_key_file",), "not a PEM private key"))
+        if j.secret_env is not None or j.secret_file is not None:
+            errors.append(((), f"{j.algorithm} signs with private_key_file, not a secret"))
+    jaas = server.kind == "jaas"
+    if jaas:
+        if j.algorithm != "RS256":
+            errors.append((("algorithm",), "JaaS tokens are RS256"))
+        if not j.key_id or not j.key_id.startswith(f"{j.app_id}/"):
+            errors.append((("key_id",), "JaaS needs key_id '<AppID>/<API key id>'"))
+    if errors:
+        return None, errors
+    return (
+        TokenKey(
+            algorithm=j.algorithm,
+            key=material,
+            key_id=j.key_id,
+            issuer=j.app_id,
+            audience=j.audience,
+            subject=j.subject or (j.app_id if jaas else "*"),
+            lifetime=j.lifetime,
+            jaas=jaas,
+        ),
+        [],
+    )
+
+
+def _read_secret(path: Path, where: _Path, errors: list[tuple[_Path, str]]) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        errors.append((where, f"no such file: {path}"))
+        return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append((where, f"cannot read {path}: {type(exc).__name__}"))
+        return ""
+    if not text:
+        errors.append((where, f"{path} is empty"))
+    return text
 
 
 def _cross_checks(config: MonitorConfig) -> list[tuple[_Path, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
@@ -16,6 +17,7 @@ from monitor import __version__
 from monitor.config import MonitorConfig, Target
 from monitor.model import Check, CheckResult, Reason, ServerReport
 from monitor.probes.http import HttpClient, make_ssl_context
+from monitor.probes.tokens import TokenKey, mint
 from monitor.probes.web import WebResult, probe_web
 from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp, skipped_checks
 
@@ -124,11 +126,13 @@ class Runner:
     async def _signalling(
         self, target: Target, web: WebResult, ssl_context: ssl.SSLContext, deadline: float
     ) -> XmppResult:
+        key = target.token_key
         settings = XmppSettings(
             focus=target.focus,
             join=target.join,
             user_agent=self._user_agent,
             ssl_context=ssl_context,
+            token_for=None if key is None else functools.partial(_room_token, key),
         )
         if not target.signalling:
             return XmppResult((), ())
@@ -138,6 +142,10 @@ class Runner:
         parts = urlsplit(target.url)
         origin = f"{parts.scheme}://{parts.netloc}"
         return await probe_xmpp(self._session, web.config, origin, settings, deadline)
+
+
+def _room_token(key: TokenKey, room: str) -> str:
+    return mint(key, room)
 
 
 def _failed(target: Target, started_at: float, t0: float, detail: str) -> ServerReport:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from monitor.config import ConfigError, load_config, parse_config, parse_duration
 
@@ -106,7 +109,7 @@ servers:
         "starting with a letter or digit",
         "s.yaml:8: servers[1].url: url must start with https:// or http://",
         "s.yaml:9: servers[1].intervall: unknown key; did you mean 'interval'? "
-        "(known keys: name, url, kind, interval, timeout, labels, tls, signalling)",
+        "(known keys: name, url, kind, interval, timeout, labels, tls, signalling, jwt)",
         "s.yaml:12: servers[2].kind: Input should be 'public', 'self_hosted' or 'jaas'",
     ]
 
@@ -193,3 +196,32 @@ def test_nameservers() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_commented_examples_in_the_shipped_config_are_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca_file: Path
+) -> None:
+    """Uncommented, the example servers in servers.yaml load as written."""
+    text = (ROOT / "servers.yaml").read_text()
+    uncommented = re.sub(r"(?m)^  # (- |  )", r"  \1", text)
+
+    def servers(t: str) -> int:
+        return len(re.findall(r"(?m)^  - name:", t))
+
+    assert servers(uncommented) == servers(text) + 2
+    monkeypatch.setenv("SCHOOL_JWT_SECRET", "x" * 32)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "jaas-private-key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    uncommented = uncommented.replace("/etc/ssl/certs/school-ca.pem", str(ca_file))
+    path = tmp_path / "servers.yaml"
+    path.write_text(uncommented)
+    cfg = load_config(path)
+    kinds = {t.name: (t.kind, t.token_key is not None) for t in cfg.targets()}
+    assert kinds["school-1"] == ("self_hosted", True)
+    assert kinds["jaas"] == ("jaas", True)

@@ -71,6 +71,8 @@ class XmppSettings:
     focus: bool = True
     join: bool = True
     token: str | None = None
+    # Mints a token for the ladder's room (servers with JWT authentication).
+    token_for: Callable[[str], str] | None = None
     user_agent: str = "jitsi-monitor"
     ssl_context: ssl.SSLContext | None = None
 
@@ -211,8 +213,11 @@ class _Ladder:
         """Connect the transport: the WebSocket upgrade, or nothing for BOSH."""
         t0 = self.step("upgrade")
         query = {"room": self.room}
-        if self.settings.token:
-            query["token"] = self.settings.token
+        token = self.settings.token
+        if token is None and self.settings.token_for is not None:
+            token = self.settings.token_for(self.room)
+        if token:
+            query["token"] = token
         _check_url(self.url, ("http", "https") if self.bosh else ("ws", "wss"))
         if self.bosh:
             self.transport = _Bosh(self.session, self.url, query, self.origin, self.settings)
@@ -607,7 +612,7 @@ async def probe_xmpp(
     Never raises for the server's faults; every outcome is in the result.
     """
     checks: list[CheckResult] = []
-    domain = xmpp_domain(facts, settings.token is not None)
+    domain = xmpp_domain(facts, settings.token is not None or settings.token_for is not None)
     url = facts.websocket or facts.bosh
     if not url or not domain:
         missing = "a websocket or bosh URL" if not url else "hosts.domain"

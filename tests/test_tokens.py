@@ -1,0 +1,170 @@
+"""JWT settings, minting, and a valid token on the signalling ladder of a token server."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from monitor.config import ConfigError, parse_config
+from monitor.lab import LabOptions, LabServer
+from monitor.lab.tokens import TokenPolicy
+from monitor.probes.tokens import TokenKey, mint
+from monitor.runner import Runner
+from monitor.views import report_dict
+
+SECRET = "school-secret-0123456789abcdef0123456789"
+
+
+def server_block(url: str, jwt_lines: str, kind: str = "self_hosted") -> str:
+    return f"servers:\n  - name: school\n    url: {url}\n    kind: {kind}\n    jwt:\n{jwt_lines}"
+
+
+def problems(text: str, base: Path | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "s.yaml", base)
+    return [str(p) for p in info.value.problems]
+
+
+def test_secret_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHOOL_JWT_SECRET", SECRET)
+    cfg = parse_config(
+        server_block(
+            "https://meet.school.example",
+            "      app_id: my-lms\n      secret_env: SCHOOL_JWT_SECRET\n",
+        )
+    )
+    (target,) = cfg.targets()
+    assert target.token_key is not None
+    assert target.token_key.key == SECRET
+    assert SECRET not in repr(target.token_key)
+    assert SECRET not in repr(target)
+
+
+def test_missing_secret_is_named_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCHOOL_JWT_SECRET", raising=False)
+    assert problems(
+        server_block("https://x", "      app_id: my-lms\n      secret_env: SCHOOL_JWT_SECRET\n")
+    ) == ["s.yaml:7: servers[0].jwt.secret_env: environment variable SCHOOL_JWT_SECRET is not set"]
+
+
+def test_secret_file(tmp_path: Path) -> None:
+    (tmp_path / "jwt.secret").write_text(SECRET + "\n")
+    cfg = parse_config(
+        server_block("https://x", "      app_id: my-lms\n      secret_file: jwt.secret\n"),
+        "s.yaml",
+        tmp_path,
+    )
+    (target,) = cfg.targets()
+    assert target.token_key is not None
+    assert target.token_key.key == SECRET
+
+
+@pytest.mark.parametrize(
+    ("lines", "kind", "message"),
+    [
+        ("      app_id: a\n", "self_hosted", "HS256 needs exactly one of secret_env, secret_file"),
+        ("      app_id: a\n      algorithm: RS256\n", "self_hosted", "needs private_key_file"),
+        ("      app_id: a\n      secret_file: nope\n", "self_hosted", "no such file"),
+        (
+            "      app_id: a\n      lifetime: 5s\n      secret_env: X\n",
+            "self_hosted",
+            "between 30s",
+        ),
+        ("      app_id: a\n      algorithm: none\n", "self_hosted", "Input should be"),
+        (
+            "      app_id: vpaas-magic-cookie-1\n      secret_env: X\n",
+            "jaas",
+            "JaaS tokens are RS256",
+        ),
+    ],
+)
+def test_bad_jwt_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: str, kind: str, message: str
+) -> None:
+    monkeypatch.setenv("X", SECRET)
+    found = problems(server_block("https://x", lines, kind), tmp_path)
+    assert any(message in p for p in found), found
+    assert not any(SECRET in p for p in found)
+
+
+def test_mint_hmac_claims() -> None:
+    key = TokenKey(algorithm="HS256", key=SECRET, issuer="my-lms", subject="meet.school.example")
+    token = mint(key, "healthcheck-abc", moderator=False, now=1_700_000_000)
+    header = jwt.get_unverified_header(token)
+    assert (header["typ"], header["alg"]) == ("JWT", "HS256")
+    claims = jwt.decode(
+        token, SECRET, algorithms=["HS256"], audience="jitsi", options={"verify_exp": False}
+    )
+    assert claims["iss"] == "my-lms"
+    assert claims["sub"] == "meet.school.example"
+    assert claims["room"] == "healthcheck-abc"
+    assert claims["moderator"] is False
+    assert claims["context"]["user"]["moderator"] is False
+    assert claims["exp"] - claims["iat"] == 300
+    assert claims["nbf"] < claims["iat"]
+
+
+def test_mint_jaas_claims() -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    app = "vpaas-magic-cookie-0123456789abcdef"
+    key = TokenKey(
+        algorithm="RS256", key=pem, key_id=f"{app}/4f4910", issuer=app, subject=app, jaas=True
+    )
+    token = mint(key, "*", moderator=True)
+    assert jwt.get_unverified_header(token)["kid"] == f"{app}/4f4910"
+    claims = jwt.decode(token, private.public_key(), algorithms=["RS256"], audience="jitsi")
+    assert (claims["iss"], claims["aud"], claims["sub"]) == ("chat", "jitsi", app)
+    assert claims["context"]["user"]["moderator"] == "true"
+    assert "moderator" not in claims, "JaaS reads the user's moderator string only"
+
+
+async def test_token_server_accepts_the_probes_token(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("SCHOOL_JWT_SECRET", SECRET)
+    lab = LabServer(LabOptions(tokens=TokenPolicy("my-lms", SECRET), moderation="token_moderation"))
+    await lab.start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        cfg = parse_config(
+            server_block(lab.url, "      app_id: my-lms\n      secret_env: SCHOOL_JWT_SECRET\n")
+        )
+        runner = Runner(cfg)
+        try:
+            report = await runner.run_now(cfg.targets()[0])
+        finally:
+            await runner.close()
+        assert {c.check.value: c.reason.value for c in report.checks}["muc"] == "ok"
+        # the room claim matched the probe's room; moderator: false made a member
+        assert (report.affiliation, report.role) == ("member", "participant")
+        shown = json.dumps(report_dict(cfg.targets()[0], report)) + caplog.text
+        assert SECRET not in shown
+
+        monkeypatch.setenv("SCHOOL_JWT_SECRET", "a-different-secret-0123456789abcdef01")
+        cfg = parse_config(
+            server_block(lab.url, "      app_id: my-lms\n      secret_env: SCHOOL_JWT_SECRET\n")
+        )
+        runner = Runner(cfg)
+        try:
+            report = await runner.run_now(cfg.targets()[0])
+        finally:
+            await runner.close()
+        signalling = report.checks[4]
+        assert (signalling.check.value, signalling.reason.value) == (
+            "signalling",
+            "sasl_not_allowed",
+        )
+        assert "Invalid signature" in signalling.detail
+    finally:
+        await lab.stop()
