@@ -126,6 +126,18 @@ class JwtSettings(_Strict):
     audience: str = "jitsi"
     subject: str | None = None
     lifetime: Duration = 300.0
+    # full: also check that bad tokens are refused and how the moderator
+    # claim is handled; valid_only: only that a valid token works.
+    matrix: Literal["full", "valid_only"] = "full"
+    # How long to watch a joined room for role changes before judging them.
+    settle: Duration = 2.5
+
+    @field_validator("settle")
+    @classmethod
+    def _settle(cls, v: float) -> float:
+        if v > 10:
+            raise ValueError("settle must be at most 10s")
+        return v
 
     @field_validator("lifetime")
     @classmethod
@@ -525,6 +537,8 @@ def _token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[
             subject=j.subject or (j.app_id if jaas else "*"),
             lifetime=j.lifetime,
             jaas=jaas,
+            matrix=j.matrix == "full",
+            settle=j.settle,
         ),
         [],
     )

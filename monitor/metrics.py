@@ -93,6 +93,11 @@ class StateCollector(Collector):
             labels=sl,
             unit="seconds",
         )
+        jwt_case = GaugeMetricFamily(
+            "jitsi_jwt_case_success",
+            "1 when a case of the token check matrix came out as it must.",
+            labels=[*sl, "case"],
+        )
         xmpp = GaugeMetricFamily(
             "jitsi_xmpp_duration_seconds",
             "Duration of each step of the signalling (XMPP) ladder.",
@@ -137,6 +142,8 @@ class StateCollector(Collector):
                 http.add_metric([name, loc, phase.name], phase.seconds)
             for phase in report.xmpp_phases:
                 xmpp.add_metric([name, loc, phase.name], phase.seconds)
+            for case, passed in report.jwt_cases:
+                jwt_case.add_metric([name, loc, case], 1.0 if passed else 0.0)
             if report.http_status is not None:
                 status.add_metric([name, loc], float(report.http_status))
             if report.cert is not None:
@@ -155,6 +162,7 @@ class StateCollector(Collector):
             duration,
             http,
             xmpp,
+            jwt_case,
             status,
             expiry,
             tls,

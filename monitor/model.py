@@ -33,6 +33,9 @@ class Check(StrEnum):
     SIGNALLING = "signalling"
     FOCUS = "focus"
     MUC = "muc"
+    JWT_VALID = "jwt_valid"
+    JWT_ENFORCED = "jwt_enforced"
+    MODERATION = "moderation"
 
 
 class Reason(StrEnum):
@@ -70,6 +73,10 @@ class Reason(StrEnum):
     ROOM_FULL = "room_full"
     PASSWORD_REQUIRED = "password_required"
     JOIN_REFUSED = "join_refused"
+    JWT_NOT_ENFORCED = "jwt_not_enforced"
+    MODERATION_CLAIM_IGNORED = "moderation_claim_ignored"
+    MODERATION_NOT_GRANTED = "moderation_not_granted"
+    MODERATION_UNKNOWN = "moderation_unknown"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -77,7 +84,15 @@ class Reason(StrEnum):
 # off are not run and do not count). The embed check describes what a server
 # is fit for, not whether it works, so it is reported on its own.
 VERDICT_CHECKS: frozenset[Check] = frozenset(
-    {Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API, Check.SIGNALLING, Check.FOCUS, Check.MUC}
+    {
+        Check.WEB,
+        Check.CONFIGJS,
+        Check.EXTERNAL_API,
+        Check.SIGNALLING,
+        Check.FOCUS,
+        Check.MUC,
+        Check.JWT_VALID,
+    }
 )
 # Checks every ladder runs.
 ALWAYS_CHECKS: frozenset[Check] = frozenset({Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API})
@@ -154,6 +169,8 @@ class ServerReport:
     ping_rtt: float | None = None
     role: str | None = None
     affiliation: str | None = None
+    # The token matrix, case by case: (case, passed).
+    jwt_cases: tuple[tuple[str, bool], ...] = ()
 
     def check(self, check: Check) -> CheckResult | None:
         for result in self.checks:

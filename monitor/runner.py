@@ -17,6 +17,7 @@ from monitor import __version__
 from monitor.config import MonitorConfig, Target
 from monitor.model import Check, CheckResult, Reason, ServerReport
 from monitor.probes.http import HttpClient, make_ssl_context
+from monitor.probes.matrix import probe_matrix, valid_check
 from monitor.probes.tokens import TokenKey, mint
 from monitor.probes.web import WebResult, probe_web
 from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp, skipped_checks
@@ -90,8 +91,14 @@ class Runner:
                 max_redirects=target.max_redirects,
             ) as client:
                 web = await probe_web(client, target.url, target.kind, deadline)
+            jwt_checks: tuple[CheckResult, ...] = ()
+            jwt_cases: tuple[tuple[str, bool], ...] = ()
             try:
                 xmpp = await self._signalling(target, web, ssl_context, deadline)
+                if target.token_key is not None and xmpp.checks:
+                    jwt_checks, jwt_cases = await self._matrix(
+                        target, target.token_key, web, xmpp, ssl_context, deadline
+                    )
             except Exception:  # our own bug: keep what the web part found
                 log.exception("server %s: signalling probe crashed", target.name)
                 crashed = CheckResult(
@@ -110,7 +117,7 @@ class Runner:
             started_at=started_at,
             finished_at=time.time(),
             duration=time.monotonic() - t0,
-            checks=web.checks + xmpp.checks,
+            checks=web.checks + xmpp.checks + jwt_checks,
             http_phases=web.http_phases,
             http_status=web.http_status,
             cert=web.cert,
@@ -121,7 +128,33 @@ class Runner:
             ping_rtt=xmpp.ping_rtt,
             role=xmpp.role,
             affiliation=xmpp.affiliation,
+            jwt_cases=jwt_cases,
         )
+
+    async def _matrix(
+        self,
+        target: Target,
+        key: TokenKey,
+        web: WebResult,
+        main: XmppResult,
+        ssl_context: ssl.SSLContext,
+        deadline: float,
+    ) -> tuple[tuple[CheckResult, ...], tuple[tuple[str, bool], ...]]:
+        """The token checks; the main ladder was the valid-token case."""
+        valid = valid_check(main)
+        if not key.matrix or web.config is None:
+            return (valid,), (("valid", valid.success),)
+        settings = XmppSettings(
+            focus=target.focus,
+            join=target.join,
+            user_agent=self._user_agent,
+            ssl_context=ssl_context,
+            settle=key.settle,
+        )
+        result = await probe_matrix(
+            self._session, web.config, _origin(target.url), settings, key, main, deadline
+        )
+        return result.checks, result.cases
 
     async def _signalling(
         self, target: Target, web: WebResult, ssl_context: ssl.SSLContext, deadline: float
@@ -133,15 +166,19 @@ class Runner:
             user_agent=self._user_agent,
             ssl_context=ssl_context,
             token_for=None if key is None else functools.partial(_room_token, key),
+            settle=key.settle if key is not None and key.matrix else 0.0,
         )
         if not target.signalling:
             return XmppResult((), ())
         configjs = next((c for c in web.checks if c.check is Check.CONFIGJS), None)
         if web.config is None or configjs is None or not configjs.success:
             return XmppResult(skipped_checks(settings, "configjs"), ())
-        parts = urlsplit(target.url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        return await probe_xmpp(self._session, web.config, origin, settings, deadline)
+        return await probe_xmpp(self._session, web.config, _origin(target.url), settings, deadline)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _room_token(key: TokenKey, room: str) -> str:

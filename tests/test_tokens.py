@@ -168,3 +168,107 @@ async def test_token_server_accepts_the_probes_token(
         assert "Invalid signature" in signalling.detail
     finally:
         await lab.stop()
+
+
+async def matrix_report(
+    monkeypatch: pytest.MonkeyPatch, options: LabOptions, matrix: str = "full"
+) -> tuple[dict[str, str], dict[str, str], dict[str, bool]]:
+    """Probe a token lab server through the runner: reasons, details, matrix cases."""
+    monkeypatch.setenv("SCHOOL_JWT_SECRET", SECRET)
+    lab = LabServer(options)
+    await lab.start()
+    try:
+        cfg = parse_config(
+            server_block(
+                lab.url,
+                "      app_id: my-lms\n      secret_env: SCHOOL_JWT_SECRET\n"
+                f"      settle: 0.2s\n      matrix: {matrix}\n",
+            )
+        )
+        runner = Runner(cfg)
+        try:
+            report = await runner.run_now(cfg.targets()[0])
+        finally:
+            await runner.close()
+        assert lab.rooms == {}, "every case left its room"
+    finally:
+        await lab.stop()
+    reasons = {c.check.value: c.reason.value for c in report.checks}
+    details = {c.check.value: c.detail for c in report.checks}
+    return reasons, details, dict(report.jwt_cases)
+
+
+def policy(**kw: object) -> TokenPolicy:
+    return TokenPolicy("my-lms", SECRET, **kw)  # type: ignore[arg-type]
+
+
+async def test_matrix_on_a_well_configured_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    reasons, details, cases = await matrix_report(
+        monkeypatch, LabOptions(tokens=policy(), moderation="token_moderation")
+    )
+    assert (reasons["jwt_valid"], reasons["jwt_enforced"], reasons["moderation"]) == (
+        "ok",
+        "ok",
+        "ok",
+    )
+    assert cases == {
+        "valid": True,
+        "bad_signature": True,
+        "expired": True,
+        "no_token": True,
+        "other_room": True,
+        "moderator_false": True,
+        "moderator_true": True,
+    }
+    assert "member/participant" in details["moderation"]
+
+
+@pytest.mark.parametrize("mode", ["token_users_owner", "auto_owner"])
+async def test_moderator_claim_ignored(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    reasons, details, cases = await matrix_report(
+        monkeypatch,
+        LabOptions(tokens=policy(), moderation=mode),  # type: ignore[arg-type]
+    )
+    assert reasons["moderation"] == "moderation_claim_ignored"
+    assert "install the token-moderation plugin" in details["moderation"]
+    assert cases["moderator_false"] is False
+    assert reasons["jwt_enforced"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("enforcement", "case", "words"),
+    [
+        ("accept_expired", "expired", "expired"),
+        ("accept_any_signature", "bad_signature", "bad signature"),
+    ],
+)
+async def test_broken_enforcement_is_a_security_failure(
+    monkeypatch: pytest.MonkeyPatch, enforcement: str, case: str, words: str
+) -> None:
+    reasons, details, cases = await matrix_report(
+        monkeypatch,
+        LabOptions(tokens=policy(enforcement=enforcement), moderation="token_moderation"),
+    )
+    assert reasons["jwt_enforced"] == "jwt_not_enforced"
+    assert words in details["jwt_enforced"]
+    assert cases[case] is False
+    assert reasons["jwt_valid"] == "ok"
+
+
+async def test_valid_only_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    reasons, _, cases = await matrix_report(
+        monkeypatch, LabOptions(tokens=policy()), matrix="valid_only"
+    )
+    assert reasons["jwt_valid"] == "ok"
+    assert "jwt_enforced" not in reasons
+    assert "moderation" not in reasons
+    assert cases == {"valid": True}
+
+
+async def test_rejected_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    other = TokenPolicy("my-lms", "another-secret-0123456789abcdef0123456")
+    reasons, details, cases = await matrix_report(monkeypatch, LabOptions(tokens=other))
+    assert reasons["jwt_valid"] == "sasl_not_allowed"
+    assert "Invalid signature" in details["jwt_valid"]
+    assert (reasons["jwt_enforced"], reasons["moderation"]) == ("skipped", "skipped")
+    assert cases == {"valid": False}

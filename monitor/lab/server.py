@@ -280,6 +280,7 @@ class _XmppSession:
         self.authenticated = False
         self.jid = ""
         self.joined: set[tuple[str, str]] = set()  # (room jid, nick)
+        self.requested: set[str] = set()  # rooms this stream asked focus for
 
     async def send(self, xml: str) -> None:
         await self.lab._delay()
@@ -402,6 +403,7 @@ class _XmppSession:
         if room.endswith(f"@{self.lab.muc}"):
             lab_room = self.lab.rooms.setdefault(room, _Room())
             lab_room.occupants.setdefault("focus", ("owner", "moderator"))
+            self.requested.add(room)
         await self.send(
             f"<iq xmlns='{NS_CLIENT}' type='result' id='{iq_id}' from='{self.lab.focus}'>"
             f"<conference xmlns='{NS_FOCUS}' ready='true' room='{_a(room)}'/></iq>"
@@ -476,6 +478,14 @@ class _XmppSession:
             del self.lab.rooms[room_jid]
 
     def leave_all(self) -> None:
-        """A dropped stream takes its occupants out, as Prosody does."""
+        """A dropped stream takes its occupants out, as Prosody does.
+
+        A conference this stream asked for that nobody joined is given up, as
+        jicofo gives up a conference that never starts.
+        """
         for room_jid, nick in list(self.joined):
             self.leave(room_jid, nick)
+        for room_jid in self.requested:
+            room = self.lab.rooms.get(room_jid)
+            if room is not None and set(room.occupants) <= {"focus"}:
+                del self.lab.rooms[room_jid]

@@ -40,6 +40,8 @@ class TokenKey:
     subject: str = "*"
     lifetime: float = 300.0
     jaas: bool = False
+    matrix: bool = True  # run the whole token check matrix, not only a valid token
+    settle: float = 2.5
 
     def __repr__(self) -> str:  # never show the key material
         return f"TokenKey(algorithm={self.algorithm!r}, key_id={self.key_id!r}, key=<hidden>)"

@@ -61,7 +61,7 @@ NS_MUC_USER: Final = "http://jabber.org/protocol/muc#user"
 _FOCUS_GONE: Final = frozenset(
     {"service-unavailable", "remote-server-not-found", "remote-server-timeout", "item-not-found"}
 )
-PHASES: Final = ("upgrade", "open", "auth", "bind", "ping", "focus", "join", "leave")
+PHASES: Final = ("upgrade", "open", "auth", "bind", "ping", "focus", "join", "settle", "leave")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,10 @@ class XmppSettings:
     token: str | None = None
     # Mints a token for the ladder's room (servers with JWT authentication).
     token_for: Callable[[str], str] | None = None
+    # After joining, keep reading presences this long for role changes.
+    settle: float = 0.0
+    # Log in on this virtual host instead of the one config.js implies.
+    login_domain: str | None = None
     user_agent: str = "jitsi-monitor"
     ssl_context: ssl.SSLContext | None = None
 
@@ -87,6 +91,8 @@ class XmppResult:
     room: str | None = None
     role: str | None = None
     affiliation: str | None = None
+    focus_seen: bool = False
+    created_room: bool = False
 
 
 class XmppError(Exception):
@@ -148,6 +154,8 @@ class _Ladder:
     ping_rtt: float | None = None
     role: str | None = None
     affiliation: str | None = None
+    focus_seen: bool = False
+    created_room: bool = False
 
     @property
     def room_jid(self) -> str:
@@ -297,25 +305,42 @@ class _Ladder:
         await self.send(
             f'<presence xmlns="{NS_CLIENT}" to="{_esc(occupant)}"><x xmlns="{NS_MUC}"/></presence>'
         )
+        while not self.observe(await self.expect(_is_presence)):
+            pass
+        self.done("join", t0)
+        if self.settings.settle > 0:
+            # Roles change after the join (jicofo grants owner in a later
+            # presence): read self-presences for a while, keep the last.
+            t1 = self.step("settle")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.settle):
+                    while True:
+                        self.observe(await self.expect(_is_presence))
+            self.done("settle", t1)
 
-        def mine(e: Element) -> bool:
-            return e.tag == _q(NS_CLIENT, "presence") and self.is_self(e)
-
-        while True:
-            presence = await self.expect(mine)
-            if presence.get("type") == "error":
-                self.joined = False
-                raise _join_error(presence.find(_q(NS_CLIENT, "error")))
-            x = presence.find(_q(NS_MUC_USER, "x"))
-            if x is None:
-                continue
-            codes = {s.get("code") for s in x.findall(_q(NS_MUC_USER, "status"))}
-            item = x.find(_q(NS_MUC_USER, "item"))
-            if "110" in codes and item is not None:
-                self.affiliation = (item.get("affiliation") or "")[:32] or None
-                self.role = (item.get("role") or "")[:32] or None
-                self.done("join", t0)
-                return
+    def observe(self, presence: Element) -> bool:
+        """Note what a presence in our room says; True for our own self-presence."""
+        room, _, nick = presence.get("from", "").partition("/")
+        if room.lower() != self.room_jid.lower():
+            return False
+        if nick == "focus":
+            self.focus_seen = presence.get("type") != "unavailable"
+            return False
+        if not self.is_self(presence):
+            return False
+        if presence.get("type") == "error":
+            self.joined = False
+            raise _join_error(presence.find(_q(NS_CLIENT, "error")))
+        x = presence.find(_q(NS_MUC_USER, "x"))
+        item = x.find(_q(NS_MUC_USER, "item")) if x is not None else None
+        if x is None or item is None or presence.get("type") == "unavailable":
+            return False
+        codes = {s.get("code") for s in x.findall(_q(NS_MUC_USER, "status"))}
+        if "201" in codes:  # the room was new: we created it, not focus
+            self.created_room = True
+        self.affiliation = (item.get("affiliation") or "")[:32] or None
+        self.role = (item.get("role") or "")[:32] or None
+        return True
 
     async def leave(self) -> None:
         """Leave the room (if joined) and close the stream; best effort, bounded."""
@@ -577,6 +602,10 @@ _JOIN_ERRORS: Final = {
 }
 
 
+def _is_presence(elem: Element) -> bool:
+    return elem.tag == _q(NS_CLIENT, "presence")
+
+
 def _join_error(error: Element | None) -> XmppError:
     condition = _condition(error)
     text = _error_text(error)
@@ -612,7 +641,9 @@ async def probe_xmpp(
     Never raises for the server's faults; every outcome is in the result.
     """
     checks: list[CheckResult] = []
-    domain = xmpp_domain(facts, settings.token is not None or settings.token_for is not None)
+    domain = settings.login_domain or xmpp_domain(
+        facts, settings.token is not None or settings.token_for is not None
+    )
     url = facts.websocket or facts.bosh
     if not url or not domain:
         missing = "a websocket or bosh URL" if not url else "hosts.domain"
@@ -681,6 +712,8 @@ async def probe_xmpp(
         room=ladder.room,
         role=ladder.role,
         affiliation=ladder.affiliation,
+        focus_seen=ladder.focus_seen,
+        created_room=ladder.created_room,
     )
 
 
