@@ -11,6 +11,8 @@ import contextlib
 import dataclasses
 import json
 import logging
+import re
+import secrets
 import signal
 import sys
 import time
@@ -26,7 +28,10 @@ from monitor import __version__
 from monitor.config import ConfigError, MonitorConfig, Target, load_config
 from monitor.http import make_app
 from monitor.lab import FAULTS, LabCA, LabOptions, LabServer, servers_yaml
+from monitor.lab.server import MODERATION
+from monitor.lab.tokens import TokenPolicy
 from monitor.model import Check, Reason, ServerReport
+from monitor.probes.tokens import mint
 from monitor.runner import Runner
 from monitor.scheduler import Scheduler
 from monitor.state import State
@@ -112,12 +117,34 @@ def _signalling(report: ServerReport) -> str:
     return f"[green]ok[/] {_ms(report.ping_rtt)}"
 
 
+def _jwt(report: ServerReport) -> str:
+    """The token verdicts in plain words."""
+    valid = report.check(Check.JWT_VALID)
+    if valid is None:
+        return "-"
+    if not valid.success:
+        return f"[red]token {valid.reason.value}[/]" if valid.reason is not Reason.SKIPPED else "-"
+    words = []
+    enforced = report.check(Check.JWT_ENFORCED)
+    if enforced is not None and enforced.reason is Reason.JWT_NOT_ENFORCED:
+        words.append("[red]NOT ENFORCED[/]")
+    elif enforced is not None and not enforced.success:
+        words.append(f"enforcement {enforced.reason.value}")
+    moderation = report.check(Check.MODERATION)
+    if moderation is not None and moderation.reason is Reason.MODERATION_CLAIM_IGNORED:
+        words.append("[red]moderator claim ignored[/]")
+    elif moderation is not None and not moderation.success:
+        words.append(moderation.reason.value)
+    return "; ".join(words) or "[green]ok[/]"
+
+
 def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
     table = Table(title="jitsi-monitor check", title_justify="left")
     for column in ("server", "verdict", "DNS", "connect", "TLS", "first byte"):
         table.add_column(column, no_wrap=True)
     table.add_column("cert days", justify="right", no_wrap=True)
     table.add_column("signalling", no_wrap=True)
+    table.add_column("JWT", no_wrap=True)
     table.add_column("embed limit", no_wrap=True)
     table.add_column("first failing check")
     for target, report in zip(targets, reports, strict=True):
@@ -134,6 +161,7 @@ def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
             _ms(report.phase_seconds("processing")),
             "-" if days is None else f"{days:.0f}",
             _signalling(report),
+            _jwt(report),
             "unknown"
             if embed is None
             else ("none" if embed == 0 else f"[yellow]ends after {embed} s[/]"),
@@ -173,6 +201,39 @@ def check(config: Path, as_json: bool, only: tuple[str, ...]) -> None:
         console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
         console.print(_table(targets, reports))
     sys.exit(EXIT_OK if all(r.up for r in reports) else EXIT_UNHEALTHY)
+
+
+# -- token ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("server")
+@_config_arg
+@click.option(
+    "--room", default=None, help="Room name (default: a random jitsi-monitor-test-… room)."
+)
+@click.option("--moderator", is_flag=True, help="Mint a moderator token.")
+def token(server: str, config: Path, room: str | None, moderator: bool) -> None:
+    """Print a meeting URL with a fresh token for SERVER, to test by hand.
+
+    The URL carries a credential until the token expires: share it with care.
+    """
+    cfg = _load(config)
+    target = next((t for t in cfg.targets() if t.name == server), None)
+    if target is None:
+        click.echo(f"{config}: no server named {server}", err=True)
+        sys.exit(EXIT_CONFIG)
+    if target.token_key is None:
+        click.echo(f"{config}: server {server} has no jwt block", err=True)
+        sys.exit(EXIT_CONFIG)
+    room = room or f"jitsi-monitor-test-{secrets.token_hex(4)}"
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", room):
+        raise click.BadParameter("use letters, digits, '.', '_' or '-'", param_hint="--room")
+    minted = mint(target.token_key, room.lower(), moderator=moderator)
+    click.echo(f"{target.url}{room}?jwt={minted}")
+    lifetime = int(target.token_key.lifetime)
+    role = "a moderator" if moderator else "a participant"
+    click.echo(f"valid for {lifetime} s, as {role} of room {room}", err=True)
 
 
 # -- serve ----------------------------------------------------------------------
@@ -320,6 +381,21 @@ async def _lab(
     "--disable-iframe-api", is_flag=True, help="Serve disableIframeAPI: true (embed limit)."
 )
 @click.option("--tls", is_flag=True, help="Serve HTTPS and WSS with certificates of a lab CA.")
+@click.option("--jwt", "use_jwt", is_flag=True, help="Require tokens (HS256, a generated secret).")
+@click.option(
+    "--moderation",
+    type=click.Choice(list(MODERATION)),
+    default="token_moderation",
+    show_default=True,
+    help="With --jwt: who becomes moderator.",
+)
+@click.option(
+    "--enforcement",
+    type=click.Choice(["strict", "accept_expired", "accept_any_signature"]),
+    default="strict",
+    show_default=True,
+    help="With --jwt: break token checks on purpose.",
+)
 @click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
 @click.option("--latency-step", type=float, default=0.0, help="More latency for each next server.")
 @click.option(
@@ -335,6 +411,9 @@ def lab(
     shape: str,
     disable_iframe_api: bool,
     tls: bool,
+    use_jwt: bool,
+    moderation: str,
+    enforcement: str,
     latency: float,
     latency_step: float,
     faults: tuple[str, ...],
@@ -349,6 +428,14 @@ def lab(
         disable_iframe_api=disable_iframe_api,
         latency=latency,
         tls=tls,
+        tokens=TokenPolicy(
+            app_id="jitsi-monitor-lab",
+            secret=secrets.token_urlsafe(32),
+            enforcement=enforcement,  # type: ignore[arg-type]
+        )
+        if use_jwt
+        else None,
+        moderation=moderation,  # type: ignore[arg-type]
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_lab(count, port, options, _fault_spec(faults), latency_step))

@@ -350,3 +350,78 @@ async def test_serve_exports_signalling_metrics(tmp_path: Path, serve: list[Serv
         assert lab.rooms == {}, "stopping the monitor leaves no one behind"
     finally:
         await lab.stop()
+
+
+async def test_jwt_lab_end_to_end_never_shows_the_secret(
+    tmp_path: Path, serve: list[Served]
+) -> None:
+    """lab --jwt, then check, check --json, serve and token: verdicts shown, secret never."""
+    lab_proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "--log-level",
+        "debug",
+        "lab",
+        "--servers",
+        "1",
+        "--jwt",
+        "--enforcement",
+        "accept_expired",
+        "--moderation",
+        "token_users_owner",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    outputs: list[str] = []
+    try:
+        assert lab_proc.stdout is not None
+        text = ""
+        while "settle:" not in text:
+            line = await asyncio.wait_for(lab_proc.stdout.readline(), 30)
+            assert line, "the lab exited early"
+            text += line.decode()
+        config = tmp_path / "lab.yaml"
+        config.write_text(text)
+        secret_file = re.search(r"secret_file: '([^']+)'", text)
+        assert secret_file is not None
+        secret = Path(secret_file.group(1)).read_text()
+        assert len(secret) >= 32
+
+        table = await run_cli("--log-level", "debug", "check", str(config))
+        assert table.code == 0, table.out + table.err  # up: tokens work, however lax
+        row = next(line for line in table.out.splitlines() if "lab-1" in line)
+        assert "NOT ENFORCED" in row
+        assert "moderator claim ignored" in row
+        as_json = await run_cli("check", "--json", str(config))
+        checks = {c["check"]: c for c in json.loads(as_json.out)["servers"][0]["checks"]}
+        assert checks["jwt_enforced"]["reason"] == "jwt_not_enforced"
+        assert "expired" in checks["jwt_enforced"]["detail"]
+        assert checks["moderation"]["reason"] == "moderation_claim_ignored"
+        minted = await run_cli("token", "lab-1", str(config), "--room", "Maths-101")
+        assert minted.code == 0
+        assert minted.out.startswith("http://127.0.0.1:")
+        assert "/Maths-101?jwt=" in minted.out
+        outputs += [table.out, table.err, as_json.out, as_json.err, minted.out, minted.err]
+
+        served = await start_serve(config, serve)
+        metrics = await wait_for_metric(
+            served.base, 'jitsi_jwt_case_success{case="expired",location="lab",server="lab-1"} 0.0'
+        )
+        assert 'jitsi_check_success{check="jwt_valid",location="lab",server="lab-1"} 1.0' in metrics
+        async with aiohttp.ClientSession() as session:
+            for path in ("/", "/healthz"):
+                async with session.get(served.base + path) as resp:
+                    outputs.append(await resp.text())
+        outputs.append(metrics)
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.stderr is not None
+        outputs.append((await served.proc.stderr.read()).decode())
+        await served.proc.wait()
+    finally:
+        lab_proc.terminate()
+        await lab_proc.wait()
+    assert lab_proc.stderr is not None
+    outputs.append((await lab_proc.stderr.read()).decode())
+    for output in outputs:
+        assert secret not in output

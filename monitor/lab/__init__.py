@@ -24,4 +24,13 @@ def servers_yaml(servers: list[LabServer], interval: str = "10s", timeout: str =
         ]
         if server.ca is not None:
             lines.append(f"    tls: {{ca_file: '{server.ca.ca_file}'}}")
+        tokens = server.options.tokens
+        if tokens is not None and server.secret_file is not None:
+            lines += [
+                "    jwt:",
+                f"      app_id: {tokens.app_id}",
+                f"      algorithm: {tokens.algorithm}",
+                f"      secret_file: '{server.secret_file}'",
+                "      settle: 1s",
+            ]
     return "\n".join(lines) + "\n"

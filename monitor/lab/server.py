@@ -18,7 +18,9 @@ import asyncio
 import html
 import random
 import secrets
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Literal
 from xml.etree.ElementTree import Element
 
@@ -109,6 +111,13 @@ class LabServer:
         self.options = options or LabOptions()
         # TLS servers share a CA (one ca_file for the monitor to trust).
         self.ca = ca if ca is not None or not self.options.tls else LabCA()
+        self.secret_file: Path | None = None
+        if self.options.tokens is not None:
+            # The monitor reads the secret from a file, as it would in production.
+            folder = Path(tempfile.mkdtemp(prefix="jitsi-lab-jwt-"))
+            self.secret_file = folder / "jwt.secret"
+            self.secret_file.touch(mode=0o600)
+            self.secret_file.write_text(self.options.tokens.secret)
         self.rooms: dict[str, _Room] = {}
         self.sessions = 0
         # Occupants that left with an unavailable presence (not by dropping the stream).
