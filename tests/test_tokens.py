@@ -14,9 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from monitor.config import ConfigError, parse_config
 from monitor.lab import LabOptions, LabServer
 from monitor.lab.tokens import TokenPolicy
+from monitor.model import Check
 from monitor.probes.tokens import TokenKey, mint
 from monitor.runner import Runner
 from monitor.views import report_dict
+from tests.conftest import eventually
 
 SECRET = "school-secret-0123456789abcdef0123456789"
 
@@ -160,11 +162,9 @@ async def test_token_server_accepts_the_probes_token(
             report = await runner.run_now(cfg.targets()[0])
         finally:
             await runner.close()
-        signalling = report.checks[4]
-        assert (signalling.check.value, signalling.reason.value) == (
-            "signalling",
-            "sasl_not_allowed",
-        )
+        signalling = report.check(Check.SIGNALLING)
+        assert signalling is not None
+        assert signalling.reason.value == "sasl_not_allowed"
         assert "Invalid signature" in signalling.detail
     finally:
         await lab.stop()
@@ -190,7 +190,12 @@ async def matrix_report(
             report = await runner.run_now(cfg.targets()[0])
         finally:
             await runner.close()
-        assert lab.rooms == {}, "every case left its room"
+        assert lab.rooms == {}, "no room is left behind"
+        await eventually(lambda: lab.sessions == 0)  # every stream is closed
+        moderation = report.check(Check.MODERATION)
+        if moderation is not None and moderation.reason.value != "skipped":
+            # the main ladder and the moderator: true case each sent a leave
+            assert len(lab.leaves) == 2, lab.leaves
     finally:
         await lab.stop()
     reasons = {c.check.value: c.reason.value for c in report.checks}
@@ -272,3 +277,66 @@ async def test_rejected_token(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Invalid signature" in details["jwt_valid"]
     assert (reasons["jwt_enforced"], reasons["moderation"]) == ("skipped", "skipped")
     assert cases == {"valid": False}
+
+
+async def test_moderation_unknown_when_focus_does_not_create_the_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reasons, details, cases = await matrix_report(
+        monkeypatch,
+        LabOptions(
+            tokens=policy(),
+            moderation="token_moderation",
+            focus_joins=False,
+            restrict_room_creation=False,
+        ),
+    )
+    assert reasons["moderation"] == "moderation_unknown"
+    assert "focus did not create the room" in details["moderation"]
+    assert "moderator_false" not in cases
+    assert "moderator_true" not in cases
+
+
+@pytest.mark.parametrize(
+    ("lines", "kind", "message"),
+    [
+        (
+            "      app_id: a\n      algorithm: RS256\n      private_key_file: k.pem\n",
+            "self_hosted",
+            "needs key_id",
+        ),
+        (
+            "      app_id: a\n      algorithm: RS256\n      private_key_file: bad.pem\n"
+            "      key_id: a/1\n",
+            "self_hosted",
+            "cannot sign RS256 tokens with this key",
+        ),
+        (
+            "      app_id: vpaas-magic-cookie-1\n      algorithm: RS256\n"
+            "      private_key_file: k.pem\n      key_id: vpaas-magic-cookie-1/1\n"
+            "      subject: other\n",
+            "jaas",
+            "AppID as their subject",
+        ),
+        (
+            "      app_id: " + "Z" * 41 + "\n      secret_env: " + "Z" * 41 + "\n",
+            "self_hosted",
+            "environment variable it names is not set",
+        ),
+    ],
+)
+def test_key_problems(tmp_path: Path, lines: str, kind: str, message: str) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "k.pem").write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "bad.pem").write_text(
+        "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n"
+    )
+    found = problems(server_block("https://x", lines, kind), tmp_path)
+    assert any(message in p for p in found), found
+    assert not any("Z" * 41 in p for p in found)

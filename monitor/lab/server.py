@@ -18,6 +18,7 @@ import asyncio
 import html
 import random
 import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,10 @@ class LabOptions:
     # With a policy the server requires tokens, as authentication = "token".
     tokens: TokenPolicy | None = None
     moderation: Moderation = "auto_owner"
+    # A misconfigured deployment: focus answers ready but never joins, and
+    # the MUC lets anyone create rooms (the creator becomes owner).
+    focus_joins: bool = True
+    restrict_room_creation: bool = True
 
 
 @dataclass
@@ -186,6 +191,9 @@ class LabServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.secret_file is not None:
+            shutil.rmtree(self.secret_file.parent, ignore_errors=True)
+            self.secret_file = None
 
     async def _delay(self) -> None:
         o = self.options
@@ -409,7 +417,7 @@ class _XmppSession:
                 f"<error type='cancel'><service-unavailable xmlns='{NS_STANZAS}'/></error></iq>"
             )
             return
-        if room.endswith(f"@{self.lab.muc}"):
+        if room.endswith(f"@{self.lab.muc}") and self.lab.options.focus_joins:
             lab_room = self.lab.rooms.setdefault(room, _Room())
             lab_room.occupants.setdefault("focus", ("owner", "moderator"))
             self.requested.add(room)
@@ -435,6 +443,9 @@ class _XmppSession:
             )
             return
         room = self.lab.rooms.get(room_jid)
+        created = False
+        if room is None and not self.lab.options.restrict_room_creation:
+            room, created = self.lab.rooms.setdefault(room_jid, _Room()), True
         if room is None:
             await self.send(
                 f"<presence xmlns='{NS_CLIENT}' from='{_a(to)}' type='error'>"
@@ -452,17 +463,21 @@ class _XmppSession:
                     "</presence>"
                 )
                 return
-        affiliation, role = self.role_for(room)
+        # Prosody makes a room's creator owner before any plugin sees it.
+        affiliation, role = ("owner", "moderator") if created else self.role_for(room)
         room.occupants[nick] = (affiliation, role)
         self.joined.add((room_jid, nick))
-        await self.send(
-            f"<presence xmlns='{NS_CLIENT}' from='{_a(room_jid)}/focus'>"
-            f"<x xmlns='{NS_MUC_USER}'><item affiliation='owner' role='moderator'/></x></presence>"
-        )
+        if "focus" in room.occupants:
+            await self.send(
+                f"<presence xmlns='{NS_CLIENT}' from='{_a(room_jid)}/focus'>"
+                f"<x xmlns='{NS_MUC_USER}'><item affiliation='owner' role='moderator'/></x>"
+                "</presence>"
+            )
+        status = "<status code='110'/>" + ("<status code='201'/>" if created else "")
         await self.send(
             f"<presence xmlns='{NS_CLIENT}' from='{_a(to)}'>"
             f"<x xmlns='{NS_MUC_USER}'><item affiliation='{affiliation}' role='{role}'/>"
-            "<status code='110'/></x></presence>"
+            f"{status}</x></presence>"
         )
 
     def role_for(self, room: _Room) -> tuple[str, str]:

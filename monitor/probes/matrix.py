@@ -9,10 +9,14 @@ The valid case is the main signalling ladder (it logs in with a fresh
 ``moderator: false`` token for its room and watches its role settle); this
 module runs the other cases, each on a stream of its own, and turns all of
 them into three checks: ``jwt_valid``, ``jwt_enforced`` and ``moderation``.
+A case whose outcome cannot be told (a timeout, a refusal for another
+reason) is left out of the cases rather than counted as failed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import secrets
 import time
@@ -45,18 +49,41 @@ class MatrixResult:
     cases: tuple[tuple[str, bool], ...]
 
 
-def _reason(result: XmppResult, check: Check) -> CheckResult | None:
+def _get(result: XmppResult, check: Check) -> CheckResult | None:
     return next((c for c in result.checks if c.check is check), None)
 
 
+def _token_refusal(check: CheckResult | None) -> bool:
+    """A join refused over the token (not over a lobby, a password, a full room)."""
+    if check is None or check.reason is not Reason.JOIN_REFUSED:
+        return False
+    return "not-allowed" in check.detail or "mismatch" in check.detail.lower()
+
+
 def valid_check(main: XmppResult) -> CheckResult:
-    """jwt_valid from the main ladder: its token logged in and joined."""
+    """jwt_valid from the main ladder: its token logged in, and the join was not refused over it."""
+    login = _get(main, Check.SIGNALLING)
+    if login is None:
+        return CheckResult(Check.JWT_VALID, Reason.SKIPPED, "not tried")
+    if login.reason is Reason.SASL_NOT_ALLOWED:
+        return CheckResult(
+            Check.JWT_VALID, login.reason, f"a valid token is refused: {login.detail}"
+        )
+    if not login.success:
+        return CheckResult(Check.JWT_VALID, Reason.SKIPPED, f"cannot tell: {login.detail}")
+    muc = _get(main, Check.MUC)
+    if _token_refusal(muc):
+        assert muc is not None
+        return CheckResult(Check.JWT_VALID, muc.reason, f"a valid token cannot join: {muc.detail}")
     failed = next((c for c in main.checks if not c.success), None)
-    if failed is None:
-        return CheckResult(Check.JWT_VALID, Reason.OK, "a valid token logs in and joins")
-    return CheckResult(
-        Check.JWT_VALID, failed.reason, f"with a valid token, {failed.check.value}: {failed.detail}"
-    )
+    if failed is not None:
+        return CheckResult(
+            Check.JWT_VALID,
+            Reason.SKIPPED,
+            f"the token logs in; the join could not be tried ({failed.check.value}: "
+            f"{failed.reason.value})",
+        )
+    return CheckResult(Check.JWT_VALID, Reason.OK, "a valid token logs in and joins")
 
 
 def _bad_signature(token: str) -> str:
@@ -77,9 +104,12 @@ async def probe_matrix(
 ) -> MatrixResult:
     """Run the refusal and moderator cases after the main ladder ``main``."""
     valid = valid_check(main)
-    cases: dict[str, bool] = {"valid": valid.success}
-    if not valid.success:
-        skipped = "not tried: a valid token does not work"
+    cases: dict[str, bool] = {}
+    if valid.reason is not Reason.SKIPPED:
+        cases["valid"] = valid.success
+    login = _get(main, Check.SIGNALLING)
+    if login is None or not login.success:
+        skipped = "not tried: the token did not log in"
         return MatrixResult(
             (
                 valid,
@@ -88,9 +118,12 @@ async def probe_matrix(
             ),
             tuple(cases.items()),
         )
-    domain = facts.domain
+    accepted: list[str] = []
+    unclear: list[CheckResult] = []
+
+    # Tokens that must be refused at login, tried side by side.
     stream_only = dataclasses.replace(
-        base, focus=False, join=False, settle=0.0, token_for=None, login_domain=domain
+        base, focus=False, join=False, settle=0.0, token_for=None, login_domain=facts.domain
     )
     now = time.time()
     refusals = {
@@ -98,34 +131,66 @@ async def probe_matrix(
         "expired": mint(key, "*", now=now - 3600, lifetime=60),
         "no_token": None,
     }
-    accepted: list[str] = []
-    unclear: list[CheckResult] = []
-    for case, token in refusals.items():
-        result = await probe_xmpp(
-            session, facts, origin, dataclasses.replace(stream_only, token=token), deadline
+    results = await asyncio.gather(
+        *(
+            probe_xmpp(session, facts, origin, dataclasses.replace(stream_only, token=t), deadline)
+            for t in refusals.values()
         )
-        signalling = _reason(result, Check.SIGNALLING)
-        refused = signalling is not None and signalling.reason is Reason.SASL_NOT_ALLOWED
-        cases[case] = refused
-        if signalling is not None and signalling.success:
-            accepted.append(case.replace("_", " "))
-        elif not refused and signalling is not None:
-            unclear.append(signalling)
-    # A token for another room: it logs in, and the join must be refused.
-    other = f"healthcheck-{secrets.token_hex(6)}"
-    result = await probe_xmpp(
-        session,
-        facts,
-        origin,
-        dataclasses.replace(base, token=mint(key, other), token_for=None, settle=0.0),
-        deadline,
     )
-    muc = _reason(result, Check.MUC)
-    cases["other_room"] = muc is not None and muc.reason is Reason.JOIN_REFUSED
-    if muc is not None and muc.success:
-        accepted.append("token for another room")
-    elif not cases["other_room"]:
-        unclear.append(next((c for c in result.checks if not c.success), result.checks[0]))
+    for case, result in zip(refusals, results, strict=True):
+        signalling = _get(result, Check.SIGNALLING)
+        if signalling is None:
+            continue
+        if signalling.success:
+            cases[case] = False
+            accepted.append(case.replace("_", " "))
+        elif signalling.reason is Reason.SASL_NOT_ALLOWED:
+            cases[case] = True
+        else:
+            unclear.append(signalling)
+
+    # The moderator: true case joins a room focus creates; while it is in
+    # there, a token for another room must be refused when it joins that
+    # same room (so the check creates no second conference).
+    room = f"healthcheck-{secrets.token_hex(6)}"
+    joined = asyncio.Event()
+    promoted_task = asyncio.ensure_future(
+        probe_xmpp(
+            session,
+            facts,
+            origin,
+            dataclasses.replace(
+                base, token=None, token_for=_moderator_token(key), room=room, on_joined=joined.set
+            ),
+            deadline,
+        )
+    )
+    waiter = asyncio.ensure_future(joined.wait())
+    try:
+        await asyncio.wait({promoted_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+    if joined.is_set():
+        other = dataclasses.replace(
+            base,
+            focus=False,
+            settle=0.0,
+            token=mint(key, f"healthcheck-{secrets.token_hex(6)}"),
+            token_for=None,
+            room=room,
+        )
+        result = await probe_xmpp(session, facts, origin, other, deadline)
+        muc = _get(result, Check.MUC)
+        if muc is not None and muc.success:
+            cases["other_room"] = False
+            accepted.append("token for another room")
+        elif _token_refusal(muc):
+            cases["other_room"] = True
+        else:
+            unclear.append(next((c for c in result.checks if not c.success), result.checks[0]))
+    promoted = await promoted_task
 
     if accepted:
         enforced = CheckResult(
@@ -133,10 +198,11 @@ async def probe_matrix(
             Reason.JWT_NOT_ENFORCED,
             f"the server accepts: {', '.join(accepted)}",
         )
-    elif unclear:
-        first = unclear[0]
+    elif unclear or "other_room" not in cases:
+        first = unclear[0] if unclear else None
+        why = f"{first.check.value}: {first.detail}" if first else "the room could not be joined"
         enforced = CheckResult(
-            Check.JWT_ENFORCED, first.reason, f"cannot tell ({first.check.value}: {first.detail})"
+            Check.JWT_ENFORCED, first.reason if first else Reason.SKIPPED, f"cannot tell ({why})"
         )
     else:
         enforced = CheckResult(
@@ -144,43 +210,27 @@ async def probe_matrix(
             Reason.OK,
             "bad signature, expired, missing and other-room tokens are refused",
         )
-
-    moderation = await _moderation(session, facts, origin, base, key, main, deadline, cases)
+    moderation = _moderation(base, main, promoted, cases)
     return MatrixResult(
         (valid, enforced, moderation), tuple((c, cases[c]) for c in CASES if c in cases)
     )
 
 
-async def _moderation(
-    session: aiohttp.ClientSession,
-    facts: ConfigFacts,
-    origin: str,
-    base: XmppSettings,
-    key: TokenKey,
-    main: XmppResult,
-    deadline: float,
-    cases: dict[str, bool],
+def _in_focus_room(result: XmppResult) -> bool:
+    return result.focus_seen and not result.created_room
+
+
+def _moderation(
+    base: XmppSettings, main: XmppResult, promoted: XmppResult, cases: dict[str, bool]
 ) -> CheckResult:
-    """Judge the moderator claim, in rooms that focus created."""
+    """Judge the moderator claim, in rooms that focus created only."""
     if not base.join or not base.focus:
         return CheckResult(Check.MODERATION, Reason.SKIPPED, "needs focus and a join")
-    if main.created_room or not main.focus_seen:
-        return CheckResult(
-            Check.MODERATION,
-            Reason.MODERATION_UNKNOWN,
-            "focus did not create the room, so its creator's role says nothing",
-        )
+    unknown = "focus did not create the room, so its creator's role says nothing"
+    if main.role is None or not _in_focus_room(main):
+        return CheckResult(Check.MODERATION, Reason.MODERATION_UNKNOWN, unknown)
     as_member = main.role not in _MODERATOR and main.affiliation not in _MODERATOR
     cases["moderator_false"] = as_member
-    promoted = await probe_xmpp(
-        session,
-        facts,
-        origin,
-        dataclasses.replace(base, token=None, token_for=_moderator_token(key)),
-        deadline,
-    )
-    granted = promoted.role in _MODERATOR or promoted.affiliation in _MODERATOR
-    cases["moderator_true"] = granted
     if not as_member:
         return CheckResult(
             Check.MODERATION,
@@ -188,12 +238,16 @@ async def _moderation(
             f"a moderator: false token came out {main.affiliation}/{main.role}: every "
             "participant can mute and remove others; install the token-moderation plugin",
         )
-    if not promoted.checks or not all(c.success for c in promoted.checks):
-        failed = next((c for c in promoted.checks if not c.success), None)
-        detail = f"{failed.check.value}: {failed.detail}" if failed else "no result"
+    failed = next((c for c in promoted.checks if not c.success), None)
+    if failed is not None or promoted.role is None:
+        detail = f"{failed.check.value}: {failed.detail}" if failed else "no role"
         return CheckResult(
             Check.MODERATION, Reason.MODERATION_UNKNOWN, f"moderator: true case failed ({detail})"
         )
+    if not _in_focus_room(promoted):
+        return CheckResult(Check.MODERATION, Reason.MODERATION_UNKNOWN, unknown)
+    granted = promoted.role in _MODERATOR or promoted.affiliation in _MODERATOR
+    cases["moderator_true"] = granted
     if not granted:
         return CheckResult(
             Check.MODERATION,

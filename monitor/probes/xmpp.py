@@ -77,6 +77,10 @@ class XmppSettings:
     settle: float = 0.0
     # Log in on this virtual host instead of the one config.js implies.
     login_domain: str | None = None
+    # Use this room instead of a fresh random one (it must be a healthcheck- room).
+    room: str | None = None
+    # Called once the join has been answered with our self-presence.
+    on_joined: Callable[[], None] | None = None
     user_agent: str = "jitsi-monitor"
     ssl_context: ssl.SSLContext | None = None
 
@@ -308,6 +312,8 @@ class _Ladder:
         while not self.observe(await self.expect(_is_presence)):
             pass
         self.done("join", t0)
+        if self.settings.on_joined is not None:
+            self.settings.on_joined()
         if self.settings.settle > 0:
             # Roles change after the join (jicofo grants owner in a later
             # presence): read self-presences for a while, keep the last.
@@ -662,6 +668,8 @@ async def probe_xmpp(
         settings=settings,
         session=session,
     )
+    if settings.room:
+        ladder.room = settings.room
     step_check = Check.SIGNALLING
     loop = asyncio.get_running_loop()
     ladder.grace = min(LEAVE_GRACE, max(0.0, deadline - loop.time()) / 4)
