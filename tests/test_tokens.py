@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -14,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from monitor.config import ConfigError, parse_config
 from monitor.lab import LabOptions, LabServer
 from monitor.lab.tokens import TokenPolicy
-from monitor.model import Check
+from monitor.model import Check, ConfigFacts
 from monitor.probes.tokens import TokenKey, mint
+from monitor.probes.xmpp import XmppSettings, probe_xmpp
 from monitor.runner import Runner
 from monitor.views import report_dict
 from tests.conftest import eventually
@@ -340,3 +342,36 @@ def test_key_problems(tmp_path: Path, lines: str, kind: str, message: str) -> No
     found = problems(server_block("https://x", lines, kind), tmp_path)
     assert any(message in p for p in found), found
     assert not any("Z" * 41 in p for p in found)
+
+
+@pytest.mark.parametrize(
+    ("websocket", "origin", "words"),
+    [
+        ("ws://127.0.0.2:9/xmpp-websocket", "http://127.0.0.1:9", "another host"),
+        ("ws://meet.school.example/xmpp-websocket", "https://meet.school.example", "unencrypted"),
+    ],
+)
+async def test_token_only_goes_to_its_server(websocket: str, origin: str, words: str) -> None:
+    facts = ConfigFacts(domain="meet.school.example", websocket=websocket)
+    async with aiohttp.ClientSession() as session:
+        result = await probe_xmpp(session, facts, origin, XmppSettings(token="a.b.c"), 10**9)
+    signalling = result.checks[0]
+    assert signalling.reason.value == "protocol_error"
+    assert words in signalling.detail
+
+
+def test_mint_rs256_self_hosted_verifies_with_the_public_key() -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    key = TokenKey(algorithm="RS384", key=pem, key_id="lms-key-1", issuer="my-lms")
+    token = mint(key, "healthcheck-x", moderator=True)
+    assert jwt.get_unverified_header(token)["kid"] == "lms-key-1"
+    claims = jwt.decode(token, private.public_key(), algorithms=["RS384"], audience="jitsi")
+    assert (claims["iss"], claims["room"], claims["moderator"]) == ("my-lms", "healthcheck-x", True)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, other.public_key(), algorithms=["RS384"], audience="jitsi")

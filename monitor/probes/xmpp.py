@@ -229,6 +229,7 @@ class _Ladder:
         if token is None and self.settings.token_for is not None:
             token = self.settings.token_for(self.room)
         if token:
+            _check_token_target(self.url, self.origin)
             query["token"] = token
         _check_url(self.url, ("http", "https") if self.bosh else ("ws", "wss"))
         if self.bosh:
@@ -405,6 +406,24 @@ def _check_url(text: str, schemes: tuple[str, ...]) -> None:
         raise XmppError(
             Reason.PROTOCOL_ERROR,
             f"config.js names a malformed signalling URL {shown!r} (want {'/'.join(schemes)})",
+        )
+
+
+def _check_token_target(url_text: str, origin: str) -> None:
+    """Send a token only to the server it is for, and encrypted when the server is.
+
+    config.js is the server's own word, but a tampered one must not be able
+    to collect a valid token for the platform.
+    """
+    url, home = URL(url_text), URL(origin)
+    if (url.host or "").lower() != (home.host or "").lower():
+        raise XmppError(
+            Reason.PROTOCOL_ERROR,
+            f"config.js sends signalling to another host ({url.host}); no token is sent there",
+        )
+    if home.scheme == "https" and url.scheme not in ("wss", "https"):
+        raise XmppError(
+            Reason.PROTOCOL_ERROR, "config.js sends signalling unencrypted; no token is sent there"
         )
 
 
