@@ -30,6 +30,12 @@ from xml.sax.saxutils import quoteattr
 
 DOMAIN = "meet.test"
 SECURE = "secure.test"
+# Token hosts: TOKEN without the token-moderation module, TOKEN_MOD with it.
+TOKEN = "token.test"
+TOKEN_MOD = "tokenmod.test"
+APP_ID = "test-lms"
+APP_SECRET = "prosody-test-secret-0123456789abcdef"
+PLUGINS = Path(__file__).resolve().parent / "prosody_plugins"
 MUC = f"conference.{DOMAIN}"
 FOCUS = f"focus.{DOMAIN}"
 FOCUS_JID = f"focus@{FOCUS}"
@@ -62,6 +68,7 @@ http_ports = {{ {http} }}
 http_interfaces = {{ "127.0.0.1" }}
 https_ports = {{ }}
 admins = {{ "{focus_jid}" }}
+plugin_paths = {{ "{plugins}" }}
 modules_enabled = {{ "disco", "ping", "saslauth", "bosh", "websocket" }}
 modules_disabled = {{ "posix", "s2s", "tls" }}
 consider_websocket_secure = true
@@ -85,6 +92,28 @@ Component "{muc}" "muc"
 
 Component "{focus}"
     component_secret = "{secret}"
+
+VirtualHost "{token}"
+    authentication = "test_token"
+    app_id = "{app_id}"
+    app_secret = "{app_secret}"
+
+Component "conference.{token}" "muc"
+    modules_enabled = {{ "test_token_room" }}
+    restrict_room_creation = true
+    muc_room_locking = false
+    muc_room_default_public_jids = true
+
+VirtualHost "{token_mod}"
+    authentication = "test_token"
+    app_id = "{app_id}"
+    app_secret = "{app_secret}"
+
+Component "conference.{token_mod}" "muc"
+    modules_enabled = {{ "test_token_room", "test_token_moderation" }}
+    restrict_room_creation = true
+    muc_room_locking = false
+    muc_room_default_public_jids = true
 """
 
 
@@ -123,6 +152,11 @@ class Prosody:
                 focus=FOCUS,
                 focus_jid=FOCUS_JID,
                 secret=SECRET,
+                token=TOKEN,
+                token_mod=TOKEN_MOD,
+                app_id=APP_ID,
+                app_secret=APP_SECRET,
+                plugins=PLUGINS,
             )
         )
         env = dict(os.environ, PROSODY_CONFIG=str(config))
@@ -178,6 +212,8 @@ class Focus:
 
     port: int
     ready: bool = True
+    # As jicofo with JWT authority: grant owner to every participant that joins.
+    grant_owner: bool = False
     requests: list[str] = field(default_factory=list)
     joined_rooms: set[str] = field(default_factory=set)
     occupants: dict[str, set[str]] = field(default_factory=dict)
@@ -276,7 +312,7 @@ class Focus:
         self.requests.append(room)
         reply_to = stanza.get("from", "")
         iq_id = stanza.get("id", "")
-        if self.ready and room.endswith(f"@{MUC}") and room not in self.joined_rooms:
+        if self.ready and "@conference." in room and room not in self.joined_rooms:
             self.joined_rooms.add(room)
             self.occupants.setdefault(room, set())
             self.send(
@@ -305,8 +341,17 @@ class Focus:
                     f"<presence from='{FOCUS_JID}/focus' to={quoteattr(room + '/focus')} "
                     "type='unavailable'/>"
                 )
-        elif stanza.get("type") is None:
+        elif stanza.get("type") is None and nick not in people:
             people.add(nick)
+            item = stanza.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}item")
+            real = item.get("jid", "") if item is not None else ""
+            if self.grant_owner and real:
+                self._ids += 1
+                self.send(
+                    f"<iq from='{FOCUS_JID}/focus' to={quoteattr(room)} type='set' "
+                    f"id='grant-{self._ids}'><query xmlns='http://jabber.org/protocol/muc#admin'>"
+                    f"<item affiliation='owner' jid={quoteattr(real.split('/')[0])}/></query></iq>"
+                )
 
 
 class _Stanzas:
@@ -329,4 +374,15 @@ class _Stanzas:
         return done
 
 
-__all__ = ["DOMAIN", "FOCUS", "MUC", "SECURE", "Focus", "Prosody"]
+__all__ = [
+    "APP_ID",
+    "APP_SECRET",
+    "DOMAIN",
+    "FOCUS",
+    "MUC",
+    "SECURE",
+    "TOKEN",
+    "TOKEN_MOD",
+    "Focus",
+    "Prosody",
+]

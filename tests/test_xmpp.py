@@ -16,7 +16,18 @@ from monitor.model import ConfigFacts, ServerReport
 from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.runner import Runner
 from tests.conftest import StartSite, eventually, jitsi_app, make_config
-from tests.prosody import DOMAIN, FOCUS, MUC, SECURE, Focus, Prosody
+from tests.prosody import (
+    APP_ID,
+    APP_SECRET,
+    DOMAIN,
+    FOCUS,
+    MUC,
+    SECURE,
+    TOKEN,
+    TOKEN_MOD,
+    Focus,
+    Prosody,
+)
 
 
 @pytest.fixture(scope="module")
@@ -434,3 +445,60 @@ async def test_broken_frames(xmpp: Xmpp, frame: bytes, reason: tuple[str, ...]) 
 async def test_refused_websocket(xmpp: Xmpp) -> None:
     result = await xmpp("ws://127.0.0.1:9/xmpp-websocket")
     assert reasons(result)["signalling"] == "connect_refused"
+
+
+# -- token authentication on a real Prosody ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("domain", "moderation"),
+    [(TOKEN, "moderation_claim_ignored"), (TOKEN_MOD, "ok")],
+    ids=["without-token-moderation", "with-token-moderation"],
+)
+async def test_token_matrix_on_prosody(
+    prosody: Prosody,
+    start_site: StartSite,
+    monkeypatch: pytest.MonkeyPatch,
+    domain: str,
+    moderation: str,
+) -> None:
+    """Prosody with test plugins that check tokens as Jitsi's do, and a focus that,
+    like jicofo with JWT authority, grants owner to every token user."""
+    stand_in = Focus(prosody.component, grant_owner=True)
+    await stand_in.start()
+    monkeypatch.setenv("PROSODY_TEST_SECRET", APP_SECRET)
+    try:
+        js = (
+            f"var config = {{ hosts: {{ domain: '{domain}', muc: 'conference.{domain}', "
+            f"focus: '{FOCUS}' }}, websocket: '{prosody.websocket}' }};"
+        )
+        site = await start_site(jitsi_app(js))
+        cfg = make_config(
+            f"servers:\n  - name: school\n    url: {site.url}\n    timeout: 10s\n"
+            f"    jwt: {{app_id: {APP_ID}, secret_env: PROSODY_TEST_SECRET, settle: 1s}}\n"
+        )
+        runner = Runner(cfg)
+        try:
+            report = await runner.run_now(cfg.targets()[0])
+        finally:
+            await runner.close()
+        got = reasons(report)
+        assert (got["jwt_valid"], got["jwt_enforced"], got["moderation"]) == (
+            "ok",
+            "ok",
+            moderation,
+        ), report.checks
+        cases = dict(report.jwt_cases)
+        assert {k: v for k, v in cases.items() if k != "moderator_false"} == {
+            "valid": True,
+            "bad_signature": True,
+            "expired": True,
+            "no_token": True,
+            "other_room": True,
+            "moderator_true": True,
+        }
+        assert cases["moderator_false"] is (moderation == "ok")
+        await eventually(lambda: not stand_in.joined_rooms)
+        assert await stand_in.rooms() == []
+    finally:
+        await stand_in.stop()

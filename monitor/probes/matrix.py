@@ -231,6 +231,11 @@ def _moderation(
         return CheckResult(Check.MODERATION, Reason.MODERATION_UNKNOWN, unknown)
     as_member = main.role not in _MODERATOR and main.affiliation not in _MODERATOR
     cases["moderator_false"] = as_member
+    failed = next((c for c in promoted.checks if not c.success), None)
+    promoted_known = failed is None and promoted.role is not None and _in_focus_room(promoted)
+    granted = promoted.role in _MODERATOR or promoted.affiliation in _MODERATOR
+    if promoted_known:
+        cases["moderator_true"] = granted
     if not as_member:
         return CheckResult(
             Check.MODERATION,
@@ -238,16 +243,13 @@ def _moderation(
             f"a moderator: false token came out {main.affiliation}/{main.role}: every "
             "participant can mute and remove others; install the token-moderation plugin",
         )
-    failed = next((c for c in promoted.checks if not c.success), None)
     if failed is not None or promoted.role is None:
         detail = f"{failed.check.value}: {failed.detail}" if failed else "no role"
         return CheckResult(
             Check.MODERATION, Reason.MODERATION_UNKNOWN, f"moderator: true case failed ({detail})"
         )
-    if not _in_focus_room(promoted):
+    if not promoted_known:
         return CheckResult(Check.MODERATION, Reason.MODERATION_UNKNOWN, unknown)
-    granted = promoted.role in _MODERATOR or promoted.affiliation in _MODERATOR
-    cases["moderator_true"] = granted
     if not granted:
         return CheckResult(
             Check.MODERATION,
