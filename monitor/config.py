@@ -132,6 +132,20 @@ class JwtSettings(_Strict):
     matrix: Literal["full", "valid_only"] = "full"
     # How long to watch a joined room for role changes before judging them.
     settle: Duration = 2.5
+    # What the token says about its user, and more claims, as the platform sends them.
+    user_name: str = Field(default="jitsi-monitor", max_length=200)
+    user_email: str = Field(default="", max_length=200)
+    features: dict[str, bool | str] = Field(default_factory=dict)
+    claims: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, v: dict[str, object]) -> dict[str, object]:
+        reserved = {"iss", "aud", "sub", "room", "exp", "nbf", "iat", "context", "moderator"}
+        taken = sorted(reserved & set(v))
+        if taken:
+            raise ValueError(f"the monitor sets {', '.join(taken)} itself")
+        return v
 
     @field_validator("settle")
     @classmethod
@@ -548,6 +562,10 @@ def _token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[
         jaas=jaas,
         matrix=j.matrix == "full",
         settle=j.settle,
+        user_name=j.user_name,
+        user_email=j.user_email,
+        features=tuple(sorted(j.features.items())),
+        extra=tuple(sorted(j.claims.items())),
     )
     try:
         mint(key, "*")  # a key that cannot sign fails here, not at every round

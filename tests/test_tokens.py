@@ -375,3 +375,28 @@ def test_mint_rs256_self_hosted_verifies_with_the_public_key() -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, other.public_key(), algorithms=["RS384"], audience="jitsi")
+
+
+def test_claims_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("X", SECRET)
+    cfg = parse_config(
+        server_block(
+            "https://x",
+            "      app_id: my-lms\n      secret_env: X\n      user_name: Moodle probe\n"
+            "      user_email: ops@school.example\n      features: {recording: false}\n"
+            "      claims: {tenant: school, group: staff}\n",
+        )
+    )
+    (target,) = cfg.targets()
+    assert target.token_key is not None
+    claims = jwt.decode(mint(target.token_key, "r"), SECRET, algorithms=["HS256"], audience="jitsi")
+    assert claims["context"]["user"]["name"] == "Moodle probe"
+    assert claims["context"]["user"]["email"] == "ops@school.example"
+    assert claims["context"]["features"] == {"recording": False}
+    assert (claims["tenant"], claims["group"], claims["room"]) == ("school", "staff", "r")
+    found = problems(
+        server_block(
+            "https://x", "      app_id: a\n      secret_env: X\n      claims: {room: '*'}\n"
+        )
+    )
+    assert any("the monitor sets room itself" in p for p in found), found

@@ -137,11 +137,16 @@ async def probe_matrix(
             for t in refusals.values()
         )
     )
+    notes: list[str] = []
     for case, result in zip(refusals, results, strict=True):
         signalling = _get(result, Check.SIGNALLING)
         if signalling is None:
             continue
-        if signalling.success:
+        if signalling.success and case == "no_token" and not facts.anonymousdomain:
+            # config.js names no guest domain and the server lets people in
+            # without a token: it does not require auth, by its own design.
+            notes.append("no token is needed on this server (it lets guests in)")
+        elif signalling.success:
             cases[case] = False
             accepted.append(case.replace("_", " "))
         elif signalling.reason is Reason.SASL_NOT_ALLOWED:
@@ -205,11 +210,10 @@ async def probe_matrix(
             Check.JWT_ENFORCED, first.reason if first else Reason.SKIPPED, f"cannot tell ({why})"
         )
     else:
-        enforced = CheckResult(
-            Check.JWT_ENFORCED,
-            Reason.OK,
-            "bad signature, expired, missing and other-room tokens are refused",
-        )
+        refused = "bad signature, expired and other-room tokens are refused"
+        if "no_token" in cases:
+            refused = "bad signature, expired, missing and other-room tokens are refused"
+        enforced = CheckResult(Check.JWT_ENFORCED, Reason.OK, "; ".join([refused, *notes]))
     moderation = _moderation(base, main, promoted, cases)
     return MatrixResult(
         (valid, enforced, moderation), tuple((c, cases[c]) for c in CASES if c in cases)

@@ -42,6 +42,10 @@ class TokenKey:
     jaas: bool = False
     matrix: bool = True  # run the whole token check matrix, not only a valid token
     settle: float = 2.5
+    user_name: str = "jitsi-monitor"
+    user_email: str = ""
+    features: tuple[tuple[str, object], ...] = ()
+    extra: tuple[tuple[str, object], ...] = ()  # more top-level claims
 
     def __repr__(self) -> str:  # never show the key material
         return f"TokenKey(algorithm={self.algorithm!r}, key_id={self.key_id!r}, key=<hidden>)"
@@ -52,7 +56,7 @@ def mint(
     room: str,
     *,
     moderator: bool = False,
-    name: str = "jitsi-monitor",
+    name: str = "",
     now: float | None = None,
     lifetime: float | None = None,
 ) -> str:
@@ -60,12 +64,13 @@ def mint(
     issued = int(time.time() if now is None else now)
     user: dict[str, Any] = {
         "id": f"jitsi-monitor-{secrets.token_hex(4)}",
-        "name": name,
-        "email": "",
+        "name": name or key.user_name,
+        "email": key.user_email,
         # JaaS reads strings here; the self-hosted plugins read the top-level claim.
         "moderator": ("true" if moderator else "false") if key.jaas else moderator,
     }
-    claims: dict[str, Any] = {
+    claims: dict[str, Any] = dict(key.extra)
+    claims |= {
         "iss": "chat" if key.jaas else key.issuer,
         "aud": "jitsi" if key.jaas else key.audience,
         "sub": key.subject,
@@ -73,7 +78,7 @@ def mint(
         "iat": issued,
         "nbf": issued - 10,
         "exp": issued + int(key.lifetime if lifetime is None else lifetime),
-        "context": {"user": user, "features": {}},
+        "context": {"user": user, "features": dict(key.features)},
     }
     if not key.jaas:
         claims["moderator"] = moderator
