@@ -143,7 +143,8 @@ class Runner:
         """The token checks; the main ladder was the valid-token case."""
         valid = valid_check(main)
         if not key.matrix or web.config is None:
-            return (valid,), (("valid", valid.success),)
+            known = valid.reason is not Reason.SKIPPED
+            return (valid,), ((("valid", valid.success),) if known else ())
         settings = XmppSettings(
             focus=target.focus,
             join=target.join,
@@ -165,7 +166,7 @@ class Runner:
             join=target.join,
             user_agent=self._user_agent,
             ssl_context=ssl_context,
-            token_for=None if key is None else functools.partial(_room_token, key),
+            token_for=None if key is None else functools.partial(mint, key),
             settle=key.settle if key is not None and key.matrix else 0.0,
         )
         if not target.signalling:
@@ -179,10 +180,6 @@ class Runner:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _room_token(key: TokenKey, room: str) -> str:
-    return mint(key, room)
 
 
 def _failed(target: Target, started_at: float, t0: float, detail: str) -> ServerReport:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 from xml.etree.ElementTree import Element
 
 from aiohttp import WSMsgType, web
@@ -44,22 +44,13 @@ Fault = Literal[
     "focus_silent",
     "expired_cert",
 ]
-FAULTS: Final[tuple[str, ...]] = (
-    "none",
-    "refuse",
-    "http_500",
-    "hang",
-    "stream_error",
-    "focus_down",
-    "focus_silent",
-    "expired_cert",
-)
+FAULTS: Final[tuple[str, ...]] = get_args(Fault)
 Shape = Literal["object", "ssi", "assignments"]
 # Who becomes moderator: jicofo's auto-owner (first participant), jicofo with
 # JWT authority (every token user), or the token-moderation plugin (the
 # token's top-level "moderator" claim).
 Moderation = Literal["auto_owner", "token_users_owner", "token_moderation"]
-MODERATION: Final[tuple[str, ...]] = ("auto_owner", "token_users_owner", "token_moderation")
+MODERATION: Final[tuple[str, ...]] = get_args(Moderation)
 
 NS_FRAMING: Final = "urn:ietf:params:xml:ns:xmpp-framing"
 NS_CLIENT: Final = "jabber:client"
