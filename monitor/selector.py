@@ -1,0 +1,225 @@
+"""Pick the nearest healthy server of each pool, and fail over without flapping.
+
+Pure logic, no I/O: ``decide`` takes a pool's settings, its state and what
+is known of each member now, and returns the new state and, when the
+choice changed, an event. The caller feeds it after every finished ladder
+of a member.
+
+- Eligible: every required check passed in the last ladder; for embedding
+  pools, no embed limit.
+- Among eligible members: the first tier that has any, then the lowest
+  score (the smoothed round trip; lower is better).
+- The current choice is kept while eligible. A better member replaces it
+  only after ``after`` consecutive rounds of the current server in which it
+  was better by at least ``min_improvement`` (or in an earlier tier), and
+  not within ``hold_down`` of the last failover. An ineligible choice is
+  replaced at once; with no eligible member the pool has none, and its last
+  choice stays visible as stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from monitor.model import Check, ServerReport
+
+__all__ = ["REQUIREMENTS", "Candidate", "Decision", "PoolSettings", "PoolState", "decide", "judge"]
+
+# What each word of a pool's `require` list asks of a server.
+REQUIREMENTS: dict[str, tuple[Check, ...]] = {
+    "web": (Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API),
+    "signalling": (Check.SIGNALLING,),
+    "focus": (Check.FOCUS,),
+    "muc": (Check.MUC,),
+    "jwt": (Check.JWT_VALID, Check.JWT_ENFORCED),
+    "moderation": (Check.MODERATION,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    name: str
+    servers: tuple[str, ...]
+    require: tuple[str, ...] = ("web", "signalling")
+    embedding: bool = False
+    tiers: tuple[tuple[str, ...], ...] = ()
+    after: int = 3
+    min_improvement: float = 0.2
+    hold_down: float = 600.0
+
+    def tier_of(self, server: str) -> int:
+        for index, tier in enumerate(self.tiers):
+            if server in tier:
+                return index
+        return len(self.tiers)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One member as the selector sees it now."""
+
+    server: str
+    eligible: bool
+    why: str  # why not eligible ("" when eligible)
+    tier: int
+    score: float | None  # smoothed round trip in seconds; None when not measured
+
+
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    current: str | None = None
+    stale: bool = False  # no member is eligible; ``current`` is the last choice
+    challenger: str | None = None
+    streak: int = 0
+    hold_until: float = 0.0
+    changed_at: float = 0.0
+    failovers: tuple[tuple[str, int], ...] = ()
+
+    def count(self, reason: str) -> PoolState:
+        counts = dict(self.failovers)
+        counts[reason] = counts.get(reason, 0) + 1
+        return dataclasses.replace(self, failovers=tuple(sorted(counts.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A change of choice: to None when no member is eligible."""
+
+    pool: str
+    previous: str | None
+    chosen: str | None
+    reason: str  # initial, ineligible, better, none_eligible
+    detail: str
+    at: float
+    candidates: tuple[Candidate, ...] = field(default=())
+
+
+def judge(
+    pool: PoolSettings, server: str, report: ServerReport | None, score: float | None
+) -> Candidate:
+    """Whether ``server`` may be chosen now, and why not."""
+    tier = pool.tier_of(server)
+    if report is None:
+        return Candidate(server, False, "not probed yet", tier, score)
+    for word in pool.require:
+        for check in REQUIREMENTS.get(word, ()):
+            result = report.check(check)
+            if result is None:
+                return Candidate(server, False, f"{check.value} is not checked", tier, score)
+            if not result.success:
+                why = f"{check.value}: {result.reason.value}"
+                return Candidate(server, False, why, tier, score)
+    if pool.embedding and report.embed_limit_seconds != 0:
+        why = (
+            "embed limit unknown"
+            if report.embed_limit_seconds is None
+            else f"embedded meetings end after {report.embed_limit_seconds} s"
+        )
+        return Candidate(server, False, why, tier, score)
+    return Candidate(server, True, "", tier, score)
+
+
+def _key(candidate: Candidate, order: tuple[str, ...]) -> tuple[int, float, int]:
+    score = candidate.score if candidate.score is not None else math.inf
+    return (candidate.tier, score, order.index(candidate.server))
+
+
+def _better(best: Candidate, current: Candidate, improvement: float) -> bool:
+    if best.tier != current.tier:
+        return best.tier < current.tier
+    if best.score is None:
+        return False
+    if current.score is None:
+        return True
+    return best.score <= current.score * (1 - improvement)
+
+
+def decide(
+    pool: PoolSettings,
+    state: PoolState,
+    candidates: list[Candidate],
+    now: float,
+    *,
+    round_of: str | None = None,
+) -> tuple[PoolState, Decision | None]:
+    """The pool's next state; ``round_of`` names the member whose ladder just ended.
+
+    A round counts toward ``after`` only when it is the current choice's.
+    """
+    eligible = [c for c in candidates if c.eligible]
+    by_name = {c.server: c for c in candidates}
+    if not eligible:
+        if state.stale or all(c.why == "not probed yet" for c in candidates):
+            return state, None
+        new = dataclasses.replace(state, stale=True, challenger=None, streak=0, changed_at=now)
+        if state.current is not None:
+            new = new.count("none_eligible")
+        reasons = "; ".join(f"{c.server}: {c.why}" for c in candidates)
+        decision = Decision(
+            pool.name, state.current, None, "none_eligible", reasons, now, tuple(candidates)
+        )
+        return new, decision
+    best = min(eligible, key=lambda c: _key(c, pool.servers))
+    current = by_name.get(state.current) if state.current else None
+    if current is None or not current.eligible or state.stale:
+        reason = "initial" if state.current is None else "ineligible"
+        if state.stale and current is not None and current.eligible and current == best:
+            reason = "recovered"
+        detail = (
+            f"{state.current}: {current.why}"
+            if current is not None and not current.eligible
+            else f"{best.server} is the best eligible server"
+        )
+        return _switch(pool, state, best, reason, detail, now, candidates)
+    if best.server == current.server:
+        return dataclasses.replace(state, challenger=None, streak=0), None
+    if not _better(best, current, pool.min_improvement):
+        return dataclasses.replace(state, challenger=None, streak=0), None
+    if round_of != current.server:
+        return state, None  # only the current server's rounds count
+    if now < state.hold_until:
+        return dataclasses.replace(state, challenger=best.server, streak=0), None
+    streak = state.streak + 1 if state.challenger == best.server else 1
+    if streak < pool.after:
+        return dataclasses.replace(state, challenger=best.server, streak=streak), None
+    why = (
+        f"{best.server} is in an earlier tier"
+        if best.tier < current.tier
+        else f"{best.server} is nearer ({_ms(best.score)} vs {_ms(current.score)}) "
+        f"for {streak} rounds"
+    )
+    return _switch(pool, state, best, "better", why, now, candidates)
+
+
+def _switch(
+    pool: PoolSettings,
+    state: PoolState,
+    best: Candidate,
+    reason: str,
+    detail: str,
+    now: float,
+    candidates: list[Candidate],
+) -> tuple[PoolState, Decision | None]:
+    if state.current == best.server and not state.stale:
+        return state, None
+    new = dataclasses.replace(
+        state,
+        current=best.server,
+        stale=False,
+        challenger=None,
+        streak=0,
+        hold_until=now + pool.hold_down if state.current is not None else 0.0,
+        changed_at=now,
+    )
+    if state.current is not None and state.current != best.server:
+        new = new.count(reason)
+    decision = Decision(
+        pool.name, state.current, best.server, reason, detail, now, tuple(candidates)
+    )
+    return new, decision
+
+
+def _ms(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds * 1000:.0f} ms"

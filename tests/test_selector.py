@@ -1,0 +1,141 @@
+"""The selector's promises, checked on many generated fleets (hypothesis)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.selector import Candidate, PoolSettings, PoolState, decide
+
+NAMES = ("a", "b", "c", "d", "e")
+
+
+def pool(after: int = 3, improvement: float = 0.2, hold_down: float = 0.0) -> PoolSettings:
+    return PoolSettings(
+        name="p",
+        servers=NAMES,
+        tiers=(("a", "b"), ("c", "d")),
+        after=after,
+        min_improvement=improvement,
+        hold_down=hold_down,
+    )
+
+
+candidate = st.builds(
+    lambda name, eligible, score: (name, eligible, score),
+    st.sampled_from(NAMES),
+    st.booleans(),
+    st.one_of(st.none(), st.floats(min_value=0.001, max_value=1.0)),
+)
+
+
+def fleet(entries: list[tuple[str, bool, float | None]], p: PoolSettings) -> list[Candidate]:
+    seen: dict[str, Candidate] = {}
+    for name, eligible, score in entries:
+        seen[name] = Candidate(name, eligible, "" if eligible else "down", p.tier_of(name), score)
+    return [seen.get(n) or Candidate(n, False, "down", p.tier_of(n), None) for n in NAMES]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(candidate, max_size=6), st.sampled_from(NAMES)), max_size=25))
+def test_never_picks_an_ineligible_server(rounds: list[tuple[list, str]]) -> None:
+    p = pool()
+    state = PoolState()
+    for now, (entries, round_of) in enumerate(rounds):
+        candidates = fleet(entries, p)
+        state, _ = decide(p, state, candidates, float(now), round_of=round_of)
+        if state.current is not None and not state.stale:
+            chosen = next(c for c in candidates if c.server == state.current)
+            assert chosen.eligible
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(candidate, min_size=1, max_size=6))
+def test_stable_inputs_settle_on_the_nearest_in_the_best_tier(
+    entries: list[tuple[str, bool, float | None]],
+) -> None:
+    p = pool(after=2)
+    candidates = fleet(entries, p)
+    eligible = [c for c in candidates if c.eligible]
+    state = PoolState()
+    for now in range(20):
+        state, _ = decide(p, state, candidates, float(now), round_of=state.current)
+    if not eligible:
+        assert state.current is None or state.stale
+        return
+    best_tier = min(c.tier for c in eligible)
+    in_tier = [c for c in eligible if c.tier == best_tier]
+    chosen = next(c for c in candidates if c.server == state.current)
+    assert chosen.tier == best_tier
+    scores = [c.score for c in in_tier if c.score is not None]
+    if chosen.score is not None and scores:
+        # never worse than the best by more than min_improvement allows
+        assert chosen.score * (1 - p.min_improvement) < min(scores) or chosen.score == min(scores)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(min_value=0.005, max_value=0.5),
+    st.lists(st.floats(min_value=0.0, max_value=0.19), min_size=1, max_size=4),
+    st.integers(min_value=1, max_value=30),
+)
+def test_noise_within_min_improvement_never_switches(
+    base: float, gains: list[float], rounds: int
+) -> None:
+    p = pool(after=1)
+    state = PoolState(current="a", changed_at=0.0)
+    for now in range(rounds):
+        others = [
+            Candidate(name, True, "", 0 if name == "b" else 1, base * (1 - gain))
+            for name, gain in zip(("b", "c", "d"), gains, strict=False)
+        ]
+        candidates = [Candidate("a", True, "", 0, base), *others]
+        state, decision = decide(p, state, candidates, float(now + 1), round_of="a")
+        assert decision is None
+        assert state.current == "a"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(candidate, min_size=1, max_size=6), st.sampled_from(NAMES))
+def test_an_ineligible_choice_is_replaced_in_the_same_round(
+    entries: list[tuple[str, bool, float | None]], current: str
+) -> None:
+    p = pool(hold_down=3600)
+    candidates = [c for c in fleet(entries, p) if c.server != current]
+    candidates.append(Candidate(current, False, "down", p.tier_of(current), 0.001))
+    state = PoolState(current=current, hold_until=10**9)
+    state, decision = decide(p, state, candidates, 1.0, round_of="nobody")
+    if any(c.eligible for c in candidates):
+        assert decision is not None
+        assert state.current != current
+        assert not state.stale
+    else:
+        assert state.stale
+        assert state.current == current, "the last choice stays visible"
+
+
+def test_failover_and_hold_down_story() -> None:
+    """a fails, b takes over at once; a recovers and is nearer, but only after hold-down
+    and `after` rounds does the pool go back."""
+    p = pool(after=2, hold_down=100.0)
+
+    def fleet_now(a_up: bool) -> list[Candidate]:
+        return [
+            Candidate("a", a_up, "" if a_up else "web: connect_refused", 0, 0.010),
+            Candidate("b", True, "", 0, 0.050),
+        ]
+
+    state, decision = decide(p, PoolState(), fleet_now(True), 0.0, round_of="a")
+    assert (state.current, decision and decision.reason) == ("a", "initial")
+    state, decision = decide(p, state, fleet_now(False), 10.0, round_of="a")
+    assert (state.current, decision and decision.reason) == ("b", "ineligible")
+    assert dict(state.failovers) == {"ineligible": 1}
+    for now in (20.0, 50.0, 90.0):  # a is back and nearer, but within hold-down
+        state, decision = decide(p, state, fleet_now(True), now, round_of="b")
+        assert decision is None
+        assert state.current == "b"
+    state, decision = decide(p, state, fleet_now(True), 120.0, round_of="b")
+    assert decision is None  # first round past hold-down
+    state, decision = decide(p, state, fleet_now(True), 130.0, round_of="b")
+    assert (state.current, decision and decision.reason) == ("a", "better")
+    assert dict(state.failovers) == {"ineligible": 1, "better": 1}
