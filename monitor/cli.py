@@ -33,9 +33,9 @@ from monitor.lab.tokens import TokenPolicy
 from monitor.model import Check, Reason, ServerReport
 from monitor.probes.tokens import mint
 from monitor.runner import Runner
-from monitor.scheduler import Scheduler
+from monitor.scheduler import Scheduler, log_decision
 from monitor.state import State
-from monitor.views import cert_days_left, report_dict, verdict
+from monitor.views import cert_days_left, pool_dict, report_dict, verdict
 
 __all__ = ["main"]
 
@@ -138,6 +138,16 @@ def _jwt(report: ServerReport) -> str:
     return "; ".join(words) or "[green]ok[/]"
 
 
+def _pool_line(state: State, name: str) -> str:
+    pool = pool_dict(state, name)
+    if pool["chosen"] is not None:
+        chosen = next(c for c in pool["candidates"] if c["server"] == pool["chosen"])
+        score = _ms(chosen["score_seconds"])
+        return f"pool {name}: [green]{pool['chosen']}[/] (tier {chosen['tier']}, {score})"
+    out = [f"{c['server']}: {c['why']}" for c in pool["candidates"] if not c["eligible"]]
+    return f"pool {name}: [red]no eligible server[/] ({'; '.join(out)})"
+
+
 def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
     table = Table(title="jitsi-monitor check", title_justify="left")
     for column in ("server", "verdict", "DNS", "connect", "TLS", "first byte"):
@@ -191,15 +201,23 @@ def check(config: Path, as_json: bool, only: tuple[str, ...]) -> None:
             sys.exit(EXIT_CONFIG)
         targets = [t for t in targets if t.name in only]
     reports = asyncio.run(_check_all(cfg, targets))
+    state = State(location=cfg.location)
+    state.set_targets(cfg.targets())
+    state.set_pools([p.settings() for p in cfg.pools])
+    for report in reports:
+        state.record(report)
     if as_json:
         out: dict[str, Any] = {
             "location": cfg.location,
             "servers": [report_dict(t, r) for t, r in zip(targets, reports, strict=True)],
+            "pools": [pool_dict(state, name) for name in state.pools],
         }
         click.echo(json.dumps(out, indent=2))
     else:
         console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
         console.print(_table(targets, reports))
+        for name in state.pools:
+            console.print(_pool_line(state, name))
     sys.exit(EXIT_OK if all(r.up for r in reports) else EXIT_UNHEALTHY)
 
 
@@ -242,6 +260,7 @@ def token(server: str, config: Path, room: str | None, moderator: bool) -> None:
 async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
     state = State(location=cfg.location)
     state.set_targets(cfg.targets())
+    state.set_pools([p.settings() for p in cfg.pools])
     runner = Runner(cfg)
     scheduler = Scheduler(runner, state)
     app_runner = web.AppRunner(make_app(state), access_log=None)
@@ -266,6 +285,9 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
             log.warning("location, concurrency, dns, contact and listen change only on restart")
         targets = new.targets()
         state.set_targets(targets)
+        state.set_pools([p.settings() for p in new.pools])
+        for decision in state.select(None, time.time()):
+            log_decision(decision)
         scheduler.update(targets)
         state.config_reload_ok = True
         state.config_reload_time = time.time()

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from monitor.probes.tokens import TokenKey, mint
+from monitor.selector import PoolSettings
 
 __all__ = [
     "ConfigError",
@@ -279,6 +280,59 @@ class DnsSettings(_Strict):
         return v
 
 
+def _percent(value: object) -> object:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage") from None
+    return value
+
+
+Requirement = Literal["web", "signalling", "focus", "muc", "jwt", "moderation"]
+_DEFAULT_REQUIRE: tuple[Requirement, ...] = ("web", "signalling")
+
+
+class FailoverSettings(_Strict):
+    """When a pool changes its choice for a better server."""
+
+    after: int = Field(default=3, ge=1, le=100)
+    min_improvement: Annotated[float, BeforeValidator(_percent)] = Field(
+        default=0.2, ge=0.0, lt=1.0
+    )
+    hold_down: Duration = 600.0
+
+
+class PoolConfig(_Strict):
+    """A set of servers that can stand in for each other, e.g. for one LMS."""
+
+    name: str
+    servers: list[str] = Field(min_length=1)
+    require: list[Requirement] = Field(default_factory=lambda: list(_DEFAULT_REQUIRE))
+    embedding: bool = False
+    tiers: list[list[str]] = Field(default_factory=list)
+    failover: FailoverSettings = FailoverSettings()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.fullmatch(v):
+            raise ValueError("a pool name is 1 to 64 letters, digits, '.', '_' or '-'")
+        return v
+
+    def settings(self) -> PoolSettings:
+        return PoolSettings(
+            name=self.name,
+            servers=tuple(self.servers),
+            require=tuple(self.require),
+            embedding=self.embedding,
+            tiers=tuple(tuple(t) for t in self.tiers),
+            after=self.failover.after,
+            min_improvement=self.failover.min_improvement,
+            hold_down=self.failover.hold_down,
+        )
+
+
 class MonitorConfig(_Strict):
     """The whole servers.yaml."""
 
@@ -289,6 +343,7 @@ class MonitorConfig(_Strict):
     dns: DnsSettings = DnsSettings()
     defaults: DefaultSettings = DefaultSettings()
     servers: list[ServerConfig] = Field(default_factory=list)
+    pools: list[PoolConfig] = Field(default_factory=list)
 
     @field_validator("contact")
     @classmethod
@@ -593,9 +648,31 @@ def _read_secret(path: Path, where: _Path, errors: list[tuple[_Path, str]]) -> s
     return text
 
 
+def _pool_checks(config: MonitorConfig) -> list[tuple[_Path, str]]:
+    found: list[tuple[_Path, str]] = []
+    names = {s.name for s in config.servers}
+    seen: set[str] = set()
+    for index, pool in enumerate(config.pools):
+        if pool.name in seen:
+            found.append((("pools", index, "name"), f"pool name {pool.name!r} is used twice"))
+        seen.add(pool.name)
+        for where, server in enumerate(pool.servers):
+            if server not in names:
+                found.append((("pools", index, "servers", where), f"no server named {server!r}"))
+        if len(set(pool.servers)) != len(pool.servers):
+            found.append((("pools", index, "servers"), "a server is listed twice"))
+        for t, tier in enumerate(pool.tiers):
+            for server in tier:
+                if server not in pool.servers:
+                    found.append(
+                        (("pools", index, "tiers", t), f"{server!r} is not a server of this pool")
+                    )
+    return found
+
+
 def _cross_checks(config: MonitorConfig) -> list[tuple[_Path, str]]:
     """Checks that span several fields, each placed at the field to fix."""
-    found: list[tuple[_Path, str]] = []
+    found: list[tuple[_Path, str]] = _pool_checks(config)
     seen: set[str] = set()
     for index, (server, target) in enumerate(zip(config.servers, config.targets(), strict=True)):
         if server.name in seen:

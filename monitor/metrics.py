@@ -170,7 +170,53 @@ class StateCollector(Collector):
             last,
             rtt,
         )
+        yield from self._pool_metrics(loc)
         yield from self._monitor_metrics(loc)
+
+    def _pool_metrics(self, loc: str) -> Iterator[Metric]:
+        state = self.state
+        pl = ["pool", "location"]
+        selected = GaugeMetricFamily(
+            "jitsi_pool_selected",
+            "1 for the pool's chosen server, 0 for the others.",
+            labels=[*pl, "server"],
+        )
+        eligible = GaugeMetricFamily(
+            "jitsi_pool_eligible_servers",
+            "How many members of the pool are eligible now.",
+            labels=pl,
+        )
+        stale = GaugeMetricFamily(
+            "jitsi_pool_stale",
+            "1 when no member is eligible (the last choice is stale).",
+            labels=pl,
+        )
+        failovers = CounterMetricFamily(
+            "jitsi_pool_failovers",
+            "Changes of the pool's choice, by reason.",
+            labels=[*pl, "reason"],
+        )
+        score = GaugeMetricFamily(
+            "jitsi_pool_server_score",
+            "The score the selector used (smoothed RTT; lower is better).",
+            labels=[*pl, "server"],
+            unit="seconds",
+        )
+        for name, pool in state.pools.items():
+            pool_state = state.pool_states.get(name)
+            candidates = state.pool_candidates.get(name, [])
+            chosen = pool_state.current if pool_state and not pool_state.stale else None
+            for server in pool.servers:
+                selected.add_metric([name, loc, server], 1.0 if server == chosen else 0.0)
+            eligible.add_metric([name, loc], float(sum(c.eligible for c in candidates)))
+            stale.add_metric([name, loc], 1.0 if pool_state and pool_state.stale else 0.0)
+            counts = dict(pool_state.failovers) if pool_state else {}
+            for reason in ("ineligible", "better", "none_eligible"):
+                failovers.add_metric([name, loc, reason], float(counts.get(reason, 0)))
+            for candidate in candidates:
+                if candidate.score is not None:
+                    score.add_metric([name, loc, candidate.server], candidate.score)
+        yield from (selected, eligible, stale, failovers, score)
 
     def _monitor_metrics(self, loc: str) -> Iterator[Metric]:
         state = self.state

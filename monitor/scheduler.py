@@ -25,6 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.config import Target
 from monitor.model import ServerReport
 from monitor.runner import Runner
+from monitor.selector import Decision
 from monitor.state import State
 
 __all__ = ["Scheduler"]
@@ -62,6 +63,21 @@ def _log_change(name: str, previous: ServerReport | None, report: ServerReport) 
             failure.check.value,
             failure.reason.value,
             failure.detail,
+        )
+
+
+def log_decision(decision: Decision) -> None:
+    """A change of a pool's choice, for the log."""
+    if decision.chosen is None:
+        log.warning("pool %s has no eligible server (%s)", decision.pool, decision.detail)
+    else:
+        log.warning(
+            "pool %s: %s -> %s (%s: %s)",
+            decision.pool,
+            decision.previous or "none",
+            decision.chosen,
+            decision.reason,
+            decision.detail,
         )
 
 
@@ -148,8 +164,10 @@ class Scheduler:
                 target = self._targets.get(name, target)
                 report = await self._runner.run_now(target)
             previous = self._state.reports.get(name)
-            self._state.record(report)
+            decisions = self._state.record(report)
             _log_change(name, previous, report)
+            for decision in decisions:
+                log_decision(decision)
         except asyncio.CancelledError:
             # Shutdown cancels ladders in flight. This coroutine is the whole
             # task, so ending it quietly is safe, and keeps APScheduler (which

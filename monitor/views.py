@@ -7,8 +7,9 @@ from typing import Any
 
 from monitor.config import Target
 from monitor.model import Check, ServerReport
+from monitor.state import State
 
-__all__ = ["cert_days_left", "report_dict", "verdict"]
+__all__ = ["cert_days_left", "pool_dict", "report_dict", "verdict"]
 
 
 def verdict(report: ServerReport | None) -> str:
@@ -99,3 +100,34 @@ def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
         }
     )
     return out
+
+
+def pool_dict(state: State, name: str) -> dict[str, Any]:
+    """A JSON-ready description of a pool: its choice, why, and each candidate."""
+    pool = state.pools[name]
+    pool_state = state.pool_states.get(name)
+    last = next((d for d in reversed(state.decisions) if d.pool == name), None)
+    stale = bool(pool_state and pool_state.stale)
+    return {
+        "pool": name,
+        "chosen": None if pool_state is None or stale else pool_state.current,
+        "stale": stale,
+        "last_choice": pool_state.current if pool_state else None,
+        "changed_at": pool_state.changed_at if pool_state and pool_state.changed_at else None,
+        "why": None
+        if last is None
+        else {"reason": last.reason, "detail": last.detail, "at": last.at},
+        "require": list(pool.require),
+        "embedding": pool.embedding,
+        "failovers": dict(pool_state.failovers) if pool_state else {},
+        "candidates": [
+            {
+                "server": c.server,
+                "eligible": c.eligible,
+                "why": c.why or None,
+                "tier": c.tier + 1,
+                "score_seconds": None if c.score is None else round(c.score, 6),
+            }
+            for c in state.pool_candidates.get(name, [])
+        ],
+    }

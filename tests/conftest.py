@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import re
 import ssl
 import struct
+import sys
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -204,6 +206,45 @@ async def nxdomain_dns() -> AsyncIterator[str]:
     port = transport.get_extra_info("sockname")[1]
     yield f"127.0.0.1:{port}"
     transport.close()
+
+
+@dataclass
+class Served:
+    proc: asyncio.subprocess.Process
+    base: str
+    config: Path
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for s in started:
+        if s.proc.returncode is None:
+            s.proc.kill()
+            await s.proc.wait()
+
+
+async def start_serve(config: Path, started: list[Served]) -> Served:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "serve",
+        "--port",
+        "0",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        assert line, "serve exited before listening"
+        if m := re.search(r"metrics on (http://[\d.]+:\d+)/metrics", line):
+            served = Served(proc, m.group(1), config)
+            started.append(served)
+            return served
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 5) -> None:

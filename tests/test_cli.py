@@ -8,15 +8,13 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from tests.conftest import StartSite, eventually, jitsi_app
+from tests.conftest import Served, StartSite, eventually, jitsi_app, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,49 +149,12 @@ async def test_check_on_unreachable_public_servers(tmp_path: Path, nxdomain_dns:
     result = await run_cli("check", str(path))
     assert result.code == 1
     assert "Traceback" not in result.err
-    assert result.out.count("dns_error") == 3
+    rows = [line for line in result.out.splitlines() if line.startswith("│")]
+    assert sum("web: dns_error" in row for row in rows) == 3
+    assert "pool public: no eligible server" in result.out
 
 
 # -- serve ----------------------------------------------------------------------
-
-
-@dataclass
-class Served:
-    proc: asyncio.subprocess.Process
-    base: str
-    config: Path
-
-
-@pytest.fixture
-async def serve(tmp_path: Path) -> AsyncIterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for s in started:
-        if s.proc.returncode is None:
-            s.proc.kill()
-            await s.proc.wait()
-
-
-async def start_serve(config: Path, started: list[Served]) -> Served:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "serve",
-        "--port",
-        "0",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    while True:
-        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
-        assert line, "serve exited before listening"
-        if m := re.search(r"metrics on (http://[\d.]+:\d+)/metrics", line):
-            served = Served(proc, m.group(1), config)
-            started.append(served)
-            return served
 
 
 async def scrape(base: str, accept: str = "") -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from monitor import __version__
 from monitor.metrics import make_registry, render
 from monitor.state import State
-from monitor.views import verdict
+from monitor.views import pool_dict, report_dict, verdict
 
 __all__ = ["make_app"]
 
@@ -35,6 +36,48 @@ async def _healthz(request: web.Request) -> web.Response:
             "config_reload_ok": state.config_reload_ok,
         }
     )
+
+
+_ROOM = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+async def _api_servers(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    servers = [report_dict(t, state.reports.get(n)) for n, t in state.targets.items()]
+    return web.json_response({"location": state.location, "servers": servers})
+
+
+async def _api_pools(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    pools = [pool_dict(state, name) for name in state.pools]
+    return web.json_response({"location": state.location, "pools": pools})
+
+
+async def _api_pool(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    name = request.match_info["pool"]
+    if name not in state.pools:
+        raise web.HTTPNotFound(text=f"no pool named {name[:64]!r}\n")
+    return web.json_response(pool_dict(state, name))
+
+
+async def _go(request: web.Request) -> web.Response:
+    """Send a person to the pool's chosen server, to the room of the path."""
+    state = request.app[STATE_KEY]
+    name, room = request.match_info["pool"], request.match_info["room"]
+    if name not in state.pools:
+        raise web.HTTPNotFound(text=f"no pool named {name[:64]!r}\n")
+    if not _ROOM.fullmatch(room):
+        raise web.HTTPBadRequest(text="a room name is letters, digits, '.', '_' or '-'\n")
+    pool = pool_dict(state, name)
+    chosen = pool["chosen"]
+    if chosen is None or chosen not in state.targets:
+        why = "; ".join(f"{c['server']}: {c['why']}" for c in pool["candidates"])
+        raise web.HTTPServiceUnavailable(
+            text=f"pool {name} has no eligible server right now ({why})\n",
+            headers={"Retry-After": "60"},
+        )
+    raise web.HTTPFound(state.targets[chosen].url + room)
 
 
 async def _index(request: web.Request) -> web.Response:
@@ -69,5 +112,9 @@ def make_app(state: State) -> web.Application:
     app[_REGISTRY_KEY] = make_registry(state)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/api/v1/servers", _api_servers)
+    app.router.add_get("/api/v1/pools", _api_pools)
+    app.router.add_get("/api/v1/pools/{pool}", _api_pool)
+    app.router.add_get("/go/{pool}/{room}", _go)
     app.router.add_get("/", _index)
     return app

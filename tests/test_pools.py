@@ -1,0 +1,156 @@
+"""Pools end to end: config, serve with lab servers, failover, API and /go."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from monitor.config import ConfigError, parse_config
+from monitor.lab import LabOptions, LabServer, servers_yaml
+from tests.conftest import Served, start_serve
+from tests.test_cli import run_cli, scrape
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "s.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+SERVERS = "servers:\n  - {name: a, url: 'https://a'}\n  - {name: b, url: 'https://b'}\n"
+
+
+def test_pool_config() -> None:
+    cfg = parse_config(
+        SERVERS + "pools:\n  - name: moodle\n    servers: [a, b]\n    embedding: true\n"
+        "    tiers: [[a], [b]]\n    failover: {after: 2, min_improvement: 25%, hold_down: 5m}\n"
+    )
+    (pool,) = [p.settings() for p in cfg.pools]
+    assert (pool.after, pool.min_improvement, pool.hold_down) == (2, 0.25, 300.0)
+    assert pool.require == ("web", "signalling")
+    assert pool.tier_of("b") == 1
+
+
+@pytest.mark.parametrize(
+    ("pools", "message"),
+    [
+        ("  - {name: p, servers: [a, zz]}\n", "pools[0].servers[1]: no server named 'zz'"),
+        ("  - {name: p, servers: [a], tiers: [[b]]}\n", "'b' is not a server of this pool"),
+        ("  - {name: p, servers: [a]}\n  - {name: p, servers: [b]}\n", "used twice"),
+        ("  - {name: p, servers: [a], require: [wbe]}\n", "pools[0].require[0]"),
+        ("  - {name: p, servers: [a], failover: {min_improvement: 150%}}\n", "less than 1"),
+    ],
+)
+def test_bad_pools(pools: str, message: str) -> None:
+    found = problems(SERVERS + "pools:\n" + pools)
+    assert any(message in p for p in found), found
+
+
+@pytest.fixture
+async def labs() -> AsyncIterator[list[LabServer]]:
+    # Three servers, farther and farther away.
+    servers = [LabServer(LabOptions(latency=0.005 * i)) for i in range(3)]
+    for server in servers:
+        await server.start()
+    yield servers
+    for server in servers:
+        await server.stop()
+
+
+def pool_config(tmp_path: Path, servers: list[LabServer]) -> Path:
+    text = servers_yaml(servers, interval="1s", timeout="1s")
+    text += (
+        "pools:\n  - name: moodle\n    servers: [lab-1, lab-2, lab-3]\n"
+        "    failover: {after: 2, min_improvement: 20%, hold_down: 1h}\n"
+    )
+    path = tmp_path / "servers.yaml"
+    path.write_text(text)
+    return path
+
+
+async def get_json(url: str) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return resp.status, await resp.json()
+
+
+async def wait_for_choice(base: str, want: str | None, timeout: float = 20) -> dict[str, object]:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        _, pool = await get_json(f"{base}/api/v1/pools/moodle")
+        if pool["chosen"] == want and all(c["score_seconds"] for c in pool["candidates"]):
+            return pool
+        if pool["chosen"] == want and want is None:
+            return pool
+        assert loop.time() < end, f"the pool never chose {want}: {pool}"
+        await asyncio.sleep(0.2)
+
+
+async def test_failover_end_to_end(
+    tmp_path: Path, labs: list[LabServer], serve: list[Served]
+) -> None:
+    served = await start_serve(pool_config(tmp_path, labs), serve)
+    pool = await wait_for_choice(served.base, "lab-1")
+    assert [c["server"] for c in pool["candidates"]] == ["lab-1", "lab-2", "lab-3"]
+
+    go = f"{served.base}/go/moodle/Maths-101"
+    async with aiohttp.ClientSession() as session, session.get(go, allow_redirects=False) as r:
+        assert r.status == 302
+        assert r.headers["Location"] == f"{labs[0].url}Maths-101"
+
+    # the chosen server goes down: the pool moves to the next nearest at once
+    await labs[0].set_fault("refuse")
+    pool = await wait_for_choice(served.base, "lab-2")
+    why = pool["why"]
+    assert isinstance(why, dict)
+    assert why["reason"] == "ineligible"
+    out = next(c for c in pool["candidates"] if c["server"] == "lab-1")
+    assert out["eligible"] is False
+    assert "connect_refused" in out["why"]
+    text, _ = await scrape(served.base)
+    assert 'jitsi_pool_selected{location="lab",pool="moodle",server="lab-2"} 1.0' in text
+    assert 'jitsi_pool_selected{location="lab",pool="moodle",server="lab-1"} 0.0' in text
+    assert (
+        'jitsi_pool_failovers_total{location="lab",pool="moodle",reason="ineligible"} 1.0' in text
+    )
+
+    # lab-1 recovers and is nearer, but hold-down (1 h) keeps the choice
+    await labs[0].set_fault("none")
+    await asyncio.sleep(3)
+    _, pool = await get_json(f"{served.base}/api/v1/pools/moodle")
+    assert pool["chosen"] == "lab-2"
+
+    # every server down: no choice, a clear 503, the last choice kept as stale
+    for lab in labs:
+        await lab.set_fault("refuse")
+    pool = await wait_for_choice(served.base, None)
+    assert pool["stale"] is True
+    assert pool["last_choice"] is not None, "the last choice stays visible"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{served.base}/go/moodle/x", allow_redirects=False) as r:
+            assert r.status == 503
+            assert "no eligible server" in await r.text()
+        async with session.get(f"{served.base}/go/nope/x") as r:
+            assert r.status == 404
+        async with session.get(f"{served.base}/go/moodle/bad%20room") as r:
+            assert r.status == 400
+    text, _ = await scrape(served.base)
+    assert 'jitsi_pool_eligible_servers{location="lab",pool="moodle"} 0.0' in text
+    status, servers = await get_json(f"{served.base}/api/v1/servers")
+    assert status == 200
+    assert [s["server"] for s in servers["servers"]] == ["lab-1", "lab-2", "lab-3"]  # type: ignore[index]
+
+
+async def test_check_prints_pool_choices(tmp_path: Path, labs: list[LabServer]) -> None:
+    path = pool_config(tmp_path, labs)
+    result = await run_cli("check", str(path))
+    assert result.code == 0, result.out + result.err
+    assert "pool moodle: lab-1" in result.out
+    result = await run_cli("check", "--json", str(path))
+    (pool,) = json.loads(result.out)["pools"]
+    assert pool["chosen"] == "lab-1"
