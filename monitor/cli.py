@@ -31,10 +31,12 @@ from monitor.lab import FAULTS, LabCA, LabOptions, LabServer, servers_yaml
 from monitor.lab.server import MODERATION
 from monitor.lab.tokens import TokenPolicy
 from monitor.model import Check, Reason, ServerReport
+from monitor.notify import Notifier, event_body
 from monitor.probes.tokens import mint
-from monitor.runner import Runner
+from monitor.runner import Runner, user_agent
 from monitor.scheduler import Scheduler, log_decision
-from monitor.state import State
+from monitor.selector import Decision
+from monitor.state import State, load_state, save_state
 from monitor.views import cert_days_left, pool_dict, report_dict, verdict
 
 __all__ = ["main"]
@@ -42,6 +44,8 @@ __all__ = ["main"]
 log = logging.getLogger("monitor")
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
+# How often serve writes its state file (and at every change of a pool's choice).
+SAVE_EVERY = 30.0
 
 _config_arg = click.argument(
     "config", type=click.Path(dir_okay=False, path_type=Path), default="servers.yaml"
@@ -261,8 +265,41 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
     state = State(location=cfg.location)
     state.set_targets(cfg.targets())
     state.set_pools([p.settings() for p in cfg.pools])
+    state_path = cfg.state_path()
+    if state_path is not None:
+        problem = load_state(state, state_path)
+        if problem:
+            log.warning("%s", problem)
     runner = Runner(cfg)
     scheduler = Scheduler(runner, state)
+    notifier = Notifier(
+        cfg.webhooks(),
+        cfg.notify.command,
+        user_agent=user_agent(cfg.contact),
+        command_timeout=cfg.notify.command_timeout,
+    )
+
+    def persist() -> None:
+        if state_path is None:
+            return
+        try:
+            save_state(state, state_path)
+        except OSError as exc:
+            log.error("cannot save the state to %s: %s", state_path, exc.strerror or exc)
+
+    def on_decision(decision: Decision) -> None:
+        urls = {name: target.url for name, target in state.targets.items()}
+        notifier.submit(event_body(decision, state.location, urls))
+        persist()
+
+    scheduler.on_decision = on_decision
+    tasks: list[asyncio.Future[None]] = []
+
+    async def keep_saving() -> None:
+        while True:
+            await asyncio.sleep(SAVE_EVERY)
+            persist()
+
     app_runner = web.AppRunner(make_app(state), access_log=None)
     await app_runner.setup()
     stop = asyncio.Event()
@@ -286,8 +323,11 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
         targets = new.targets()
         state.set_targets(targets)
         state.set_pools([p.settings() for p in new.pools])
+        notifier.webhooks = new.webhooks()
+        notifier.command = new.notify.command
         for decision in state.select(None, time.time()):
             log_decision(decision)
+            on_decision(decision)
         scheduler.update(targets)
         state.config_reload_ok = True
         state.config_reload_time = time.time()
@@ -303,6 +343,8 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload)
         scheduler.start(cfg.targets())
+        saver = asyncio.ensure_future(keep_saving())
+        tasks.append(saver)
         bound = app_runner.addresses[0][1] if app_runner.addresses else port
         log.info(
             "probing %d server(s); metrics on http://%s:%d/metrics",
@@ -317,6 +359,10 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
         await scheduler.shutdown()
+        for task in tasks:
+            task.cancel()
+        persist()
+        await notifier.close()
         await runner.close()
         await app_runner.cleanup()
 

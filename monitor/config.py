@@ -32,6 +32,7 @@ from pydantic import (
     field_validator,
 )
 
+from monitor.notify import Webhook
 from monitor.probes.tokens import TokenKey, mint
 from monitor.selector import PoolSettings
 
@@ -333,6 +334,30 @@ class PoolConfig(_Strict):
         )
 
 
+class WebhookConfig(_Strict):
+    """Where to POST failover events."""
+
+    url: str
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout: Duration = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("a webhook url starts with https:// or http://")
+        return v
+
+
+class NotifySettings(_Strict):
+    """Who hears of a pool's change of choice."""
+
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    command: list[str] = Field(default_factory=list)
+    command_timeout: Duration = 30.0
+
+
 class MonitorConfig(_Strict):
     """The whole servers.yaml."""
 
@@ -344,6 +369,10 @@ class MonitorConfig(_Strict):
     defaults: DefaultSettings = DefaultSettings()
     servers: list[ServerConfig] = Field(default_factory=list)
     pools: list[PoolConfig] = Field(default_factory=list)
+    notify: NotifySettings = NotifySettings()
+    # Where serve keeps pool choices and smoothed RTTs across restarts
+    # (relative to the config file); empty: not kept.
+    state_file: str = "jitsi-monitor-state.json"
 
     @field_validator("contact")
     @classmethod
@@ -356,6 +385,20 @@ class MonitorConfig(_Strict):
     _base_dir: Path = PrivateAttr(default_factory=Path)
     # Token keys by server, with their secrets, read when the config is loaded.
     _token_keys: dict[str, TokenKey] = PrivateAttr(default_factory=dict)
+
+    def state_path(self) -> Path | None:
+        return self._base_dir / self.state_file if self.state_file else None
+
+    def webhooks(self) -> list[Webhook]:
+        """The webhooks with their secrets, read from the environment now."""
+        return [
+            Webhook(
+                url=w.url,
+                secret=os.environ.get(w.secret_env, "") if w.secret_env else "",
+                timeout=w.timeout,
+            )
+            for w in self.notify.webhooks
+        ]
 
     def targets(self) -> list[Target]:
         """The servers with every default filled in."""
@@ -673,6 +716,15 @@ def _pool_checks(config: MonitorConfig) -> list[tuple[_Path, str]]:
 def _cross_checks(config: MonitorConfig) -> list[tuple[_Path, str]]:
     """Checks that span several fields, each placed at the field to fix."""
     found: list[tuple[_Path, str]] = _pool_checks(config)
+    for index, hook in enumerate(config.notify.webhooks):
+        if hook.secret_env and not os.environ.get(hook.secret_env):
+            shown = hook.secret_env if len(hook.secret_env) <= 40 else "it names"
+            found.append(
+                (
+                    ("notify", "webhooks", index, "secret_env"),
+                    f"environment variable {shown} is not set",
+                )
+            )
     seen: set[str] = set()
     for index, (server, target) in enumerate(zip(config.servers, config.targets(), strict=True)):
         if server.name in seen:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
@@ -91,6 +92,8 @@ class Scheduler:
         self._due: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()
+        # Called with every change of a pool's choice (notifications, saving).
+        self.on_decision: Callable[[Decision], None] | None = None
         self._aps = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
         self._aps.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
 
@@ -168,6 +171,8 @@ class Scheduler:
             _log_change(name, previous, report)
             for decision in decisions:
                 log_decision(decision)
+                if self.on_decision is not None:
+                    self.on_decision(decision)
         except asyncio.CancelledError:
             # Shutdown cancels ladders in flight. This coroutine is the whole
             # task, so ending it quietly is safe, and keeps APScheduler (which

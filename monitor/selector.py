@@ -163,6 +163,10 @@ def decide(
         return new, decision
     best = min(eligible, key=lambda c: _key(c, pool.servers))
     current = by_name.get(state.current) if state.current else None
+    if current is not None and not state.stale and current.why == "not probed yet":
+        # After a restart the choice is kept until its server has been probed:
+        # not known is not the same as not eligible.
+        return state, None
     if current is None or not current.eligible or state.stale:
         reason = "initial" if state.current is None else "ineligible"
         if state.stale and current is not None and current.eligible and current == best:

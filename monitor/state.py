@@ -5,16 +5,20 @@ The scheduler writes here; metrics, the CLI and the HTTP app only read.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from monitor.config import Target
 from monitor.model import Reason, ServerReport
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
 
-__all__ = ["EWMA_ALPHA", "State"]
+__all__ = ["EWMA_ALPHA", "State", "load_state", "save_state"]
 
 # Weight of a new sample in the smoothed round trip: one noisy sample moves
 # the average by a third of its deviation, a lasting change shows within a
@@ -108,3 +112,65 @@ def _smooth(store: dict[str, float], server: str, sample: float | None) -> None:
         return
     old = store.get(server)
     store[server] = sample if old is None else old + EWMA_ALPHA * (sample - old)
+
+
+# -- persistence ----------------------------------------------------------------
+
+_VERSION = 1
+
+
+def save_state(state: State, path: Path) -> None:
+    """Write pool choices and smoothed RTTs, atomically (write, fsync, rename)."""
+    data = {
+        "version": _VERSION,
+        "saved_at": time.time(),
+        "rtt_tcp_connect": state.rtt_tcp_connect,
+        "rtt_xmpp_ping": state.rtt_xmpp_ping,
+        "pools": {name: dataclasses.asdict(p) for name, p in state.pool_states.items()},
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        json.dump(data, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def load_state(state: State, path: Path) -> str | None:
+    """Restore what save_state wrote for the servers and pools still configured.
+
+    Returns a problem to log, or None. A missing file is not a problem.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return f"cannot read {path}: {exc}"
+    if not isinstance(data, dict) or data.get("version") != _VERSION:
+        return f"{path} is not a state file of this version; starting afresh"
+    for key, store in (
+        ("rtt_tcp_connect", state.rtt_tcp_connect),
+        ("rtt_xmpp_ping", state.rtt_xmpp_ping),
+    ):
+        for server, value in (data.get(key) or {}).items():
+            if server in state.targets and isinstance(value, int | float) and value >= 0:
+                store[server] = float(value)
+    for name, raw in (data.get("pools") or {}).items():
+        pool = state.pools.get(name)
+        if pool is None or not isinstance(raw, dict):
+            continue
+        try:
+            restored = PoolState(
+                current=raw["current"] if raw.get("current") in pool.servers else None,
+                stale=bool(raw.get("stale", False)),
+                challenger=None,
+                streak=0,
+                hold_until=float(raw.get("hold_until", 0.0)),
+                changed_at=float(raw.get("changed_at", 0.0)),
+                failovers=tuple((str(k), int(v)) for k, v in raw.get("failovers", [])),
+            )
+        except (TypeError, ValueError, KeyError):
+            continue
+        state.pool_states[name] = restored
+    return None

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from monitor.config import ConfigError, parse_config
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from tests.conftest import Served, start_serve
+from tests.conftest import Served, StartSite, eventually, start_serve
 from tests.test_cli import run_cli, scrape
 
 
@@ -154,3 +158,74 @@ async def test_check_prints_pool_choices(tmp_path: Path, labs: list[LabServer]) 
     result = await run_cli("check", "--json", str(path))
     (pool,) = json.loads(result.out)["pools"]
     assert pool["chosen"] == "lab-1"
+
+
+HOOK_SECRET = "hook-secret-0123456789abcdef"
+
+
+async def test_failover_notifies_and_survives_a_restart(
+    tmp_path: Path,
+    labs: list[LabServer],
+    serve: list[Served],
+    start_site: StartSite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    received: list[tuple[dict[str, object], str, bytes]] = []
+    fail_first = [True]
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        if fail_first[0]:  # the receiver hiccups once: the event is retried
+            fail_first[0] = False
+            return web.Response(status=503)
+        received.append((json.loads(body), request.headers["X-Jitsi-Monitor-Signature"], body))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    receiver = await start_site(app)
+    script = tmp_path / "switch.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        'echo "$JITSI_MONITOR_POOL $JITSI_MONITOR_PREVIOUS $JITSI_MONITOR_CHOSEN '
+        '$JITSI_MONITOR_CHOSEN_URL $JITSI_MONITOR_REASON" >> "$0.log"\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("HOOK_SECRET", HOOK_SECRET)
+    config = pool_config(tmp_path, labs)
+    config.write_text(
+        config.read_text()
+        + f"notify:\n  webhooks: [{{url: '{receiver.url}hook', secret_env: HOOK_SECRET}}]\n"
+        f"  command: ['{script}']\n"
+    )
+    served = await start_serve(config, serve)
+    await wait_for_choice(served.base, "lab-1")
+    await labs[0].set_fault("refuse")
+    await wait_for_choice(served.base, "lab-2")
+    await eventually(lambda: any(e["chosen"] == "lab-2" for e, _, _ in received), timeout=15)
+
+    event, signature, body = next(r for r in received if r[0]["chosen"] == "lab-2")
+    assert event["pool"] == "moodle"
+    assert event["previous"] == "lab-1"
+    assert event["reason"] == "ineligible"
+    assert event["chosen_url"] == labs[1].url
+    expected = hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert signature == f"sha256={expected}"
+    log_file = Path(f"{script}.log")
+    await eventually(lambda: log_file.exists() and "lab-2" in log_file.read_text())
+    assert f"moodle lab-1 lab-2 {labs[1].url} ineligible" in log_file.read_text()
+
+    # Restart: lab-1 is back and nearer, but the pool keeps lab-2 (hold-down
+    # and the choice survive), and no failover event is sent.
+    await labs[0].set_fault("none")
+    served.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(served.proc.wait(), 15) == 0
+    state_file = tmp_path / "jitsi-monitor-state.json"
+    assert json.loads(state_file.read_text())["pools"]["moodle"]["current"] == "lab-2"
+    events_before = len(received)
+    served = await start_serve(config, serve)
+    await asyncio.sleep(4)  # several rounds of every server
+    _, pool = await get_json(f"{served.base}/api/v1/pools/moodle")
+    assert pool["chosen"] == "lab-2"
+    assert pool["failovers"] == {"ineligible": 1}
+    assert len(received) == events_before
