@@ -229,3 +229,23 @@ async def test_failover_notifies_and_survives_a_restart(
     assert pool["chosen"] == "lab-2"
     assert pool["failovers"] == {"ineligible": 1}
     assert len(received) == events_before
+
+
+async def test_fails_back_after_hold_down(
+    tmp_path: Path, labs: list[LabServer], serve: list[Served]
+) -> None:
+    config = pool_config(tmp_path, labs)
+    config.write_text(config.read_text().replace("hold_down: 1h", "hold_down: 3s"))
+    served = await start_serve(config, serve)
+    await wait_for_choice(served.base, "lab-1")
+    await labs[0].set_fault("refuse")
+    await wait_for_choice(served.base, "lab-2")
+    loop = asyncio.get_running_loop()
+    failed_over = loop.time()
+    await labs[0].set_fault("none")
+    pool = await wait_for_choice(served.base, "lab-1", timeout=30)
+    assert loop.time() - failed_over >= 3, "not before the hold-down"
+    why = pool["why"]
+    assert isinstance(why, dict)
+    assert why["reason"] == "better"
+    assert pool["failovers"] == {"ineligible": 1, "better": 1}
