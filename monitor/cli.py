@@ -312,20 +312,18 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
             state.config_reload_ok = False
             log.error("config reload failed; keeping the running config:\n%s", exc)
             return
-        if (new.location, new.concurrency, new.dns, new.contact, new.listen) != (
-            cfg.location,
-            cfg.concurrency,
-            cfg.dns,
-            cfg.contact,
-            cfg.listen,
+        fixed = ("location", "concurrency", "dns", "contact", "listen", "state_file")
+        if any(getattr(new, k) != getattr(cfg, k) for k in fixed) or (
+            new.notify.command_timeout != cfg.notify.command_timeout
         ):
-            log.warning("location, concurrency, dns, contact and listen change only on restart")
+            log.warning("%s and notify.command_timeout change only on restart", ", ".join(fixed))
         targets = new.targets()
         state.set_targets(targets)
         state.set_pools([p.settings() for p in new.pools])
         notifier.webhooks = new.webhooks()
         notifier.command = new.notify.command
         for decision in state.select(None, time.time()):
+            state.decisions.append(decision)
             log_decision(decision)
             on_decision(decision)
         scheduler.update(targets)

@@ -347,6 +347,8 @@ class WebhookConfig(_Strict):
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("a webhook url starts with https:// or http://")
+        if parts.username or parts.password:
+            raise ValueError("a webhook url must not carry a user name or password")
         return v
 
 

@@ -16,8 +16,10 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -38,7 +40,7 @@ class Webhook:
     timeout: float = 10.0
 
     def __repr__(self) -> str:
-        return f"Webhook(url={self.url!r}, secret=<hidden>)"
+        return f"Webhook(url={_shown(self.url)!r}, secret=<hidden>)"
 
 
 def event_body(decision: Decision, location: str, urls: dict[str, str]) -> dict[str, Any]:
@@ -73,20 +75,32 @@ class Notifier:
         self.command_timeout = command_timeout
         self.user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._queues: dict[str, deque[dict[str, Any]]] = {}
+        self._workers: dict[str, asyncio.Future[None]] = {}
 
     def submit(self, event: dict[str, Any]) -> None:
-        """Start delivering ``event`` to every webhook and the command."""
-        body = json.dumps(event, sort_keys=True).encode()
-        for hook in self.webhooks:
-            self._spawn(self._post(hook, body))
-        if self.command:
-            self._spawn(self._run(event, body))
+        """Queue ``event``; a pool's events are delivered one after the other, in order,
+        so a command never applies an older choice after a newer one."""
+        pool = str(event.get("pool"))
+        self._queues.setdefault(pool, deque()).append(event)
+        if pool not in self._workers:
+            task = asyncio.ensure_future(self._drain(pool))
+            self._workers[pool] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _drain(self, pool: str) -> None:
+        queue = self._queues[pool]
+        try:
+            while queue:
+                event = queue.popleft()
+                body = json.dumps(event, sort_keys=True).encode()
+                await asyncio.gather(*(self._post(hook, body) for hook in self.webhooks))
+                if self.command:
+                    await self._run(event, body)
+        finally:
+            del self._workers[pool]
 
     async def close(self, wait: float = 5.0) -> None:
         if self._tasks:
@@ -118,7 +132,7 @@ class Notifier:
                     allow_redirects=False,
                 ) as resp:
                     if 200 <= resp.status < 300:
-                        log.info("webhook %s took the event", hook.url)
+                        log.info("webhook %s took the event", _shown(hook.url))
                         return
                     problem = f"HTTP {resp.status}"
                     if 400 <= resp.status < 500 and resp.status != 429:
@@ -126,12 +140,13 @@ class Notifier:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 problem = type(exc).__name__
             if attempt + 1 < ATTEMPTS:
-                log.warning("webhook %s: %s; retrying", hook.url, problem)
+                log.warning("webhook %s: %s; retrying", _shown(hook.url), problem)
                 await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
-        log.error("webhook %s: the event was not delivered (%s)", hook.url, problem)
+        log.error("webhook %s: the event was not delivered (%s)", _shown(hook.url), problem)
 
     async def _run(self, event: dict[str, Any], body: bytes) -> None:
-        env = dict(os.environ)
+        # Only what a script needs: the monitor's own environment holds secrets.
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
         for key in ("pool", "previous", "chosen", "chosen_url", "reason", "detail", "location"):
             env[f"JITSI_MONITOR_{key.upper()}"] = str(event.get(key) or "")
         env["JITSI_MONITOR_EVENT"] = body.decode()
@@ -155,8 +170,18 @@ class Notifier:
                 "command %s took longer than %gs: killed", self.command[0], self.command_timeout
             )
             return
+        except asyncio.CancelledError:  # shutdown: do not leave it running
+            proc.kill()
+            await proc.wait()
+            raise
         tail = out.decode(errors="replace").strip()[-500:]
         if proc.returncode == 0:
             log.info("command %s ran for pool %s", self.command[0], event["pool"])
         else:
             log.error("command %s exited with %s: %s", self.command[0], proc.returncode, tail)
+
+
+def _shown(url: str) -> str:
+    """A webhook URL fit for the log: its path may hold the receiver's secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")

@@ -150,23 +150,25 @@ def decide(
     """
     eligible = [c for c in candidates if c.eligible]
     by_name = {c.server: c for c in candidates}
-    if not eligible:
-        if state.stale or all(c.why == "not probed yet" for c in candidates):
-            return state, None
-        new = dataclasses.replace(state, stale=True, challenger=None, streak=0, changed_at=now)
-        if state.current is not None:
-            new = new.count("none_eligible")
-        reasons = "; ".join(f"{c.server}: {c.why}" for c in candidates)
-        decision = Decision(
-            pool.name, state.current, None, "none_eligible", reasons, now, tuple(candidates)
-        )
-        return new, decision
-    best = min(eligible, key=lambda c: _key(c, pool.servers))
     current = by_name.get(state.current) if state.current else None
     if current is not None and not state.stale and current.why == "not probed yet":
         # After a restart the choice is kept until its server has been probed:
         # not known is not the same as not eligible.
         return state, None
+    if state.current is None and any(c.why == "not probed yet" for c in candidates):
+        return state, None  # the first choice waits until every member is known
+    if not eligible:
+        if state.stale:
+            return state, None
+        new = dataclasses.replace(state, stale=True, challenger=None, streak=0, changed_at=now)
+        if state.current is None:
+            return new, None  # never had a choice: nothing changed
+        reasons = "; ".join(f"{c.server}: {c.why}" for c in candidates)
+        decision = Decision(
+            pool.name, state.current, None, "none_eligible", reasons, now, tuple(candidates)
+        )
+        return new.count("none_eligible"), decision
+    best = min(eligible, key=lambda c: _key(c, pool.servers))
     if current is None or not current.eligible or state.stale:
         reason = "initial" if state.current is None else "ineligible"
         if state.stale and current is not None and current.eligible and current == best:
@@ -217,8 +219,8 @@ def _switch(
         hold_until=now + pool.hold_down if state.current is not None else 0.0,
         changed_at=now,
     )
-    if state.current is not None and state.current != best.server:
-        new = new.count(reason)
+    if state.current is not None and state.current != best.server and not state.stale:
+        new = new.count(reason)  # leaving "none eligible" was counted when it began
     decision = Decision(
         pool.name, state.current, best.server, reason, detail, now, tuple(candidates)
     )

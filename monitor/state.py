@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from collections import Counter, deque
@@ -149,28 +150,39 @@ def load_state(state: State, path: Path) -> str | None:
         return f"cannot read {path}: {exc}"
     if not isinstance(data, dict) or data.get("version") != _VERSION:
         return f"{path} is not a state file of this version; starting afresh"
+    now = time.time()
     for key, store in (
         ("rtt_tcp_connect", state.rtt_tcp_connect),
         ("rtt_xmpp_ping", state.rtt_xmpp_ping),
     ):
-        for server, value in (data.get(key) or {}).items():
-            if server in state.targets and isinstance(value, int | float) and value >= 0:
+        saved = data.get(key)
+        for server, value in saved.items() if isinstance(saved, dict) else ():
+            if server in state.targets and _finite(value) and 0 <= value < 3600:
                 store[server] = float(value)
-    for name, raw in (data.get("pools") or {}).items():
+    pools = data.get("pools")
+    for name, raw in pools.items() if isinstance(pools, dict) else ():
         pool = state.pools.get(name)
         if pool is None or not isinstance(raw, dict):
             continue
-        try:
-            restored = PoolState(
-                current=raw["current"] if raw.get("current") in pool.servers else None,
-                stale=bool(raw.get("stale", False)),
-                challenger=None,
-                streak=0,
-                hold_until=float(raw.get("hold_until", 0.0)),
-                changed_at=float(raw.get("changed_at", 0.0)),
-                failovers=tuple((str(k), int(v)) for k, v in raw.get("failovers", [])),
-            )
-        except (TypeError, ValueError, KeyError):
+        hold_until, changed_at = raw.get("hold_until", 0.0), raw.get("changed_at", 0.0)
+        failovers = raw.get("failovers", [])
+        if not (_finite(hold_until) and _finite(changed_at) and isinstance(failovers, list)):
             continue
-        state.pool_states[name] = restored
+        counts = tuple(
+            (str(item[0]), int(item[1]))
+            for item in failovers
+            if isinstance(item, list) and len(item) == 2 and isinstance(item[1], int)
+        )
+        state.pool_states[name] = PoolState(
+            current=raw.get("current") if raw.get("current") in pool.servers else None,
+            stale=raw.get("stale") is True,
+            # a hold-down never runs longer than the pool's own setting from now
+            hold_until=min(float(hold_until), now + pool.hold_down),
+            changed_at=float(changed_at),
+            failovers=counts,
+        )
     return None
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

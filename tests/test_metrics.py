@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Target
@@ -149,3 +151,31 @@ def test_custom_labels_go_on_info() -> None:
     }
     assert info["a"]["team"] == "x"
     assert info["b"].get("team", "") == "", "an empty label is an absent label to Prometheus"
+
+
+def test_a_damaged_state_file_is_survived(tmp_path: Path) -> None:
+    from monitor.selector import PoolSettings
+    from monitor.state import load_state, save_state
+
+    state = State()
+    state.set_targets(targets("a", "b"))
+    state.set_pools([PoolSettings(name="p", servers=("a", "b"), hold_down=60.0)])
+    path = tmp_path / "state.json"
+    for text in (
+        "not json",
+        "[]",
+        '{"version": 1, "pools": [1], "rtt_tcp_connect": [2]}',
+        '{"version": 1, "pools": {"p": {"current": "a", "hold_until": 1e999}}}',
+        '{"version": 1, "pools": {"p": {"current": "zz", "stale": "false", "failovers": 3}}}',
+        '{"version": 99}',
+    ):
+        path.write_text(text)
+        load_state(state, path)  # never raises
+        assert state.pool_states["p"].hold_until < 10**12
+    state.record(report("a"))
+    save_state(state, path)
+    fresh = State()
+    fresh.set_targets(targets("a", "b"))
+    fresh.set_pools([PoolSettings(name="p", servers=("a", "b"), hold_down=60.0)])
+    assert load_state(fresh, path) is None
+    assert fresh.rtt_tcp_connect == state.rtt_tcp_connect

@@ -139,3 +139,30 @@ def test_failover_and_hold_down_story() -> None:
     state, decision = decide(p, state, fleet_now(True), 130.0, round_of="b")
     assert (state.current, decision and decision.reason) == ("a", "better")
     assert dict(state.failovers) == {"ineligible": 1, "better": 1}
+
+
+def test_restart_keeps_an_unprobed_choice_quietly() -> None:
+    p = pool()
+    state = PoolState(current="a", hold_until=0.0, changed_at=1.0)
+    candidates = [
+        Candidate("a", False, "not probed yet", 0, None),
+        Candidate("b", False, "web: connect_refused", 0, 0.01),
+    ]
+    state2, decision = decide(p, state, candidates, 5.0, round_of="b")
+    assert decision is None
+    assert state2 == state
+
+
+def test_first_choice_waits_for_every_member() -> None:
+    p = pool()
+    early = [
+        Candidate("a", False, "not probed yet", 0, None),
+        Candidate("c", True, "", 1, 0.01),
+    ]
+    state, decision = decide(p, PoolState(), early, 1.0, round_of="c")
+    assert (state.current, decision) == (None, None)
+    known = [Candidate("a", True, "", 0, 0.05), Candidate("c", True, "", 1, 0.01)]
+    state, decision = decide(p, state, known, 2.0, round_of="a")
+    assert state.current == "a", "the first tier wins once it is known"
+    assert decision is not None
+    assert decision.reason == "initial"
