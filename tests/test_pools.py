@@ -102,6 +102,8 @@ async def test_failover_end_to_end(
     pool = await wait_for_choice(served.base, "lab-1")
     assert [c["server"] for c in pool["candidates"]] == ["lab-1", "lab-2", "lab-3"]
 
+    async with aiohttp.ClientSession() as session, session.get(f"{served.base}/") as page:
+        assert "<td class=up>lab-1</td>" in await page.text()
     go = f"{served.base}/go/moodle/Maths-101"
     async with aiohttp.ClientSession() as session, session.get(go, allow_redirects=False) as r:
         assert r.status == 302

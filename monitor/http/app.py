@@ -91,6 +91,22 @@ async def _index(request: web.Request) -> web.Response:
             f"<tr><td>{html.escape(name)}</td><td>{html.escape(target.url)}</td>"
             f"<td class={verdict(report)}>{verdict(report)}</td><td>{html.escape(why)}</td></tr>"
         )
+    pools = []
+    for name in sorted(state.pools):
+        pool = pool_dict(state, name)
+        chosen = pool["chosen"] or "none eligible"
+        css = "up" if pool["chosen"] else "down"
+        pools.append(
+            f"<tr><td>{html.escape(name)}</td><td class={css}>{html.escape(str(chosen))}</td>"
+            f'<td><a href="api/v1/pools/{html.escape(name)}">details</a></td></tr>'
+        )
+    pool_table = (
+        "<h2>Pools</h2><table><tr><th>pool</th><th>chosen</th><th></th></tr>"
+        + "".join(pools)
+        + "</table>"
+        if pools
+        else ""
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>jitsi-monitor</title>
 <style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}
@@ -100,7 +116,7 @@ async def _index(request: web.Request) -> web.Response:
 &middot; <a href="healthz">healthz</a></p>
 <table><tr><th>server</th><th>url</th><th>verdict</th><th>why</th></tr>
 {"".join(rows)}
-</table></body></html>
+</table>{pool_table}</body></html>
 """
     return web.Response(text=page, content_type="text/html")
 
