@@ -28,8 +28,8 @@ from monitor import __version__
 from monitor.config import ConfigError, MonitorConfig, Target, load_config
 from monitor.http import make_app
 from monitor.lab import FAULTS, LabCA, LabOptions, LabServer, servers_yaml
-from monitor.lab.server import MODERATION
-from monitor.lab.tokens import TokenPolicy
+from monitor.lab.server import MODERATION, SHAPES
+from monitor.lab.tokens import ENFORCEMENT, TokenPolicy
 from monitor.model import Check, Reason, ServerReport
 from monitor.notify import Notifier, event_body
 from monitor.probes.tokens import mint
@@ -438,7 +438,7 @@ async def _lab(
 )
 @click.option(
     "--shape",
-    type=click.Choice(["object", "ssi", "assignments"]),
+    type=click.Choice(list(SHAPES)),
     default="object",
     show_default=True,
     help="Shape of the config.js the servers serve.",
@@ -457,7 +457,7 @@ async def _lab(
 )
 @click.option(
     "--enforcement",
-    type=click.Choice(["strict", "accept_expired", "accept_any_signature"]),
+    type=click.Choice(list(ENFORCEMENT)),
     default="strict",
     show_default=True,
     help="With --jwt: break token checks on purpose.",

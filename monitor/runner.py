@@ -145,23 +145,16 @@ class Runner:
         if not key.matrix or web.config is None:
             known = valid.reason is not Reason.SKIPPED
             return (valid,), ((("valid", valid.success),) if known else ())
-        settings = XmppSettings(
-            focus=target.focus,
-            join=target.join,
-            user_agent=self._user_agent,
-            ssl_context=ssl_context,
-            settle=key.settle,
-        )
+        settings = self._xmpp_settings(target, ssl_context)
         result = await probe_matrix(
             self._session, web.config, _origin(target.url), settings, key, main, deadline
         )
         return result.checks, result.cases
 
-    async def _signalling(
-        self, target: Target, web: WebResult, ssl_context: ssl.SSLContext, deadline: float
-    ) -> XmppResult:
+    def _xmpp_settings(self, target: Target, ssl_context: ssl.SSLContext) -> XmppSettings:
+        """The signalling settings of a target; the token matrix varies them per case."""
         key = target.token_key
-        settings = XmppSettings(
+        return XmppSettings(
             focus=target.focus,
             join=target.join,
             user_agent=self._user_agent,
@@ -169,6 +162,11 @@ class Runner:
             token_for=None if key is None else functools.partial(mint, key),
             settle=key.settle if key is not None and key.matrix else 0.0,
         )
+
+    async def _signalling(
+        self, target: Target, web: WebResult, ssl_context: ssl.SSLContext, deadline: float
+    ) -> XmppResult:
+        settings = self._xmpp_settings(target, ssl_context)
         if not target.signalling:
             return XmppResult((), ())
         configjs = next((c for c in web.checks if c.check is Check.CONFIGJS), None)

@@ -17,8 +17,12 @@ from pathlib import Path
 import pytest
 import trustme
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from monitor.config import MonitorConfig, Target, parse_config
+from monitor.model import ServerReport
+from monitor.runner import Runner
 
 CONFIG_JS = """
 var config = {
@@ -170,6 +174,37 @@ def self_signed_context(tmp_path: Path, name: str = "localhost") -> ssl.SSLConte
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert_path, key_path)
     return ctx
+
+
+async def probe_once(cfg: MonitorConfig, index: int = 0) -> ServerReport:
+    """One ladder of the config's ``index``-th server through a real Runner."""
+    runner = Runner(cfg)
+    try:
+        return await runner.run_now(cfg.targets()[index])
+    finally:
+        await runner.close()
+
+
+async def read_until(stream: asyncio.StreamReader | None, done: Callable[[str], bool]) -> str:
+    """Lines of a child's output until ``done`` holds for all read so far."""
+    assert stream is not None
+    text = ""
+    while not done(text):
+        line = await asyncio.wait_for(stream.readline(), 30)
+        assert line, "the process ended before printing what was expected"
+        text += line.decode()
+    return text
+
+
+def rsa_pem() -> tuple[str, rsa.RSAPrivateKey]:
+    """A fresh RSA private key, as PEM text and as a key object."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return pem, key
 
 
 def make_config(text: str, tmp_path: Path | None = None) -> MonitorConfig:

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from tests.conftest import Served, StartSite, eventually, jitsi_app, start_serve
+from tests.conftest import Served, StartSite, eventually, jitsi_app, read_until, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -336,12 +336,7 @@ async def test_jwt_lab_end_to_end_never_shows_the_secret(
     )
     outputs: list[str] = []
     try:
-        assert lab_proc.stdout is not None
-        text = ""
-        while "settle:" not in text:
-            line = await asyncio.wait_for(lab_proc.stdout.readline(), 30)
-            assert line, "the lab exited early"
-            text += line.decode()
+        text = await read_until(lab_proc.stdout, lambda t: "settle:" in t)
         config = tmp_path / "lab.yaml"
         config.write_text(text)
         secret_file = re.search(r"secret_file: '([^']+)'", text)

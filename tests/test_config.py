@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from monitor.config import ConfigError, load_config, parse_config, parse_duration
+from tests.conftest import rsa_pem
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -210,14 +209,7 @@ def test_commented_examples_in_the_shipped_config_are_valid(
 
     assert servers(uncommented) == servers(text) + 2
     monkeypatch.setenv("SCHOOL_JWT_SECRET", "x" * 32)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (tmp_path / "jaas-private-key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    (tmp_path / "jaas-private-key.pem").write_text(rsa_pem()[0])
     uncommented = uncommented.replace("/etc/ssl/certs/school-ca.pem", str(ca_file))
     path = tmp_path / "servers.yaml"
     path.write_text(uncommented)

@@ -17,7 +17,7 @@ from monitor.lab.tokens import TokenPolicy
 from monitor.model import ConfigFacts, ServerReport
 from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.runner import Runner
-from tests.conftest import eventually
+from tests.conftest import eventually, read_until
 
 Probe = Callable[..., Awaitable[ServerReport]]
 
@@ -156,12 +156,7 @@ async def test_lab_command_prints_a_config_the_monitor_uses() -> None:
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        assert lab_proc.stdout is not None
-        text = ""
-        while text.count("url:") < 2:
-            line = await asyncio.wait_for(lab_proc.stdout.readline(), 30)
-            assert line, "the lab exited early"
-            text += line.decode()
+        text = await read_until(lab_proc.stdout, lambda t: t.count("url:") >= 2)
         cfg = parse_config(text)
         assert [t.name for t in cfg.targets()] == ["lab-1", "lab-2"]
         check = await asyncio.create_subprocess_exec(

@@ -9,8 +9,6 @@ from pathlib import Path
 import aiohttp
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from monitor.config import ConfigError, parse_config
 from monitor.lab import LabOptions, LabServer
@@ -18,9 +16,8 @@ from monitor.lab.tokens import TokenPolicy
 from monitor.model import Check, ConfigFacts
 from monitor.probes.tokens import TokenKey, mint
 from monitor.probes.xmpp import XmppSettings, probe_xmpp
-from monitor.runner import Runner
 from monitor.views import report_dict
-from tests.conftest import eventually
+from tests.conftest import eventually, probe_once, rsa_pem
 
 SECRET = "school-secret-0123456789abcdef0123456789"
 
@@ -115,12 +112,7 @@ def test_mint_hmac_claims() -> None:
 
 
 def test_mint_jaas_claims() -> None:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pem, private = rsa_pem()
     app = "vpaas-magic-cookie-0123456789abcdef"
     key = TokenKey(
         algorithm="RS256", key=pem, key_id=f"{app}/4f4910", issuer=app, subject=app, jaas=True
@@ -144,11 +136,7 @@ async def test_token_server_accepts_the_probes_token(
         cfg = parse_config(
             server_block(lab.url, "      app_id: my-lms\n      secret_env: SCHOOL_JWT_SECRET\n")
         )
-        runner = Runner(cfg)
-        try:
-            report = await runner.run_now(cfg.targets()[0])
-        finally:
-            await runner.close()
+        report = await probe_once(cfg)
         assert {c.check.value: c.reason.value for c in report.checks}["muc"] == "ok"
         # the room claim matched the probe's room; moderator: false made a member
         assert (report.affiliation, report.role) == ("member", "participant")
@@ -159,11 +147,7 @@ async def test_token_server_accepts_the_probes_token(
         cfg = parse_config(
             server_block(lab.url, "      app_id: my-lms\n      secret_env: SCHOOL_JWT_SECRET\n")
         )
-        runner = Runner(cfg)
-        try:
-            report = await runner.run_now(cfg.targets()[0])
-        finally:
-            await runner.close()
+        report = await probe_once(cfg)
         signalling = report.check(Check.SIGNALLING)
         assert signalling is not None
         assert signalling.reason.value == "sasl_not_allowed"
@@ -187,11 +171,7 @@ async def matrix_report(
                 f"      settle: 0.2s\n      matrix: {matrix}\n",
             )
         )
-        runner = Runner(cfg)
-        try:
-            report = await runner.run_now(cfg.targets()[0])
-        finally:
-            await runner.close()
+        report = await probe_once(cfg)
         assert lab.rooms == {}, "no room is left behind"
         await eventually(lambda: lab.sessions == 0)  # every stream is closed
         moderation = report.check(Check.MODERATION)
@@ -328,14 +308,7 @@ async def test_moderation_unknown_when_focus_does_not_create_the_room(
     ],
 )
 def test_key_problems(tmp_path: Path, lines: str, kind: str, message: str) -> None:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (tmp_path / "k.pem").write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    (tmp_path / "k.pem").write_text(rsa_pem()[0])
     (tmp_path / "bad.pem").write_text(
         "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n"
     )
@@ -361,18 +334,13 @@ async def test_token_only_goes_to_its_server(websocket: str, origin: str, words:
 
 
 def test_mint_rs256_self_hosted_verifies_with_the_public_key() -> None:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pem, private = rsa_pem()
     key = TokenKey(algorithm="RS384", key=pem, key_id="lms-key-1", issuer="my-lms")
     token = mint(key, "healthcheck-x", moderator=True)
     assert jwt.get_unverified_header(token)["kid"] == "lms-key-1"
     claims = jwt.decode(token, private.public_key(), algorithms=["RS384"], audience="jitsi")
     assert (claims["iss"], claims["room"], claims["moderator"]) == ("my-lms", "healthcheck-x", True)
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    _, other = rsa_pem()
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, other.public_key(), algorithms=["RS384"], audience="jitsi")
 

@@ -14,8 +14,7 @@ from aiohttp import web
 from monitor.config import MonitorConfig
 from monitor.model import ConfigFacts, ServerReport
 from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
-from monitor.runner import Runner
-from tests.conftest import StartSite, eventually, jitsi_app, make_config
+from tests.conftest import StartSite, eventually, jitsi_app, make_config, probe_once
 from tests.prosody import (
     APP_ID,
     APP_SECRET,
@@ -89,11 +88,7 @@ async def test_full_ladder_through_the_runner(
 ) -> None:
     site = await start_site(jitsi_app(config_js(prosody.websocket)))
     cfg: MonitorConfig = make_config(f"servers:\n  - name: school\n    url: {site.url}\n")
-    runner = Runner(cfg)
-    try:
-        report = await runner.run_now(cfg.targets()[0])
-    finally:
-        await runner.close()
+    report = await probe_once(cfg)
     assert reasons(report) == {
         "web": "ok",
         "configjs": "ok",
@@ -176,11 +171,7 @@ async def test_public_servers_stop_before_joining(
 ) -> None:
     site = await start_site(jitsi_app(config_js(prosody.websocket)))
     cfg = make_config(f"servers:\n  - name: pub\n    url: {site.url}\n    kind: public\n")
-    runner = Runner(cfg)
-    try:
-        report = await runner.run_now(cfg.targets()[0])
-    finally:
-        await runner.close()
+    report = await probe_once(cfg)
     assert reasons(report)["focus"] == "ok"
     assert "muc" not in reasons(report)
     assert report.up
@@ -477,11 +468,7 @@ async def test_token_matrix_on_prosody(
             f"servers:\n  - name: school\n    url: {site.url}\n    timeout: 10s\n"
             f"    jwt: {{app_id: {APP_ID}, secret_env: PROSODY_TEST_SECRET, settle: 1s}}\n"
         )
-        runner = Runner(cfg)
-        try:
-            report = await runner.run_now(cfg.targets()[0])
-        finally:
-            await runner.close()
+        report = await probe_once(cfg)
         got = reasons(report)
         assert (got["jwt_valid"], got["jwt_enforced"], got["moderation"]) == (
             "ok",

@@ -32,7 +32,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 from monitor.lab.certs import LabCA
 from monitor.lab.tokens import TokenPolicy, TokenRejected
 
-__all__ = ["FAULTS", "MODERATION", "LabOptions", "LabServer"]
+__all__ = ["FAULTS", "MODERATION", "SHAPES", "LabOptions", "LabServer"]
 
 Fault = Literal[
     "none",
@@ -46,6 +46,7 @@ Fault = Literal[
 ]
 FAULTS: Final[tuple[str, ...]] = get_args(Fault)
 Shape = Literal["object", "ssi", "assignments"]
+SHAPES: Final[tuple[str, ...]] = get_args(Shape)
 # Who becomes moderator: jicofo's auto-owner (first participant), jicofo with
 # JWT authority (every token user), or the token-moderation plugin (the
 # token's top-level "moderator" claim).

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jwt
 
-__all__ = ["Enforcement", "TokenPolicy", "TokenRejected"]
+__all__ = ["ENFORCEMENT", "Enforcement", "TokenPolicy", "TokenRejected"]
 
 Enforcement = Literal["strict", "accept_expired", "accept_any_signature"]
+ENFORCEMENT: tuple[str, ...] = get_args(Enforcement)
 
 
 class TokenRejected(Exception):
