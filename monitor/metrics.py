@@ -104,6 +104,12 @@ class StateCollector(Collector):
             labels=[*sl, "phase"],
             unit="seconds",
         )
+        interval = GaugeMetricFamily(
+            "jitsi_probe_interval_seconds",
+            "How often the server is probed (its configured interval).",
+            labels=sl,
+            unit="seconds",
+        )
         rtt = GaugeMetricFamily(
             "jitsi_rtt_seconds",
             "Smoothed (EWMA) network round trip to the server.",
@@ -126,6 +132,7 @@ class StateCollector(Collector):
                 ],
                 {},
             )
+            interval.add_metric([name, loc], target.interval)
             if name in state.rtt_tcp_connect:
                 rtt.add_metric([name, loc, "tcp_connect"], state.rtt_tcp_connect[name])
             if name in state.rtt_xmpp_ping:
@@ -168,6 +175,7 @@ class StateCollector(Collector):
             tls,
             embed,
             last,
+            interval,
             rtt,
         )
         yield from self._pool_metrics(loc)
@@ -176,6 +184,11 @@ class StateCollector(Collector):
     def _pool_metrics(self, loc: str) -> Iterator[Metric]:
         state = self.state
         pl = ["pool", "location"]
+        pool_info = InfoMetricFamily(
+            "jitsi_pool",
+            "A configured pool; always 1. embedding: true when it serves embedded meetings.",
+            labels=[*pl, "embedding"],
+        )
         selected = GaugeMetricFamily(
             "jitsi_pool_selected",
             "1 for the pool's chosen server, 0 for the others.",
@@ -206,6 +219,7 @@ class StateCollector(Collector):
             pool_state = state.pool_states.get(name)
             candidates = state.pool_candidates.get(name, [])
             chosen = pool_state.current if pool_state and not pool_state.stale else None
+            pool_info.add_metric([name, loc, "true" if pool.embedding else "false"], {})
             for server in pool.servers:
                 selected.add_metric([name, loc, server], 1.0 if server == chosen else 0.0)
             eligible.add_metric([name, loc], float(sum(c.eligible for c in candidates)))
@@ -216,7 +230,7 @@ class StateCollector(Collector):
             for candidate in candidates:
                 if candidate.score is not None:
                     score.add_metric([name, loc, candidate.server], candidate.score)
-        yield from (selected, eligible, stale, failovers, score)
+        yield from (pool_info, selected, eligible, stale, failovers, score)
 
     def _monitor_metrics(self, loc: str) -> Iterator[Metric]:
         state = self.state

@@ -92,11 +92,11 @@ def test_values_follow_the_latest_report() -> None:
     assert got[info] == 1
 
 
-def test_unprobed_server_has_only_info() -> None:
+def test_unprobed_server_has_only_its_config() -> None:
     state = State()
     state.set_targets(targets("new"))
     names = {name for name, labels in samples(state) if ("server", "new") in labels}
-    assert names == {"jitsi_server_info"}
+    assert names == {"jitsi_server_info", "jitsi_probe_interval_seconds"}
 
 
 def test_removed_server_leaves_no_series() -> None:

@@ -272,6 +272,8 @@ class LabServer:
         session = _XmppSession(self, ws, request.query.get("token"))
         try:
             await session.run()
+        except ConnectionResetError:
+            pass  # the client went away mid-answer (or a fault cut it off)
         finally:
             session.leave_all()
             self.sessions -= 1

@@ -1,0 +1,353 @@
+"""The shipped Prometheus rules, Prometheus and Alertmanager examples, checked
+with Debian's promtool and amtool and run for real: a Prometheus scraping the
+monitor fires the alerts, an Alertmanager applies the inhibitions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from monitor.lab import LabOptions, LabServer, servers_yaml
+from tests.conftest import Served, start_serve
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS_DIR = ROOT / "dashboards" / "prometheus"
+RULES = PROMETHEUS_DIR / "jitsi-monitor.rules.yml"
+RULE_TESTS = PROMETHEUS_DIR / "jitsi-monitor.rules.test.yml"
+ALERTMANAGER = ROOT / "dashboards" / "alertmanager" / "alertmanager.yml"
+SEVERITIES = {"critical", "warning", "info"}
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=60)
+
+
+def alerts() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_rules_pass_promtool() -> None:
+    checked = run("promtool", "check", "rules", RULES)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = run("promtool", "test", "rules", RULE_TESTS)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_each_alert_is_tested_firing_and_not_firing() -> None:
+    cases: dict[str, set[bool]] = {}
+    for group in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
+        for case in group.get("alert_rule_test", []):
+            cases.setdefault(case["alertname"], set()).add(bool(case.get("exp_alerts")))
+    for rule in alerts():
+        assert cases.get(rule["alert"]) == {True, False}, (
+            f"{rule['alert']}: {cases.get(rule['alert'])}"
+        )
+
+
+def test_each_alert_says_how_bad_what_and_where_to_read() -> None:
+    readme = (ROOT / "README.md").read_text()
+    prose = re.sub(r"^```.*?^```", "", readme, flags=re.MULTILINE | re.DOTALL)
+    anchors = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", prose, re.MULTILINE)}
+    names = [rule["alert"] for rule in alerts()]
+    assert len(names) == len(set(names))
+    for rule in alerts():
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in SEVERITIES, name
+        assert rule["labels"]["scope"] in {"server", "pool", "monitor"}, name
+        notes = rule["annotations"]
+        assert notes["summary"].strip(), name
+        assert notes["description"].strip(), name
+        url, _, anchor = notes["runbook_url"].partition("#")
+        assert url.endswith("/README.md"), name
+        assert anchor in anchors, f"{name}: no README section #{anchor}"
+
+
+def test_alerts_the_issue_asks_for() -> None:
+    by_name = {rule["alert"]: rule for rule in alerts()}
+    assert by_name["JitsiJwtNotEnforced"]["labels"]["severity"] == "critical"
+    assert by_name["JitsiPoolNoEligibleServer"]["labels"]["severity"] == "critical"
+    assert by_name["JitsiPoolFailedOver"]["labels"]["severity"] == "info"
+    assert by_name["JitsiCertificateExpiring"]["labels"]["severity"] == "critical"
+    assert "3 * 86400" in by_name["JitsiCertificateExpiring"]["expr"]
+    assert "21 * 86400" in by_name["JitsiCertificateExpiringSoon"]["expr"]
+    # down means some minutes of failed probes, never one
+    assert by_name["JitsiServerDown"]["for"] in {"3m", "5m", "10m"}
+
+
+def test_prometheus_example_config() -> None:
+    checked = run("promtool", "check", "config", PROMETHEUS_DIR / "prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    assert config["scrape_configs"][0]["job_name"] == "jitsi-monitor"
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        ("severity=critical", "jitsi-oncall"),
+        ("severity=warning", "jitsi-team"),
+        ("severity=info", "jitsi-chat"),
+    ],
+)
+def test_alertmanager_routes_by_severity(labels: str, receiver: str) -> None:
+    checked = run("amtool", "check-config", ALERTMANAGER)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    routed = run("amtool", "config", "routes", "test", "--config.file", ALERTMANAGER, labels)
+    assert routed.returncode == 0, routed.stdout + routed.stderr
+    assert routed.stdout.split() == [receiver]
+
+
+async def wait_http(url: str, proc: asyncio.subprocess.Process, timeout: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            assert proc.returncode is None, "the server exited"
+            try:
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            assert loop.time() < end, f"{url} never answered"
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    started: list[asyncio.subprocess.Process] = []
+    yield started
+    for proc in started:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def start(
+    started: list[asyncio.subprocess.Process], *args: str | Path
+) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        *(str(a) for a in args),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    started.append(proc)
+    return proc
+
+
+async def test_alertmanager_mutes_members_while_their_pool_is_down(
+    tmp_path: Path, processes: list[asyncio.subprocess.Process]
+) -> None:
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    assert binary, "Debian's prometheus-alertmanager is installed by scripts/check"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = await start(
+        processes,
+        binary,
+        f"--config.file={ALERTMANAGER}",
+        f"--storage.path={tmp_path}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    )
+    await wait_http(f"{base}/-/ready", proc)
+
+    def alert(**labels: str) -> dict[str, object]:
+        return {"labels": labels, "annotations": {"summary": "test"}}
+
+    sent = [
+        alert(alertname="JitsiPoolNoEligibleServer", severity="critical", scope="pool",
+              pool="moodle", location="eu"),
+        alert(alertname="JitsiServerDown", severity="warning", scope="server",
+              pool="moodle", server="a", location="eu"),
+        # the same server in a pool that is fine, and the same pool elsewhere
+        alert(alertname="JitsiServerDown", severity="warning", scope="server",
+              pool="links", server="a", location="eu"),
+        alert(alertname="JitsiServerDown", severity="warning", scope="server",
+              pool="moodle", server="a", location="us"),
+        alert(alertname="JitsiCertificateExpiring", severity="critical", scope="server",
+              server="c", location="eu"),
+        alert(alertname="JitsiCertificateExpiringSoon", severity="warning", scope="server",
+              server="c", location="eu"),
+        alert(alertname="JitsiCertificateExpiringSoon", severity="warning", scope="server",
+              server="d", location="eu"),
+    ]  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/api/v2/alerts", json=sent) as resp:
+            assert resp.status == 200, await resp.text()
+        async with session.get(f"{base}/api/v2/alerts") as resp:
+            got = await resp.json()
+
+    def key(labels: dict[str, str]) -> tuple[str, ...]:
+        return (labels["alertname"], labels.get("pool", ""), labels.get("server", ""),
+                labels["location"])  # fmt: skip
+
+    states = {key(a["labels"]): a["status"]["state"] for a in got}
+    assert states == {
+        ("JitsiPoolNoEligibleServer", "moodle", "", "eu"): "active",
+        ("JitsiServerDown", "moodle", "a", "eu"): "suppressed",
+        ("JitsiServerDown", "links", "a", "eu"): "active",
+        ("JitsiServerDown", "moodle", "a", "us"): "active",
+        ("JitsiCertificateExpiring", "", "c", "eu"): "active",
+        ("JitsiCertificateExpiringSoon", "", "c", "eu"): "suppressed",
+        ("JitsiCertificateExpiringSoon", "", "d", "eu"): "active",
+    }
+
+
+def rules_with_short_for(path: Path) -> None:
+    """The shipped rules, with `for:` short enough for a test."""
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = "2s"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+
+
+async def query(session: aiohttp.ClientSession, base: str, promql: str) -> list[dict[str, Any]]:
+    async with session.get(f"{base}/api/v1/query", params={"query": promql}) as resp:
+        body = await resp.json()
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+async def firing(session: aiohttp.ClientSession, base: str) -> list[dict[str, str]]:
+    async with session.get(f"{base}/api/v1/alerts") as resp:
+        body = await resp.json()
+    return [a["labels"] for a in body["data"]["alerts"] if a["state"] == "firing"]
+
+
+async def until(check: Any, what: str, timeout: float = 40) -> Any:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        got = await check()
+        if got:
+            return got
+        assert loop.time() < end, f"{what} never happened"
+        await asyncio.sleep(0.5)
+
+
+@pytest.fixture
+async def tls_labs() -> AsyncIterator[list[LabServer]]:
+    first = LabServer(LabOptions(tls=True))
+    servers = [first, LabServer(LabOptions(tls=True, latency=0.02), ca=first.ca)]
+    for server in servers:
+        await server.start()
+    yield servers
+    for server in servers:
+        await server.stop()
+
+
+async def test_prometheus_scrapes_the_monitor_and_fires_alerts(
+    tmp_path: Path,
+    tls_labs: list[LabServer],
+    serve: list[Served],
+    processes: list[asyncio.subprocess.Process],
+) -> None:
+    config = tmp_path / "servers.yaml"
+    config.write_text(
+        servers_yaml(tls_labs, interval="1s", timeout="1s")
+        + "pools:\n  - name: moodle\n    servers: [lab-1, lab-2]\n    embedding: true\n"
+    )
+    served = await start_serve(config, serve)
+    monitor = served.base.removeprefix("http://")
+
+    rules = tmp_path / "rules.yml"
+    rules_with_short_for(rules)
+    prom_config = tmp_path / "prometheus.yml"
+    prom_config.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(rules)],
+                "scrape_configs": [
+                    {"job_name": "jitsi-monitor", "static_configs": [{"targets": [monitor]}]}
+                ],
+            }
+        )
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = await start(
+        processes,
+        "prometheus",
+        f"--config.file={prom_config}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+    )
+    await wait_http(f"{base}/-/ready", proc)
+
+    async with aiohttp.ClientSession() as session:
+
+        async def both_up() -> bool:
+            result = await query(session, base, 'jitsi_server_up{job="jitsi-monitor"} == 1')
+            return {r["metric"]["server"] for r in result} == {"lab-1", "lab-2"}
+
+        await until(both_up, "both lab servers up in Prometheus")
+        for r in await query(session, base, "jitsi_server_up"):
+            assert r["metric"]["location"] == "lab"
+
+        # every metric name the rules use is one the monitor exports
+        async with session.get(f"{base}/api/v1/label/__name__/values") as resp:
+            exported = set((await resp.json())["data"])
+        exprs = " ".join(rule["expr"] for rule in alerts())
+        used = set(re.findall(r"\bjitsi_[a-z_]+\b", exprs))
+        assert used <= exported, f"not exported: {sorted(used - exported)}"
+
+        await tls_labs[0].set_fault("refuse")
+
+        async def lab1_down() -> list[dict[str, str]]:
+            return [
+                a
+                for a in await firing(session, base)
+                if a["alertname"] == "JitsiServerDown" and a.get("server") == "lab-1"
+            ]
+
+        (down,) = await until(lab1_down, "JitsiServerDown firing for lab-1")
+        assert down["pool"] == "moodle"
+        assert down["severity"] == "warning"
+
+        async def failed_over() -> list[dict[str, str]]:
+            return [
+                a for a in await firing(session, base) if a["alertname"] == "JitsiPoolFailedOver"
+            ]
+
+        (moved,) = await until(failed_over, "JitsiPoolFailedOver firing")
+        assert moved["pool"] == "moodle"
+        assert moved["reason"] == "ineligible"
+        # lab-2 stays up: no alert for it, and the pool still has a server
+        names = {(a["alertname"], a.get("server")) for a in await firing(session, base)}
+        assert ("JitsiServerDown", "lab-2") not in names
+        assert ("JitsiPoolNoEligibleServer", None) not in names
