@@ -1,167 +1,227 @@
-"""Prometheus metrics, rendered from State by a custom collector.
+"""Prometheus metrics, rendered from State in the text exposition format.
 
 Nothing is mutated per probe: every scrape reads the latest reports, so a
 server removed from the config disappears from the output at once, and no
 label set outlives the state it describes. Names follow METRICS.md and mirror
 blackbox_exporter's (``jitsi_`` instead of ``probe_``).
+
+A fleet of 10,000 servers is some 650,000 series. The lines of each server
+are formatted once per report and kept; a scrape joins the kept lines
+family by family, so its cost is a copy of the body, not a formatting pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from monitor import __version__
-from monitor.model import Check
+from monitor.config import Target
+from monitor.model import Check, ServerReport
 from monitor.state import State
 
-__all__ = ["StateCollector", "make_registry", "render"]
+__all__ = ["CONTENT_TYPE", "FAMILIES", "OPENMETRICS_CONTENT_TYPE", "Exposition"]
 
-_CHECKS = tuple(Check)
-_HTTP_PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
-class StateCollector(Collector):
-    """Yields every jitsi_* family from the current State."""
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One metric family: its sample name, type and help text."""
 
-    def __init__(self, state: State) -> None:
-        self.state = state
+    name: str
+    type: str  # gauge, counter or info
+    help: str
 
-    def collect(self) -> Iterator[Metric]:
-        state = self.state
-        loc = state.location
-        sl = ["server", "location"]
+    def header(self, openmetrics: bool) -> str:
+        """HELP and TYPE lines, in the text format or in OpenMetrics."""
+        if not openmetrics:
+            text = self.help.replace("\\", r"\\").replace("\n", r"\n")
+            kind = "gauge" if self.type == "info" else self.type
+            return f"# HELP {self.name} {text}\n# TYPE {self.name} {kind}\n"
+        text = self.help.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+        base = self.name
+        if self.type == "info":
+            base = base.removesuffix("_info")
+        elif self.type == "counter":
+            base = base.removesuffix("_total")
+        return f"# HELP {base} {text}\n# TYPE {base} {self.type}\n"
 
-        extra = sorted({key for t in state.targets.values() for key, _ in t.labels})
-        info = InfoMetricFamily(
-            "jitsi_server",
-            "Descriptive labels of a configured server; always 1.",
-            labels=[*sl, "kind", "domain", "url", *extra],
-        )
-        up = GaugeMetricFamily(
-            "jitsi_server_up", "1 when the server's verdict is healthy, else 0.", labels=sl
-        )
-        success = GaugeMetricFamily(
-            "jitsi_check_success", "1 when the check passed, else 0.", labels=[*sl, "check"]
-        )
-        reason = InfoMetricFamily(
-            "jitsi_check_reason",
-            "The reason code the check ended with (a closed set).",
-            labels=[*sl, "check", "reason"],
-        )
-        duration = GaugeMetricFamily(
-            "jitsi_probe_duration_seconds",
-            "How long the whole probe ladder took.",
-            labels=sl,
-            unit="seconds",
-        )
-        http = GaugeMetricFamily(
-            "jitsi_http_duration_seconds",
-            "Duration of each phase of the GET of the server's page, summed over redirects.",
-            labels=[*sl, "phase"],
-            unit="seconds",
-        )
-        status = GaugeMetricFamily(
-            "jitsi_http_status_code", "HTTP status of the server's page after redirects.", labels=sl
-        )
-        expiry = GaugeMetricFamily(
-            "jitsi_ssl_earliest_cert_expiry",
-            "Expiry of the server's certificate as a Unix timestamp.",
-            labels=sl,
-        )
-        tls = InfoMetricFamily(
-            "jitsi_tls_version", "TLS version of the server's connection.", labels=[*sl, "version"]
-        )
-        embed = GaugeMetricFamily(
-            "jitsi_embed_limit_seconds",
-            "Seconds after which embedded meetings end (300 with disableIframeAPI), 0 if never.",
-            labels=sl,
-            unit="seconds",
-        )
-        last = GaugeMetricFamily(
-            "jitsi_last_probe_timestamp_seconds",
-            "When the last probe ladder finished, as a Unix timestamp.",
-            labels=sl,
-            unit="seconds",
-        )
-        jwt_case = GaugeMetricFamily(
-            "jitsi_jwt_case_success",
-            "1 when a case of the token check matrix came out as it must.",
-            labels=[*sl, "case"],
-        )
-        xmpp = GaugeMetricFamily(
-            "jitsi_xmpp_duration_seconds",
-            "Duration of each step of the signalling (XMPP) ladder.",
-            labels=[*sl, "phase"],
-            unit="seconds",
-        )
-        interval = GaugeMetricFamily(
-            "jitsi_probe_interval_seconds",
-            "How often the server is probed (its configured interval).",
-            labels=sl,
-            unit="seconds",
-        )
-        rtt = GaugeMetricFamily(
-            "jitsi_rtt_seconds",
-            "Smoothed (EWMA) network round trip to the server.",
-            labels=[*sl, "method"],
-            unit="seconds",
-        )
 
-        for name, target in state.targets.items():
-            report = state.reports.get(name)
-            labels = dict(target.labels)
-            domain = report.config.domain if report and report.config else None
-            info.add_metric(
-                [
-                    name,
-                    loc,
-                    target.kind,
-                    domain or "",
-                    target.url,
-                    *(labels.get(k, "") for k in extra),
-                ],
-                {},
-            )
-            interval.add_metric([name, loc], target.interval)
-            if name in state.rtt_tcp_connect:
-                rtt.add_metric([name, loc, "tcp_connect"], state.rtt_tcp_connect[name])
-            if name in state.rtt_xmpp_ping:
-                rtt.add_metric([name, loc, "xmpp_ping"], state.rtt_xmpp_ping[name])
-            if report is None:
-                continue
-            up.add_metric([name, loc], 1.0 if report.up else 0.0)
-            for result in report.checks:
-                check = result.check.value
-                success.add_metric([name, loc, check], 1.0 if result.success else 0.0)
-                reason.add_metric([name, loc, check, result.reason.value], {})
-            duration.add_metric([name, loc], report.duration)
-            for phase in report.http_phases:
-                http.add_metric([name, loc, phase.name], phase.seconds)
-            for phase in report.xmpp_phases:
-                xmpp.add_metric([name, loc, phase.name], phase.seconds)
-            for case, passed in report.jwt_cases:
-                jwt_case.add_metric([name, loc, case], 1.0 if passed else 0.0)
-            if report.http_status is not None:
-                status.add_metric([name, loc], float(report.http_status))
-            if report.cert is not None:
-                expiry.add_metric([name, loc], report.cert.not_after)
-                if report.cert.tls_version:
-                    tls.add_metric([name, loc, report.cert.tls_version], {})
-            if report.embed_limit_seconds is not None:
-                embed.add_metric([name, loc], float(report.embed_limit_seconds))
-            last.add_metric([name, loc], report.finished_at)
+def _gauge(name: str, help: str) -> Family:
+    return Family(name, "gauge", help)
 
-        yield from (
+
+def _info(name: str, help: str) -> Family:
+    return Family(name, "info", help)
+
+
+# Per-server families, in output order (each server's lines are kept per family).
+SERVER_FAMILIES: tuple[Family, ...] = (
+    _info("jitsi_server_info", "Descriptive labels of a configured server; always 1."),
+    _gauge("jitsi_server_up", "1 when the server's verdict is healthy, else 0."),
+    _gauge("jitsi_check_success", "1 when the check passed, else 0."),
+    _info("jitsi_check_reason_info", "The reason code the check ended with (a closed set)."),
+    _gauge("jitsi_probe_duration_seconds", "How long the whole probe ladder took."),
+    _gauge(
+        "jitsi_http_duration_seconds",
+        "Duration of each phase of the GET of the server's page, summed over redirects.",
+    ),
+    _gauge("jitsi_xmpp_duration_seconds", "Duration of each step of the signalling (XMPP) ladder."),
+    _gauge(
+        "jitsi_jwt_case_success", "1 when a case of the token check matrix came out as it must."
+    ),
+    _gauge("jitsi_http_status_code", "HTTP status of the server's page after redirects."),
+    _gauge(
+        "jitsi_ssl_earliest_cert_expiry", "Expiry of the server's certificate as a Unix timestamp."
+    ),
+    _info("jitsi_tls_version_info", "TLS version of the server's connection."),
+    _gauge(
+        "jitsi_embed_limit_seconds",
+        "Seconds after which embedded meetings end (300 with disableIframeAPI), 0 if never.",
+    ),
+    _gauge(
+        "jitsi_last_probe_timestamp_seconds",
+        "When the last probe ladder finished, as a Unix timestamp.",
+    ),
+    _gauge(
+        "jitsi_probe_interval_seconds", "How often the server is probed (its configured interval)."
+    ),
+    _gauge("jitsi_rtt_seconds", "Smoothed (EWMA) network round trip to the server."),
+)
+POOL_FAMILIES: tuple[Family, ...] = (
+    _info(
+        "jitsi_pool_info",
+        "A configured pool; always 1. embedding: true when it serves embedded meetings.",
+    ),
+    _gauge("jitsi_pool_selected", "1 for the pool's chosen server, 0 for the others."),
+    _gauge("jitsi_pool_eligible_servers", "How many members of the pool are eligible now."),
+    _gauge("jitsi_pool_stale", "1 when no member is eligible (the last choice is stale)."),
+    Family("jitsi_pool_failovers_total", "counter", "Changes of the pool's choice, by reason."),
+    _gauge(
+        "jitsi_pool_server_score",
+        "The score the selector used (smoothed RTT; lower is better).",
+    ),
+)
+MONITOR_FAMILIES: tuple[Family, ...] = (
+    Family(
+        "jitsi_monitor_probe_errors_total",
+        "counter",
+        "Probes that failed through the monitor's own fault (should stay 0).",
+    ),
+    _gauge("jitsi_monitor_schedule_lag_seconds", "How late the last due probe ladder started."),
+    _gauge(
+        "jitsi_monitor_config_last_reload_successful", "1 when the last config (re)load succeeded."
+    ),
+    _gauge(
+        "jitsi_monitor_config_last_reload_success_timestamp_seconds",
+        "When the config was last loaded successfully, as a Unix timestamp.",
+    ),
+    _info("jitsi_monitor_build_info", "The monitor's version."),
+    _gauge("jitsi_monitor_servers", "How many servers the config names."),
+)
+FAMILIES: tuple[Family, ...] = SERVER_FAMILIES + POOL_FAMILIES + MONITOR_FAMILIES
+_FAILOVER_REASONS = ("ineligible", "better", "none_eligible")
+
+
+def _esc(value: str) -> str:
+    """A label value, escaped as the text format wants."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
+    return value
+
+
+def _num(value: float) -> str:
+    """A sample value as Prometheus writes it."""
+    value = float(value)
+    if math.isfinite(value):
+        return repr(value)
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+
+
+def _line(name: str, labels: Iterable[tuple[str, str]], value: float) -> str:
+    """One sample with its labels in name order (as the tests and promtool read them)."""
+    inner = ",".join(f'{k}="{_esc(v)}"' for k, v in sorted(labels))
+    return f"{name}{{{inner}}} {_num(value)}\n"
+
+
+def _server_lines(
+    target: Target,
+    report: ServerReport | None,
+    location: str,
+    extra: tuple[str, ...],
+    rtt_tcp: float | None,
+    rtt_xmpp: float | None,
+) -> tuple[bytes, ...]:
+    """This server's lines, encoded, one string per family of SERVER_FAMILIES."""
+    loc = _esc(location)
+    srv = _esc(target.name)
+    ls = f'location="{loc}",server="{srv}"'
+    user = dict(target.labels)
+    domain = report.config.domain if report and report.config else None
+    info = _line(
+        "jitsi_server_info",
+        [
+            ("server", target.name),
+            ("location", location),
+            ("kind", target.kind),
+            ("domain", domain or ""),
+            ("url", target.url),
+            *((k, user.get(k, "")) for k in extra),
+        ],
+        1.0,
+    )
+    interval = f"jitsi_probe_interval_seconds{{{ls}}} {_num(target.interval)}\n"
+    rtt = ""
+    if rtt_tcp is not None:
+        rtt += f'jitsi_rtt_seconds{{location="{loc}",method="tcp_connect",server="{srv}"}} '
+        rtt += f"{_num(rtt_tcp)}\n"
+    if rtt_xmpp is not None:
+        rtt += f'jitsi_rtt_seconds{{location="{loc}",method="xmpp_ping",server="{srv}"}} '
+        rtt += f"{_num(rtt_xmpp)}\n"
+    if report is None:
+        empty = [""] * (len(SERVER_FAMILIES) - 3)
+        return _encode((info, *empty, interval, rtt))
+
+    up = f"jitsi_server_up{{{ls}}} {'1.0' if report.up else '0.0'}\n"
+    success = "".join(
+        f'jitsi_check_success{{check="{r.check.value}",{ls}}} {"1.0" if r.success else "0.0"}\n'
+        for r in report.checks
+    )
+    reason = "".join(
+        f'jitsi_check_reason_info{{check="{r.check.value}",location="{loc}",'
+        f'reason="{r.reason.value}",server="{srv}"}} 1.0\n'
+        for r in report.checks
+    )
+    duration = f"jitsi_probe_duration_seconds{{{ls}}} {_num(report.duration)}\n"
+    http = "".join(
+        f'jitsi_http_duration_seconds{{location="{loc}",phase="{_esc(p.name)}",server="{srv}"}} '
+        f"{_num(p.seconds)}\n"
+        for p in report.http_phases
+    )
+    xmpp = "".join(
+        f'jitsi_xmpp_duration_seconds{{location="{loc}",phase="{_esc(p.name)}",server="{srv}"}} '
+        f"{_num(p.seconds)}\n"
+        for p in report.xmpp_phases
+    )
+    jwt = "".join(
+        f'jitsi_jwt_case_success{{case="{_esc(case)}",{ls}}} {"1.0" if passed else "0.0"}\n'
+        for case, passed in report.jwt_cases
+    )
+    status = expiry = tls = embed = ""
+    if report.http_status is not None:
+        status = f"jitsi_http_status_code{{{ls}}} {_num(report.http_status)}\n"
+    if report.cert is not None:
+        expiry = f"jitsi_ssl_earliest_cert_expiry{{{ls}}} {_num(report.cert.not_after)}\n"
+        if report.cert.tls_version:
+            tls = f'jitsi_tls_version_info{{{ls},version="{_esc(report.cert.tls_version)}"}} 1.0\n'
+    if report.embed_limit_seconds is not None:
+        embed = f"jitsi_embed_limit_seconds{{{ls}}} {_num(report.embed_limit_seconds)}\n"
+    last = f"jitsi_last_probe_timestamp_seconds{{{ls}}} {_num(report.finished_at)}\n"
+    return _encode(
+        (
             info,
             up,
             success,
@@ -169,7 +229,7 @@ class StateCollector(Collector):
             duration,
             http,
             xmpp,
-            jwt_case,
+            jwt,
             status,
             expiry,
             tls,
@@ -178,113 +238,141 @@ class StateCollector(Collector):
             interval,
             rtt,
         )
-        yield from self._pool_metrics(loc)
-        yield from self._monitor_metrics(loc)
+    )
 
-    def _pool_metrics(self, loc: str) -> Iterator[Metric]:
+
+def _encode(lines: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(text.encode("utf-8", "replace") for text in lines)
+
+
+@dataclass(slots=True)
+class _Kept:
+    """One server's formatted lines and what they were formatted from."""
+
+    target: Target
+    report: ServerReport | None
+    rtt_tcp: float | None
+    rtt_xmpp: float | None
+    extra: tuple[str, ...]
+    lines: tuple[bytes, ...]
+
+
+class Exposition:
+    """Renders a State as the text exposition format, keeping each server's lines."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._kept: dict[str, _Kept] = {}
+        self._extra: tuple[str, ...] = ()
+        state.listeners.append(self._refresh)
+
+    def _refresh(self, name: str) -> None:
+        if name in self.state.targets:
+            self._lines(name)
+
+    def _lines(self, name: str) -> tuple[bytes, ...]:
+        """The server's lines, formatted again if anything they show changed."""
         state = self.state
-        pl = ["pool", "location"]
-        pool_info = InfoMetricFamily(
-            "jitsi_pool",
-            "A configured pool; always 1. embedding: true when it serves embedded meetings.",
-            labels=[*pl, "embedding"],
-        )
-        selected = GaugeMetricFamily(
-            "jitsi_pool_selected",
-            "1 for the pool's chosen server, 0 for the others.",
-            labels=[*pl, "server"],
-        )
-        eligible = GaugeMetricFamily(
-            "jitsi_pool_eligible_servers",
-            "How many members of the pool are eligible now.",
-            labels=pl,
-        )
-        stale = GaugeMetricFamily(
-            "jitsi_pool_stale",
-            "1 when no member is eligible (the last choice is stale).",
-            labels=pl,
-        )
-        failovers = CounterMetricFamily(
-            "jitsi_pool_failovers",
-            "Changes of the pool's choice, by reason.",
-            labels=[*pl, "reason"],
-        )
-        score = GaugeMetricFamily(
-            "jitsi_pool_server_score",
-            "The score the selector used (smoothed RTT; lower is better).",
-            labels=[*pl, "server"],
-            unit="seconds",
-        )
+        target = state.targets[name]
+        report = state.reports.get(name)
+        rtt_tcp = state.rtt_tcp_connect.get(name)
+        rtt_xmpp = state.rtt_xmpp_ping.get(name)
+        k = self._kept.get(name)
+        if (
+            k is None
+            or k.target is not target
+            or k.report is not report
+            or k.rtt_tcp != rtt_tcp
+            or k.rtt_xmpp != rtt_xmpp
+            or k.extra != self._extra
+        ):
+            lines = _server_lines(target, report, state.location, self._extra, rtt_tcp, rtt_xmpp)
+            k = self._kept[name] = _Kept(target, report, rtt_tcp, rtt_xmpp, self._extra, lines)
+        return k.lines
+
+    def render(self, openmetrics: bool = False) -> bytes:
+        """The whole exposition; OpenMetrics (ending in ``# EOF``) when asked."""
+        state = self.state
+        self._extra = tuple(sorted({key for t in state.targets.values() for key, _ in t.labels}))
+        rows = [self._lines(name) for name in state.targets]
+        if len(self._kept) > len(state.targets):
+            for gone in self._kept.keys() - state.targets.keys():
+                del self._kept[gone]
+        parts: list[bytes] = []
+        for index, family in enumerate(SERVER_FAMILIES):
+            parts.append(family.header(openmetrics).encode())
+            parts.extend(row[index] for row in rows)
+        tail = self._pools(state.location, openmetrics) + self._monitor(state.location, openmetrics)
+        if openmetrics:
+            tail += "# EOF\n"
+        parts.append(tail.encode("utf-8", "replace"))
+        return b"".join(parts)
+
+    def _pools(self, loc: str, openmetrics: bool) -> str:
+        state = self.state
+        out: dict[str, list[str]] = {f.name: [] for f in POOL_FAMILIES}
         for name, pool in state.pools.items():
             pool_state = state.pool_states.get(name)
             candidates = state.pool_candidates.get(name, [])
             chosen = pool_state.current if pool_state and not pool_state.stale else None
-            pool_info.add_metric([name, loc, "true" if pool.embedding else "false"], {})
+            pl = [("pool", name), ("location", loc)]
+            embedding = "true" if pool.embedding else "false"
+            out["jitsi_pool_info"].append(
+                _line("jitsi_pool_info", [*pl, ("embedding", embedding)], 1.0)
+            )
             for server in pool.servers:
-                selected.add_metric([name, loc, server], 1.0 if server == chosen else 0.0)
-            eligible.add_metric([name, loc], float(sum(c.eligible for c in candidates)))
-            stale.add_metric([name, loc], 1.0 if pool_state and pool_state.stale else 0.0)
+                out["jitsi_pool_selected"].append(
+                    _line("jitsi_pool_selected", [*pl, ("server", server)], server == chosen)
+                )
+            eligible = float(sum(c.eligible for c in candidates))
+            out["jitsi_pool_eligible_servers"].append(
+                _line("jitsi_pool_eligible_servers", pl, eligible)
+            )
+            stale = bool(pool_state and pool_state.stale)
+            out["jitsi_pool_stale"].append(_line("jitsi_pool_stale", pl, stale))
             counts = dict(pool_state.failovers) if pool_state else {}
-            for reason in ("ineligible", "better", "none_eligible"):
-                failovers.add_metric([name, loc, reason], float(counts.get(reason, 0)))
+            for reason in _FAILOVER_REASONS:
+                out["jitsi_pool_failovers_total"].append(
+                    _line(
+                        "jitsi_pool_failovers_total",
+                        [*pl, ("reason", reason)],
+                        counts.get(reason, 0),
+                    )
+                )
             for candidate in candidates:
                 if candidate.score is not None:
-                    score.add_metric([name, loc, candidate.server], candidate.score)
-        yield from (pool_info, selected, eligible, stale, failovers, score)
+                    out["jitsi_pool_server_score"].append(
+                        _line(
+                            "jitsi_pool_server_score",
+                            [*pl, ("server", candidate.server)],
+                            candidate.score,
+                        )
+                    )
+        return "".join(f.header(openmetrics) + "".join(out[f.name]) for f in POOL_FAMILIES)
 
-    def _monitor_metrics(self, loc: str) -> Iterator[Metric]:
+    def _monitor(self, loc: str, openmetrics: bool) -> str:
         state = self.state
-        errors = CounterMetricFamily(
-            "jitsi_monitor_probe_errors",
-            "Probes that failed through the monitor's own fault (should stay 0).",
-            labels=["check", "location"],
+        lo = [("location", loc)]
+        errors = "".join(
+            _line(
+                "jitsi_monitor_probe_errors_total",
+                [("check", check.value), *lo],
+                state.probe_errors.get(check.value, 0),
+            )
+            for check in Check
         )
-        for check in _CHECKS:
-            errors.add_metric([check.value, loc], float(state.probe_errors.get(check.value, 0)))
-        yield errors
-        lag = GaugeMetricFamily(
-            "jitsi_monitor_schedule_lag_seconds",
-            "How late the last due probe ladder started.",
-            labels=["location"],
-            unit="seconds",
+        lines = (
+            errors,
+            _line("jitsi_monitor_schedule_lag_seconds", lo, state.schedule_lag),
+            _line("jitsi_monitor_config_last_reload_successful", lo, state.config_reload_ok),
+            _line(
+                "jitsi_monitor_config_last_reload_success_timestamp_seconds",
+                lo,
+                state.config_reload_time,
+            ),
+            _line("jitsi_monitor_build_info", [("version", __version__), *lo], 1.0),
+            _line("jitsi_monitor_servers", lo, len(state.targets)),
         )
-        lag.add_metric([loc], state.schedule_lag)
-        yield lag
-        reload_ok = GaugeMetricFamily(
-            "jitsi_monitor_config_last_reload_successful",
-            "1 when the last config (re)load succeeded.",
-            labels=["location"],
+        return "".join(
+            f.header(openmetrics) + text for f, text in zip(MONITOR_FAMILIES, lines, strict=True)
         )
-        reload_ok.add_metric([loc], 1.0 if state.config_reload_ok else 0.0)
-        yield reload_ok
-        reload_time = GaugeMetricFamily(
-            "jitsi_monitor_config_last_reload_success_timestamp_seconds",
-            "When the config was last loaded successfully, as a Unix timestamp.",
-            labels=["location"],
-            unit="seconds",
-        )
-        reload_time.add_metric([loc], state.config_reload_time)
-        yield reload_time
-        build = InfoMetricFamily(
-            "jitsi_monitor_build", "The monitor's version.", labels=["version", "location"]
-        )
-        build.add_metric([__version__, loc], {})
-        yield build
-        servers = GaugeMetricFamily(
-            "jitsi_monitor_servers", "How many servers the config names.", labels=["location"]
-        )
-        servers.add_metric([loc], float(len(state.targets)))
-        yield servers
-
-
-def make_registry(state: State) -> CollectorRegistry:
-    """A registry holding only this monitor's collector."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(state))
-    return registry
-
-
-def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
-    """The exposition body and content type for an ``Accept`` header."""
-    encoder, content_type = choose_encoder(accept or "")
-    return encoder(registry), content_type

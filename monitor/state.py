@@ -11,6 +11,7 @@ import math
 import os
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -41,6 +42,9 @@ class State:
     config_reload_ok: bool = True
     config_reload_time: float = field(default_factory=time.time)
     pools: dict[str, PoolSettings] = field(default_factory=dict)
+    # Called with a server's name after each recorded report (the metrics
+    # exposition formats the server's lines then, not at the next scrape).
+    listeners: list[Callable[[str], None]] = field(default_factory=list)
     pool_states: dict[str, PoolState] = field(default_factory=dict)
     pool_candidates: dict[str, list[Candidate]] = field(default_factory=dict)
     # The latest decisions, newest last (what /api/v1/pools shows as "why").
@@ -86,6 +90,8 @@ class State:
                 self.probe_errors[result.check.value] += 1
         _smooth(self.rtt_tcp_connect, report.server, report.connect_rtt)
         _smooth(self.rtt_xmpp_ping, report.server, report.ping_rtt)
+        for listener in self.listeners:
+            listener(report.server)
         made = self.select(report.server, report.finished_at)
         self.decisions.extend(made)
         return made

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Target
-from monitor.metrics import make_registry, render
+from monitor.metrics import Exposition
 from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
 from monitor.state import EWMA_ALPHA, State
 
@@ -35,7 +39,7 @@ def report(name: str, *, up: bool = True, connect: float = 0.01) -> ServerReport
 
 
 def samples(state: State) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    body, _ = render(make_registry(state), None)
+    body = Exposition(state).render()
     out = {}
     for family in text_string_to_metric_families(body.decode()):
         for s in family.samples:
@@ -179,3 +183,47 @@ def test_a_damaged_state_file_is_survived(tmp_path: Path) -> None:
     fresh.set_pools([PoolSettings(name="p", servers=("a", "b"), hold_down=60.0)])
     assert load_state(fresh, path) is None
     assert fresh.rtt_tcp_connect == state.rtt_tcp_connect
+
+
+def om_samples(state: State) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = Exposition(state).render(openmetrics=True).decode()
+    assert text.endswith("# EOF\n")
+    out = {}
+    for family in openmetrics_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_openmetrics_has_the_same_samples() -> None:
+    state = State(location="eu")
+    state.set_targets(targets("a", "b"))
+    state.record(report("a"))
+    assert om_samples(state) == samples(state)
+
+
+def test_hostile_values_are_escaped() -> None:
+    state = State(location='eu "west"')
+    state.set_targets(targets("a"))
+    hostile = 'x"} 1\njitsi_server_up{server="evil'
+    state.record(dataclasses.replace(report("a"), config=ConfigFacts(domain=hostile + "\\ \udc00")))
+    got = samples(state)
+    info = next(labels for name, labels in got if name == "jitsi_server_info")
+    assert dict(info)["domain"] == hostile + "\\ ?"  # a lone surrogate cannot be sent
+    assert dict(info)["location"] == 'eu "west"'
+    assert {dict(labels)["server"] for _, labels in got if "server" in dict(labels)} == {"a"}
+
+
+def test_a_changed_config_changes_the_kept_lines() -> None:
+    state = State()
+    state.set_targets(targets("a"))
+    exposition = Exposition(state)
+    state.record(report("a"))
+    assert b'kind="public"' in exposition.render()
+    changed = dataclasses.replace(state.targets["a"], kind="jaas", labels=(("team", "x"),))
+    state.set_targets([changed])
+    body = exposition.render()
+    assert b'kind="jaas"' in body
+    assert b'team="x"' in body
+    state.set_targets([])
+    assert b'server="a"' not in exposition.render()

@@ -6,21 +6,22 @@ import html
 import re
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from monitor import __version__
-from monitor.metrics import make_registry, render
+from monitor.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Exposition
 from monitor.state import State
 from monitor.views import pool_dict, report_dict, verdict
 
 __all__ = ["make_app"]
 
 STATE_KEY = web.AppKey("state", State)
-_REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+_EXPOSITION_KEY = web.AppKey("exposition", Exposition)
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body, content_type = render(request.app[_REGISTRY_KEY], request.headers.get("Accept"))
+    openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+    body = request.app[_EXPOSITION_KEY].render(openmetrics)
+    content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -125,7 +126,7 @@ def make_app(state: State) -> web.Application:
     """The web application for ``serve``."""
     app = web.Application()
     app[STATE_KEY] = state
-    app[_REGISTRY_KEY] = make_registry(state)
+    app[_EXPOSITION_KEY] = Exposition(state)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/v1/servers", _api_servers)
