@@ -25,13 +25,14 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor import __version__
-from monitor.config import ConfigError, MonitorConfig, Target, load_config
+from monitor.config import ConfigError, MonitorConfig, Shard, Target, load_config, parse_shard
 from monitor.http import make_app
 from monitor.lab import FAULTS, LabCA, LabOptions, LabServer, servers_yaml
 from monitor.lab.server import MODERATION, SHAPES
 from monitor.lab.tokens import ENFORCEMENT, TokenPolicy
 from monitor.model import Check, Reason, ServerReport
 from monitor.notify import Notifier, event_body
+from monitor.ondemand import OnDemand
 from monitor.probes.tokens import mint
 from monitor.runner import Runner, user_agent
 from monitor.scheduler import Scheduler, log_decision
@@ -49,6 +50,23 @@ SAVE_EVERY = 30.0
 
 _config_arg = click.argument(
     "config", type=click.Path(dir_okay=False, path_type=Path), default="servers.yaml"
+)
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
+    if value is None:
+        return None
+    try:
+        return parse_shard(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_shard_option = click.option(
+    "--shard",
+    callback=_shard,
+    metavar="I/N",
+    help="Probe only shard I of N of the servers (default: the config's shard).",
 )
 
 
@@ -191,13 +209,15 @@ def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
 @_config_arg
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--server", "only", multiple=True, help="Probe only this server (repeatable).")
-def check(config: Path, as_json: bool, only: tuple[str, ...]) -> None:
+@_shard_option
+def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | None) -> None:
     """Probe every server once and print the results.
 
     Exit 0 when every server is healthy, 1 when any is not, 2 for a bad config.
     """
     cfg = _load(config)
-    targets = cfg.targets()
+    fleet, pools = cfg.fleet(shard or cfg.shard_spec())
+    targets = fleet
     if only:
         unknown = sorted(set(only) - {t.name for t in targets})
         if unknown:
@@ -206,8 +226,8 @@ def check(config: Path, as_json: bool, only: tuple[str, ...]) -> None:
         targets = [t for t in targets if t.name in only]
     reports = asyncio.run(_check_all(cfg, targets))
     state = State(location=cfg.location)
-    state.set_targets(cfg.targets())
-    state.set_pools([p.settings() for p in cfg.pools])
+    state.set_targets(fleet)
+    state.set_pools(pools)
     for report in reports:
         state.record(report)
     if as_json:
@@ -261,16 +281,19 @@ def token(server: str, config: Path, room: str | None, moderator: bool) -> None:
 # -- serve ----------------------------------------------------------------------
 
 
-async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
-    state = State(location=cfg.location)
-    state.set_targets(cfg.targets())
-    state.set_pools([p.settings() for p in cfg.pools])
+async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Shard | None) -> None:
+    spec = shard or cfg.shard_spec()
+    targets, pools = cfg.fleet(spec)
+    state = State(location=cfg.location, shard=str(spec) if spec else None)
+    state.set_targets(targets)
+    state.set_pools(pools)
     state_path = cfg.state_path()
     if state_path is not None:
         problem = load_state(state, state_path)
         if problem:
             log.warning("%s", problem)
     runner = Runner(cfg)
+    ondemand = OnDemand(runner, cfg)
     scheduler = Scheduler(runner, state)
     notifier = Notifier(
         cfg.webhooks(),
@@ -300,7 +323,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
             await asyncio.sleep(SAVE_EVERY)
             persist()
 
-    app_runner = web.AppRunner(make_app(state), access_log=None)
+    app_runner = web.AppRunner(make_app(state, ondemand), access_log=None)
     await app_runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -317,9 +340,12 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
             new.notify.command_timeout != cfg.notify.command_timeout
         ):
             log.warning("%s and notify.command_timeout change only on restart", ", ".join(fixed))
-        targets = new.targets()
+        spec = shard or new.shard_spec()
+        targets, pools = new.fleet(spec)
+        state.shard = str(spec) if spec else None
         state.set_targets(targets)
-        state.set_pools([p.settings() for p in new.pools])
+        state.set_pools(pools)
+        ondemand.update(new)
         notifier.webhooks = new.webhooks()
         notifier.command = new.notify.command
         for decision in state.select(None, time.time()):
@@ -340,13 +366,15 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload)
-        scheduler.start(cfg.targets())
+        scheduler.start(targets)
         saver = asyncio.ensure_future(keep_saving())
         tasks.append(saver)
         bound = app_runner.addresses[0][1] if app_runner.addresses else port
+        part = f" (shard {spec} of the config's {len(cfg.servers)})" if spec else ""
         log.info(
-            "probing %d server(s); metrics on http://%s:%d/metrics",
+            "probing %d server(s)%s; metrics on http://%s:%d/metrics",
             len(state.targets),
+            part,
             host,
             bound,
         )
@@ -369,7 +397,8 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int) -> None:
 @_config_arg
 @click.option("--host", default=None, help="Address to listen on (default: listen.host).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default: listen.port).")
-def serve(config: Path, host: str | None, port: int | None) -> None:
+@_shard_option
+def serve(config: Path, host: str | None, port: int | None, shard: Shard | None) -> None:
     """Probe on a schedule and serve /metrics and /healthz.
 
     SIGHUP reloads the config; SIGINT or SIGTERM stops cleanly.
@@ -378,7 +407,13 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
     # Ctrl-C before the signal handlers are in place is still a clean stop.
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            _serve(config, cfg, host or cfg.listen.host, cfg.listen.port if port is None else port)
+            _serve(
+                config,
+                cfg,
+                host or cfg.listen.host,
+                cfg.listen.port if port is None else port,
+                shard,
+            )
         )
 
 

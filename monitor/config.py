@@ -8,6 +8,7 @@ typo must not silently fall back to a default).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import math
 import os
@@ -79,6 +80,61 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _RESERVED_LABELS = frozenset({"server", "location", "kind", "domain", "url", "check", "phase"})
+
+
+def server_url(v: str) -> str:
+    """A server's base URL, checked and ending in ``/``; ValueError says what is wrong."""
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("url must start with https:// or http://")
+    if not parts.hostname:
+        raise ValueError("url has no host name")
+    if parts.username or parts.password:
+        raise ValueError("url must not carry a user name or password")
+    if parts.query or parts.fragment:
+        raise ValueError("url must not have a query or fragment: give the base URL")
+    if any(c.isspace() or ord(c) < 32 for c in v):
+        raise ValueError("url must not contain spaces or control characters")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"url has a bad port: {exc}") from None
+    return v if v.endswith("/") else v + "/"
+
+
+def url_pattern(pattern: str) -> re.Pattern[str]:
+    """A ``probe.allow`` pattern: ``*`` matches any run of characters but ``/``."""
+    parts = urlsplit(pattern.replace("*", "x"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "a pattern is a URL starting with https:// or http://, e.g. https://*.example.org/"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("a pattern has no user name, query or fragment")
+    body = "".join("[^/@?#]*" if c == "*" else re.escape(c) for c in pattern)
+    return re.compile(body + ("" if pattern.endswith("/") else "/"), re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """This monitor's part of the fleet: shard ``index`` of ``count`` (1-based)."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(value: str) -> Shard:
+    """``"i/n"`` with 1 <= i <= n; ValueError says what is wrong."""
+    m = re.fullmatch(r"\s*(\d{1,4})\s*/\s*(\d{1,4})\s*", value)
+    if not m:
+        raise ValueError(f"a shard is i/n, e.g. 1/3, not {value[:20]!r}")
+    index, count = int(m.group(1)), int(m.group(2))
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: i must be between 1 and n")
+    return Shard(index, count)
 
 
 def _check_interval(v: float) -> float:
@@ -211,20 +267,7 @@ class ServerConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError("url must start with https:// or http://")
-        if not parts.hostname:
-            raise ValueError("url has no host name")
-        if parts.username or parts.password:
-            raise ValueError("url must not carry a user name or password")
-        if parts.query or parts.fragment:
-            raise ValueError("url must not have a query or fragment: give the base URL")
-        try:
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"url has a bad port: {exc}") from None
-        return v if v.endswith("/") else v + "/"
+        return server_url(v)
 
     @field_validator("labels")
     @classmethod
@@ -352,6 +395,21 @@ class WebhookConfig(_Strict):
         return v
 
 
+class ProbeSettings(_Strict):
+    """What ``GET /probe`` may probe besides the configured servers."""
+
+    # URL patterns; ``*`` matches within one part of the URL (no ``/``).
+    allow: list[str] = Field(default_factory=list)
+    kind: Literal["public", "self_hosted", "jaas"] = "public"
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            url_pattern(pattern)
+        return v
+
+
 class NotifySettings(_Strict):
     """Who hears of a pool's change of choice."""
 
@@ -372,6 +430,9 @@ class MonitorConfig(_Strict):
     servers: list[ServerConfig] = Field(default_factory=list)
     pools: list[PoolConfig] = Field(default_factory=list)
     notify: NotifySettings = NotifySettings()
+    probe: ProbeSettings = ProbeSettings()
+    # "i/n": probe only this monitor's shard of the servers (pools kept whole).
+    shard: str | None = None
     # Where serve keeps pool choices and smoothed RTTs across restarts
     # (relative to the config file); empty: not kept.
     state_file: str = "jitsi-monitor-state.json"
@@ -387,6 +448,16 @@ class MonitorConfig(_Strict):
     _base_dir: Path = PrivateAttr(default_factory=Path)
     # Token keys by server, with their secrets, read when the config is loaded.
     _token_keys: dict[str, TokenKey] = PrivateAttr(default_factory=dict)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_shard(v)
+        return v
+
+    def shard_spec(self) -> Shard | None:
+        return parse_shard(self.shard) if self.shard else None
 
     def state_path(self) -> Path | None:
         return self._base_dir / self.state_file if self.state_file else None
@@ -425,6 +496,67 @@ class MonitorConfig(_Strict):
             )
             for s in self.servers
         ]
+
+    def fleet(self, shard: Shard | None = None) -> tuple[list[Target], list[PoolSettings]]:
+        """The servers and pools to probe: all of them, or one shard's (pools whole)."""
+        targets = self.targets()
+        pools = [p.settings() for p in self.pools]
+        if shard is None or shard.count == 1:
+            return targets, pools
+        mine = shard_of(self, shard.count)
+        return (
+            [t for t in targets if mine.get(t.name) == shard.index],
+            [p for p in pools if mine.get(p.servers[0]) == shard.index],
+        )
+
+    def allowed_url(self, url: str) -> bool:
+        """Whether ``/probe`` may probe this (checked) URL."""
+        return any(url_pattern(p).fullmatch(url) for p in self.probe.allow)
+
+    def url_target(self, url: str) -> Target:
+        """A server that is not configured, probed by URL with the defaults."""
+        d = self.defaults
+        return Target(
+            name=url,
+            url=url,
+            kind=self.probe.kind,
+            interval=d.interval,
+            timeout=d.timeout,
+            tls_verify=d.tls.verify,
+            ca_file=_under(self._base_dir, d.tls.ca_file),
+            max_body_bytes=d.max_body_bytes,
+            max_redirects=d.max_redirects,
+            signalling=d.signalling.enabled,
+            focus=d.signalling.enabled and d.signalling.focus,
+            join=_joins(d.signalling, self.probe.kind),
+        )
+
+
+def shard_of(config: MonitorConfig, count: int) -> dict[str, int]:
+    """Each server's shard (1 to ``count``): servers that share a pool share a shard.
+
+    Pools join their members into groups; a group goes to the shard its
+    smallest name hashes to, so the split stays put as servers come and go.
+    """
+    parent = {s.name: s.name for s in config.servers}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for pool in config.pools:
+        members = [m for m in pool.servers if m in parent]
+        for other in members[1:]:
+            a, b = root(members[0]), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    out: dict[str, int] = {}
+    for name in parent:
+        digest = hashlib.sha256(root(name).encode()).digest()
+        out[name] = int.from_bytes(digest[:8], "big") % count + 1
+    return out
 
 
 def _joins(settings: SignallingSettings, kind: str) -> bool:

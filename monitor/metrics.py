@@ -290,8 +290,11 @@ class Exposition:
             k = self._kept[name] = _Kept(target, report, rtt_tcp, rtt_xmpp, self._extra, lines)
         return k.lines
 
-    def render(self, openmetrics: bool = False) -> bytes:
-        """The whole exposition; OpenMetrics (ending in ``# EOF``) when asked."""
+    def render(self, openmetrics: bool = False, monitor: bool = True) -> bytes:
+        """The whole exposition; OpenMetrics (ending in ``# EOF``) when asked.
+
+        Without ``monitor`` only the servers' families (what ``/probe`` answers).
+        """
         state = self.state
         self._extra = tuple(sorted({key for t in state.targets.values() for key, _ in t.labels}))
         rows = [self._lines(name) for name in state.targets]
@@ -302,7 +305,11 @@ class Exposition:
         for index, family in enumerate(SERVER_FAMILIES):
             parts.append(family.header(openmetrics).encode())
             parts.extend(row[index] for row in rows)
-        tail = self._pools(state.location, openmetrics) + self._monitor(state.location, openmetrics)
+        tail = ""
+        if monitor:
+            tail = self._pools(state.location, openmetrics) + self._monitor(
+                state.location, openmetrics
+            )
         if openmetrics:
             tail += "# EOF\n"
         parts.append(tail.encode("utf-8", "replace"))

@@ -33,6 +33,7 @@ class State:
     """Latest results, smoothed round trips and the monitor's own health."""
 
     location: str = "default"
+    shard: str | None = None  # "i/n" when this monitor probes one shard of the servers
     targets: dict[str, Target] = field(default_factory=dict)
     reports: dict[str, ServerReport] = field(default_factory=dict)
     rtt_tcp_connect: dict[str, float] = field(default_factory=dict)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import json
 import re
+import socket
 import ssl
 import struct
 import sys
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 import trustme
 from aiohttp import web
@@ -260,7 +263,7 @@ async def serve() -> AsyncIterator[list[Served]]:
             await s.proc.wait()
 
 
-async def start_serve(config: Path, started: list[Served]) -> Served:
+async def start_serve(config: Path, started: list[Served], *options: str) -> Served:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -268,6 +271,7 @@ async def start_serve(config: Path, started: list[Served]) -> Served:
         "serve",
         "--port",
         "0",
+        *options,
         str(config),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -296,3 +300,75 @@ def _collect_garbage() -> Iterator[None]:
     """Surface unclosed sockets and transports in the test that leaked them."""
     yield
     gc.collect()
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for servers that need one up front)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def wait_http(url: str, proc: asyncio.subprocess.Process, timeout: float = 30) -> None:
+    """Wait until ``url`` answers 200 (a child server has started)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            assert proc.returncode is None, "the server exited"
+            try:
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            assert loop.time() < end, f"{url} never answered"
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Child processes of a test (Prometheus, Alertmanager), stopped after it."""
+    started: list[asyncio.subprocess.Process] = []
+    yield started
+    for proc in started:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def start(
+    started: list[asyncio.subprocess.Process], *args: str | Path
+) -> asyncio.subprocess.Process:
+    """Start a child process with its output discarded; the fixture stops it."""
+    proc = await asyncio.create_subprocess_exec(
+        *(str(a) for a in args),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    started.append(proc)
+    return proc
+
+
+async def start_prometheus(
+    started: list[asyncio.subprocess.Process], workdir: Path, config: dict[str, object]
+) -> str:
+    """A real Prometheus (Debian's) on a loopback port; its base URL."""
+    path = workdir / "prometheus.yml"
+    path.write_text(json.dumps(config))
+    port = free_port()
+    proc = await start(
+        started,
+        "prometheus",
+        f"--config.file={path}",
+        f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    )
+    base = f"http://127.0.0.1:{port}"
+    await wait_http(f"{base}/-/ready", proc)
+    return base

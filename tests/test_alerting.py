@@ -5,10 +5,8 @@ monitor fires the alerts, an Alertmanager applies the inhibitions."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 import yaml
 
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from tests.conftest import Served, start_serve
+from tests.conftest import Served, free_port, start, start_prometheus, start_serve, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "dashboards" / "prometheus"
@@ -42,13 +40,6 @@ def github_anchor(heading: str) -> str:
     """The anchor GitHub gives a Markdown heading."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
     return text.replace(" ", "-")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_rules_pass_promtool() -> None:
@@ -120,48 +111,6 @@ def test_alertmanager_routes_by_severity(labels: str, receiver: str) -> None:
     routed = run("amtool", "config", "routes", "test", "--config.file", ALERTMANAGER, labels)
     assert routed.returncode == 0, routed.stdout + routed.stderr
     assert routed.stdout.split() == [receiver]
-
-
-async def wait_http(url: str, proc: asyncio.subprocess.Process, timeout: float = 30) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    async with aiohttp.ClientSession() as session:
-        while True:
-            assert proc.returncode is None, "the server exited"
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            assert loop.time() < end, f"{url} never answered"
-            await asyncio.sleep(0.2)
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    started: list[asyncio.subprocess.Process] = []
-    yield started
-    for proc in started:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
-async def start(
-    started: list[asyncio.subprocess.Process], *args: str | Path
-) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        *(str(a) for a in args),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    started.append(proc)
-    return proc
 
 
 async def test_alertmanager_mutes_members_while_their_pool_is_down(
@@ -285,29 +234,17 @@ async def test_prometheus_scrapes_the_monitor_and_fires_alerts(
 
     rules = tmp_path / "rules.yml"
     rules_with_short_for(rules)
-    prom_config = tmp_path / "prometheus.yml"
-    prom_config.write_text(
-        json.dumps(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules)],
-                "scrape_configs": [
-                    {"job_name": "jitsi-monitor", "static_configs": [{"targets": [monitor]}]}
-                ],
-            }
-        )
-    )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = await start(
+    base = await start_prometheus(
         processes,
-        "prometheus",
-        f"--config.file={prom_config}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--web.enable-lifecycle",
+        tmp_path,
+        {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(rules)],
+            "scrape_configs": [
+                {"job_name": "jitsi-monitor", "static_configs": [{"targets": [monitor]}]}
+            ],
+        },
     )
-    await wait_http(f"{base}/-/ready", proc)
 
     async with aiohttp.ClientSession() as session:
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from monitor import __version__
 from monitor.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Exposition
+from monitor.ondemand import Busy, OnDemand, Refused
 from monitor.state import State
 from monitor.views import pool_dict, report_dict, verdict
 
@@ -16,12 +17,41 @@ __all__ = ["make_app"]
 
 STATE_KEY = web.AppKey("state", State)
 _EXPOSITION_KEY = web.AppKey("exposition", Exposition)
+ONDEMAND_KEY = web.AppKey("ondemand", OnDemand)
+
+
+def _exposition(request: web.Request) -> tuple[bool, str]:
+    """Whether the scraper asks for OpenMetrics, and the content type to answer with."""
+    openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+    return openmetrics, OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+    openmetrics, content_type = _exposition(request)
     body = request.app[_EXPOSITION_KEY].render(openmetrics)
-    content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def _probe(request: web.Request) -> web.Response:
+    """One ladder now; its own series only (the multi-target pattern)."""
+    ondemand = request.app.get(ONDEMAND_KEY)
+    if ondemand is None:
+        raise web.HTTPNotFound(text="on-demand probing is not available here\n")
+    name = request.query.get("target")
+    if not name:
+        raise web.HTTPBadRequest(text="give the server to probe: /probe?target=NAME\n")
+    try:
+        target = ondemand.target(name, request.query.get("checks"))
+        timeout = ondemand.timeout(
+            target, request.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
+        )
+        report = await ondemand.probe(target, timeout)
+    except Refused as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    except Busy as exc:
+        raise web.HTTPServiceUnavailable(text=f"{exc}\n", headers={"Retry-After": "5"}) from None
+    openmetrics, content_type = _exposition(request)
+    body = ondemand.render(target, report, openmetrics)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -32,6 +62,7 @@ async def _healthz(request: web.Request) -> web.Response:
             "status": "ok",
             "version": __version__,
             "location": state.location,
+            "shard": state.shard,
             "servers": len(state.targets),
             "probed": len(state.reports),
             "config_reload_ok": state.config_reload_ok,
@@ -122,12 +153,15 @@ async def _index(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html")
 
 
-def make_app(state: State) -> web.Application:
-    """The web application for ``serve``."""
+def make_app(state: State, ondemand: OnDemand | None = None) -> web.Application:
+    """The web application for ``serve``; ``/probe`` needs ``ondemand``."""
     app = web.Application()
     app[STATE_KEY] = state
     app[_EXPOSITION_KEY] = Exposition(state)
+    if ondemand is not None:
+        app[ONDEMAND_KEY] = ondemand
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/probe", _probe)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/v1/servers", _api_servers)
     app.router.add_get("/api/v1/pools", _api_pools)

@@ -1,0 +1,126 @@
+"""``GET /probe``: one ladder now, for one server, answered with its metrics only.
+
+The multi-target pattern of blackbox_exporter: Prometheus names the target
+in the URL and gets a fresh set of series back, timed by its own scrape
+timeout. Only configured servers can be probed, unless ``probe.allow`` opens
+URL patterns: an open prober is a way into the monitor's network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+
+from monitor.config import MonitorConfig, Target, server_url
+from monitor.metrics import Exposition
+from monitor.model import ServerReport
+from monitor.runner import Runner
+from monitor.state import State
+
+__all__ = ["CHECKS", "OFFSET", "Busy", "OnDemand", "Refused"]
+
+# What ``checks=`` may name; web always runs (the rest needs config.js).
+CHECKS = ("web", "signalling", "jwt")
+# Kept back from Prometheus' scrape timeout for the answer to reach it.
+OFFSET = 0.5
+
+
+class Refused(ValueError):
+    """The request cannot be served; the message says why (a 400 for the client)."""
+
+
+class Busy(Exception):
+    """Every probe slot stayed taken for half the time there was (a 503)."""
+
+
+class OnDemand:
+    """Probes a server on request, with the shared runner's slots and settings."""
+
+    def __init__(self, runner: Runner, config: MonitorConfig) -> None:
+        self.runner = runner
+        self.config = config
+        self._targets = {t.name: t for t in config.targets()}
+
+    def update(self, config: MonitorConfig) -> None:
+        """Adopt a reloaded config (its servers and ``probe.allow``)."""
+        self.config = config
+        self._targets = {t.name: t for t in config.targets()}
+
+    def target(self, name: str, checks: str | None) -> Target:
+        """The target a request names, trimmed to its ``checks``; Refused if not allowed."""
+        target = self._targets.get(name)
+        if target is None:
+            if "://" not in name:
+                raise Refused(f"no server named {name[:80]!r} in the config")
+            try:
+                url = server_url(name)
+            except ValueError as exc:
+                raise Refused(f"target {name[:200]!r}: {exc}") from None
+            target = self._targets.get(url)
+            if target is None:
+                if not self.config.allowed_url(url):
+                    raise Refused(
+                        f"target {url[:200]!r} is not a configured server and matches no "
+                        "pattern of probe.allow"
+                    )
+                target = self.config.url_target(url)
+        return _trim(target, checks)
+
+    def timeout(self, target: Target, scrape_timeout: str | None) -> float:
+        """The ladder's time: the scrape timeout less OFFSET, at most the server's own."""
+        if scrape_timeout is None:
+            return target.timeout
+        try:
+            seconds = float(scrape_timeout)
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise Refused(
+                f"X-Prometheus-Scrape-Timeout-Seconds must be a positive number of seconds, "
+                f"not {scrape_timeout[:40]!r}"
+            )
+        return min(target.timeout, max(seconds - OFFSET, seconds / 2))
+
+    async def probe(self, target: Target, budget: float) -> ServerReport:
+        """Run the ladder within ``budget`` seconds, waiting for a free slot inside it."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        slots = self.runner.slot()
+        try:
+            await asyncio.wait_for(slots.acquire(), budget / 2)
+        except TimeoutError:
+            raise Busy("the monitor is busy: no free probe slot came in time") from None
+        try:
+            left = budget - (loop.time() - start)
+            return await self.runner.run_now(dataclasses.replace(target, timeout=left))
+        finally:
+            slots.release()
+
+    def render(self, target: Target, report: ServerReport, openmetrics: bool) -> bytes:
+        """The probe's own series, from a state that holds only this report."""
+        state = State(location=self.config.location)
+        state.set_targets([target])
+        exposition = Exposition(state)
+        state.record(report)
+        return exposition.render(openmetrics, monitor=False)
+
+
+def _trim(target: Target, checks: str | None) -> Target:
+    if checks is None:
+        return target
+    wanted = {c.strip() for c in checks.split(",") if c.strip()}
+    unknown = wanted - set(CHECKS)
+    if unknown:
+        raise Refused(
+            f"unknown check {sorted(unknown)[0][:40]!r} in checks=; use {', '.join(CHECKS)}"
+        )
+    if not wanted & {"signalling", "jwt"}:
+        return dataclasses.replace(
+            target, signalling=False, focus=False, join=False, token_key=None
+        )
+    if "jwt" not in wanted and target.token_key is not None:
+        # the token still logs in, but the matrix of refused tokens is not run
+        key = dataclasses.replace(target.token_key, matrix=False)
+        return dataclasses.replace(target, token_key=key)
+    return target

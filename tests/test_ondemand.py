@@ -1,0 +1,255 @@
+"""GET /probe (one ladder now, its own series only) and sharding a fleet."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.config import ConfigError, parse_shard, shard_of, url_pattern
+from monitor.lab import LabOptions, LabServer, servers_yaml
+from tests.conftest import Served, make_config, start_prometheus, start_serve
+from tests.test_cli import promtool_check
+
+
+@pytest.fixture
+async def labs() -> AsyncIterator[list[LabServer]]:
+    servers = [LabServer(), LabServer(LabOptions(fault="hang")), LabServer()]
+    for server in servers:
+        await server.start()
+    yield servers
+    for server in servers:
+        await server.stop()
+
+
+async def get(url: str, **headers: str) -> tuple[int, str, str]:
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+        return resp.status, await resp.text(), resp.headers.get("Content-Type", "")
+
+
+def series(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    found = [v for (n, ls), v in series(text).items() if n == name and set(labels.items()) <= ls]
+    assert len(found) == 1, (name, labels, found)
+    return found[0]
+
+
+@pytest.fixture
+async def monitor(tmp_path: Path, labs: list[LabServer], serve: list[Served]) -> Served:
+    # only lab-1 and lab-2 are configured; lab-3 is reachable only by URL
+    text = servers_yaml(labs[:2], interval="1h", timeout="5s")
+    text += "probe:\n  allow: ['http://127.0.0.1:*/']\n"
+    path = tmp_path / "servers.yaml"
+    path.write_text(text)
+    return await start_serve(path, serve)
+
+
+async def test_probe_answers_with_that_probe_only(monitor: Served) -> None:
+    status, text, content_type = await get(f"{monitor.base}/probe?target=lab-1")
+    assert status == 200, text
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert value(text, "jitsi_server_up", server="lab-1", location="lab") == 1
+    assert value(text, "jitsi_check_success", server="lab-1", check="signalling") == 1
+    assert value(text, "jitsi_xmpp_duration_seconds", server="lab-1", phase="ping") > 0
+    names = {name for name, _ in series(text)}
+    assert not {n for n in names if n.startswith(("jitsi_monitor_", "jitsi_pool_"))}
+    assert {dict(labels)["server"] for _, labels in series(text)} == {"lab-1"}
+
+    await promtool_check(text)
+
+    status, om, content_type = await get(
+        f"{monitor.base}/probe?target=lab-1", Accept="application/openmetrics-text"
+    )
+    assert content_type.startswith("application/openmetrics-text")
+    assert om.endswith("# EOF\n")
+
+
+async def test_probe_runs_only_the_checks_asked_for(monitor: Served) -> None:
+    status, text, _ = await get(f"{monitor.base}/probe?target=lab-1&checks=web")
+    assert status == 200, text
+    checks = {dict(ls)["check"] for n, ls in series(text) if n == "jitsi_check_success"}
+    assert checks == {"web", "configjs", "external_api", "embed"}
+    assert "jitsi_xmpp_duration_seconds{" not in text
+
+    status, text, _ = await get(f"{monitor.base}/probe?target=lab-1&checks=web,nonsense")
+    assert status == 400
+    assert "unknown check 'nonsense'" in text
+
+
+async def test_probe_keeps_within_the_scrape_timeout(monitor: Served) -> None:
+    # lab-2 never answers; Prometheus would give up after 1 s
+    status, text, _ = await get(
+        f"{monitor.base}/probe?target=lab-2", **{"X-Prometheus-Scrape-Timeout-Seconds": "1"}
+    )
+    assert status == 200, text
+    assert value(text, "jitsi_server_up", server="lab-2") == 0
+    assert value(text, "jitsi_check_reason_info", server="lab-2", check="web", reason="timeout")
+    assert value(text, "jitsi_probe_duration_seconds", server="lab-2") < 1
+
+    status, text, _ = await get(
+        f"{monitor.base}/probe?target=lab-1", **{"X-Prometheus-Scrape-Timeout-Seconds": "soon"}
+    )
+    assert status == 400
+    assert "X-Prometheus-Scrape-Timeout-Seconds must be a positive number" in text
+
+
+async def test_probe_refuses_what_is_not_configured_or_allowed(
+    monitor: Served, labs: list[LabServer]
+) -> None:
+    status, text, _ = await get(f"{monitor.base}/probe?target=nope")
+    assert (status, text) == (400, "no server named 'nope' in the config\n")
+    status, text, _ = await get(f"{monitor.base}/probe")
+    assert status == 400
+    assert "/probe?target=NAME" in text
+    status, text, _ = await get(f"{monitor.base}/probe?target=http://10.255.255.53/")
+    assert status == 400
+    assert "matches no pattern of probe.allow" in text
+    status, text, _ = await get(f"{monitor.base}/probe?target=ftp://127.0.0.1/")
+    assert status == 400
+    assert "https://" in text
+
+    # a URL that probe.allow opens: probed with the defaults, named by its URL
+    url = labs[2].url
+    probe = f"{monitor.base}/probe"
+    async with aiohttp.ClientSession() as session, session.get(probe, params={"target": url}) as r:
+        status, text = r.status, await r.text()
+    assert status == 200, text
+    assert value(text, "jitsi_server_up", server=url) == 1
+    assert value(text, "jitsi_server_info", server=url, kind="public") == 1
+
+
+def test_url_patterns_stay_within_their_part() -> None:
+    pattern = url_pattern("https://*.example.org/")
+    assert pattern.fullmatch("https://meet.example.org/")
+    assert pattern.fullmatch("https://MEET.example.org/")
+    for url in (
+        "https://evil.test/.example.org/",
+        "https://meet.example.org.evil.test/",
+        "https://meet.example.org:8443/",
+        "http://meet.example.org/",
+        "https://meet.example.org/room/",
+    ):
+        assert not pattern.fullmatch(url), url
+    assert url_pattern("https://meet.example.org/*").fullmatch("https://meet.example.org/a/")
+    with pytest.raises(ValueError, match="starting with https://"):
+        url_pattern("*.example.org")
+
+
+async def test_prometheus_scrapes_probe_with_relabeling(
+    monitor: Served, tmp_path: Path, processes: list[asyncio.subprocess.Process]
+) -> None:
+    """The README's scrape config, run by a real Prometheus."""
+    address = monitor.base.removeprefix("http://")
+    base = await start_prometheus(
+        processes,
+        tmp_path,
+        {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": "jitsi-probe",
+                    "metrics_path": "/probe",
+                    "static_configs": [{"targets": ["lab-1", "lab-2"]}],
+                    "relabel_configs": [
+                        {"source_labels": ["__address__"], "target_label": "__param_target"},
+                        {"source_labels": ["__param_target"], "target_label": "instance"},
+                        {"target_label": "__address__", "replacement": address},
+                    ],
+                }
+            ],
+        },
+    )
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30
+    async with aiohttp.ClientSession() as session:
+        while True:
+            query = {"query": 'jitsi_server_up{job="jitsi-probe"}'}
+            async with session.get(f"{base}/api/v1/query", params=query) as resp:
+                result = (await resp.json())["data"]["result"]
+            got = {r["metric"]["instance"]: r["value"][1] for r in result}
+            if len(got) == 2:
+                break
+            assert loop.time() < end, f"Prometheus never got both probes: {got}"
+            await asyncio.sleep(0.5)
+        assert got == {"lab-1": "1", "lab-2": "0"}
+        # the hanging server's probe ended inside Prometheus' 1 s timeout
+        async with session.get(f"{base}/api/v1/targets") as resp:
+            targets = (await resp.json())["data"]["activeTargets"]
+        assert {t["health"] for t in targets} == {"up"}, [t["lastError"] for t in targets]
+
+
+# -- sharding ------------------------------------------------------------------
+
+
+def fleet_config(servers: int, pools: str = "", url: str = "https://s{i}.example.org/") -> str:
+    lines = ["servers:"]
+    for i in range(servers):
+        lines += [f"  - name: s{i}", f"    url: {url.format(i=i)}"]
+    return "\n".join(lines) + "\n" + pools
+
+
+def test_shards_split_a_fleet_without_overlap_and_keep_pools_whole() -> None:
+    pools = (
+        "pools:\n"
+        "  - {name: a, servers: [s1, s7, s30]}\n"
+        "  - {name: b, servers: [s30, s42]}\n"
+        "  - {name: c, servers: [s5, s6]}\n"
+    )
+    cfg = make_config(fleet_config(60, pools))
+    seen: list[str] = []
+    pool_homes: dict[str, int] = {}
+    for index in (1, 2, 3):
+        targets, shard_pools = cfg.fleet(parse_shard(f"{index}/3"))
+        names = {t.name for t in targets}
+        seen += names
+        for pool in shard_pools:
+            assert set(pool.servers) <= names, f"pool {pool.name} split"
+            pool_homes[pool.name] = index
+    assert sorted(seen) == sorted(f"s{i}" for i in range(60)), "every server in exactly one"
+    assert set(pool_homes) == {"a", "b", "c"}
+    assert pool_homes["a"] == pool_homes["b"], "pools sharing a server share a shard"
+    sizes = [len(cfg.fleet(parse_shard(f"{i}/3"))[0]) for i in (1, 2, 3)]
+    assert min(sizes) >= 10, sizes  # roughly even
+
+
+def test_shards_are_stable_as_the_fleet_grows() -> None:
+    before = shard_of(make_config(fleet_config(50)), 4)
+    after = shard_of(make_config(fleet_config(80)), 4)
+    assert all(after[name] == shard for name, shard in before.items())
+
+
+@pytest.mark.parametrize("bad", ["0/3", "4/3", "1/0", "x", "1/3/5"])
+def test_a_bad_shard_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="shard"):
+        parse_shard(bad)
+    with pytest.raises(ConfigError, match="shard"):
+        make_config(f"shard: '{bad}'\n" + fleet_config(2))
+
+
+async def test_serve_probes_only_its_shard(tmp_path: Path, serve: list[Served]) -> None:
+    path = tmp_path / "servers.yaml"
+    path.write_text(
+        "location: lab\ndefaults: {interval: 1h, signalling: {enabled: false}}\n"
+        + fleet_config(12, url="http://127.0.0.1:9/s{i}/")  # nothing listens: refused
+    )
+    cfg = make_config(path.read_text())
+    want = sorted(t.name for t in cfg.fleet(parse_shard("2/3"))[0])
+    served = await start_serve(path, serve, "--shard", "2/3")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{served.base}/api/v1/servers") as resp:
+            body = await resp.json()
+        async with session.get(f"{served.base}/healthz") as resp:
+            health = await resp.json()
+    assert sorted(s["server"] for s in body["servers"]) == want
+    assert health["shard"] == "2/3"
