@@ -263,6 +263,17 @@ async def test_prometheus_scrapes_the_monitor_and_fires_alerts(
         used = set(re.findall(r"\bjitsi_[a-z_]+\b", exprs))
         assert used <= exported, f"not exported: {sorted(used - exported)}"
 
+        # the README's "nearest healthy server per pool": lab-1 has no added latency
+        nearest = next(e for e in readme_promql() if "by (location, pool)" in e)
+
+        async def nearest_is_lab1() -> bool:
+            result = await query(session, base, nearest)
+            return [(r["metric"]["pool"], r["metric"]["server"]) for r in result] == [
+                ("moodle", "lab-1")
+            ]
+
+        await until(nearest_is_lab1, "the README's query naming lab-1")
+
         await tls_labs[0].set_fault("refuse")
 
         async def lab1_down() -> list[dict[str, str]]:
@@ -288,3 +299,38 @@ async def test_prometheus_scrapes_the_monitor_and_fires_alerts(
         names = {(a["alertname"], a.get("server")) for a in await firing(session, base)}
         assert ("JitsiServerDown", "lab-2") not in names
         assert ("JitsiPoolNoEligibleServer", None) not in names
+
+
+def readme_promql() -> list[str]:
+    """The expressions of the README's promql blocks (comment lines separate them)."""
+    readme = (ROOT / "README.md").read_text()
+    found: list[str] = []
+    for block in re.findall(r"^```promql\n(.*?)^```", readme, re.MULTILINE | re.DOTALL):
+        current: list[str] = []
+        for line in [*block.splitlines(), "#"]:
+            if line.lstrip().startswith("#"):
+                if current:
+                    found.append("\n".join(current))
+                current = []
+            elif line.strip():
+                current.append(line)
+    return found
+
+
+def test_readme_promql_is_valid(tmp_path: Path) -> None:
+    expressions = readme_promql()
+    assert len(expressions) >= 6
+    rules = {
+        "groups": [
+            {
+                "name": "readme",
+                "rules": [
+                    {"record": f"readme:expr_{i}", "expr": e} for i, e in enumerate(expressions)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "readme.rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    checked = run("promtool", "check", "rules", path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
