@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor import __version__
+from monitor import loop as event_loop
 from monitor.config import ConfigError, MonitorConfig, Shard, Target, load_config, parse_shard
 from monitor.http import make_app
 from monitor.lab import FAULTS, LabCA, LabOptions, LabServer, servers_yaml
@@ -224,7 +225,7 @@ def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | Non
             click.echo(f"{config}: no server named {', '.join(unknown)}", err=True)
             sys.exit(EXIT_CONFIG)
         targets = [t for t in targets if t.name in only]
-    reports = asyncio.run(_check_all(cfg, targets))
+    reports = event_loop.run(_check_all(cfg, targets))
     state = State(location=cfg.location)
     state.set_targets(fleet)
     state.set_pools(pools)
@@ -372,9 +373,10 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         bound = app_runner.addresses[0][1] if app_runner.addresses else port
         part = f" (shard {spec} of the config's {len(cfg.servers)})" if spec else ""
         log.info(
-            "probing %d server(s)%s; metrics on http://%s:%d/metrics",
+            "probing %d server(s)%s on %s; metrics on http://%s:%d/metrics",
             len(state.targets),
             part,
+            event_loop.loop_name(),
             host,
             bound,
         )
@@ -406,7 +408,7 @@ def serve(config: Path, host: str | None, port: int | None, shard: Shard | None)
     cfg = _load(config)
     # Ctrl-C before the signal handlers are in place is still a clean stop.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
+        event_loop.run(
             _serve(
                 config,
                 cfg,
@@ -539,7 +541,7 @@ def lab(
         moderation=moderation,  # type: ignore[arg-type]
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_lab(count, port, options, _fault_spec(faults), latency_step))
+        event_loop.run(_lab(count, port, options, _fault_spec(faults), latency_step))
 
 
 def main() -> None:
