@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.config import ConfigError, parse_shard, shard_of, url_pattern
 from monitor.lab import LabOptions, LabServer, servers_yaml
 from tests.conftest import Served, make_config, start_prometheus, start_serve
-from tests.test_cli import promtool_check
+from tests.test_cli import promtool_check, run_cli
 
 
 @pytest.fixture
@@ -253,3 +254,18 @@ async def test_serve_probes_only_its_shard(tmp_path: Path, serve: list[Served]) 
             health = await resp.json()
     assert sorted(s["server"] for s in body["servers"]) == want
     assert health["shard"] == "2/3"
+
+
+async def test_check_takes_a_shard(tmp_path: Path) -> None:
+    path = tmp_path / "servers.yaml"
+    path.write_text(
+        "defaults: {timeout: 2s, signalling: {enabled: false}}\n"
+        + fleet_config(6, url="http://127.0.0.1:9/s{i}/")
+    )
+    want = {t.name for t in make_config(path.read_text()).fleet(parse_shard("1/2"))[0]}
+    result = await run_cli("check", "--json", "--shard", "1/2", str(path))
+    assert result.code == 1, result.err  # nothing listens: every server is down
+    assert {s["server"] for s in json.loads(result.out)["servers"]} == want
+    result = await run_cli("check", "--shard", "3/2", str(path))
+    assert result.code == 2
+    assert "shard 3/2: i must be between 1 and n" in result.err
