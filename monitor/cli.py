@@ -391,6 +391,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             task.cancel()
         persist()
         await notifier.close()
+        await ondemand.close()
         await runner.close()
         await app_runner.cleanup()
 

@@ -41,6 +41,9 @@ class OnDemand:
         self.runner = runner
         self.config = config
         self._targets = {t.name: t for t in config.targets()}
+        # One ladder per target at a time: requests that arrive while it runs
+        # share its report (a burst of scrapes must not multiply the load).
+        self._inflight: dict[tuple[object, ...], asyncio.Task[ServerReport]] = {}
 
     def update(self, config: MonitorConfig) -> None:
         """Adopt a reloaded config (its servers and ``probe.allow``)."""
@@ -83,7 +86,30 @@ class OnDemand:
         return min(target.timeout, max(seconds - OFFSET, seconds / 2))
 
     async def probe(self, target: Target, budget: float) -> ServerReport:
-        """Run the ladder within ``budget`` seconds, waiting for a free slot inside it."""
+        """The report of a ladder run within ``budget`` seconds (or of the one running)."""
+        key = _key(target)
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._run(target, budget))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        # A client that goes away does not cancel the ladder others wait for.
+        return await asyncio.shield(task)
+
+    def _forget(self, key: tuple[object, ...], task: asyncio.Task[ServerReport]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: a Busy nobody awaited is not an error
+
+    async def close(self) -> None:
+        """Stop the ladders still running (each leaves its room and closes its stream)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, target: Target, budget: float) -> ServerReport:
         loop = asyncio.get_running_loop()
         start = loop.time()
         slots = self.runner.slot()
@@ -104,6 +130,19 @@ class OnDemand:
         exposition = Exposition(state)
         state.record(report)
         return exposition.render(openmetrics, monitor=False)
+
+
+def _key(target: Target) -> tuple[object, ...]:
+    """What makes two on-demand ladders the same (a Target itself is not hashable)."""
+    key = target.token_key
+    return (
+        target.name,
+        target.signalling,
+        target.focus,
+        target.join,
+        key is not None,
+        key is not None and key.matrix,
+    )
 
 
 def _trim(target: Target, checks: str | None) -> Target:

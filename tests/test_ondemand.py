@@ -269,3 +269,14 @@ async def test_check_takes_a_shard(tmp_path: Path) -> None:
     result = await run_cli("check", "--shard", "3/2", str(path))
     assert result.code == 2
     assert "shard 3/2: i must be between 1 and n" in result.err
+
+
+async def test_requests_during_a_probe_share_it(monitor: Served) -> None:
+    # five scrapes at once of one server: one ladder, one report for all
+    answers = await asyncio.gather(*(get(f"{monitor.base}/probe?target=lab-1") for _ in range(5)))
+    assert {status for status, _, _ in answers} == {200}
+    finished = {value(text, "jitsi_last_probe_timestamp_seconds") for _, text, _ in answers}
+    assert len(finished) == 1
+    # the next request after it finished runs a ladder of its own
+    _, text, _ = await get(f"{monitor.base}/probe?target=lab-1")
+    assert value(text, "jitsi_last_probe_timestamp_seconds") > finished.pop()
