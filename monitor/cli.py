@@ -222,7 +222,9 @@ def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | Non
     if only:
         unknown = sorted(set(only) - {t.name for t in targets})
         if unknown:
-            click.echo(f"{config}: no server named {', '.join(unknown)}", err=True)
+            names = {s.name for s in cfg.servers}
+            where = " in this shard" if set(unknown) <= names else ""
+            click.echo(f"{config}: no server named {', '.join(unknown)}{where}", err=True)
             sys.exit(EXIT_CONFIG)
         targets = [t for t in targets if t.name in only]
     reports = event_loop.run(_check_all(cfg, targets))
@@ -288,7 +290,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
     state = State(location=cfg.location, shard=str(spec) if spec else None)
     state.set_targets(targets)
     state.set_pools(pools)
-    state_path = cfg.state_path()
+    state_path = cfg.state_path(spec)
     if state_path is not None:
         problem = load_state(state, state_path)
         if problem:

@@ -401,6 +401,8 @@ class ProbeSettings(_Strict):
     # URL patterns; ``*`` matches within one part of the URL (no ``/``).
     allow: list[str] = Field(default_factory=list)
     kind: Literal["public", "self_hosted", "jaas"] = "public"
+    # On-demand ladders at once, apart from the schedule's ``concurrency``.
+    concurrency: int = Field(default=8, ge=1, le=1000)
 
     @field_validator("allow")
     @classmethod
@@ -459,8 +461,15 @@ class MonitorConfig(_Strict):
     def shard_spec(self) -> Shard | None:
         return parse_shard(self.shard) if self.shard else None
 
-    def state_path(self) -> Path | None:
-        return self._base_dir / self.state_file if self.state_file else None
+    def state_path(self, shard: Shard | None = None) -> Path | None:
+        """Where serve keeps its state; each shard of a fleet keeps its own file."""
+        if not self.state_file:
+            return None
+        path = self._base_dir / self.state_file
+        if shard is not None and shard.count > 1:
+            tag = f".shard-{shard.index}-of-{shard.count}"
+            path = path.with_name(path.stem + tag + path.suffix)
+        return path
 
     def webhooks(self) -> list[Webhook]:
         """The webhooks with their secrets, read from the environment now."""
@@ -529,6 +538,7 @@ class MonitorConfig(_Strict):
             signalling=d.signalling.enabled,
             focus=d.signalling.enabled and d.signalling.focus,
             join=_joins(d.signalling, self.probe.kind),
+            confined=True,
         )
 
 
@@ -587,6 +597,8 @@ class Target:
     focus: bool = True
     join: bool = True
     token_key: TokenKey | None = None
+    # Probed by URL on demand: redirects and signalling must stay on its origin.
+    confined: bool = False
 
 
 # -- errors -------------------------------------------------------------------

@@ -120,7 +120,9 @@ MONITOR_FAMILIES: tuple[Family, ...] = (
         "When the config was last loaded successfully, as a Unix timestamp.",
     ),
     _info("jitsi_monitor_build_info", "The monitor's version."),
-    _gauge("jitsi_monitor_servers", "How many servers the config names."),
+    _gauge(
+        "jitsi_monitor_servers", "How many servers this monitor probes (its shard's, if sharded)."
+    ),
 )
 FAMILIES: tuple[Family, ...] = SERVER_FAMILIES + POOL_FAMILIES + MONITOR_FAMILIES
 _FAILOVER_REASONS = ("ineligible", "better", "none_eligible")

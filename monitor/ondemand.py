@@ -31,24 +31,34 @@ class Refused(ValueError):
 
 
 class Busy(Exception):
-    """Every probe slot stayed taken for half the time there was (a 503)."""
+    """No probe slot freed up in time, or the monitor is stopping (a 503)."""
 
 
 class OnDemand:
-    """Probes a server on request, with the shared runner's slots and settings."""
+    """Probes a server on request, with the runner's settings and slots of its own.
+
+    On-demand ladders have their own bound (``probe.concurrency``), so a
+    client that hammers ``/probe`` cannot starve the schedule.
+    """
 
     def __init__(self, runner: Runner, config: MonitorConfig) -> None:
         self.runner = runner
-        self.config = config
-        self._targets = {t.name: t for t in config.targets()}
+        self.location = config.location  # like /metrics: changes only on restart
+        self._slots = asyncio.Semaphore(config.probe.concurrency)
         # One ladder per target at a time: requests that arrive while it runs
         # share its report (a burst of scrapes must not multiply the load).
-        self._inflight: dict[tuple[object, ...], asyncio.Task[ServerReport]] = {}
+        self._inflight: dict[tuple[object, ...], tuple[asyncio.Task[ServerReport], float]] = {}
+        self._closed = False
+        self.update(config)
 
     def update(self, config: MonitorConfig) -> None:
         """Adopt a reloaded config (its servers and ``probe.allow``)."""
         self.config = config
-        self._targets = {t.name: t for t in config.targets()}
+        targets = config.targets()
+        self._targets = {t.name: t for t in targets}
+        self._by_url: dict[str, Target] = {}
+        for t in targets:
+            self._by_url.setdefault(t.url, t)
 
     def target(self, name: str, checks: str | None) -> Target:
         """The target a request names, trimmed to its ``checks``; Refused if not allowed."""
@@ -60,7 +70,7 @@ class OnDemand:
                 url = server_url(name)
             except ValueError as exc:
                 raise Refused(f"target {name[:200]!r}: {exc}") from None
-            target = self._targets.get(url)
+            target = self._by_url.get(url)
             if target is None:
                 if not self.config.allowed_url(url):
                     raise Refused(
@@ -86,25 +96,36 @@ class OnDemand:
         return min(target.timeout, max(seconds - OFFSET, seconds / 2))
 
     async def probe(self, target: Target, budget: float) -> ServerReport:
-        """The report of a ladder run within ``budget`` seconds (or of the one running)."""
+        """The report of a ladder run within ``budget`` seconds.
+
+        A ladder already running for the same target is shared when it ends
+        no later than this request must answer; otherwise this one runs its own.
+        """
+        if self._closed:
+            raise Busy("the monitor is stopping")
         key = _key(target)
-        task = self._inflight.get(key)
-        if task is None:
+        deadline = asyncio.get_running_loop().time() + budget
+        running = self._inflight.get(key)
+        if running is not None and running[1] <= deadline:
+            task = running[0]
+        else:
             task = asyncio.ensure_future(self._run(target, budget))
-            self._inflight[key] = task
+            self._inflight[key] = (task, deadline)
             task.add_done_callback(lambda done: self._forget(key, done))
         # A client that goes away does not cancel the ladder others wait for.
         return await asyncio.shield(task)
 
     def _forget(self, key: tuple[object, ...], task: asyncio.Task[ServerReport]) -> None:
-        if self._inflight.get(key) is task:
+        running = self._inflight.get(key)
+        if running is not None and running[0] is task:
             del self._inflight[key]
         if not task.cancelled():
             task.exception()  # retrieved: a Busy nobody awaited is not an error
 
     async def close(self) -> None:
-        """Stop the ladders still running (each leaves its room and closes its stream)."""
-        tasks = list(self._inflight.values())
+        """Refuse new probes; stop the running ones (each leaves its room, closes its stream)."""
+        self._closed = True
+        tasks = [task for task, _ in self._inflight.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -112,20 +133,19 @@ class OnDemand:
     async def _run(self, target: Target, budget: float) -> ServerReport:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        slots = self.runner.slot()
         try:
-            await asyncio.wait_for(slots.acquire(), budget / 2)
+            await asyncio.wait_for(self._slots.acquire(), budget / 2)
         except TimeoutError:
             raise Busy("the monitor is busy: no free probe slot came in time") from None
         try:
             left = budget - (loop.time() - start)
             return await self.runner.run_now(dataclasses.replace(target, timeout=left))
         finally:
-            slots.release()
+            self._slots.release()
 
     def render(self, target: Target, report: ServerReport, openmetrics: bool) -> bytes:
         """The probe's own series, from a state that holds only this report."""
-        state = State(location=self.config.location)
+        state = State(location=self.location)
         state.set_targets([target])
         exposition = Exposition(state)
         state.record(report)
@@ -137,6 +157,7 @@ def _key(target: Target) -> tuple[object, ...]:
     key = target.token_key
     return (
         target.name,
+        target.url,
         target.signalling,
         target.focus,
         target.join,

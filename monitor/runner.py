@@ -16,11 +16,17 @@ import aiohttp
 from monitor import __version__
 from monitor.config import MonitorConfig, Target
 from monitor.model import Check, CheckResult, Reason, ServerReport
-from monitor.probes.http import HttpClient, make_ssl_context
+from monitor.probes.http import HttpClient, make_ssl_context, origin_of
 from monitor.probes.matrix import probe_matrix, valid_check
 from monitor.probes.tokens import TokenKey, mint
 from monitor.probes.web import WebResult, probe_web
-from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp, skipped_checks
+from monitor.probes.xmpp import (
+    XmppResult,
+    XmppSettings,
+    no_redirects,
+    probe_xmpp,
+    skipped_checks,
+)
 
 __all__ = ["Runner", "user_agent"]
 
@@ -54,6 +60,7 @@ class Runner:
                 force_close=True,
             ),
             timeout=aiohttp.ClientTimeout(total=None),
+            trace_configs=[no_redirects()],
         )
 
     async def close(self) -> None:
@@ -89,6 +96,7 @@ class Runner:
                 user_agent=self._user_agent,
                 max_body_bytes=target.max_body_bytes,
                 max_redirects=target.max_redirects,
+                confine_to=origin_of(target.url) if target.confined else None,
             ) as client:
                 web = await probe_web(client, target.url, target.kind, deadline)
             jwt_checks: tuple[CheckResult, ...] = ()
@@ -161,6 +169,7 @@ class Runner:
             ssl_context=ssl_context,
             token_for=None if key is None else functools.partial(mint, key),
             settle=key.settle if key is not None and key.matrix else 0.0,
+            same_host=target.confined,
         )
 
     async def _signalling(

@@ -9,11 +9,20 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import ConfigError, parse_shard, shard_of, url_pattern
+from monitor.config import ConfigError, load_config, parse_shard, shard_of, url_pattern
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from tests.conftest import Served, make_config, start_prometheus, start_serve
+from tests.conftest import (
+    CONFIG_JS,
+    Served,
+    StartSite,
+    jitsi_app,
+    make_config,
+    start_prometheus,
+    start_serve,
+)
 from tests.test_cli import promtool_check, run_cli
 
 
@@ -280,3 +289,57 @@ async def test_requests_during_a_probe_share_it(monitor: Served) -> None:
     # the next request after it finished runs a ladder of its own
     _, text, _ = await get(f"{monitor.base}/probe?target=lab-1")
     assert value(text, "jitsi_last_probe_timestamp_seconds") > finished.pop()
+
+
+async def probe_url(monitor: Served, url: str) -> str:
+    probe = f"{monitor.base}/probe"
+    async with aiohttp.ClientSession() as session, session.get(probe, params={"target": url}) as r:
+        assert r.status == 200
+        return await r.text()
+
+
+async def test_a_url_target_stays_on_its_origin(monitor: Served, start_site: StartSite) -> None:
+    # probe.allow opens 127.0.0.1; a redirect or config.js must not lead the probe elsewhere
+    async def elsewhere(request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://127.0.0.2:9/admin")
+
+    moved = await start_site(jitsi_app(routes={"/": elsewhere}))
+    text = await probe_url(monitor, moved.url)
+    assert value(text, "jitsi_check_reason_info", check="web", reason="protocol_error")
+
+    away = CONFIG_JS.replace("ws://127.0.0.1:9/", "ws://127.0.0.2:9/") % "false"
+    away = away.replace("bosh: '/http-bind',", "")  # no same-host fallback
+    other = await start_site(jitsi_app(away))
+    text = await probe_url(monitor, other.url)
+    assert value(text, "jitsi_check_success", check="configjs") == 1
+    assert value(text, "jitsi_check_reason_info", check="signalling", reason="protocol_error")
+    assert value(text, "jitsi_check_success", check="signalling") == 0
+
+
+async def test_a_configured_server_can_be_named_by_its_url(
+    monitor: Served, labs: list[LabServer]
+) -> None:
+    text = await probe_url(monitor, labs[0].url)
+    assert value(text, "jitsi_server_up", server="lab-1") == 1
+
+
+async def test_a_shorter_scrape_does_not_wait_for_a_longer_probe(monitor: Served) -> None:
+    # lab-2 hangs: a probe without a scrape timeout runs its 5 s; one with 1 s must not join it
+    slow = asyncio.ensure_future(get(f"{monitor.base}/probe?target=lab-2"))
+    await asyncio.sleep(0.3)
+    status, text, _ = await get(
+        f"{monitor.base}/probe?target=lab-2", **{"X-Prometheus-Scrape-Timeout-Seconds": "1"}
+    )
+    assert status == 200
+    assert value(text, "jitsi_probe_duration_seconds", server="lab-2") < 1
+    _, text, _ = await slow
+    assert value(text, "jitsi_probe_duration_seconds", server="lab-2") > 4
+
+
+def test_each_shard_keeps_its_own_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "servers.yaml"
+    path.write_text(fleet_config(2))
+    cfg = load_config(path)
+    assert cfg.state_path() == tmp_path / "jitsi-monitor-state.json"
+    assert cfg.state_path(parse_shard("2/3")) == tmp_path / "jitsi-monitor-state.shard-2-of-3.json"
+    assert cfg.state_path(parse_shard("1/1")) == tmp_path / "jitsi-monitor-state.json"

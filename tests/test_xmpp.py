@@ -13,7 +13,7 @@ from aiohttp import web
 
 from monitor.config import MonitorConfig
 from monitor.model import ConfigFacts, ServerReport
-from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
+from monitor.probes.xmpp import XmppResult, XmppSettings, no_redirects, probe_xmpp
 from tests.conftest import StartSite, eventually, jitsi_app, make_config, probe_once
 from tests.prosody import (
     APP_ID,
@@ -58,7 +58,7 @@ Xmpp = Callable[..., Awaitable[XmppResult]]
 @pytest.fixture
 async def xmpp() -> AsyncIterator[Xmpp]:
     """Run the signalling ladder directly with config.js facts."""
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(trace_configs=[no_redirects()]) as session:
 
         async def run(
             websocket: str | None,
@@ -164,6 +164,25 @@ async def test_upgrade_refused(prosody: Prosody, xmpp: Xmpp) -> None:
     result = await xmpp(f"ws://127.0.0.1:{prosody.http}/no-such-path")
     assert reasons(result)["signalling"] == "ws_upgrade_refused"
     assert "HTTP 404" in result.checks[0].detail
+
+
+async def test_signalling_redirects_are_not_followed(
+    prosody: Prosody, xmpp: Xmpp, start_site: StartSite
+) -> None:
+    # a browser's WebSocket does not follow a redirect, nor does the probe
+    async def moved(request: web.Request) -> web.Response:
+        target = prosody.websocket if request.method == "GET" else prosody.bosh
+        raise web.HTTPFound(target.replace("ws://", "http://"))
+
+    app = web.Application()
+    app.router.add_route("*", "/xmpp-websocket", moved)
+    site = await start_site(app)
+    result = await xmpp(f"ws://127.0.0.1:{site.port}/xmpp-websocket")
+    assert reasons(result)["signalling"] == "ws_upgrade_refused"
+    assert "redirect (HTTP 302)" in result.checks[0].detail
+    result = await xmpp(None, bosh=f"http://127.0.0.1:{site.port}/xmpp-websocket")
+    assert reasons(result)["signalling"] == "http_status"
+    assert "HTTP 302" in result.checks[0].detail
 
 
 async def test_public_servers_stop_before_joining(

@@ -30,7 +30,7 @@ import aiodns.error
 
 from monitor.model import CertInfo, Phase, Reason
 
-__all__ = ["Fetch", "FetchError", "HttpClient", "Response", "make_ssl_context"]
+__all__ = ["Fetch", "FetchError", "HttpClient", "Response", "make_ssl_context", "origin_of"]
 
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_HEADERS: Final = 100
@@ -148,8 +148,11 @@ class HttpClient:
         user_agent: str,
         max_body_bytes: int,
         max_redirects: int,
+        confine_to: str | None = None,
     ) -> None:
         self._resolver = resolver
+        # An origin (scheme://host:port) no request may leave, redirects included.
+        self._confine = confine_to
         self._ssl = ssl_context
         self._user_agent = user_agent
         self._max_body = max_body_bytes
@@ -273,6 +276,12 @@ class HttpClient:
                 raise FetchError(Reason.PROTOCOL_ERROR, "redirect to a malformed URL") from None
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise FetchError(Reason.PROTOCOL_ERROR, "redirect to a URL that is not HTTP(S)")
+            if self._confine is not None and origin_of(next_url) != self._confine:
+                raise FetchError(
+                    Reason.PROTOCOL_ERROR,
+                    f"redirect to another origin ({_safe_url(next_url)}); "
+                    "a server probed by URL is probed on its own origin only",
+                )
             url = next_url
 
     async def _get_once(self, url: str, fetch: Fetch) -> Response:
@@ -454,6 +463,13 @@ def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of a URL, the port made explicit, for comparing origins."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def _safe_url(url: str) -> str:

@@ -34,7 +34,15 @@ from yarl import URL
 
 from monitor.model import Check, CheckResult, ConfigFacts, Phase, Reason
 
-__all__ = ["MAX_FRAME", "XmppResult", "XmppSettings", "probe_xmpp", "skipped_checks"]
+__all__ = [
+    "MAX_FRAME",
+    "RedirectRefused",
+    "XmppResult",
+    "XmppSettings",
+    "no_redirects",
+    "probe_xmpp",
+    "skipped_checks",
+]
 
 MAX_FRAME: Final = 256 * 1024
 # Kept back from the ladder's deadline so that leaving and closing still fit
@@ -83,6 +91,8 @@ class XmppSettings:
     on_joined: Callable[[], None] | None = None
     user_agent: str = "jitsi-monitor"
     ssl_context: ssl.SSLContext | None = None
+    # Refuse signalling on another host than the server's (an on-demand probe of a URL).
+    same_host: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +241,8 @@ class _Ladder:
         if token:
             _check_token_target(self.url, self.origin)
             query["token"] = token
+        elif self.settings.same_host:
+            _check_same_host(self.url, self.origin)
         _check_url(self.url, ("http", "https") if self.bosh else ("ws", "wss"))
         if self.bosh:
             self.transport = _Bosh(self.session, self.url, query, self.origin, self.settings)
@@ -427,6 +439,45 @@ def _check_token_target(url_text: str, origin: str) -> None:
         )
 
 
+class RedirectRefused(aiohttp.ClientError):
+    """A signalling endpoint answered with a redirect; browsers do not follow those."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+async def _refuse_redirect(
+    session: aiohttp.ClientSession,
+    context: object,
+    params: aiohttp.TraceRequestRedirectParams,
+) -> None:
+    params.response.close()
+    raise RedirectRefused(params.response.status)
+
+
+def no_redirects() -> aiohttp.TraceConfig:
+    """For the signalling session: a redirect fails the request instead of being followed.
+
+    A browser's WebSocket does not follow redirects, and following them would
+    let a server send the probe (and a token in its URL) anywhere.
+    """
+    config = aiohttp.TraceConfig()
+    config.on_request_redirect.append(_refuse_redirect)
+    return config
+
+
+def _check_same_host(url_text: str, origin: str) -> None:
+    """Stay on the server's host: a URL probed on demand must not lead elsewhere."""
+    url, home = URL(url_text), URL(origin)
+    if (url.host or "").lower() != (home.host or "").lower():
+        raise XmppError(
+            Reason.PROTOCOL_ERROR,
+            f"config.js sends signalling to another host ({url.host}); "
+            "a server probed by URL is probed on its own host only",
+        )
+
+
 def _connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> XmppError:
     """An aiohttp connection failure as a reason an operator can act on."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
@@ -474,6 +525,12 @@ class _WebSocket:
             raise XmppError(
                 Reason.WS_UPGRADE_REFUSED,
                 f"WebSocket upgrade refused: HTTP {exc.status} {exc.message}"[:200],
+            ) from None
+        except RedirectRefused as exc:
+            raise XmppError(
+                Reason.WS_UPGRADE_REFUSED,
+                f"WebSocket upgrade answered with a redirect (HTTP {exc.status}), "
+                "which browsers do not follow",
             ) from None
         except aiohttp.ClientError as exc:
             raise _connect_error(exc, url, "WebSocket") from None
@@ -561,7 +618,11 @@ class _Bosh:
         )
         try:
             async with self.session.post(
-                self.url, data=body.encode(), headers=self.headers, ssl=self.ssl
+                self.url,
+                data=body.encode(),
+                headers=self.headers,
+                ssl=self.ssl,
+                allow_redirects=False,
             ) as resp:
                 if resp.status != 200:
                     raise XmppError(Reason.HTTP_STATUS, f"BOSH request answered HTTP {resp.status}")
