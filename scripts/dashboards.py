@@ -34,6 +34,10 @@ DATASOURCE: Json = {"type": "prometheus", "uid": "${datasource}"}
 # Matchers. Every jitsi_* series has `location`; the overview narrows by the
 # multi-valued `server` and `pool` variables, the drill-down shows one server.
 LOCATION = 'location=~"$location"'
+# The monitor's scheduled job(s): those that export jitsi_monitor_build_info. An
+# on-demand (/probe) job exports the same server series and would double them.
+JOB = 'job=~"$job"'
+SCOPE = f"{JOB}, {LOCATION}"
 SERVERS = 'server=~"$server"'
 ONE_SERVER = 'server="$server"'
 POOLS = 'pool=~"$pool"'
@@ -68,7 +72,7 @@ DAYS = "suffix:days"  # Grafana's "d" unit turns 45 days into "6.43 week"
 
 def sel(metric: str, *matchers: str) -> str:
     """A selector of ``metric`` narrowed to the chosen locations (and ``matchers``)."""
-    return f"{metric}{{{', '.join((LOCATION, *matchers))}}}"
+    return f"{metric}{{{', '.join((JOB, LOCATION, *matchers))}}}"
 
 
 def cert_days(*matchers: str) -> str:
@@ -399,8 +403,10 @@ def datasource_variable() -> Json:
     }
 
 
-def query_variable(name: str, label: str, definition: str, *, multi: bool = True) -> Json:
-    """A variable from ``label_values(...)``; multi ones include All as ``.*``."""
+def query_variable(
+    name: str, label: str, definition: str, *, multi: bool = True, all_value: str | None = ".*"
+) -> Json:
+    """A variable from ``label_values(...)``; multi ones include All (``.*`` unless told)."""
     variable: Json = {
         "current": {},
         "datasource": DATASOURCE,
@@ -422,16 +428,20 @@ def query_variable(name: str, label: str, definition: str, *, multi: bool = True
         "sort": 1,
         "type": "query",
     }
-    if multi:
-        variable["allValue"] = ".*"
+    if multi and all_value is not None:
+        variable["allValue"] = all_value
     return variable
 
 
 def common_variables() -> list[Json]:
     return [
         datasource_variable(),
-        query_variable("location", "Location", "label_values(jitsi_server_info, location)"),
-        query_variable("pool", "Pool", f"label_values(jitsi_pool_selected{{{LOCATION}}}, pool)"),
+        # All means every listed job, never ".*": that would take in /probe jobs too.
+        query_variable("job", "Job", "label_values(jitsi_monitor_build_info, job)", all_value=None),
+        query_variable(
+            "location", "Location", f"label_values(jitsi_server_info{{{JOB}}}, location)"
+        ),
+        query_variable("pool", "Pool", f"label_values(jitsi_pool_selected{{{SCOPE}}}, pool)"),
     ]
 
 
@@ -565,7 +575,7 @@ def fleet_table() -> Json:
         },
     }
     drill_down = (
-        f"/d/{SERVER_UID}/jitsi-server?${{datasource:queryparam}}"
+        f"/d/{SERVER_UID}/jitsi-server?${{datasource:queryparam}}&${{job:queryparam}}"
         "&var-location=${__data.fields.location}&var-server=${__value.raw}&${__url_time_range}"
     )
     overrides = [
@@ -835,7 +845,7 @@ def overview() -> Json:
         variables=[
             *common_variables(),
             query_variable(
-                "server", "Server", f"label_values(jitsi_server_info{{{LOCATION}}}, server)"
+                "server", "Server", f"label_values(jitsi_server_info{{{SCOPE}}}, server)"
             ),
         ],
         annotations=[
@@ -1214,7 +1224,7 @@ def server_dashboard() -> Json:
             query_variable(
                 "server",
                 "Server",
-                f"label_values(jitsi_server_info{{{LOCATION}}}, server)",
+                f"label_values(jitsi_server_info{{{SCOPE}}}, server)",
                 multi=False,
             ),
         ],

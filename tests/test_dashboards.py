@@ -27,6 +27,7 @@ GRAFANA = ROOT / "dashboards" / "grafana"
 BOARDS = ("jitsi-overview", "jitsi-server")
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 LOCATION_FILTER = 'location=~"$location"'
+JOB_FILTER = 'job=~"$job"'
 
 Json = dict[str, Any]
 
@@ -237,9 +238,10 @@ def test_template_variables(name: str) -> None:
     board = load(name)
     variables = {v["name"]: v for v in board["templating"]["list"]}
     expected = {
-        "location": "label_values(jitsi_server_info, location)",
-        "pool": 'label_values(jitsi_pool_selected{location=~"$location"}, pool)',
-        "server": 'label_values(jitsi_server_info{location=~"$location"}, server)',
+        "job": "label_values(jitsi_monitor_build_info, job)",
+        "location": 'label_values(jitsi_server_info{job=~"$job"}, location)',
+        "pool": 'label_values(jitsi_pool_selected{job=~"$job", location=~"$location"}, pool)',
+        "server": 'label_values(jitsi_server_info{job=~"$job", location=~"$location"}, server)',
     }
     for var, query in expected.items():
         assert var in variables, f"{name}: no ${var} variable"
@@ -262,11 +264,15 @@ SELECTOR = re.compile(r"\b(jitsi_[a-z0-9_]+)\s*(\{[^}]*\})?")
 @pytest.mark.parametrize("name", BOARDS)
 def test_every_selector_filters_by_location(name: str) -> None:
     for where, expr in promql_expressions(load(name)):
-        if where.endswith("variable $location"):
-            continue  # the list of locations itself
+        if where.endswith("variable $job"):
+            continue  # the list of jobs itself
         for match in SELECTOR.finditer(expr):
-            assert LOCATION_FILTER in (match[2] or ""), (
-                f"{where}: {match[1]} is not filtered by {LOCATION_FILTER}: {expr}"
+            if not where.endswith("variable $location"):
+                assert LOCATION_FILTER in (match[2] or ""), (
+                    f"{where}: {match[1]} is not filtered by {LOCATION_FILTER}: {expr}"
+                )
+            assert JOB_FILTER in (match[2] or ""), (
+                f"{where}: {match[1]} is not filtered by {JOB_FILTER}: {expr}"
             )
 
 
