@@ -297,6 +297,13 @@ class Exposition:
 
         Without ``monitor`` only the servers' families (what ``/probe`` answers).
         """
+        return b"".join(self.parts(openmetrics, monitor))
+
+    def parts(self, openmetrics: bool = False, monitor: bool = True) -> list[bytes]:
+        """The exposition as the pieces ``render`` joins, to be sent one batch at a time.
+
+        A snapshot: later reports do not change the list.
+        """
         state = self.state
         self._extra = tuple(sorted({key for t in state.targets.values() for key, _ in t.labels}))
         rows = [self._lines(name) for name in state.targets]
@@ -315,7 +322,7 @@ class Exposition:
         if openmetrics:
             tail += "# EOF\n"
         parts.append(tail.encode("utf-8", "replace"))
-        return b"".join(parts)
+        return parts
 
     def _pools(self, loc: str, openmetrics: bool) -> str:
         state = self.state

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import aiohttp
+from aiohttp import web
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Target
+from monitor.http import make_app
 from monitor.metrics import Exposition
 from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
 from monitor.state import EWMA_ALPHA, State
@@ -227,3 +230,29 @@ def test_a_changed_config_changes_the_kept_lines() -> None:
     assert b'team="x"' in body
     state.set_targets([])
     assert b'server="a"' not in exposition.render()
+
+
+async def test_metrics_is_streamed_whole_and_head_has_no_body() -> None:
+    state = State(location="eu")
+    state.set_targets(targets(*(f"s{i}" for i in range(3000))))
+    for i in range(3000):
+        state.record(report(f"s{i}"))
+    runner = web.AppRunner(make_app(state))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
+    try:
+        # one kept-alive connection: a HEAD that sent a body would break the GET after it
+        connector = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.head(url) as resp:
+                assert resp.status == 200
+                length = int(resp.headers["Content-Length"])
+                assert await resp.read() == b""
+            async with session.get(url) as resp:
+                body = await resp.read()
+        assert len(body) == length == len(Exposition(state).render())
+        assert body.count(b"jitsi_server_up{") == 3000
+    finally:
+        await runner.cleanup()

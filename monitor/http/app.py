@@ -26,10 +26,23 @@ def _exposition(request: web.Request) -> tuple[bool, str]:
     return openmetrics, OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE
 
 
-async def _metrics(request: web.Request) -> web.Response:
+# Pieces of the exposition joined per write: some 100 KiB at a time.
+_BATCH = 1024
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    """The exposition, written batch by batch: a large fleet's body (tens of
+    MB) is never held whole in memory a second time."""
     openmetrics, content_type = _exposition(request)
-    body = request.app[_EXPOSITION_KEY].render(openmetrics)
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    parts = request.app[_EXPOSITION_KEY].parts(openmetrics)
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    response.content_length = sum(len(part) for part in parts)
+    await response.prepare(request)
+    if request.method != "HEAD":  # a HEAD answer has the headers only
+        for start in range(0, len(parts), _BATCH):
+            await response.write(b"".join(parts[start : start + _BATCH]))
+    await response.write_eof()
+    return response
 
 
 async def _probe(request: web.Request) -> web.Response:
