@@ -1,0 +1,112 @@
+"""``python -m bench [--quick] [cpu|scale|accuracy|metrics|all] [options]``.
+
+Subcommands starting with ``_`` are the workers the benchmarks start in
+processes of their own; they are not meant to be run by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench import accuracy, cpu, delayserver, driver, render, scale
+from bench.common import machine_info
+
+BENCHES = ("cpu", "scale", "accuracy", "metrics")
+
+# Sizes for --quick: every benchmark runs in seconds (a smoke test, not figures).
+QUICK: dict[str, dict[str, Any]] = {
+    "cpu": {"probes": 40, "rounds": 1, "concurrency": 4},
+    "scale": {"servers": "40", "duration": 12.0, "warmup": 4.0, "interval": 4.0, "scrape": 2.0},
+    "accuracy": {
+        "servers": 20,
+        "duration": 8.0,
+        "interval": 4.0,
+        "blackbox_probes": 20,
+        "burst_until": 5.0,
+        "light_duration": 6.0,
+        "blackbox_light": 10,
+        "warm": 0.0,
+        "targets": 2,
+    },
+    "metrics": {"servers": 200, "requests": 3},
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of seconds")
+    common.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__, parents=[common])
+    sub = parser.add_subparsers(dest="bench")
+    sub.add_parser("all", parents=[common], help="every benchmark with its defaults")
+    cpu.add_arguments(sub.add_parser("cpu", parents=[common], help=cpu.__doc__))
+    scale.add_arguments(sub.add_parser("scale", parents=[common], help=scale.__doc__))
+    accuracy.add_arguments(sub.add_parser("accuracy", parents=[common], help=accuracy.__doc__))
+    render.add_arguments(sub.add_parser("metrics", parents=[common], help=render.__doc__))
+    cpu.worker_arguments(sub.add_parser("_cpu-worker"))
+    driver.add_arguments(sub.add_parser("_driver"))
+    scale.worker_arguments(sub.add_parser("_monitor"))
+    delayserver.add_arguments(sub.add_parser("_delay-server"))
+    render.server_arguments(sub.add_parser("_metrics-server"))
+    return parser
+
+
+_WORKERS = {
+    "_cpu-worker": cpu.worker,
+    "_driver": driver.main,
+    "_monitor": scale.worker,
+    "_delay-server": delayserver.main,
+    "_metrics-server": render.server,
+}
+_RUNS = {"cpu": cpu.run, "scale": scale.run, "accuracy": accuracy.run, "metrics": render.run}
+_ADDERS = {
+    "cpu": cpu.add_arguments,
+    "scale": scale.add_arguments,
+    "accuracy": accuracy.add_arguments,
+    "metrics": render.add_arguments,
+}
+
+
+def _defaults(name: str, quick: bool) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    _ADDERS[name](parser)
+    args = parser.parse_args([])
+    if quick:
+        for key, value in QUICK[name].items():
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    name = args.bench or "all"
+    # A subcommand's own default must not undo a --quick given before it.
+    quick = "--quick" in argv
+    if name in _WORKERS:
+        _WORKERS[name](args)
+        return
+    info = machine_info()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    results: dict[str, Any] = {"machine": info}
+    if name == "all":
+        for bench in BENCHES:
+            results[bench] = _RUNS[bench](_defaults(bench, quick))
+    else:
+        if quick:
+            explicit = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+            for key, value in QUICK[name].items():
+                if f"--{key.replace('_', '-')}" not in explicit:
+                    setattr(args, key, value)
+        results[name] = _RUNS[name](args)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nfigures written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Benchmark 4: ``/metrics`` render time and process memory with 10,000 servers.
+
+A server process builds a State with N configured servers, each with a
+full report (every check, HTTP and XMPP phases, a certificate, the token
+matrix, smoothed round trips) recorded through ``State.record``, plus a few
+pools, and serves it with the real ``make_app``. This process times
+``GET /metrics`` over HTTP (the renderer behind it may change) and reads the
+server's RSS from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import time
+from typing import Any
+
+from bench.common import ms, proc_memory_mb, run_loop, spawn_bench, step, summary
+
+__all__ = ["add_arguments", "build_state", "run", "server", "server_arguments"]
+
+
+def server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--servers", type=int, required=True)
+    parser.add_argument("--pools", type=int, default=10)
+    parser.add_argument("--loop", default="uvloop", choices=("asyncio", "uvloop"))
+
+
+def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tuple[Any, Any]:
+    """A State as ``serve`` holds it after every server has been probed once, and its app.
+
+    As in serve, the app is made before the reports come in (a renderer may
+    do its work as each report is recorded).
+    """
+    from monitor.config import Target
+    from monitor.http import make_app
+    from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
+    from monitor.probes.xmpp import PHASES
+    from monitor.selector import PoolSettings
+    from monitor.state import State
+
+    rnd = random.Random(seed)
+    now = time.time()
+    state = State(location="bench")
+    names = [f"meet-{i:05d}.school.example" for i in range(servers)]
+    teams = ("it", "teaching", "research", "admin")
+    state.set_targets(
+        [
+            Target(
+                name=name,
+                url=f"https://{name}/",
+                kind="self_hosted" if i % 10 else "jaas",
+                interval=60.0,
+                timeout=15.0,
+                labels=(("region", f"r{i % 7}"), ("team", teams[i % len(teams)])),
+            )
+            for i, name in enumerate(names)
+        ]
+    )
+    members = max(1, min(5, servers // max(1, pools)))
+    state.set_pools(
+        [
+            PoolSettings(
+                name=f"pool-{p}",
+                servers=tuple(names[p * members : (p + 1) * members]),
+                require=("web", "signalling", "jwt"),
+                embedding=True,
+            )
+            for p in range(pools)
+            if (p + 1) * members <= servers
+        ]
+    )
+
+    application = make_app(state) if app else None
+
+    def ph(names: tuple[str, ...], scale: float) -> tuple[Phase, ...]:
+        return tuple(Phase(n, rnd.uniform(0.2, 1.0) * scale) for n in names)
+
+    http = ("resolve", "connect", "tls", "processing", "transfer")
+    for i, name in enumerate(names):
+        down = i % 20 == 7  # one in twenty is down, for variety
+        web = (
+            CheckResult(Check.WEB, Reason.CONNECT_REFUSED, f"cannot connect to {name}:443")
+            if down
+            else CheckResult(Check.WEB, Reason.OK, "", ph(http, 0.02))
+        )
+        checks = [
+            web,
+            CheckResult(Check.CONFIGJS, Reason.OK, "", ph(http, 0.01)),
+            CheckResult(Check.EXTERNAL_API, Reason.OK, "", ph(http, 0.01)),
+            CheckResult(Check.EMBED, Reason.OK, "embedded meetings are not cut off"),
+            CheckResult(Check.SIGNALLING, Reason.OK, "", ph(PHASES[:5], 0.02)),
+            CheckResult(Check.FOCUS, Reason.OK, ""),
+            CheckResult(Check.MUC, Reason.OK, "joined as member/participant"),
+            CheckResult(Check.JWT_VALID, Reason.OK, ""),
+            CheckResult(Check.JWT_ENFORCED, Reason.OK, ""),
+            CheckResult(Check.MODERATION, Reason.OK, ""),
+        ]
+        started = now - rnd.uniform(1, 60)
+        report = ServerReport(
+            server=name,
+            started_at=started,
+            finished_at=started + rnd.uniform(2, 6),
+            duration=rnd.uniform(2, 6),
+            checks=tuple(checks),
+            http_phases=ph(http, 0.02),
+            http_status=200,
+            cert=CertInfo(
+                not_after=now + rnd.uniform(5, 90) * 86400,
+                tls_version="TLSv1.3",
+                subject=f"CN={name}",
+                issuer="CN=R11,O=Let's Encrypt,C=US",
+            ),
+            config=ConfigFacts(
+                domain=name,
+                muc=f"conference.{name}",
+                focus=f"focus.{name}",
+                bosh=f"https://{name}/http-bind",
+                websocket=f"wss://{name}/xmpp-websocket",
+                disable_iframe_api=False,
+            ),
+            embed_limit_seconds=0,
+            connect_rtt=rnd.uniform(0.002, 0.05),
+            xmpp_phases=ph(PHASES, 0.05),
+            ping_rtt=rnd.uniform(0.005, 0.08),
+            role="participant",
+            affiliation="member",
+            jwt_cases=tuple(
+                (case, True)
+                for case in (
+                    "valid",
+                    "bad_signature",
+                    "expired",
+                    "no_token",
+                    "other_room",
+                    "moderator_false",
+                    "moderator_true",
+                )
+            ),
+        )
+        state.record(report)
+    return state, application
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    before = proc_memory_mb()["VmRSS"]
+    t = time.perf_counter()
+    _, application = build_state(args.servers, args.pools)
+    built = time.perf_counter() - t
+    runner = web.AppRunner(application, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    info = {
+        "port": runner.addresses[0][1],
+        "rss_before_mb": before,
+        "rss_built_mb": proc_memory_mb()["VmRSS"],
+        "build_s": built,
+    }
+    print(json.dumps(info), flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def server(args: argparse.Namespace) -> None:
+    """Build the state, serve it, print ``{"port": ...}``, run until SIGTERM."""
+    run_loop(_serve(args), args.loop)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--servers", type=int, default=10000)
+    parser.add_argument("--pools", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=20, help="timed GETs per format")
+    parser.add_argument("--loop", default="uvloop", choices=("asyncio", "uvloop"))
+
+
+def _get(port: int, accept: str | None) -> tuple[float, float, int]:
+    """GET /metrics: seconds to the response head, to the body's end (what a scraper
+    waits: the render, however it is sent, and the transfer), and the body's size."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        t = time.perf_counter()
+        conn.request("GET", "/metrics", headers={"Accept": accept} if accept else {})
+        resp = conn.getresponse()
+        head = time.perf_counter() - t
+        size = len(resp.read())
+        return head, time.perf_counter() - t, size
+    finally:
+        conn.close()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    command = ["_metrics-server", "--servers", str(args.servers), "--pools", str(args.pools)]
+    command += ["--loop", args.loop]
+    formats = {"text": None, "openmetrics": "application/openmetrics-text; version=1.0.0"}
+    results: dict[str, Any] = {}
+    with (
+        step(
+            f"/metrics with {args.servers} servers with results, {args.pools} pools, "
+            f"loop {args.loop}"
+        ),
+        spawn_bench(command, stdout=-1) as child,
+    ):
+        assert child.proc.stdout is not None
+        info = json.loads(child.proc.stdout.readline())
+        for label, accept in formats.items():
+            first = _get(info["port"], accept)
+            heads, totals, size = [], [], 0
+            for _ in range(args.requests):
+                head, total, size = _get(info["port"], accept)
+                heads.append(head)
+                totals.append(total)
+            results[label] = {
+                "head": summary(heads),
+                "total": summary(totals),
+                "first_head_s": first[0],
+                "first_total_s": first[1],
+                "bytes": size,
+            }
+        memory = proc_memory_mb(child.pid)
+    print(
+        f"   {args.servers} reports recorded in {info['build_s']:.1f} s; RSS "
+        f"{info['rss_before_mb']:.0f} MB after imports, {info['rss_built_mb']:.0f} MB with them"
+    )
+    print(
+        "   GET /metrics   whole answer: p50 / p99   first byte: p50 / p99"
+        "   first GET: first byte / whole   body"
+    )
+    for label, res in results.items():
+        head, total = res["head"], res["total"]
+        print(
+            f"   {label:12}   {ms(total['p50'], 1):>9} / {ms(total['p99'], 1):>9}"
+            f"   {ms(head['p50'], 1):>9} / {ms(head['p99'], 1):>9}"
+            f"   {ms(res['first_head_s'], 0):>9} / {ms(res['first_total_s'], 0):>7}"
+            f"     {res['bytes'] / 1e6:.1f} MB"
+        )
+    print(
+        f"   RSS after rendering {memory['VmRSS']:.0f} MB, peak {memory['VmHWM']:.0f} MB "
+        "(targets: render <= 100 ms, RSS <= 200 MB)"
+    )
+    return {
+        "servers": args.servers,
+        "build": info,
+        "render": results,
+        "rss_after_mb": memory["VmRSS"],
+        "peak_rss_mb": memory["VmHWM"],
+    }
