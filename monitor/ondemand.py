@@ -48,6 +48,7 @@ class OnDemand:
         # One ladder per target at a time: requests that arrive while it runs
         # share its report (a burst of scrapes must not multiply the load).
         self._inflight: dict[tuple[object, ...], tuple[asyncio.Task[ServerReport], float]] = {}
+        self._tasks: set[asyncio.Task[ServerReport]] = set()  # every ladder still running
         self._closed = False
         self.update(config)
 
@@ -110,12 +111,14 @@ class OnDemand:
             task = running[0]
         else:
             task = asyncio.ensure_future(self._run(target, budget))
+            self._tasks.add(task)
             self._inflight[key] = (task, deadline)
             task.add_done_callback(lambda done: self._forget(key, done))
         # A client that goes away does not cancel the ladder others wait for.
         return await asyncio.shield(task)
 
     def _forget(self, key: tuple[object, ...], task: asyncio.Task[ServerReport]) -> None:
+        self._tasks.discard(task)
         running = self._inflight.get(key)
         if running is not None and running[0] is task:
             del self._inflight[key]
@@ -125,7 +128,7 @@ class OnDemand:
     async def close(self) -> None:
         """Refuse new probes; stop the running ones (each leaves its room, closes its stream)."""
         self._closed = True
-        tasks = [task for task, _ in self._inflight.values()]
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
