@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import accuracy, cpu, delayserver, driver, render, scale
-from bench.common import machine_info
+from bench.common import have_uvloop, machine_info
 
 BENCHES = ("cpu", "scale", "accuracy", "metrics")
 
@@ -81,6 +81,16 @@ def _defaults(name: str, quick: bool) -> argparse.Namespace:
     return args
 
 
+def _without_uvloop(args: argparse.Namespace) -> None:
+    """Measure on asyncio's loop only when uvloop is not installed."""
+    if have_uvloop():
+        return
+    if getattr(args, "loop", None) == "uvloop":
+        args.loop = "asyncio"
+    if getattr(args, "loops", None):
+        args.loops = ",".join(x for x in args.loops.split(",") if x != "uvloop") or "asyncio"
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
@@ -90,18 +100,23 @@ def main(argv: list[str] | None = None) -> None:
     if name in _WORKERS:
         _WORKERS[name](args)
         return
+    if not have_uvloop():
+        print("uvloop is not installed: measuring on asyncio's loop only", flush=True)
     info = machine_info()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     results: dict[str, Any] = {"machine": info}
     if name == "all":
         for bench in BENCHES:
-            results[bench] = _RUNS[bench](_defaults(bench, quick))
+            args_of = _defaults(bench, quick)
+            _without_uvloop(args_of)
+            results[bench] = _RUNS[bench](args_of)
     else:
         if quick:
             explicit = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
             for key, value in QUICK[name].items():
                 if f"--{key.replace('_', '-')}" not in explicit:
                     setattr(args, key, value)
+        _without_uvloop(args)
         results[name] = _RUNS[name](args)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

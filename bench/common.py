@@ -23,13 +23,16 @@ __all__ = [
     "ROOT",
     "Child",
     "free_port",
+    "have_uvloop",
     "machine_info",
     "ms",
     "percentile",
     "proc_cpu_seconds",
     "proc_memory_mb",
+    "run_bench_json",
     "run_loop",
     "spawn_bench",
+    "step",
     "summary",
     "wait_port",
 ]
@@ -103,9 +106,17 @@ def wait_port(port: int, proc: subprocess.Popen[Any] | None = None, timeout: flo
     raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
+def have_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run_loop(main: Coroutine[Any, Any, T], loop: str) -> T:
-    """Run ``main`` on a fresh event loop: ``asyncio`` (the default) or ``uvloop``."""
-    if loop == "uvloop":
+    """Run ``main`` on a fresh event loop: ``asyncio`` or ``uvloop`` (when installed)."""
+    if loop == "uvloop" and have_uvloop():
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -183,6 +184,13 @@ def worker(args: argparse.Namespace) -> None:
     # serve picks uvloop when it is installed, unless told otherwise.
     os.environ["JITSI_MONITOR_LOOP"] = args.loop
     setattr(monitor.cli, "State", RecordingState)  # noqa: B010 (serve builds its State here)
+    # As the CLI sets logging up (its own basicConfig then finds it done),
+    # plus a handler that counts warnings and keeps the first errors.
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     counter = _Counter()
     logging.getLogger().addHandler(counter)
     cpu: list[tuple[float, float]] = []
