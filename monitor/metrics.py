@@ -265,7 +265,10 @@ class Exposition:
     def __init__(self, state: State) -> None:
         self.state = state
         self._kept: dict[str, _Kept] = {}
+        # The user label names of jitsi_server_info, for the current server list
+        # (set_targets replaces the dict, so its identity tells when to recompute).
         self._extra: tuple[str, ...] = ()
+        self._extra_of: dict[str, Target] | None = None
         state.listeners.append(self._refresh)
 
     def _refresh(self, name: str) -> None:
@@ -279,6 +282,7 @@ class Exposition:
         report = state.reports.get(name)
         rtt_tcp = state.rtt_tcp_connect.get(name)
         rtt_xmpp = state.rtt_xmpp_ping.get(name)
+        extra = self._label_names()
         k = self._kept.get(name)
         if (
             k is None
@@ -286,11 +290,18 @@ class Exposition:
             or k.report is not report
             or k.rtt_tcp != rtt_tcp
             or k.rtt_xmpp != rtt_xmpp
-            or k.extra != self._extra
+            or k.extra != extra
         ):
-            lines = _server_lines(target, report, state.location, self._extra, rtt_tcp, rtt_xmpp)
-            k = self._kept[name] = _Kept(target, report, rtt_tcp, rtt_xmpp, self._extra, lines)
+            lines = _server_lines(target, report, state.location, extra, rtt_tcp, rtt_xmpp)
+            k = self._kept[name] = _Kept(target, report, rtt_tcp, rtt_xmpp, extra, lines)
         return k.lines
+
+    def _label_names(self) -> tuple[str, ...]:
+        targets = self.state.targets
+        if targets is not self._extra_of:
+            self._extra_of = targets
+            self._extra = tuple(sorted({key for t in targets.values() for key, _ in t.labels}))
+        return self._extra
 
     def render(self, openmetrics: bool = False, monitor: bool = True) -> bytes:
         """The whole exposition; OpenMetrics (ending in ``# EOF``) when asked.
@@ -305,7 +316,6 @@ class Exposition:
         A snapshot: later reports do not change the list.
         """
         state = self.state
-        self._extra = tuple(sorted({key for t in state.targets.values() for key, _ in t.labels}))
         rows = [self._lines(name) for name in state.targets]
         if len(self._kept) > len(state.targets):
             for gone in self._kept.keys() - state.targets.keys():
