@@ -35,10 +35,10 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
     do its work as each report is recorded).
     """
     from monitor.config import Target
-    from monitor.http import make_app
+    from monitor.ladder import HTTP_PHASES, XMPP_PHASES, JwtCase
     from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
-    from monitor.probes.xmpp import PHASES
     from monitor.selector import PoolSettings
+    from monitor.server import make_app
     from monitor.state import State
 
     rnd = random.Random(seed)
@@ -78,20 +78,19 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
     def ph(names: tuple[str, ...], scale: float) -> tuple[Phase, ...]:
         return tuple(Phase(n, rnd.uniform(0.2, 1.0) * scale) for n in names)
 
-    http = ("resolve", "connect", "tls", "processing", "transfer")
     for i, name in enumerate(names):
         down = i % 20 == 7  # one in twenty is down, for variety
         web = (
             CheckResult(Check.WEB, Reason.CONNECT_REFUSED, f"cannot connect to {name}:443")
             if down
-            else CheckResult(Check.WEB, Reason.OK, "", ph(http, 0.02))
+            else CheckResult(Check.WEB, Reason.OK, "", ph(HTTP_PHASES, 0.02))
         )
         checks = [
             web,
-            CheckResult(Check.CONFIGJS, Reason.OK, "", ph(http, 0.01)),
-            CheckResult(Check.EXTERNAL_API, Reason.OK, "", ph(http, 0.01)),
+            CheckResult(Check.CONFIGJS, Reason.OK, "", ph(HTTP_PHASES, 0.01)),
+            CheckResult(Check.EXTERNAL_API, Reason.OK, "", ph(HTTP_PHASES, 0.01)),
             CheckResult(Check.EMBED, Reason.OK, "embedded meetings are not cut off"),
-            CheckResult(Check.SIGNALLING, Reason.OK, "", ph(PHASES[:5], 0.02)),
+            CheckResult(Check.SIGNALLING, Reason.OK, "", ph(XMPP_PHASES[:5], 0.02)),
             CheckResult(Check.FOCUS, Reason.OK, ""),
             CheckResult(Check.MUC, Reason.OK, "joined as member/participant"),
             CheckResult(Check.JWT_VALID, Reason.OK, ""),
@@ -105,7 +104,7 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
             finished_at=started + rnd.uniform(2, 6),
             duration=rnd.uniform(2, 6),
             checks=tuple(checks),
-            http_phases=ph(http, 0.02),
+            http_phases=ph(HTTP_PHASES, 0.02),
             http_status=200,
             cert=CertInfo(
                 not_after=now + rnd.uniform(5, 90) * 86400,
@@ -123,22 +122,11 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
             ),
             embed_limit_seconds=0,
             connect_rtt=rnd.uniform(0.002, 0.05),
-            xmpp_phases=ph(PHASES, 0.05),
+            xmpp_phases=ph(XMPP_PHASES, 0.05),
             ping_rtt=rnd.uniform(0.005, 0.08),
             role="participant",
             affiliation="member",
-            jwt_cases=tuple(
-                (case, True)
-                for case in (
-                    "valid",
-                    "bad_signature",
-                    "expired",
-                    "no_token",
-                    "other_room",
-                    "moderator_false",
-                    "moderator_true",
-                )
-            ),
+            jwt_cases=tuple((case, True) for case in JwtCase),
         )
         state.record(report)
     return state, application

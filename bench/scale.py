@@ -180,10 +180,11 @@ class _Counter(logging.Handler):
 def worker(args: argparse.Namespace) -> None:
     """``jitsi-monitor serve`` for ``duration`` seconds; what it did goes to ``out``."""
     import monitor.cli
+    import monitor.cli.serve
 
     # serve picks uvloop when it is installed, unless told otherwise.
     os.environ["JITSI_MONITOR_LOOP"] = args.loop
-    setattr(monitor.cli, "State", RecordingState)  # noqa: B010 (serve builds its State here)
+    setattr(monitor.cli.serve, "State", RecordingState)  # noqa: B010 (serve builds its State here)
     # As the CLI sets logging up (its own basicConfig then finds it done),
     # plus a handler that counts warnings and keeps the first errors.
     logging.basicConfig(
@@ -219,7 +220,7 @@ def worker(args: argparse.Namespace) -> None:
     monitor.cli.cli.main(args=["--log-level", "info", *command], standalone_mode=False)
     stop.set()
     if not RecordingState.made:
-        raise SystemExit("serve did not build its State through monitor.cli.State any more")
+        raise SystemExit("serve did not build its State through monitor.cli.serve.State any more")
     state = RecordingState.made[-1]
     args.out.write_text(
         json.dumps(

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from monitor.ladder import LADDER, Check, JwtCase
+
 __all__ = [
-    "ALWAYS_CHECKS",
-    "VERDICT_CHECKS",
     "CertInfo",
     "Check",
     "CheckResult",
@@ -21,21 +21,6 @@ __all__ = [
     "Reason",
     "ServerReport",
 ]
-
-
-class Check(StrEnum):
-    """The checks a ladder runs, in ladder order."""
-
-    WEB = "web"
-    CONFIGJS = "configjs"
-    EXTERNAL_API = "external_api"
-    EMBED = "embed"
-    SIGNALLING = "signalling"
-    FOCUS = "focus"
-    MUC = "muc"
-    JWT_VALID = "jwt_valid"
-    JWT_ENFORCED = "jwt_enforced"
-    MODERATION = "moderation"
 
 
 class Reason(StrEnum):
@@ -78,24 +63,6 @@ class Reason(StrEnum):
     MODERATION_NOT_GRANTED = "moderation_not_granted"
     MODERATION_UNKNOWN = "moderation_unknown"
     INTERNAL_ERROR = "internal_error"
-
-
-# Checks whose failure makes a server "down" (those a server's config turned
-# off are not run and do not count). The embed check describes what a server
-# is fit for, not whether it works, so it is reported on its own.
-VERDICT_CHECKS: frozenset[Check] = frozenset(
-    {
-        Check.WEB,
-        Check.CONFIGJS,
-        Check.EXTERNAL_API,
-        Check.SIGNALLING,
-        Check.FOCUS,
-        Check.MUC,
-        Check.JWT_VALID,
-    }
-)
-# Checks every ladder runs.
-ALWAYS_CHECKS: frozenset[Check] = frozenset({Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API})
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +137,7 @@ class ServerReport:
     role: str | None = None
     affiliation: str | None = None
     # The token matrix, case by case: (case, passed).
-    jwt_cases: tuple[tuple[str, bool], ...] = ()
+    jwt_cases: tuple[tuple[JwtCase, bool], ...] = ()
 
     def check(self, check: Check) -> CheckResult | None:
         for result in self.checks:
@@ -181,14 +148,14 @@ class ServerReport:
     @property
     def up(self) -> bool:
         """Healthy when every check that decides the verdict and was run passed."""
-        verdict = [r for r in self.checks if r.check in VERDICT_CHECKS]
-        return all(r.success for r in verdict) and {r.check for r in verdict} >= ALWAYS_CHECKS
+        verdict = [r for r in self.checks if r.check in LADDER.verdict]
+        return all(r.success for r in verdict) and {r.check for r in verdict} >= LADDER.always
 
     @property
     def first_failure(self) -> CheckResult | None:
         """The first failing check that decides the verdict, if any."""
         for result in self.checks:
-            if result.check in VERDICT_CHECKS and not result.success:
+            if result.check in LADDER.verdict and not result.success:
                 return result
         return None
 

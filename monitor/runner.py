@@ -15,8 +15,9 @@ import aiohttp
 
 from monitor import __version__
 from monitor.config import MonitorConfig, Target
-from monitor.model import Check, CheckResult, Reason, ServerReport
-from monitor.probes.http import HttpClient, make_ssl_context, origin_of
+from monitor.ladder import Check, JwtCase
+from monitor.model import CheckResult, Reason, ServerReport
+from monitor.probes.http_client import HttpClient, make_ssl_context, origin_of
 from monitor.probes.matrix import probe_matrix, valid_check
 from monitor.probes.tokens import TokenKey, mint
 from monitor.probes.web import WebResult, probe_web
@@ -100,7 +101,7 @@ class Runner:
             ) as client:
                 web = await probe_web(client, target.url, target.kind, deadline)
             jwt_checks: tuple[CheckResult, ...] = ()
-            jwt_cases: tuple[tuple[str, bool], ...] = ()
+            jwt_cases: tuple[tuple[JwtCase, bool], ...] = ()
             try:
                 xmpp = await self._signalling(target, web, ssl_context, deadline)
                 if target.token_key is not None and xmpp.checks:
@@ -147,12 +148,12 @@ class Runner:
         main: XmppResult,
         ssl_context: ssl.SSLContext,
         deadline: float,
-    ) -> tuple[tuple[CheckResult, ...], tuple[tuple[str, bool], ...]]:
+    ) -> tuple[tuple[CheckResult, ...], tuple[tuple[JwtCase, bool], ...]]:
         """The token checks; the main ladder was the valid-token case."""
         valid = valid_check(main)
         if not key.matrix or web.config is None:
             known = valid.reason is not Reason.SKIPPED
-            return (valid,), ((("valid", valid.success),) if known else ())
+            return (valid,), (((JwtCase.VALID, valid.success),) if known else ())
         settings = self._xmpp_settings(target, ssl_context)
         result = await probe_matrix(
             self._session, web.config, _origin(target.url), settings, key, main, deadline

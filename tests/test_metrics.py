@@ -13,9 +13,9 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Target
-from monitor.http import make_app
 from monitor.metrics import Exposition
 from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
+from monitor.server import make_app
 from monitor.state import EWMA_ALPHA, State
 
 

@@ -25,28 +25,20 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from monitor.model import Check, CheckResult, ConfigFacts, Reason
+from monitor.ladder import Check, JwtCase
+from monitor.model import CheckResult, ConfigFacts, Reason
 from monitor.probes.tokens import TokenKey, mint
 from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
 
-__all__ = ["CASES", "MatrixResult", "probe_matrix", "valid_check"]
+__all__ = ["MatrixResult", "probe_matrix", "valid_check"]
 
-CASES = (
-    "valid",
-    "bad_signature",
-    "expired",
-    "no_token",
-    "other_room",
-    "moderator_false",
-    "moderator_true",
-)
 _MODERATOR = frozenset({"owner", "moderator"})
 
 
 @dataclass(frozen=True, slots=True)
 class MatrixResult:
     checks: tuple[CheckResult, ...]
-    cases: tuple[tuple[str, bool], ...]
+    cases: tuple[tuple[JwtCase, bool], ...]
 
 
 def _get(result: XmppResult, check: Check) -> CheckResult | None:
@@ -104,9 +96,9 @@ async def probe_matrix(
 ) -> MatrixResult:
     """Run the refusal and moderator cases after the main ladder ``main``."""
     valid = valid_check(main)
-    cases: dict[str, bool] = {}
+    cases: dict[JwtCase, bool] = {}
     if valid.reason is not Reason.SKIPPED:
-        cases["valid"] = valid.success
+        cases[JwtCase.VALID] = valid.success
     login = _get(main, Check.SIGNALLING)
     if login is None or not login.success:
         skipped = "not tried: the token did not log in"
@@ -127,9 +119,9 @@ async def probe_matrix(
     )
     now = time.time()
     refusals = {
-        "bad_signature": _bad_signature(mint(key, "*")),
-        "expired": mint(key, "*", now=now - 3600, lifetime=60),
-        "no_token": None,
+        JwtCase.BAD_SIGNATURE: _bad_signature(mint(key, "*")),
+        JwtCase.EXPIRED: mint(key, "*", now=now - 3600, lifetime=60),
+        JwtCase.NO_TOKEN: None,
     }
     results = await asyncio.gather(
         *(
@@ -142,7 +134,7 @@ async def probe_matrix(
         signalling = _get(result, Check.SIGNALLING)
         if signalling is None:
             continue
-        if signalling.success and case == "no_token" and not facts.anonymousdomain:
+        if signalling.success and case is JwtCase.NO_TOKEN and not facts.anonymousdomain:
             # config.js names no guest domain and the server lets people in
             # without a token: it does not require auth, by its own design.
             notes.append("no token is needed on this server (it lets guests in)")
@@ -189,10 +181,10 @@ async def probe_matrix(
         result = await probe_xmpp(session, facts, origin, other, deadline)
         muc = _get(result, Check.MUC)
         if muc is not None and muc.success:
-            cases["other_room"] = False
+            cases[JwtCase.OTHER_ROOM] = False
             accepted.append("token for another room")
         elif _token_refusal(muc):
-            cases["other_room"] = True
+            cases[JwtCase.OTHER_ROOM] = True
         else:
             unclear.append(next((c for c in result.checks if not c.success), result.checks[0]))
     promoted = await promoted_task
@@ -203,7 +195,7 @@ async def probe_matrix(
             Reason.JWT_NOT_ENFORCED,
             f"the server accepts: {', '.join(accepted)}",
         )
-    elif unclear or "other_room" not in cases:
+    elif unclear or JwtCase.OTHER_ROOM not in cases:
         first = unclear[0] if unclear else None
         why = f"{first.check.value}: {first.detail}" if first else "the room could not be joined"
         enforced = CheckResult(
@@ -211,12 +203,12 @@ async def probe_matrix(
         )
     else:
         refused = "bad signature, expired and other-room tokens are refused"
-        if "no_token" in cases:
+        if JwtCase.NO_TOKEN in cases:
             refused = "bad signature, expired, missing and other-room tokens are refused"
         enforced = CheckResult(Check.JWT_ENFORCED, Reason.OK, "; ".join([refused, *notes]))
     moderation = _moderation(base, main, promoted, cases)
     return MatrixResult(
-        (valid, enforced, moderation), tuple((c, cases[c]) for c in CASES if c in cases)
+        (valid, enforced, moderation), tuple((c, cases[c]) for c in JwtCase if c in cases)
     )
 
 
@@ -225,7 +217,7 @@ def _in_focus_room(result: XmppResult) -> bool:
 
 
 def _moderation(
-    base: XmppSettings, main: XmppResult, promoted: XmppResult, cases: dict[str, bool]
+    base: XmppSettings, main: XmppResult, promoted: XmppResult, cases: dict[JwtCase, bool]
 ) -> CheckResult:
     """Judge the moderator claim, in rooms that focus created only."""
     if not base.join or not base.focus:
@@ -234,12 +226,12 @@ def _moderation(
     if main.role is None or not _in_focus_room(main):
         return CheckResult(Check.MODERATION, Reason.MODERATION_UNKNOWN, unknown)
     as_member = main.role not in _MODERATOR and main.affiliation not in _MODERATOR
-    cases["moderator_false"] = as_member
+    cases[JwtCase.MODERATOR_FALSE] = as_member
     failed = next((c for c in promoted.checks if not c.success), None)
     promoted_known = failed is None and promoted.role is not None and _in_focus_room(promoted)
     granted = promoted.role in _MODERATOR or promoted.affiliation in _MODERATOR
     if promoted_known:
-        cases["moderator_true"] = granted
+        cases[JwtCase.MODERATOR_TRUE] = granted
     if not as_member:
         return CheckResult(
             Check.MODERATION,

@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 
 from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason
 from monitor.probes.configjs import parse_config_js
-from monitor.probes.http import Fetch, FetchError, HttpClient
+from monitor.probes.http_client import Fetch, FetchError, HttpClient
 
 __all__ = ["EMBED_LIMIT_SECONDS", "WebResult", "probe_web"]
 

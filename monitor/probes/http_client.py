@@ -28,6 +28,7 @@ from urllib.parse import urljoin, urlsplit
 import aiodns
 import aiodns.error
 
+from monitor.ladder import HTTP_PHASES
 from monitor.model import CertInfo, Phase, Reason
 
 __all__ = ["Fetch", "FetchError", "HttpClient", "Response", "make_ssl_context", "origin_of"]
@@ -73,8 +74,7 @@ class Fetch:
         self.phases[phase] = self.phases.get(phase, 0.0) + seconds
 
     def phase_list(self) -> tuple[Phase, ...]:
-        order = ("resolve", "connect", "tls", "processing", "transfer")
-        return tuple(Phase(name, self.phases[name]) for name in order if name in self.phases)
+        return tuple(Phase(name, self.phases[name]) for name in HTTP_PHASES if name in self.phases)
 
 
 def make_ssl_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:

@@ -1,0 +1,45 @@
+"""The ``jitsi-monitor`` command: check, serve, validate, token, lab.
+
+Exit codes: 0 all healthy (or config valid), 1 a server is not healthy,
+2 the config (or the command line) is wrong. One module per command.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from monitor import __version__
+from monitor.cli import check, lab, serve, token, validate
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="jitsi-monitor")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+)
+def cli(log_level: str) -> None:
+    """Health and failover monitor for Jitsi Meet servers."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+# Each command lives in the module of its name.
+for command in (validate.validate, check.check, token.token, serve.serve, lab.lab):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point of the ``jitsi-monitor`` script."""
+    cli()

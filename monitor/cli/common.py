@@ -1,0 +1,56 @@
+"""What every command shares: exit codes, the config argument, --shard, loading."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from monitor.config import ConfigError, MonitorConfig, Shard, load_config, parse_shard
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_OK",
+    "EXIT_UNHEALTHY",
+    "config_arg",
+    "load",
+    "log",
+    "shard_option",
+]
+
+log = logging.getLogger("monitor")
+
+EXIT_OK, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
+
+config_arg = click.argument(
+    "config", type=click.Path(dir_okay=False, path_type=Path), default="servers.yaml"
+)
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
+    if value is None:
+        return None
+    try:
+        return parse_shard(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+shard_option = click.option(
+    "--shard",
+    callback=_shard,
+    metavar="I/N",
+    help="Probe only shard I of N of the servers (default: the config's shard).",
+)
+
+
+def load(path: Path) -> MonitorConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(f"{path}: the config is not valid:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_CONFIG)

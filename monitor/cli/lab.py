@@ -1,0 +1,144 @@
+"""``jitsi-monitor lab``: simulated Jitsi servers on loopback, with a servers.yaml for them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import secrets
+import signal
+import sys
+
+import click
+
+from monitor import loop as event_loop
+from monitor.cli.common import (
+    log,
+)
+from monitor.lab import FAULTS, LabCA, LabOptions, LabServer, servers_yaml
+from monitor.lab.server import MODERATION, SHAPES
+from monitor.lab.tokens import ENFORCEMENT, TokenPolicy
+
+__all__ = ["lab"]
+
+
+def _fault_spec(value: tuple[str, ...]) -> dict[int, str]:
+    faults: dict[int, str] = {}
+    for item in value:
+        number, sep, fault = item.partition("=")
+        if not sep or not number.isdigit() or fault not in FAULTS:
+            raise click.BadParameter(
+                f"{item!r}: use N=FAULT, FAULT one of {', '.join(FAULTS)}", param_hint="--fault"
+            )
+        faults[int(number)] = fault
+    return faults
+
+
+async def _lab(
+    count: int,
+    port: int,
+    options: LabOptions,
+    faults: dict[int, str],
+    latency_step: float,
+) -> None:
+    servers = []
+    ca = LabCA() if options.tls else None
+    try:
+        for index in range(1, count + 1):
+            server = LabServer(
+                dataclasses.replace(
+                    options,
+                    latency=options.latency + latency_step * (index - 1),
+                    fault=faults.get(index, "none"),  # type: ignore[arg-type]
+                ),
+                ca,
+            )
+            await server.start(port + index - 1 if port else 0)
+            servers.append(server)
+        sys.stdout.write(servers_yaml(servers))
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        log.info("lab: %d server(s) running; Ctrl-C stops them", len(servers))
+        await stop.wait()
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+@click.command()
+@click.option("--servers", "count", type=click.IntRange(1, 1000), default=3, show_default=True)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="First port (default: any free)."
+)
+@click.option(
+    "--shape",
+    type=click.Choice(list(SHAPES)),
+    default="object",
+    show_default=True,
+    help="Shape of the config.js the servers serve.",
+)
+@click.option(
+    "--disable-iframe-api", is_flag=True, help="Serve disableIframeAPI: true (embed limit)."
+)
+@click.option("--tls", is_flag=True, help="Serve HTTPS and WSS with certificates of a lab CA.")
+@click.option("--jwt", "use_jwt", is_flag=True, help="Require tokens (HS256, a generated secret).")
+@click.option(
+    "--moderation",
+    type=click.Choice(list(MODERATION)),
+    default="token_moderation",
+    show_default=True,
+    help="With --jwt: who becomes moderator.",
+)
+@click.option(
+    "--enforcement",
+    type=click.Choice(list(ENFORCEMENT)),
+    default="strict",
+    show_default=True,
+    help="With --jwt: break token checks on purpose.",
+)
+@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
+@click.option("--latency-step", type=float, default=0.0, help="More latency for each next server.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="N=FAULT",
+    help=f"Inject a fault into server N ({', '.join(FAULTS)}); repeatable.",
+)
+def lab(
+    count: int,
+    port: int,
+    shape: str,
+    disable_iframe_api: bool,
+    tls: bool,
+    use_jwt: bool,
+    moderation: str,
+    enforcement: str,
+    latency: float,
+    latency_step: float,
+    faults: tuple[str, ...],
+) -> None:
+    """Run simulated Jitsi servers on loopback and print a servers.yaml for them.
+
+    Save the output and point the monitor at it:
+    jitsi-monitor lab > lab.yaml, then jitsi-monitor serve lab.yaml.
+    """
+    options = LabOptions(
+        shape=shape,  # type: ignore[arg-type]
+        disable_iframe_api=disable_iframe_api,
+        latency=latency,
+        tls=tls,
+        tokens=TokenPolicy(
+            app_id="jitsi-monitor-lab",
+            secret=secrets.token_urlsafe(32),
+            enforcement=enforcement,  # type: ignore[arg-type]
+        )
+        if use_jwt
+        else None,
+        moderation=moderation,  # type: ignore[arg-type]
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        event_loop.run(_lab(count, port, options, _fault_spec(faults), latency_step))

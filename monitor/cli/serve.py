@@ -1,0 +1,171 @@
+"""``jitsi-monitor serve``: probe on a schedule and serve what the monitor knows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from monitor import loop as event_loop
+from monitor.cli.common import (
+    config_arg,
+    load,
+    log,
+    shard_option,
+)
+from monitor.config import ConfigError, MonitorConfig, Shard, load_config
+from monitor.notify import Notifier, event_body
+from monitor.ondemand import OnDemand
+from monitor.runner import Runner, user_agent
+from monitor.scheduler import Scheduler, log_decision
+from monitor.selector import Decision
+from monitor.server import make_app
+from monitor.state import State, load_state, save_state
+
+__all__ = ["serve"]
+
+# How often serve writes its state file (and at every change of a pool's choice).
+SAVE_EVERY = 30.0
+
+
+async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Shard | None) -> None:
+    spec = shard or cfg.shard_spec()
+    targets, pools = cfg.fleet(spec)
+    state = State(location=cfg.location, shard=str(spec) if spec else None)
+    state.set_targets(targets)
+    state.set_pools(pools)
+    state_path = cfg.state_path(spec)
+    if state_path is not None:
+        problem = load_state(state, state_path)
+        if problem:
+            log.warning("%s", problem)
+    runner = Runner(cfg)
+    ondemand = OnDemand(runner, cfg)
+    scheduler = Scheduler(runner, state)
+    notifier = Notifier(
+        cfg.webhooks(),
+        cfg.notify.command,
+        user_agent=user_agent(cfg.contact),
+        command_timeout=cfg.notify.command_timeout,
+    )
+
+    def persist() -> None:
+        if state_path is None:
+            return
+        try:
+            save_state(state, state_path)
+        except OSError as exc:
+            log.error("cannot save the state to %s: %s", state_path, exc.strerror or exc)
+
+    def on_decision(decision: Decision) -> None:
+        urls = {name: target.url for name, target in state.targets.items()}
+        notifier.submit(event_body(decision, state.location, urls))
+        persist()
+
+    scheduler.on_decision = on_decision
+    tasks: list[asyncio.Future[None]] = []
+
+    async def keep_saving() -> None:
+        while True:
+            await asyncio.sleep(SAVE_EVERY)
+            persist()
+
+    app_runner = web.AppRunner(make_app(state, ondemand), access_log=None)
+    await app_runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def reload() -> None:
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            state.config_reload_ok = False
+            log.error("config reload failed; keeping the running config:\n%s", exc)
+            return
+        fixed = ("location", "concurrency", "dns", "contact", "listen", "state_file")
+        if any(getattr(new, k) != getattr(cfg, k) for k in fixed) or (
+            new.notify.command_timeout != cfg.notify.command_timeout
+        ):
+            log.warning("%s and notify.command_timeout change only on restart", ", ".join(fixed))
+        spec = shard or new.shard_spec()
+        targets, pools = new.fleet(spec)
+        state.shard = str(spec) if spec else None
+        state.set_targets(targets)
+        state.set_pools(pools)
+        ondemand.update(new)
+        notifier.webhooks = new.webhooks()
+        notifier.command = new.notify.command
+        for decision in state.select(None, time.time()):
+            state.decisions.append(decision)
+            log_decision(decision)
+            on_decision(decision)
+        scheduler.update(targets)
+        state.config_reload_ok = True
+        state.config_reload_time = time.time()
+        log.info("config reloaded: %d server(s)", len(targets))
+
+    try:
+        site = web.TCPSite(app_runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reload)
+        scheduler.start(targets)
+        saver = asyncio.ensure_future(keep_saving())
+        tasks.append(saver)
+        bound = app_runner.addresses[0][1] if app_runner.addresses else port
+        part = f" (shard {spec} of the config's {len(cfg.servers)})" if spec else ""
+        log.info(
+            "probing %d server(s)%s on %s; metrics on http://%s:%d/metrics",
+            len(state.targets),
+            part,
+            event_loop.loop_name(),
+            host,
+            bound,
+        )
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+        await scheduler.shutdown()
+        for task in tasks:
+            task.cancel()
+        persist()
+        await notifier.close()
+        await ondemand.close()
+        await runner.close()
+        await app_runner.cleanup()
+
+
+@click.command()
+@config_arg
+@click.option("--host", default=None, help="Address to listen on (default: listen.host).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default: listen.port).")
+@shard_option
+def serve(config: Path, host: str | None, port: int | None, shard: Shard | None) -> None:
+    """Probe on a schedule and serve /metrics and /healthz.
+
+    SIGHUP reloads the config; SIGINT or SIGTERM stops cleanly.
+    """
+    cfg = load(config)
+    # Ctrl-C before the signal handlers are in place is still a clean stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        event_loop.run(
+            _serve(
+                config,
+                cfg,
+                host or cfg.listen.host,
+                cfg.listen.port if port is None else port,
+                shard,
+            )
+        )

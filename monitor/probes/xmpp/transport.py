@@ -1,0 +1,211 @@
+"""Where signalling may go, and the WebSocket transport (RFC 7395).
+
+A browser's WebSocket does not follow redirects, so neither does the probe;
+a token goes only to the server it is for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Final
+from xml.etree.ElementTree import Element
+
+import aiohttp
+from yarl import URL
+
+from monitor.model import Reason
+from monitor.probes.xmpp.framing import MAX_FRAME, NS_FRAMING, XmppError, esc, parse_frame, q
+
+if TYPE_CHECKING:
+    from monitor.probes.xmpp.session import XmppSettings
+
+__all__ = [
+    "CLOSE_WAIT",
+    "RedirectRefused",
+    "WebSocketTransport",
+    "check_same_host",
+    "check_token_target",
+    "check_url",
+    "connect_error",
+    "no_redirects",
+]
+
+# How long the WebSocket close handshake may take before the socket is dropped.
+CLOSE_WAIT: Final = 0.5
+
+
+def check_url(text: str, schemes: tuple[str, ...]) -> None:
+    """Refuse a malformed signalling URL from config.js before using it."""
+    try:
+        url = URL(text)
+        ok = url.scheme in schemes and bool(url.host) and url.port is not None
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        shown = text.split("?", 1)[0][:120]
+        raise XmppError(
+            Reason.PROTOCOL_ERROR,
+            f"config.js names a malformed signalling URL {shown!r} (want {'/'.join(schemes)})",
+        )
+
+
+def check_token_target(url_text: str, origin: str) -> None:
+    """Send a token only to the server it is for, and encrypted when the server is.
+
+    config.js is the server's own word, but a tampered one must not be able
+    to collect a valid token for the platform.
+    """
+    url, home = URL(url_text), URL(origin)
+    if (url.host or "").lower() != (home.host or "").lower():
+        raise XmppError(
+            Reason.PROTOCOL_ERROR,
+            f"config.js sends signalling to another host ({url.host}); no token is sent there",
+        )
+    if home.scheme == "https" and url.scheme not in ("wss", "https"):
+        raise XmppError(
+            Reason.PROTOCOL_ERROR, "config.js sends signalling unencrypted; no token is sent there"
+        )
+
+
+class RedirectRefused(aiohttp.ClientError):
+    """A signalling endpoint answered with a redirect; browsers do not follow those."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+async def _refuse_redirect(
+    session: aiohttp.ClientSession,
+    context: object,
+    params: aiohttp.TraceRequestRedirectParams,
+) -> None:
+    params.response.close()
+    raise RedirectRefused(params.response.status)
+
+
+def no_redirects() -> aiohttp.TraceConfig:
+    """For the signalling session: a redirect fails the request instead of being followed.
+
+    A browser's WebSocket does not follow redirects, and following them would
+    let a server send the probe (and a token in its URL) anywhere.
+    """
+    config = aiohttp.TraceConfig()
+    config.on_request_redirect.append(_refuse_redirect)
+    return config
+
+
+def check_same_host(url_text: str, origin: str) -> None:
+    """Stay on the server's host: a URL probed on demand must not lead elsewhere."""
+    url, home = URL(url_text), URL(origin)
+    if (url.host or "").lower() != (home.host or "").lower():
+        raise XmppError(
+            Reason.PROTOCOL_ERROR,
+            f"config.js sends signalling to another host ({url.host}); "
+            "a server probed by URL is probed on its own host only",
+        )
+
+
+def connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> XmppError:
+    """An aiohttp connection failure as a reason an operator can act on."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        message = getattr(exc.certificate_error, "verify_message", "") or "not trusted"
+        return XmppError(Reason.TLS_UNTRUSTED, f"certificate: {message}")
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return XmppError(Reason.TLS_ERROR, "TLS handshake failed")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return XmppError(Reason.DNS_ERROR, f"cannot resolve {url.host}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        reason = Reason.CONNECT_REFUSED if refused else Reason.CONNECT_ERROR
+        return XmppError(reason, f"cannot connect to {url.host}:{url.port}")
+    # Never the exception's text: aiohttp puts the URL in it, with the token.
+    return XmppError(Reason.CONNECTION_CLOSED, f"{what} failed: {type(exc).__name__}")
+
+
+class WebSocketTransport:
+    """RFC 7395: one XML element per WebSocket message."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def connect(
+        cls,
+        session: aiohttp.ClientSession,
+        url_text: str,
+        query: dict[str, str],
+        origin: str,
+        settings: XmppSettings,
+    ) -> WebSocketTransport:
+        url = URL(url_text)
+        try:
+            ws = await session.ws_connect(
+                url.update_query(query),
+                protocols=("xmpp",),
+                origin=origin,
+                headers={"User-Agent": settings.user_agent},
+                max_msg_size=MAX_FRAME,
+                ssl=(settings.ssl_context or True) if url.scheme == "wss" else False,
+                autoping=True,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise XmppError(
+                Reason.WS_UPGRADE_REFUSED,
+                f"WebSocket upgrade refused: HTTP {exc.status} {exc.message}"[:200],
+            ) from None
+        except RedirectRefused as exc:
+            raise XmppError(
+                Reason.WS_UPGRADE_REFUSED,
+                f"WebSocket upgrade answered with a redirect (HTTP {exc.status}), "
+                "which browsers do not follow",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise connect_error(exc, url, "WebSocket") from None
+        return cls(ws)
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+    async def open(self, to: str, restart: bool) -> None:
+        await self.send(f'<open xmlns="{NS_FRAMING}" to="{esc(to)}" version="1.0"/>')
+        while (await self.recv()).tag != q(NS_FRAMING, "open"):
+            pass
+
+    async def send(self, xml: str) -> None:
+        try:
+            await self.ws.send_str(xml)
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            raise XmppError(Reason.CONNECTION_CLOSED, f"cannot send: {exc}") from None
+
+    async def recv(self) -> Element:
+        """The next frame as an element; stream errors and closes raise."""
+        msg = await self.ws.receive()
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            elem = parse_frame(msg.data)
+            if elem.tag == q(NS_FRAMING, "close"):
+                raise XmppError(Reason.CONNECTION_CLOSED, "the server closed the stream")
+            return elem
+        if msg.type is aiohttp.WSMsgType.ERROR:
+            detail = str(msg.data)[:120] if msg.data else "WebSocket error"
+            if "too big" in detail.lower() or "message size" in detail.lower():
+                raise XmppError(Reason.XML_ERROR, f"frame too large: {detail}")
+            raise XmppError(Reason.CONNECTION_CLOSED, f"WebSocket error: {detail}")
+        if msg.type is aiohttp.WSMsgType.BINARY:
+            raise XmppError(Reason.XML_ERROR, "binary frame on an XMPP stream")
+        code = self.ws.close_code
+        raise XmppError(Reason.CONNECTION_CLOSED, f"the WebSocket was closed (code {code})")
+
+    async def close_stream(self) -> None:
+        await self.send(f'<close xmlns="{NS_FRAMING}"/>')
+        while True:  # until the server closes its side (recv raises)
+            await self.recv()
+
+    async def abort(self) -> None:
+        # aiohttp waits for the server's close frame; a server that never sends
+        # one must not hold the probe: on the timeout aiohttp drops the socket.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_WAIT):
+                await self.ws.close()
