@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import jwt
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -33,6 +34,7 @@ from pydantic import (
     field_validator,
 )
 
+from monitor.ladder import LADDER
 from monitor.notify import Webhook
 from monitor.probes.tokens import TokenKey, mint
 from monitor.selector import PoolSettings
@@ -333,8 +335,19 @@ def _percent(value: object) -> object:
     return value
 
 
-Requirement = Literal["web", "signalling", "focus", "muc", "jwt", "moderation"]
-_DEFAULT_REQUIRE: tuple[Requirement, ...] = ("web", "signalling")
+def _requirement(word: str) -> str:
+    """A word of a pool's ``require`` list: one the ladder table declares."""
+    if word not in LADDER.requirements:
+        close = difflib.get_close_matches(word, list(LADDER.requirements), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(
+            f"{word!r} is not a requirement; {hint}use {', '.join(LADDER.requirements)}"
+        )
+    return word
+
+
+Requirement = Annotated[str, AfterValidator(_requirement)]
+_DEFAULT_REQUIRE: tuple[str, ...] = ("web", "signalling")
 
 
 class FailoverSettings(_Strict):
@@ -599,6 +612,8 @@ class Target:
     token_key: TokenKey | None = None
     # Probed by URL on demand: redirects and signalling must stay on its origin.
     confined: bool = False
+    # Only the checks of these groups run (/probe's checks=); None: all of them.
+    groups: frozenset[str] | None = None
 
 
 # -- errors -------------------------------------------------------------------

@@ -146,7 +146,10 @@ LADDER = Ladder(
             Check.FOCUS, "signalling", "focus", verdict=True, require="focus", group="signalling"
         ),
         CheckSpec(Check.MUC, "signalling", "MUC", verdict=True, require="muc", group="signalling"),
-        CheckSpec(Check.JWT_VALID, "jwt", "JWT valid", verdict=True, require="jwt", group="jwt"),
+        # The signalling stage's login is the valid-token case, so it comes with it.
+        CheckSpec(
+            Check.JWT_VALID, "jwt", "JWT valid", verdict=True, require="jwt", group="signalling"
+        ),
         CheckSpec(Check.JWT_ENFORCED, "jwt", "JWT enforced", require="jwt", group="jwt"),
         CheckSpec(Check.MODERATION, "jwt", "moderation", require="moderation", group="jwt"),
     )

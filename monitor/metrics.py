@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from monitor import __version__
 from monitor.config import Target
-from monitor.model import Check, ServerReport
+from monitor.ladder import FAILOVER_REASONS, LADDER
+from monitor.model import ServerReport
 from monitor.state import State
 
 __all__ = ["CONTENT_TYPE", "FAMILIES", "OPENMETRICS_CONTENT_TYPE", "Exposition"]
@@ -125,7 +126,7 @@ MONITOR_FAMILIES: tuple[Family, ...] = (
     ),
 )
 FAMILIES: tuple[Family, ...] = SERVER_FAMILIES + POOL_FAMILIES + MONITOR_FAMILIES
-_FAILOVER_REASONS = ("ineligible", "better", "none_eligible")
+_SERVER_FAMILY_NAMES = tuple(f.name for f in SERVER_FAMILIES)
 
 
 def _esc(value: str) -> str:
@@ -157,13 +158,14 @@ def _server_lines(
     rtt_tcp: float | None,
     rtt_xmpp: float | None,
 ) -> tuple[bytes, ...]:
-    """This server's lines, encoded, one string per family of SERVER_FAMILIES."""
+    """This server's lines, encoded, one string per family of SERVER_FAMILIES (in its order)."""
     loc = _esc(location)
     srv = _esc(target.name)
     ls = f'location="{loc}",server="{srv}"'
     user = dict(target.labels)
     domain = report.config.domain if report and report.config else None
-    info = _line(
+    out: dict[str, str] = dict.fromkeys(_SERVER_FAMILY_NAMES, "")
+    out["jitsi_server_info"] = _line(
         "jitsi_server_info",
         [
             ("server", target.name),
@@ -175,76 +177,70 @@ def _server_lines(
         ],
         1.0,
     )
-    interval = f"jitsi_probe_interval_seconds{{{ls}}} {_num(target.interval)}\n"
+    out["jitsi_probe_interval_seconds"] = (
+        f"jitsi_probe_interval_seconds{{{ls}}} {_num(target.interval)}\n"
+    )
     rtt = ""
-    if rtt_tcp is not None:
-        rtt += f'jitsi_rtt_seconds{{location="{loc}",method="tcp_connect",server="{srv}"}} '
-        rtt += f"{_num(rtt_tcp)}\n"
-    if rtt_xmpp is not None:
-        rtt += f'jitsi_rtt_seconds{{location="{loc}",method="xmpp_ping",server="{srv}"}} '
-        rtt += f"{_num(rtt_xmpp)}\n"
-    if report is None:
-        empty = [""] * (len(SERVER_FAMILIES) - 3)
-        return _encode((info, *empty, interval, rtt))
+    for method, value in (("tcp_connect", rtt_tcp), ("xmpp_ping", rtt_xmpp)):
+        if value is not None:
+            rtt += f'jitsi_rtt_seconds{{location="{loc}",method="{method}",server="{srv}"}} '
+            rtt += f"{_num(value)}\n"
+    out["jitsi_rtt_seconds"] = rtt
+    if report is not None:
+        _report_lines(out, report, loc, srv, ls)
+    if len(out) != len(_SERVER_FAMILY_NAMES):
+        raise KeyError(f"not a server family: {sorted(set(out) - set(_SERVER_FAMILY_NAMES))}")
+    return tuple(out[name].encode("utf-8", "replace") for name in _SERVER_FAMILY_NAMES)
 
-    up = f"jitsi_server_up{{{ls}}} {'1.0' if report.up else '0.0'}\n"
-    success = "".join(
+
+def _report_lines(out: dict[str, str], report: ServerReport, loc: str, srv: str, ls: str) -> None:
+    """The lines that come from a report, by family name."""
+    out["jitsi_server_up"] = f"jitsi_server_up{{{ls}}} {'1.0' if report.up else '0.0'}\n"
+    out["jitsi_check_success"] = "".join(
         f'jitsi_check_success{{check="{r.check.value}",{ls}}} {"1.0" if r.success else "0.0"}\n'
         for r in report.checks
     )
-    reason = "".join(
+    out["jitsi_check_reason_info"] = "".join(
         f'jitsi_check_reason_info{{check="{r.check.value}",location="{loc}",'
         f'reason="{r.reason.value}",server="{srv}"}} 1.0\n'
         for r in report.checks
     )
-    duration = f"jitsi_probe_duration_seconds{{{ls}}} {_num(report.duration)}\n"
-    http = "".join(
-        f'jitsi_http_duration_seconds{{location="{loc}",phase="{_esc(p.name)}",server="{srv}"}} '
-        f"{_num(p.seconds)}\n"
-        for p in report.http_phases
+    out["jitsi_probe_duration_seconds"] = (
+        f"jitsi_probe_duration_seconds{{{ls}}} {_num(report.duration)}\n"
     )
-    xmpp = "".join(
-        f'jitsi_xmpp_duration_seconds{{location="{loc}",phase="{_esc(p.name)}",server="{srv}"}} '
-        f"{_num(p.seconds)}\n"
-        for p in report.xmpp_phases
-    )
-    jwt = "".join(
+    for family, phases in (
+        ("jitsi_http_duration_seconds", report.http_phases),
+        ("jitsi_xmpp_duration_seconds", report.xmpp_phases),
+    ):
+        out[family] = "".join(
+            f'{family}{{location="{loc}",phase="{_esc(p.name)}",server="{srv}"}} '
+            f"{_num(p.seconds)}\n"
+            for p in phases
+        )
+    out["jitsi_jwt_case_success"] = "".join(
         f'jitsi_jwt_case_success{{case="{_esc(case)}",{ls}}} {"1.0" if passed else "0.0"}\n'
         for case, passed in report.jwt_cases
     )
-    status = expiry = tls = embed = ""
     if report.http_status is not None:
-        status = f"jitsi_http_status_code{{{ls}}} {_num(report.http_status)}\n"
-    if report.cert is not None:
-        expiry = f"jitsi_ssl_earliest_cert_expiry{{{ls}}} {_num(report.cert.not_after)}\n"
-        if report.cert.tls_version:
-            tls = f'jitsi_tls_version_info{{{ls},version="{_esc(report.cert.tls_version)}"}} 1.0\n'
-    if report.embed_limit_seconds is not None:
-        embed = f"jitsi_embed_limit_seconds{{{ls}}} {_num(report.embed_limit_seconds)}\n"
-    last = f"jitsi_last_probe_timestamp_seconds{{{ls}}} {_num(report.finished_at)}\n"
-    return _encode(
-        (
-            info,
-            up,
-            success,
-            reason,
-            duration,
-            http,
-            xmpp,
-            jwt,
-            status,
-            expiry,
-            tls,
-            embed,
-            last,
-            interval,
-            rtt,
+        out["jitsi_http_status_code"] = (
+            f"jitsi_http_status_code{{{ls}}} {_num(report.http_status)}\n"
         )
+    if report.cert is not None:
+        out["jitsi_ssl_earliest_cert_expiry"] = (
+            f"jitsi_ssl_earliest_cert_expiry{{{ls}}} {_num(report.cert.not_after)}\n"
+        )
+        if report.cert.tls_version:
+            version = _esc(report.cert.tls_version)
+            out["jitsi_tls_version_info"] = (
+                f'jitsi_tls_version_info{{{ls},version="{version}"}} 1.0\n'
+            )
+    if report.embed_limit_seconds is not None:
+        out["jitsi_embed_limit_seconds"] = (
+            f"jitsi_embed_limit_seconds{{{ls}}} {_num(report.embed_limit_seconds)}\n"
+        )
+    out["jitsi_last_probe_timestamp_seconds"] = (
+        f"jitsi_last_probe_timestamp_seconds{{{ls}}} {_num(report.finished_at)}\n"
     )
-
-
-def _encode(lines: tuple[str, ...]) -> tuple[bytes, ...]:
-    return tuple(text.encode("utf-8", "replace") for text in lines)
 
 
 @dataclass(slots=True)
@@ -357,7 +353,7 @@ class Exposition:
             stale = bool(pool_state and pool_state.stale)
             out["jitsi_pool_stale"].append(_line("jitsi_pool_stale", pl, stale))
             counts = dict(pool_state.failovers) if pool_state else {}
-            for reason in _FAILOVER_REASONS:
+            for reason in FAILOVER_REASONS:
                 out["jitsi_pool_failovers_total"].append(
                     _line(
                         "jitsi_pool_failovers_total",
@@ -379,26 +375,29 @@ class Exposition:
     def _monitor(self, loc: str, openmetrics: bool) -> str:
         state = self.state
         lo = [("location", loc)]
-        errors = "".join(
-            _line(
-                "jitsi_monitor_probe_errors_total",
-                [("check", check.value), *lo],
-                state.probe_errors.get(check.value, 0),
-            )
-            for check in Check
-        )
-        lines = (
-            errors,
-            _line("jitsi_monitor_schedule_lag_seconds", lo, state.schedule_lag),
-            _line("jitsi_monitor_config_last_reload_successful", lo, state.config_reload_ok),
-            _line(
+        out = {
+            "jitsi_monitor_probe_errors_total": "".join(
+                _line(
+                    "jitsi_monitor_probe_errors_total",
+                    [("check", row.check.value), *lo],
+                    state.probe_errors.get(row.check.value, 0),
+                )
+                for row in LADDER
+            ),
+            "jitsi_monitor_schedule_lag_seconds": _line(
+                "jitsi_monitor_schedule_lag_seconds", lo, state.schedule_lag
+            ),
+            "jitsi_monitor_config_last_reload_successful": _line(
+                "jitsi_monitor_config_last_reload_successful", lo, state.config_reload_ok
+            ),
+            "jitsi_monitor_config_last_reload_success_timestamp_seconds": _line(
                 "jitsi_monitor_config_last_reload_success_timestamp_seconds",
                 lo,
                 state.config_reload_time,
             ),
-            _line("jitsi_monitor_build_info", [("version", __version__), *lo], 1.0),
-            _line("jitsi_monitor_servers", lo, len(state.targets)),
-        )
-        return "".join(
-            f.header(openmetrics) + text for f, text in zip(MONITOR_FAMILIES, lines, strict=True)
-        )
+            "jitsi_monitor_build_info": _line(
+                "jitsi_monitor_build_info", [("version", __version__), *lo], 1.0
+            ),
+            "jitsi_monitor_servers": _line("jitsi_monitor_servers", lo, len(state.targets)),
+        }
+        return "".join(f.header(openmetrics) + out[f.name] for f in MONITOR_FAMILIES)

@@ -7,6 +7,7 @@ Unix seconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,6 +21,7 @@ __all__ = [
     "Phase",
     "Reason",
     "ServerReport",
+    "skipped",
 ]
 
 
@@ -85,6 +87,11 @@ class CheckResult:
     @property
     def success(self) -> bool:
         return self.reason is Reason.OK
+
+
+def skipped(checks: Iterable[Check], cause: str) -> tuple[CheckResult, ...]:
+    """``checks`` not tried because ``cause`` (a check, a stage) failed before them."""
+    return tuple(CheckResult(c, Reason.SKIPPED, f"not tried: {cause} failed") for c in checks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from monitor.ladder import PoolChange
 from monitor.selector import Decision
 
 __all__ = ["Notifier", "Webhook", "event_body"]
@@ -46,7 +47,7 @@ class Webhook:
 def event_body(decision: Decision, location: str, urls: dict[str, str]) -> dict[str, Any]:
     """The event as JSON-ready data."""
     return {
-        "event": "failover" if decision.chosen else "none_eligible",
+        "event": "failover" if decision.chosen else PoolChange.NONE_ELIGIBLE.value,
         "pool": decision.pool,
         "previous": decision.previous,
         "chosen": decision.chosen,

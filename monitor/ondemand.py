@@ -13,15 +13,14 @@ import dataclasses
 import math
 
 from monitor.config import MonitorConfig, Target, server_url
+from monitor.ladder import LADDER
 from monitor.metrics import Exposition
 from monitor.model import ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 
-__all__ = ["CHECKS", "OFFSET", "Busy", "OnDemand", "Refused"]
+__all__ = ["OFFSET", "Busy", "OnDemand", "Refused"]
 
-# What ``checks=`` may name; web always runs (the rest needs config.js).
-CHECKS = ("web", "signalling", "jwt")
 # Kept back from Prometheus' scrape timeout for the answer to reach it.
 OFFSET = 0.5
 
@@ -166,24 +165,21 @@ def _key(target: Target) -> tuple[object, ...]:
         target.join,
         key is not None,
         key is not None and key.matrix,
+        target.groups,
     )
 
 
 def _trim(target: Target, checks: str | None) -> Target:
+    """The target with only the check groups ``checks=`` names, and those before
+    them in the ladder, which later stages need (web always runs)."""
     if checks is None:
         return target
+    groups = LADDER.groups
     wanted = {c.strip() for c in checks.split(",") if c.strip()}
-    unknown = wanted - set(CHECKS)
+    unknown = wanted - set(groups)
     if unknown:
         raise Refused(
-            f"unknown check {sorted(unknown)[0][:40]!r} in checks=; use {', '.join(CHECKS)}"
+            f"unknown check {sorted(unknown)[0][:40]!r} in checks=; use {', '.join(groups)}"
         )
-    if not wanted & {"signalling", "jwt"}:
-        return dataclasses.replace(
-            target, signalling=False, focus=False, join=False, token_key=None
-        )
-    if "jwt" not in wanted and target.token_key is not None:
-        # the token still logs in, but the matrix of refused tokens is not run
-        key = dataclasses.replace(target.token_key, matrix=False)
-        return dataclasses.replace(target, token_key=key)
-    return target
+    last = max(groups.index(group) for group in wanted | {groups[0]})
+    return dataclasses.replace(target, groups=frozenset(groups[: last + 1]))

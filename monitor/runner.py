@@ -1,4 +1,12 @@
-"""Run one server's ladder under one deadline and turn it into a ServerReport."""
+"""Run one server's ladder under one deadline and turn it into a ServerReport.
+
+``run_ladder`` runs the stages of ``STAGES`` in order, and reads top to
+bottom: each stage says which of its checks a server runs, whether an
+earlier failure stops it (its checks are then reported as skipped, with
+why), and runs its probe. ``Runner`` only holds what ladders share: a DNS
+resolver, TLS contexts, the WebSocket session and the concurrency bound.
+The checks themselves are declared in ``monitor.ladder``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,8 @@ import functools
 import logging
 import ssl
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,21 +25,21 @@ import aiohttp
 
 from monitor import __version__
 from monitor.config import MonitorConfig, Target
-from monitor.ladder import Check, JwtCase
-from monitor.model import CheckResult, Reason, ServerReport
+from monitor.ladder import LADDER, Check, CheckSpec, JwtCase
+from monitor.model import CheckResult, ConfigFacts, Reason, ServerReport, skipped
 from monitor.probes.http_client import HttpClient, make_ssl_context, origin_of
 from monitor.probes.matrix import probe_matrix, valid_check
-from monitor.probes.tokens import TokenKey, mint
+from monitor.probes.tokens import mint
 from monitor.probes.web import WebResult, probe_web
 from monitor.probes.xmpp import (
     XmppResult,
     XmppSettings,
     no_redirects,
     probe_xmpp,
-    skipped_checks,
+    signalling_checks,
 )
 
-__all__ = ["Runner", "user_agent"]
+__all__ = ["STAGES", "LadderRun", "Runner", "Stage", "register_stage", "run_ladder", "user_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +58,13 @@ class Runner:
     """
 
     def __init__(self, config: MonitorConfig) -> None:
-        self._user_agent = user_agent(config.contact)
+        self.user_agent = user_agent(config.contact)
         nameservers = config.dns.nameservers or None
-        self._resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
+        self.resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
         self._ssl: dict[tuple[bool, Path | None], ssl.SSLContext] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
         # WebSockets for the signalling ladder; each is its own connection.
-        self._session = aiohttp.ClientSession(
+        self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 resolver=aiohttp.AsyncResolver(nameservers=nameservers, timeout=5.0, tries=2),
                 limit=0,
@@ -65,10 +75,10 @@ class Runner:
         )
 
     async def close(self) -> None:
-        await self._session.close()
-        await self._resolver.close()
+        await self.session.close()
+        await self.resolver.close()
 
-    def _ssl_context(self, target: Target) -> ssl.SSLContext:
+    def ssl_context(self, target: Target) -> ssl.SSLContext:
         key = (target.tls_verify, target.ca_file)
         ctx = self._ssl.get(key)
         if ctx is None:
@@ -86,120 +96,232 @@ class Runner:
 
     async def run_now(self, target: Target) -> ServerReport:
         """Probe ``target`` once; never raises except on cancellation."""
-        started_at = time.time()
-        t0 = time.monotonic()
-        deadline = asyncio.get_running_loop().time() + target.timeout
-        try:
-            ssl_context = self._ssl_context(target)
-            async with HttpClient(
-                resolver=self._resolver,
-                ssl_context=ssl_context,
-                user_agent=self._user_agent,
-                max_body_bytes=target.max_body_bytes,
-                max_redirects=target.max_redirects,
-                confine_to=origin_of(target.url) if target.confined else None,
-            ) as client:
-                web = await probe_web(client, target.url, target.kind, deadline)
-            jwt_checks: tuple[CheckResult, ...] = ()
-            jwt_cases: tuple[tuple[JwtCase, bool], ...] = ()
-            try:
-                xmpp = await self._signalling(target, web, ssl_context, deadline)
-                if target.token_key is not None and xmpp.checks:
-                    jwt_checks, jwt_cases = await self._matrix(
-                        target, target.token_key, web, xmpp, ssl_context, deadline
-                    )
-            except Exception:  # our own bug: keep what the web part found
-                log.exception("server %s: signalling probe crashed", target.name)
-                crashed = CheckResult(
-                    Check.SIGNALLING, Reason.INTERNAL_ERROR, "the probe crashed; see the log"
-                )
-                xmpp = XmppResult((crashed,), ())
-        except (OSError, ssl.SSLError) as exc:
-            # The server is not to blame: e.g. an unreadable ca_file.
-            log.error("server %s: cannot set up the probe: %s", target.name, exc)
-            return _failed(target, started_at, t0, f"cannot set up the probe: {exc}")
-        except Exception:  # our own bug: report it, keep the monitor alive
-            log.exception("server %s: probe crashed", target.name)
-            return _failed(target, started_at, t0, "the probe crashed; see the monitor's log")
-        return ServerReport(
-            server=target.name,
-            started_at=started_at,
-            finished_at=time.time(),
-            duration=time.monotonic() - t0,
-            checks=web.checks + xmpp.checks + jwt_checks,
-            http_phases=web.http_phases,
-            http_status=web.http_status,
-            cert=web.cert,
-            config=web.config,
-            embed_limit_seconds=web.embed_limit_seconds,
-            connect_rtt=web.connect_rtt,
-            xmpp_phases=xmpp.phases,
-            ping_rtt=xmpp.ping_rtt,
-            role=xmpp.role,
-            affiliation=xmpp.affiliation,
-            jwt_cases=jwt_cases,
-        )
+        return await run_ladder(self, target)
 
-    async def _matrix(
-        self,
-        target: Target,
-        key: TokenKey,
-        web: WebResult,
-        main: XmppResult,
-        ssl_context: ssl.SSLContext,
-        deadline: float,
-    ) -> tuple[tuple[CheckResult, ...], tuple[tuple[JwtCase, bool], ...]]:
-        """The token checks; the main ladder was the valid-token case."""
-        valid = valid_check(main)
-        if not key.matrix or web.config is None:
-            known = valid.reason is not Reason.SKIPPED
-            return (valid,), (((JwtCase.VALID, valid.success),) if known else ())
-        settings = self._xmpp_settings(target, ssl_context)
-        result = await probe_matrix(
-            self._session, web.config, _origin(target.url), settings, key, main, deadline
-        )
-        return result.checks, result.cases
 
-    def _xmpp_settings(self, target: Target, ssl_context: ssl.SSLContext) -> XmppSettings:
-        """The signalling settings of a target; the token matrix varies them per case."""
-        key = target.token_key
+@dataclass
+class LadderRun:
+    """One ladder in progress: what its stages share, and what they found so far."""
+
+    runner: Runner
+    target: Target
+    deadline: float  # on the event loop's clock
+    checks: list[CheckResult] = field(default_factory=list)
+    web: WebResult | None = None
+    xmpp: XmppResult | None = None
+    jwt_cases: tuple[tuple[JwtCase, bool], ...] = ()
+
+    @functools.cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        return self.runner.ssl_context(self.target)
+
+    @functools.cached_property
+    def origin(self) -> str:
+        parts = urlsplit(self.target.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @functools.cached_property
+    def xmpp_settings(self) -> XmppSettings:
+        """The signalling settings of the target (the token matrix varies them per case)."""
+        target, key = self.target, self.target.token_key
         return XmppSettings(
             focus=target.focus,
             join=target.join,
-            user_agent=self._user_agent,
-            ssl_context=ssl_context,
+            user_agent=self.runner.user_agent,
+            ssl_context=self.ssl_context,
             token_for=None if key is None else functools.partial(mint, key),
             settle=key.settle if key is not None and key.matrix else 0.0,
             same_host=target.confined,
         )
 
-    async def _signalling(
-        self, target: Target, web: WebResult, ssl_context: ssl.SSLContext, deadline: float
-    ) -> XmppResult:
-        settings = self._xmpp_settings(target, ssl_context)
-        if not target.signalling:
-            return XmppResult((), ())
-        configjs = next((c for c in web.checks if c.check is Check.CONFIGJS), None)
-        if web.config is None or configjs is None or not configjs.success:
-            return XmppResult(skipped_checks(settings, "configjs"), ())
-        return await probe_xmpp(self._session, web.config, _origin(target.url), settings, deadline)
+    @property
+    def config(self) -> ConfigFacts | None:
+        """What config.js said, once the web stage has read it."""
+        return self.web.config if self.web is not None else None
+
+    def result(self, check: Check) -> CheckResult | None:
+        return next((r for r in self.checks if r.check is check), None)
+
+    def first_failure(self) -> str:
+        """The check that failed first (what later skips name as their cause)."""
+        failed = next(
+            (r for r in self.checks if not r.success and r.reason is not Reason.SKIPPED), None
+        )
+        return failed.check.value if failed else "an earlier check"
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """A stage of the ladder: its checks are the rows of ``LADDER`` with its name."""
+
+    name: str
+    # Of the stage's checks, those this server runs (none: the stage is off).
+    wanted: Callable[[Target], tuple[Check, ...]]
+    # Why the stage cannot run now (a failed check's name), or None to run it.
+    blocked: Callable[[LadderRun], str | None]
+    # Runs the stage's probe for the wanted checks; returns a result for each.
+    run: Callable[[LadderRun, tuple[Check, ...]], Awaitable[tuple[CheckResult, ...]]]
 
 
-def _failed(target: Target, started_at: float, t0: float, detail: str) -> ServerReport:
-    checks = [CheckResult(Check.WEB, Reason.INTERNAL_ERROR, detail)]
-    checks += [
-        CheckResult(c, Reason.SKIPPED, "not tried: web failed")
-        for c in (Check.CONFIGJS, Check.EXTERNAL_API, Check.EMBED)
-    ]
+# -- the stages, in ladder order ----------------------------------------------
+
+
+async def _web(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, ...]:
+    target = run.target
+    async with HttpClient(
+        resolver=run.runner.resolver,
+        ssl_context=run.ssl_context,
+        user_agent=run.runner.user_agent,
+        max_body_bytes=target.max_body_bytes,
+        max_redirects=target.max_redirects,
+        confine_to=origin_of(target.url) if target.confined else None,
+    ) as client:
+        run.web = await probe_web(client, target.url, target.kind, run.deadline)
+    return run.web.checks
+
+
+def _signalling_wanted(target: Target) -> tuple[Check, ...]:
+    if not target.signalling:
+        return ()
+    return signalling_checks(XmppSettings(focus=target.focus, join=target.join))
+
+
+def _needs_config(run: LadderRun) -> str | None:
+    configjs = run.result(Check.CONFIGJS)
+    if run.config is None or configjs is None or not configjs.success:
+        return run.first_failure()
+    return None
+
+
+async def _signalling(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, ...]:
+    config = run.config
+    assert config is not None
+    run.xmpp = await probe_xmpp(
+        run.runner.session, config, run.origin, run.xmpp_settings, run.deadline
+    )
+    return run.xmpp.checks
+
+
+def _jwt_wanted(target: Target) -> tuple[Check, ...]:
+    key = target.token_key
+    if key is None or not target.signalling:
+        return ()
+    return LADDER.checks("jwt") if key.matrix else (Check.JWT_VALID,)
+
+
+def _needs_signalling(run: LadderRun) -> str | None:
+    # A failed login is the valid-token case's own verdict; only a skip stops it.
+    login = run.result(Check.SIGNALLING)
+    if run.xmpp is None or login is None or login.reason is Reason.SKIPPED:
+        return run.first_failure()
+    return None
+
+
+async def _jwt(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, ...]:
+    """The token checks; the signalling stage's ladder was the valid-token case."""
+    config, key, main = run.config, run.target.token_key, run.xmpp
+    assert config is not None
+    assert key is not None
+    assert main is not None
+    valid = valid_check(main)
+    if not {Check.JWT_ENFORCED, Check.MODERATION} & set(wanted):
+        known = valid.reason is not Reason.SKIPPED
+        run.jwt_cases = ((JwtCase.VALID, valid.success),) if known else ()
+        return (valid,)
+    matrix = await probe_matrix(
+        run.runner.session,
+        config,
+        run.origin,
+        run.xmpp_settings,
+        key,
+        main,
+        valid,
+        run.deadline,
+    )
+    run.jwt_cases = matrix.cases
+    return matrix.checks
+
+
+def _never(run: LadderRun) -> str | None:
+    return None
+
+
+STAGES: list[Stage] = [
+    Stage("web", lambda target: LADDER.checks("web"), _never, _web),
+    Stage("signalling", _signalling_wanted, _needs_config, _signalling),
+    Stage("jwt", _jwt_wanted, _needs_signalling, _jwt),
+]
+
+
+def register_stage(stage: Stage, rows: tuple[CheckSpec, ...], *, after: str) -> None:
+    """Add a stage (after the stage named ``after``) and its checks' rows to the table."""
+    index = next(i for i, s in enumerate(STAGES) if s.name == after) + 1
+    last = LADDER.checks(after)[-1]
+    for row in reversed(rows):
+        LADDER.add(row, after=last)
+    STAGES.insert(index, stage)
+
+
+def unregister_stage(name: str) -> None:
+    """Take a stage and its rows out again."""
+    for check in LADDER.checks(name):
+        LADDER.remove(check)
+    STAGES[:] = [s for s in STAGES if s.name != name]
+
+
+async def run_ladder(runner: Runner, target: Target) -> ServerReport:
+    """Run ``target``'s ladder, stage by stage, under one deadline; never raises
+    except on cancellation."""
+    started_at = time.time()
+    t0 = time.monotonic()
+    run = LadderRun(runner, target, asyncio.get_running_loop().time() + target.timeout)
+    for stage in STAGES:
+        wanted = tuple(c for c in stage.wanted(target) if _in_groups(target, c))
+        if not wanted:
+            continue
+        cause = stage.blocked(run)
+        if cause is not None:
+            run.checks += skipped(wanted, cause)
+            continue
+        try:
+            results = await stage.run(run, wanted)
+        except (OSError, ssl.SSLError) as exc:
+            # The server is not to blame: e.g. an unreadable ca_file.
+            log.error("server %s: cannot set up the probe: %s", target.name, exc)
+            results = _crashed(wanted, f"cannot set up the probe: {exc}")
+        except Exception:  # our own bug: keep what earlier stages found
+            log.exception("server %s: the %s stage crashed", target.name, stage.name)
+            results = _crashed(wanted, "the probe crashed; see the monitor's log")
+        run.checks += (r for r in results if r.check in wanted)
+    return _report(run, started_at, t0)
+
+
+def _in_groups(target: Target, check: Check) -> bool:
+    return target.groups is None or LADDER.spec(check).group in target.groups
+
+
+def _crashed(wanted: tuple[Check, ...], detail: str) -> tuple[CheckResult, ...]:
+    first, *rest = wanted
+    return (CheckResult(first, Reason.INTERNAL_ERROR, detail), *skipped(rest, first.value))
+
+
+def _report(run: LadderRun, started_at: float, t0: float) -> ServerReport:
+    web, xmpp = run.web, run.xmpp
     return ServerReport(
-        server=target.name,
+        server=run.target.name,
         started_at=started_at,
         finished_at=time.time(),
         duration=time.monotonic() - t0,
-        checks=tuple(checks),
+        checks=tuple(sorted(run.checks, key=lambda r: LADDER.order[r.check])),
+        http_phases=web.http_phases if web else (),
+        http_status=web.http_status if web else None,
+        cert=web.cert if web else None,
+        config=web.config if web else None,
+        embed_limit_seconds=web.embed_limit_seconds if web else None,
+        connect_rtt=web.connect_rtt if web else None,
+        xmpp_phases=xmpp.phases if xmpp else (),
+        ping_rtt=xmpp.ping_rtt if xmpp else None,
+        role=xmpp.role if xmpp else None,
+        affiliation=xmpp.affiliation if xmpp else None,
+        jwt_cases=run.jwt_cases,
     )

@@ -23,19 +23,10 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from monitor.model import Check, ServerReport
+from monitor.ladder import LADDER, PoolChange
+from monitor.model import ServerReport
 
-__all__ = ["REQUIREMENTS", "Candidate", "Decision", "PoolSettings", "PoolState", "decide", "judge"]
-
-# What each word of a pool's `require` list asks of a server.
-REQUIREMENTS: dict[str, tuple[Check, ...]] = {
-    "web": (Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API),
-    "signalling": (Check.SIGNALLING,),
-    "focus": (Check.FOCUS,),
-    "muc": (Check.MUC,),
-    "jwt": (Check.JWT_VALID, Check.JWT_ENFORCED),
-    "moderation": (Check.MODERATION,),
-}
+__all__ = ["Candidate", "Decision", "PoolSettings", "PoolState", "decide", "judge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +68,7 @@ class PoolState:
     changed_at: float = 0.0
     failovers: tuple[tuple[str, int], ...] = ()
 
-    def count(self, reason: str) -> PoolState:
+    def count(self, reason: PoolChange) -> PoolState:
         counts = dict(self.failovers)
         counts[reason] = counts.get(reason, 0) + 1
         return dataclasses.replace(self, failovers=tuple(sorted(counts.items())))
@@ -90,7 +81,7 @@ class Decision:
     pool: str
     previous: str | None
     chosen: str | None
-    reason: str  # initial, ineligible, better, none_eligible
+    reason: PoolChange
     detail: str
     at: float
     candidates: tuple[Candidate, ...] = field(default=())
@@ -104,7 +95,8 @@ def judge(
     if report is None:
         return Candidate(server, False, "not probed yet", tier, score)
     for word in pool.require:
-        for check in REQUIREMENTS.get(word, ()):
+        # What each word of the pool's `require` list asks of a server.
+        for check in LADDER.requirements.get(word, ()):
             result = report.check(check)
             if result is None:
                 return Candidate(server, False, f"{check.value} is not checked", tier, score)
@@ -165,14 +157,20 @@ def decide(
             return new, None  # never had a choice: nothing changed
         reasons = "; ".join(f"{c.server}: {c.why}" for c in candidates)
         decision = Decision(
-            pool.name, state.current, None, "none_eligible", reasons, now, tuple(candidates)
+            pool.name,
+            state.current,
+            None,
+            PoolChange.NONE_ELIGIBLE,
+            reasons,
+            now,
+            tuple(candidates),
         )
-        return new.count("none_eligible"), decision
+        return new.count(PoolChange.NONE_ELIGIBLE), decision
     best = min(eligible, key=lambda c: _key(c, pool.servers))
     if current is None or not current.eligible or state.stale:
-        reason = "initial" if state.current is None else "ineligible"
+        reason = PoolChange.INITIAL if state.current is None else PoolChange.INELIGIBLE
         if state.stale and current is not None and current.eligible and current == best:
-            reason = "recovered"
+            reason = PoolChange.RECOVERED
         detail = (
             f"{state.current}: {current.why}"
             if current is not None and not current.eligible
@@ -196,14 +194,14 @@ def decide(
         else f"{best.server} is nearer ({_ms(best.score)} vs {_ms(current.score)}) "
         f"for {streak} rounds"
     )
-    return _switch(pool, state, best, "better", why, now, candidates)
+    return _switch(pool, state, best, PoolChange.BETTER, why, now, candidates)
 
 
 def _switch(
     pool: PoolSettings,
     state: PoolState,
     best: Candidate,
-    reason: str,
+    reason: PoolChange,
     detail: str,
     now: float,
     candidates: list[Candidate],

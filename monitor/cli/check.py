@@ -22,7 +22,8 @@ from monitor.cli.common import (
     shard_option,
 )
 from monitor.config import MonitorConfig, Shard, Target
-from monitor.model import Check, Reason, ServerReport
+from monitor.ladder import LADDER, Check
+from monitor.model import Reason, ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 from monitor.views import cert_days_left, pool_dict, report_dict, verdict
@@ -44,7 +45,7 @@ def _ms(seconds: float | None) -> str:
 
 def _signalling(report: ServerReport) -> str:
     """The signalling verdict in a few words: the ping RTT, or what failed."""
-    checks = [report.check(c) for c in (Check.SIGNALLING, Check.FOCUS, Check.MUC)]
+    checks = [report.check(c) for c in LADDER.checks("signalling")]
     run = [c for c in checks if c is not None]
     if not run:
         return "off"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from monitor.ladder import Check, JwtCase
-from monitor.model import CheckResult, ConfigFacts, Reason
+from monitor.model import CheckResult, ConfigFacts, Reason, skipped
 from monitor.probes.tokens import TokenKey, mint
 from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
 
@@ -92,24 +92,20 @@ async def probe_matrix(
     base: XmppSettings,
     key: TokenKey,
     main: XmppResult,
+    valid: CheckResult,
     deadline: float,
 ) -> MatrixResult:
-    """Run the refusal and moderator cases after the main ladder ``main``."""
-    valid = valid_check(main)
+    """Run the refusal and moderator cases after the main ladder ``main``.
+
+    ``valid`` is ``valid_check(main)``, the case the main ladder was.
+    """
     cases: dict[JwtCase, bool] = {}
     if valid.reason is not Reason.SKIPPED:
         cases[JwtCase.VALID] = valid.success
     login = _get(main, Check.SIGNALLING)
     if login is None or not login.success:
-        skipped = "not tried: the token did not log in"
-        return MatrixResult(
-            (
-                valid,
-                CheckResult(Check.JWT_ENFORCED, Reason.SKIPPED, skipped),
-                CheckResult(Check.MODERATION, Reason.SKIPPED, skipped),
-            ),
-            tuple(cases.items()),
-        )
+        rest = skipped((Check.JWT_ENFORCED, Check.MODERATION), "the valid token's login")
+        return MatrixResult((valid, *rest), tuple(cases.items()))
     accepted: list[str] = []
     unclear: list[CheckResult] = []
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin
 
-from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason
+from monitor.ladder import LADDER, Check
+from monitor.model import CertInfo, CheckResult, ConfigFacts, Phase, Reason, skipped
 from monitor.probes.configjs import parse_config_js
 from monitor.probes.http_client import Fetch, FetchError, HttpClient
 
@@ -38,7 +39,8 @@ _TRANSPORT: Final = frozenset(
 )
 
 
-_WEB_CHECKS: Final = (Check.WEB, Check.CONFIGJS, Check.EXTERNAL_API)
+# The checks that fetch a file; the embed verdict comes from config.js.
+_WEB_CHECKS: Final = tuple(c for c in LADDER.checks("web") if c is not Check.EMBED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class WebResult:
     connect_rtt: float | None
 
 
-class _Ladder:
+class _WebSteps:
     def __init__(self, client: HttpClient, base_url: str, kind: str) -> None:
         self.client = client
         self.base_url = base_url
@@ -102,7 +104,7 @@ class _Ladder:
 
     def skip(self, check: Check) -> None:
         cause = self.stopped.check.value if self.stopped else "an earlier check"
-        self.checks.append(CheckResult(check, Reason.SKIPPED, f"not tried: {cause} failed"))
+        self.checks += skipped((check,), cause)
 
     async def run(self) -> None:
         page = await self.fetch(Check.WEB, "")
@@ -216,7 +218,7 @@ async def probe_web(client: HttpClient, base_url: str, kind: str, deadline: floa
 
     Never raises for the server's faults; every outcome is in the result.
     """
-    ladder = _Ladder(client, base_url, kind)
+    ladder = _WebSteps(client, base_url, kind)
     try:
         async with asyncio.timeout_at(deadline):
             await ladder.run()

@@ -7,7 +7,13 @@
 """
 
 from monitor.probes.xmpp.framing import MAX_FRAME
-from monitor.probes.xmpp.session import XmppResult, XmppSettings, probe_xmpp, skipped_checks
+from monitor.probes.xmpp.session import (
+    XmppResult,
+    XmppSettings,
+    probe_xmpp,
+    signalling_checks,
+    skipped_checks,
+)
 from monitor.probes.xmpp.transport import RedirectRefused, no_redirects
 
 __all__ = [
@@ -17,5 +23,6 @@ __all__ = [
     "XmppSettings",
     "no_redirects",
     "probe_xmpp",
+    "signalling_checks",
     "skipped_checks",
 ]

@@ -27,8 +27,8 @@ from xml.etree.ElementTree import Element
 
 import aiohttp
 
-from monitor.ladder import XMPP_PHASES, Check
-from monitor.model import CheckResult, ConfigFacts, Phase, Reason
+from monitor.ladder import LADDER, XMPP_PHASES, Check
+from monitor.model import CheckResult, ConfigFacts, Phase, Reason, skipped
 from monitor.probes.xmpp.bosh import BoshTransport
 from monitor.probes.xmpp.framing import (
     NS_BIND,
@@ -52,7 +52,14 @@ from monitor.probes.xmpp.transport import (
     check_url,
 )
 
-__all__ = ["XmppResult", "XmppSettings", "probe_xmpp", "skipped_checks", "xmpp_domain"]
+__all__ = [
+    "XmppResult",
+    "XmppSettings",
+    "probe_xmpp",
+    "signalling_checks",
+    "skipped_checks",
+    "xmpp_domain",
+]
 
 # Kept back from the ladder's deadline so that leaving and closing still fit
 # (at most this, and at most a quarter of the time the ladder has).
@@ -474,15 +481,14 @@ def _phases(ladder: XmppSession) -> tuple[Phase, ...]:
     return tuple(Phase(name, ladder.phases[name]) for name in XMPP_PHASES if name in ladder.phases)
 
 
+def signalling_checks(settings: XmppSettings) -> tuple[Check, ...]:
+    """The signalling checks ``settings`` run, in ladder order."""
+    runs = {Check.SIGNALLING: True, Check.FOCUS: settings.focus, Check.MUC: settings.join}
+    return tuple(c for c in LADDER.checks("signalling") if runs.get(c, False))
+
+
 def skipped_checks(
     settings: XmppSettings, failed: str, done: frozenset[Check] = frozenset()
 ) -> tuple[CheckResult, ...]:
-    """'skipped' results for the enabled signalling checks not in ``done``."""
-    wanted = [Check.SIGNALLING]
-    wanted += [Check.FOCUS] if settings.focus else []
-    wanted += [Check.MUC] if settings.join else []
-    return tuple(
-        CheckResult(c, Reason.SKIPPED, f"not tried: {failed} failed")
-        for c in wanted
-        if c not in done
-    )
+    """'skipped' results for the signalling checks ``settings`` run that are not in ``done``."""
+    return skipped((c for c in signalling_checks(settings) if c not in done), failed)
