@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
@@ -24,9 +23,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Target
+from monitor.decisions import Decisions
 from monitor.model import ServerReport
 from monitor.runner import Runner
-from monitor.selector import Decision
 from monitor.state import State
 
 __all__ = ["Scheduler"]
@@ -67,33 +66,17 @@ def _log_change(name: str, previous: ServerReport | None, report: ServerReport) 
         )
 
 
-def log_decision(decision: Decision) -> None:
-    """A change of a pool's choice, for the log."""
-    if decision.chosen is None:
-        log.warning("pool %s has no eligible server (%s)", decision.pool, decision.detail)
-    else:
-        log.warning(
-            "pool %s: %s -> %s (%s: %s)",
-            decision.pool,
-            decision.previous or "none",
-            decision.chosen,
-            decision.reason,
-            decision.detail,
-        )
-
-
 class Scheduler:
     """Keeps one job per target and feeds finished reports into State."""
 
-    def __init__(self, runner: Runner, state: State) -> None:
+    def __init__(self, runner: Runner, state: State, decisions: Decisions | None = None) -> None:
         self._runner = runner
         self._state = state
+        self._decisions = decisions or Decisions(state)
         self._targets: dict[str, Target] = {}
         self._due: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()
-        # Called with every change of a pool's choice (notifications, saving).
-        self.on_decision: Callable[[Decision], None] | None = None
         self._aps = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
         self._aps.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
 
@@ -169,10 +152,7 @@ class Scheduler:
             previous = self._state.reports.get(name)
             decisions = self._state.record(report)
             _log_change(name, previous, report)
-            for decision in decisions:
-                log_decision(decision)
-                if self.on_decision is not None:
-                    self.on_decision(decision)
+            self._decisions.take(decisions)
         except asyncio.CancelledError:
             # Shutdown cancels ladders in flight. This coroutine is the whole
             # task, so ending it quietly is safe, and keeps APScheduler (which

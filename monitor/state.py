@@ -48,7 +48,8 @@ class State:
     listeners: list[Callable[[str], None]] = field(default_factory=list)
     pool_states: dict[str, PoolState] = field(default_factory=dict)
     pool_candidates: dict[str, list[Candidate]] = field(default_factory=dict)
-    # The latest decisions, newest last (what /api/v1/pools shows as "why").
+    # The latest decisions, newest last (what /api/v1/pools shows as "why");
+    # kept by monitor.decisions.Decisions.
     decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=100))
 
     def set_pools(self, pools: list[PoolSettings]) -> None:
@@ -79,7 +80,8 @@ class State:
                     del store[name]
 
     def record(self, report: ServerReport) -> list[Decision]:
-        """Keep a finished ladder's report; return the pool choices it changed.
+        """Keep a finished ladder's report; return the pool choices it changed
+        (for ``monitor.decisions.Decisions.take``).
 
         Ignored if the server was removed from the config meanwhile.
         """
@@ -93,9 +95,7 @@ class State:
         _smooth(self.rtt_xmpp_ping, report.server, report.ping_rtt)
         for listener in self.listeners:
             listener(report.server)
-        made = self.select(report.server, report.finished_at)
-        self.decisions.extend(made)
-        return made
+        return self.select(report.server, report.finished_at)
 
     def select(self, server: str | None, now: float) -> list[Decision]:
         """Re-judge the pools ``server`` belongs to (all pools when None)."""

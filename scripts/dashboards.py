@@ -5,8 +5,10 @@
     python scripts/dashboards.py --check   # exit 1 when they differ from what it would write
 
 The JSON is committed so Grafana can provision it as is; this script is where
-it is edited. Standard library only; the output is deterministic (sorted keys,
-2-space indent, trailing newline) so a change reviews as a small diff.
+it is edited. Standard library only, plus the ladder table (monitor/ladder.py,
+itself standard library only) for the checks, phases and token cases; the
+output is deterministic (sorted keys, 2-space indent, trailing newline) so a
+change reviews as a small diff.
 
 Conventions (tests/test_dashboards.py checks them): every panel and query
 uses the `datasource` variable, every panel has a unit and a description,
@@ -23,9 +25,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the monitor's package, also when it is not installed
+
+from monitor.ladder import HTTP_PHASES, LADDER, XMPP_PHASES, JwtCase  # noqa: E402
+
 Json = dict[str, Any]
 
-OUT_DIR = Path(__file__).resolve().parent.parent / "dashboards" / "grafana"
+OUT_DIR = ROOT / "dashboards" / "grafana"
 OVERVIEW_UID = "jitsi-overview"
 SERVER_UID = "jitsi-server"
 SCHEMA_VERSION = 39
@@ -42,30 +49,12 @@ SERVERS = 'server=~"$server"'
 ONE_SERVER = 'server="$server"'
 POOLS = 'pool=~"$pool"'
 
-# (check label, column title), in the order the ladder runs them.
-CHECKS = (
-    ("web", "web"),
-    ("configjs", "config.js"),
-    ("external_api", "external_api.js"),
-    ("signalling", "signalling"),
-    ("focus", "focus"),
-    ("muc", "MUC"),
-    ("jwt_valid", "JWT valid"),
-    ("jwt_enforced", "JWT enforced"),
-    ("moderation", "moderation"),
-    ("embed", "embed"),
+# (check label, column title), in the order the ladder runs them; the embed
+# verdict last, after the checks that decide up or down.
+CHECKS = tuple(
+    (r.check.value, r.title) for r in sorted(LADDER, key=lambda r: not (r.verdict or r.require))
 )
-HTTP_PHASES = ("resolve", "connect", "tls", "processing", "transfer")
-XMPP_PHASES = ("upgrade", "open", "auth", "bind", "ping", "focus", "join", "settle", "leave")
-JWT_CASES = (
-    "valid",
-    "bad_signature",
-    "expired",
-    "no_token",
-    "other_room",
-    "moderator_false",
-    "moderator_true",
-)
+JWT_CASES = tuple(case.value for case in JwtCase)
 
 DAYS = "suffix:days"  # Grafana's "d" unit turns 45 days into "6.43 week"
 

@@ -22,6 +22,7 @@ from monitor.cli.common import (
     shard_option,
 )
 from monitor.config import MonitorConfig, Shard, Target
+from monitor.decisions import Decisions
 from monitor.ladder import LADDER, Check
 from monitor.model import Reason, ServerReport
 from monitor.runner import Runner
@@ -148,8 +149,9 @@ def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | Non
     state = State(location=cfg.location)
     state.set_targets(fleet)
     state.set_pools(pools)
+    decisions = Decisions(state, logged=False)
     for report in reports:
-        state.record(report)
+        decisions.take(state.record(report))
     if as_json:
         out: dict[str, Any] = {
             "location": cfg.location,

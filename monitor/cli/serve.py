@@ -19,10 +19,11 @@ from monitor.cli.common import (
     shard_option,
 )
 from monitor.config import ConfigError, MonitorConfig, Shard, load_config
+from monitor.decisions import Decisions
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
 from monitor.runner import Runner, user_agent
-from monitor.scheduler import Scheduler, log_decision
+from monitor.scheduler import Scheduler
 from monitor.selector import Decision
 from monitor.server import make_app
 from monitor.state import State, load_state, save_state
@@ -46,7 +47,6 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             log.warning("%s", problem)
     runner = Runner(cfg)
     ondemand = OnDemand(runner, cfg)
-    scheduler = Scheduler(runner, state)
     notifier = Notifier(
         cfg.webhooks(),
         cfg.notify.command,
@@ -62,12 +62,12 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         except OSError as exc:
             log.error("cannot save the state to %s: %s", state_path, exc.strerror or exc)
 
-    def on_decision(decision: Decision) -> None:
+    def notify(decision: Decision) -> None:
         urls = {name: target.url for name, target in state.targets.items()}
         notifier.submit(event_body(decision, state.location, urls))
-        persist()
 
-    scheduler.on_decision = on_decision
+    decisions = Decisions(state, notify=notify, save=persist)
+    scheduler = Scheduler(runner, state, decisions)
     tasks: list[asyncio.Future[None]] = []
 
     async def keep_saving() -> None:
@@ -100,10 +100,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         ondemand.update(new)
         notifier.webhooks = new.webhooks()
         notifier.command = new.notify.command
-        for decision in state.select(None, time.time()):
-            state.decisions.append(decision)
-            log_decision(decision)
-            on_decision(decision)
+        decisions.take(state.select(None, time.time()))
         scheduler.update(targets)
         state.config_reload_ok = True
         state.config_reload_time = time.time()
