@@ -1,0 +1,482 @@
+"""The schema of ``servers.yaml`` (pydantic models) and the resolved ``Target``.
+
+Unknown keys are errors: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+)
+
+from monitor.config.sharding import shard_of
+from monitor.config.values import (
+    LABEL,
+    NAME,
+    RESERVED_LABELS,
+    Duration,
+    Shard,
+    check_interval,
+    check_timeout,
+    parse_shard,
+    server_url,
+    url_pattern,
+)
+from monitor.ladder import LADDER
+from monitor.notify import Webhook
+from monitor.probes.tokens import TokenKey
+from monitor.selector import PoolSettings
+
+__all__ = ["MonitorConfig", "PoolConfig", "ServerConfig", "SignallingSettings", "Target"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsSettings(_Strict):
+    """How the certificate of a server is checked."""
+
+    verify: bool = True
+    ca_file: Path | None = None
+
+
+class SignallingSettings(_Strict):
+    """How far the signalling (XMPP) part of the ladder goes for a server."""
+
+    enabled: bool = True
+    focus: bool = True
+    # None: join for self-hosted and JaaS servers, not for public ones.
+    join: bool | None = None
+
+
+class JwtSettings(_Strict):
+    """How to mint tokens for a server with JWT authentication (or a JaaS tenant).
+
+    Key material is named, never written here: ``secret_env`` (an environment
+    variable) or ``secret_file`` for HS*, ``private_key_file`` (PEM) for RS*.
+    """
+
+    app_id: str = Field(min_length=1, max_length=200)
+    algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"] = "HS256"
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    secret_file: Path | None = None
+    private_key_file: Path | None = None
+    key_id: str | None = Field(default=None, max_length=300)
+    audience: str = "jitsi"
+    subject: str | None = None
+    lifetime: Duration = 300.0
+    # full: also check that bad tokens are refused and how the moderator
+    # claim is handled; valid_only: only that a valid token works.
+    matrix: Literal["full", "valid_only"] = "full"
+    # How long to watch a joined room for role changes before judging them.
+    settle: Duration = 2.5
+    # What the token says about its user, and more claims, as the platform sends them.
+    user_name: str = Field(default="jitsi-monitor", max_length=200)
+    user_email: str = Field(default="", max_length=200)
+    features: dict[str, bool | str] = Field(default_factory=dict)
+    claims: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, v: dict[str, object]) -> dict[str, object]:
+        reserved = {"iss", "aud", "sub", "room", "exp", "nbf", "iat", "context", "moderator"}
+        taken = sorted(reserved & set(v))
+        if taken:
+            raise ValueError(f"the monitor sets {', '.join(taken)} itself")
+        return v
+
+    @field_validator("settle")
+    @classmethod
+    def _settle(cls, v: float) -> float:
+        if v > 10:
+            raise ValueError("settle must be at most 10s")
+        return v
+
+    @field_validator("lifetime")
+    @classmethod
+    def _lifetime(cls, v: float) -> float:
+        if not 30 <= v <= 3600:
+            raise ValueError("lifetime must be between 30s and 1h")
+        return v
+
+
+class DefaultSettings(_Strict):
+    """Values every server takes unless it sets its own."""
+
+    interval: Duration = 60.0
+    timeout: Duration = 15.0
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    tls: TlsSettings = TlsSettings()
+    signalling: SignallingSettings = SignallingSettings()
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float) -> float:
+        return check_interval(v)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: float) -> float:
+        return check_timeout(v)
+
+
+class ServerConfig(_Strict):
+    """One Jitsi Meet server as written in servers.yaml."""
+
+    name: str
+    url: str
+    kind: Literal["public", "self_hosted", "jaas"] = "self_hosted"
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    tls: TlsSettings | None = None
+    signalling: SignallingSettings | None = None
+    jwt: JwtSettings | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.fullmatch(v):
+            raise ValueError(
+                "a server name is 1 to 64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return server_url(v)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not LABEL.fullmatch(key) or key.startswith("__"):
+                raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
+            if key in RESERVED_LABELS:
+                raise ValueError(f"label name {key!r} is used by the monitor itself")
+        return v
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: float | None) -> float | None:
+        return None if v is None else check_interval(v)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: float | None) -> float | None:
+        return None if v is None else check_timeout(v)
+
+
+class ListenSettings(_Strict):
+    """Where ``serve`` listens. Loopback by default: put a proxy in front to expose it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9711, ge=0, le=65535)
+
+
+class DnsSettings(_Strict):
+    """Name servers to ask instead of the system's (``host`` or ``host:port``)."""
+
+    nameservers: list[str] = Field(default_factory=list)
+
+    @field_validator("nameservers")
+    @classmethod
+    def _nameservers(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            if entry.startswith("["):  # [IPv6]:port
+                host, _, port = entry[1:].partition("]")
+                port = port.removeprefix(":")
+            elif entry.count(":") == 1:  # IPv4:port
+                host, _, port = entry.partition(":")
+            else:
+                host, port = entry, ""
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address (optionally with :port)"
+                ) from None
+            if port and not (port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError(f"{entry!r} has a bad port")
+        return v
+
+
+def _percent(value: object) -> object:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage") from None
+    return value
+
+
+def _requirement(word: str) -> str:
+    """A word of a pool's ``require`` list: one the ladder table declares."""
+    if word not in LADDER.requirements:
+        close = difflib.get_close_matches(word, list(LADDER.requirements), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(
+            f"{word!r} is not a requirement; {hint}use {', '.join(LADDER.requirements)}"
+        )
+    return word
+
+
+Requirement = Annotated[str, AfterValidator(_requirement)]
+_DEFAULT_REQUIRE: tuple[str, ...] = ("web", "signalling")
+
+
+class FailoverSettings(_Strict):
+    """When a pool changes its choice for a better server."""
+
+    after: int = Field(default=3, ge=1, le=100)
+    min_improvement: Annotated[float, BeforeValidator(_percent)] = Field(
+        default=0.2, ge=0.0, lt=1.0
+    )
+    hold_down: Duration = 600.0
+
+
+class PoolConfig(_Strict):
+    """A set of servers that can stand in for each other, e.g. for one LMS."""
+
+    name: str
+    servers: list[str] = Field(min_length=1)
+    require: list[Requirement] = Field(default_factory=lambda: list(_DEFAULT_REQUIRE))
+    embedding: bool = False
+    tiers: list[list[str]] = Field(default_factory=list)
+    failover: FailoverSettings = FailoverSettings()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.fullmatch(v):
+            raise ValueError("a pool name is 1 to 64 letters, digits, '.', '_' or '-'")
+        return v
+
+    def settings(self) -> PoolSettings:
+        return PoolSettings(
+            name=self.name,
+            servers=tuple(self.servers),
+            require=tuple(self.require),
+            embedding=self.embedding,
+            tiers=tuple(tuple(t) for t in self.tiers),
+            after=self.failover.after,
+            min_improvement=self.failover.min_improvement,
+            hold_down=self.failover.hold_down,
+        )
+
+
+class WebhookConfig(_Strict):
+    """Where to POST failover events."""
+
+    url: str
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout: Duration = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("a webhook url starts with https:// or http://")
+        if parts.username or parts.password:
+            raise ValueError("a webhook url must not carry a user name or password")
+        return v
+
+
+class ProbeSettings(_Strict):
+    """What ``GET /probe`` may probe besides the configured servers."""
+
+    # URL patterns; ``*`` matches within one part of the URL (no ``/``).
+    allow: list[str] = Field(default_factory=list)
+    kind: Literal["public", "self_hosted", "jaas"] = "public"
+    # On-demand ladders at once, apart from the schedule's ``concurrency``.
+    concurrency: int = Field(default=8, ge=1, le=1000)
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            url_pattern(pattern)
+        return v
+
+
+class NotifySettings(_Strict):
+    """Who hears of a pool's change of choice."""
+
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    command: list[str] = Field(default_factory=list)
+    command_timeout: Duration = 30.0
+
+
+class MonitorConfig(_Strict):
+    """The whole servers.yaml."""
+
+    location: str = Field(default="default", min_length=1, max_length=64)
+    contact: str | None = Field(default=None, max_length=200)
+    listen: ListenSettings = ListenSettings()
+    concurrency: int = Field(default=64, ge=1, le=10000)
+    dns: DnsSettings = DnsSettings()
+    defaults: DefaultSettings = DefaultSettings()
+    servers: list[ServerConfig] = Field(default_factory=list)
+    pools: list[PoolConfig] = Field(default_factory=list)
+    notify: NotifySettings = NotifySettings()
+    probe: ProbeSettings = ProbeSettings()
+    # "i/n": probe only this monitor's shard of the servers (pools kept whole).
+    shard: str | None = None
+    # Where serve keeps pool choices and smoothed RTTs across restarts
+    # (relative to the config file); empty: not kept.
+    state_file: str = "jitsi-monitor-state.json"
+
+    @field_validator("contact")
+    @classmethod
+    def _contact(cls, v: str | None) -> str | None:
+        if v is not None and any(c in v for c in "\r\n()"):
+            raise ValueError("contact must be one line without parentheses")
+        return v
+
+    # Directory of the file the config came from; relative paths start there.
+    _base_dir: Path = PrivateAttr(default_factory=Path)
+    # Token keys by server, with their secrets, read when the config is loaded.
+    _token_keys: dict[str, TokenKey] = PrivateAttr(default_factory=dict)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_shard(v)
+        return v
+
+    def shard_spec(self) -> Shard | None:
+        return parse_shard(self.shard) if self.shard else None
+
+    def state_path(self, shard: Shard | None = None) -> Path | None:
+        """Where serve keeps its state; each shard of a fleet keeps its own file."""
+        if not self.state_file:
+            return None
+        path = self._base_dir / self.state_file
+        if shard is not None and shard.count > 1:
+            tag = f".shard-{shard.index}-of-{shard.count}"
+            path = path.with_name(path.stem + tag + path.suffix)
+        return path
+
+    def webhooks(self) -> list[Webhook]:
+        """The webhooks with their secrets, read from the environment now."""
+        return [
+            Webhook(
+                url=w.url,
+                secret=os.environ.get(w.secret_env, "") if w.secret_env else "",
+                timeout=w.timeout,
+            )
+            for w in self.notify.webhooks
+        ]
+
+    def targets(self) -> list[Target]:
+        """The servers with every default filled in."""
+        d = self.defaults
+        return [
+            Target(
+                name=s.name,
+                url=s.url,
+                kind=s.kind,
+                interval=s.interval or d.interval,
+                timeout=s.timeout or d.timeout,
+                labels=tuple(sorted(s.labels.items())),
+                tls_verify=(s.tls or d.tls).verify,
+                ca_file=_under(self._base_dir, (s.tls or d.tls).ca_file),
+                max_body_bytes=d.max_body_bytes,
+                max_redirects=d.max_redirects,
+                signalling=(s.signalling or d.signalling).enabled,
+                focus=(s.signalling or d.signalling).enabled
+                and (s.signalling or d.signalling).focus,
+                join=_joins(s.signalling or d.signalling, s.kind),
+                token_key=self._token_keys.get(s.name),
+            )
+            for s in self.servers
+        ]
+
+    def fleet(self, shard: Shard | None = None) -> tuple[list[Target], list[PoolSettings]]:
+        """The servers and pools to probe: all of them, or one shard's (pools whole)."""
+        targets = self.targets()
+        pools = [p.settings() for p in self.pools]
+        if shard is None or shard.count == 1:
+            return targets, pools
+        mine = shard_of(self, shard.count)
+        return (
+            [t for t in targets if mine.get(t.name) == shard.index],
+            [p for p in pools if mine.get(p.servers[0]) == shard.index],
+        )
+
+    def allowed_url(self, url: str) -> bool:
+        """Whether ``/probe`` may probe this (checked) URL."""
+        return any(url_pattern(p).fullmatch(url) for p in self.probe.allow)
+
+    def url_target(self, url: str) -> Target:
+        """A server that is not configured, probed by URL with the defaults."""
+        d = self.defaults
+        return Target(
+            name=url,
+            url=url,
+            kind=self.probe.kind,
+            interval=d.interval,
+            timeout=d.timeout,
+            tls_verify=d.tls.verify,
+            ca_file=_under(self._base_dir, d.tls.ca_file),
+            max_body_bytes=d.max_body_bytes,
+            max_redirects=d.max_redirects,
+            signalling=d.signalling.enabled,
+            focus=d.signalling.enabled and d.signalling.focus,
+            join=_joins(d.signalling, self.probe.kind),
+            confined=True,
+        )
+
+
+def _joins(settings: SignallingSettings, kind: str) -> bool:
+    if not settings.enabled:
+        return False
+    return settings.join if settings.join is not None else kind != "public"
+
+
+def _under(base: Path, path: Path | None) -> Path | None:
+    return None if path is None else base / path
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A server to probe, with every setting resolved."""
+
+    name: str
+    url: str
+    kind: str
+    interval: float
+    timeout: float
+    labels: tuple[tuple[str, str], ...] = ()
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_redirects: int = 5
+    signalling: bool = True
+    focus: bool = True
+    join: bool = True
+    token_key: TokenKey | None = None
+    # Probed by URL on demand: redirects and signalling must stay on its origin.
+    confined: bool = False
+    # Only the checks of these groups run (/probe's checks=); None: all of them.
+    groups: frozenset[str] | None = None

@@ -1,0 +1,126 @@
+"""Values a config is made of: durations, server URLs, URL patterns, shards, names."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BeforeValidator,
+)
+
+__all__ = [
+    "Duration",
+    "Shard",
+    "check_interval",
+    "check_timeout",
+    "parse_duration",
+    "parse_shard",
+    "server_url",
+    "url_pattern",
+]
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?")
+_DURATION_MS = re.compile(r"(\d+(?:\.\d+)?)ms")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like ``90s``, ``5m``, ``1m30s``, ``500ms``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 60, '60s' or '5m'")
+    seconds: float | None = None
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if m := _DURATION_MS.fullmatch(text):
+            seconds = float(m.group(1)) / 1000
+        elif _NUMBER.fullmatch(text):
+            seconds = float(text)
+        elif (m := _DURATION.fullmatch(text)) and text:
+            hours, minutes, secs = (float(g) if g else 0.0 for g in m.groups())
+            seconds = hours * 3600 + minutes * 60 + secs
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(
+            f"{value!r} is not a duration; use seconds or a string such as '90s', '5m'"
+        )
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+RESERVED_LABELS = frozenset({"server", "location", "kind", "domain", "url", "check", "phase"})
+
+
+def server_url(v: str) -> str:
+    """A server's base URL, checked and ending in ``/``; ValueError says what is wrong."""
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("url must start with https:// or http://")
+    if not parts.hostname:
+        raise ValueError("url has no host name")
+    if parts.username or parts.password:
+        raise ValueError("url must not carry a user name or password")
+    if parts.query or parts.fragment:
+        raise ValueError("url must not have a query or fragment: give the base URL")
+    if any(c.isspace() or ord(c) < 32 for c in v):
+        raise ValueError("url must not contain spaces or control characters")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"url has a bad port: {exc}") from None
+    return v if v.endswith("/") else v + "/"
+
+
+def url_pattern(pattern: str) -> re.Pattern[str]:
+    """A ``probe.allow`` pattern: ``*`` matches any run of characters but ``/``."""
+    parts = urlsplit(pattern.replace("*", "x"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "a pattern is a URL starting with https:// or http://, e.g. https://*.example.org/"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("a pattern has no user name, query or fragment")
+    body = "".join("[^/@?#]*" if c == "*" else re.escape(c) for c in pattern)
+    return re.compile(body + ("" if pattern.endswith("/") else "/"), re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """This monitor's part of the fleet: shard ``index`` of ``count`` (1-based)."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(value: str) -> Shard:
+    """``"i/n"`` with 1 <= i <= n; ValueError says what is wrong."""
+    m = re.fullmatch(r"\s*(\d{1,4})\s*/\s*(\d{1,4})\s*", value)
+    if not m:
+        raise ValueError(f"a shard is i/n, e.g. 1/3, not {value[:20]!r}")
+    index, count = int(m.group(1)), int(m.group(2))
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: i must be between 1 and n")
+    return Shard(index, count)
+
+
+def check_interval(v: float) -> float:
+    if not 1 <= v <= 86400:
+        raise ValueError("interval must be between 1s and 24h")
+    return v
+
+
+def check_timeout(v: float) -> float:
+    if not 0 < v <= 3600:
+        raise ValueError("timeout must be more than 0s and at most 1h")
+    return v
