@@ -13,6 +13,7 @@ family by family, so its cost is a copy of the body, not a formatting pass.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from monitor import __version__
 from monitor.config import Target
 from monitor.ladder import FAILOVER_REASONS, LADDER
 from monitor.model import ServerReport
+from monitor.outbox import RESULTS
 from monitor.state import State
 
 __all__ = ["CONTENT_TYPE", "FAMILIES", "OPENMETRICS_CONTENT_TYPE", "Exposition"]
@@ -123,6 +125,24 @@ MONITOR_FAMILIES: tuple[Family, ...] = (
     _info("jitsi_monitor_build_info", "The monitor's version."),
     _gauge(
         "jitsi_monitor_servers", "How many servers this monitor probes (its shard's, if sharded)."
+    ),
+    _gauge(
+        "jitsi_monitor_outbox_pending_events",
+        "Failover events a sink (webhook or command) has not taken yet.",
+    ),
+    _gauge(
+        "jitsi_monitor_outbox_oldest_pending_age_seconds",
+        "How long the oldest event a sink has not taken has waited (0 when none waits).",
+    ),
+    Family(
+        "jitsi_monitor_outbox_deliveries_total",
+        "counter",
+        "Deliveries of failover events to a sink, by result.",
+    ),
+    Family(
+        "jitsi_monitor_command_exits_total",
+        "counter",
+        "Runs of the failover command, by exit code (or timeout, cannot_start).",
     ),
 )
 FAMILIES: tuple[Family, ...] = SERVER_FAMILIES + POOL_FAMILIES + MONITOR_FAMILIES
@@ -372,6 +392,32 @@ class Exposition:
                     )
         return "".join(f.header(openmetrics) + "".join(out[f.name]) for f in POOL_FAMILIES)
 
+    def _outbox(self, lo: list[tuple[str, str]]) -> dict[str, str]:
+        outbox, now = self.state.outbox, time.time()
+        pending = outbox.pending()
+        waiting = age = delivered = ""
+        for sink, (count, oldest) in sorted(pending.items()):
+            sl = [("sink", sink), *lo]
+            waiting += _line("jitsi_monitor_outbox_pending_events", sl, count)
+            waited = max(0.0, now - oldest) if oldest is not None else 0.0
+            age += _line("jitsi_monitor_outbox_oldest_pending_age_seconds", sl, waited)
+            for result in RESULTS:
+                delivered += _line(
+                    "jitsi_monitor_outbox_deliveries_total",
+                    [*sl, ("result", result)],
+                    outbox.results.get((sink, result), 0),
+                )
+        exits = "".join(
+            _line("jitsi_monitor_command_exits_total", [("code", code), *lo], count)
+            for code, count in sorted(self.state.command_exits.items())
+        )
+        return {
+            "jitsi_monitor_outbox_pending_events": waiting,
+            "jitsi_monitor_outbox_oldest_pending_age_seconds": age,
+            "jitsi_monitor_outbox_deliveries_total": delivered,
+            "jitsi_monitor_command_exits_total": exits,
+        }
+
     def _monitor(self, loc: str, openmetrics: bool) -> str:
         state = self.state
         lo = [("location", loc)]
@@ -399,5 +445,6 @@ class Exposition:
                 "jitsi_monitor_build_info", [("version", __version__), *lo], 1.0
             ),
             "jitsi_monitor_servers": _line("jitsi_monitor_servers", lo, len(state.targets)),
+            **self._outbox(lo),
         }
         return "".join(f.header(openmetrics) + out[f.name] for f in MONITOR_FAMILIES)

@@ -1,37 +1,52 @@
-"""Tell the world when a pool changes its choice: webhooks and a command.
+"""Deliver the outbox's events: each webhook and the command on its own.
 
-Each decision becomes one JSON event. Webhooks get it as a POST, retried
-with backoff (an optional HMAC-SHA256 of the body in
-``X-Jitsi-Monitor-Signature``); the command gets it in environment
-variables. Deliveries run in the background and never hold up probing;
-at shutdown the monitor waits briefly for those in flight.
+Every sink has one worker that takes its queue's events in order, so a
+webhook that does not answer never holds up the command or another webhook.
+A failed delivery is tried again (backoff up to a minute) until it is taken
+or the outbox's bounds drop it; a receiver's 4xx (but 408 and 429) refuses
+it for good. Webhooks get the event as a POST (``X-Jitsi-Monitor-Event-Id``;
+an HMAC-SHA256 of the body in ``X-Jitsi-Monitor-Signature`` with a secret);
+the command gets it in environment variables, and is skipped for an event
+that a newer one of the same pool has superseded (only the latest choice
+matters to it). The command runs in a process group of its own, killed
+whole at its timeout; at most ``OUTPUT_LIMIT`` bytes of its output are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import os
+import signal
 import time
-from collections import deque
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from monitor.ladder import PoolChange
+from monitor.outbox import Event, Outbox
 from monitor.selector import Decision
 
-__all__ = ["Notifier", "Webhook", "event_body"]
+__all__ = ["COMMAND", "Notifier", "Webhook", "event_body", "webhook_sink"]
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 5
-BACKOFF = (1.0, 2.0, 4.0, 8.0)
+# Seconds between attempts of a failing sink: doubling, at most a minute.
+BACKOFF: Final = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0)
+# What is kept of a command's output (the rest is read and discarded).
+OUTPUT_LIMIT: Final = 64 * 1024
+# After the command exits, how long its output may still come (a child it
+# left behind may hold the pipe open).
+OUTPUT_GRACE: Final = 0.5
+COMMAND: Final = "command"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +59,21 @@ class Webhook:
         return f"Webhook(url={_shown(self.url)!r}, secret=<hidden>)"
 
 
+def webhook_sink(url: str) -> tuple[str, str]:
+    """A webhook's key in the outbox (from its whole URL) and its label (without the path)."""
+    digest = hashlib.sha256(url.encode()).hexdigest()
+    return f"webhook:{digest[:16]}", f"webhook {_shown(url)}#{digest[:6]}"
+
+
 def event_body(decision: Decision, location: str, urls: dict[str, str]) -> dict[str, Any]:
-    """The event as JSON-ready data."""
+    """The event as JSON-ready data (the outbox adds its ``id``)."""
     return {
         "event": "failover" if decision.chosen else PoolChange.NONE_ELIGIBLE.value,
         "pool": decision.pool,
         "previous": decision.previous,
         "chosen": decision.chosen,
         "chosen_url": urls.get(decision.chosen) if decision.chosen else None,
-        "reason": decision.reason,
+        "reason": decision.reason.value,
         "detail": decision.detail,
         "at": decision.at,
         "at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(decision.at)),
@@ -61,96 +82,172 @@ def event_body(decision: Decision, location: str, urls: dict[str, str]) -> dict[
 
 
 class Notifier:
-    """Delivers events; create inside the running loop, ``close()`` at the end."""
+    """One delivery worker per sink; create inside the running loop, ``close()`` at the end.
+
+    ``save`` is called after a sink is done with an event, so a restart does
+    not deliver it again (at least once: a crash in between may).
+    """
 
     def __init__(
         self,
-        webhooks: list[Webhook],
-        command: list[str],
+        outbox: Outbox,
         *,
         user_agent: str,
         command_timeout: float = 30.0,
+        save: Callable[[], None] | None = None,
     ) -> None:
-        self.webhooks = webhooks
-        self.command = command
-        self.command_timeout = command_timeout
+        self.outbox = outbox
         self.user_agent = user_agent
+        self.command_timeout = command_timeout
+        self.save = save
+        self.command: list[str] = []
+        self.exits: Counter[str] = Counter()  # the command's exit codes ("timeout" too)
+        self._webhooks: dict[str, Webhook] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
-        self._queues: dict[str, deque[dict[str, Any]]] = {}
-        self._workers: dict[str, asyncio.Future[None]] = {}
+        self._closing = asyncio.Event()
 
-    def submit(self, event: dict[str, Any]) -> None:
-        """Queue ``event``; a pool's events are delivered one after the other, in order,
-        so a command never applies an older choice after a newer one."""
-        pool = str(event.get("pool"))
-        self._queues.setdefault(pool, deque()).append(event)
-        if pool not in self._workers:
-            task = asyncio.ensure_future(self._drain(pool))
-            self._workers[pool] = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def configure(self, webhooks: list[Webhook], command: list[str]) -> None:
+        """Adopt the sinks of a (re)loaded config; call ``outbox.restore`` after the first."""
+        self._webhooks = {webhook_sink(w.url)[0]: w for w in webhooks}
+        self.command = command
+        sinks = {key: webhook_sink(w.url)[1] for key, w in self._webhooks.items()}
+        if command:
+            sinks[COMMAND] = COMMAND
+        self.outbox.set_sinks(sinks)
+        for key in list(self._workers):
+            if key not in sinks:
+                self._workers.pop(key).cancel()
+                self._wake.pop(key, None)
 
-    async def _drain(self, pool: str) -> None:
-        queue = self._queues[pool]
-        try:
-            while queue:
-                event = queue.popleft()
-                body = json.dumps(event, sort_keys=True).encode()
-                await asyncio.gather(*(self._post(hook, body) for hook in self.webhooks))
-                if self.command:
-                    await self._run(event, body)
-        finally:
-            del self._workers[pool]
+    def start(self) -> None:
+        """Start a worker for every sink: pending events (from before a restart) go first."""
+        if self._closing.is_set():
+            return
+        for key in self.outbox.queues:
+            if key not in self._workers:
+                self._wake[key] = asyncio.Event()
+                self._workers[key] = asyncio.ensure_future(self._work(key))
+            self._wake[key].set()
 
-    async def close(self, wait: float = 5.0) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=wait)
-            for task in list(self._tasks):
+    def submit(self, decision: Decision, body: dict[str, Any]) -> Event:
+        """Put an event into the outbox and wake the sinks (they start after the
+        caller has saved the state: nothing here awaits)."""
+        event = self.outbox.add(decision.pool, decision.at, body)
+        self.start()
+        return event
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Let deliveries in flight finish for up to ``grace`` seconds; the rest stays
+        in the outbox for the next start."""
+        self._closing.set()
+        for wake in self._wake.values():
+            wake.set()
+        workers = list(self._workers.values())
+        if workers:
+            _, late = await asyncio.wait(workers, timeout=grace)
+            for task in late:
                 task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
         if self._session is not None:
             await self._session.close()
 
-    async def _post(self, hook: Webhook, body: bytes) -> None:
+    # -- a sink's worker ---------------------------------------------------------
+
+    async def _work(self, key: str) -> None:
+        failures = 0
+        while not self._closing.is_set():
+            event = self.outbox.head(key)
+            if event is None:
+                wake = self._wake[key]
+                wake.clear()
+                await wake.wait()
+                continue
+            try:
+                result = await self._deliver(key, event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # our own bug: log it, keep the worker alive
+                log.exception("delivering event %s failed", event.id)
+                result = "failed"
+            if result == "failed":
+                self.outbox.failed(key, time.time())
+                delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
+                failures += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), delay)
+            else:
+                failures = 0
+                self.outbox.finish(key, event, result)
+            if self.save is not None:
+                self.save()
+
+    async def _deliver(self, key: str, event: Event) -> str:
+        if key == COMMAND:
+            newer = self.outbox.newer_of_pool(key, event)
+            if newer is not None:
+                log.info(
+                    "command: event %s of pool %s skipped: superseded by %s",
+                    event.id,
+                    event.pool,
+                    newer.id,
+                )
+                return "superseded"
+            return await self._run(event)
+        hook = self._webhooks.get(key)
+        if hook is None:
+            return "failed"
+        return await self._post(hook, event)
+
+    async def _post(self, hook: Webhook, event: Event) -> str:
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        body = json.dumps(event.body, sort_keys=True).encode()
         headers = {
             "Content-Type": "application/json",
             "User-Agent": self.user_agent,
             "X-Jitsi-Monitor-Event": "failover",
+            "X-Jitsi-Monitor-Event-Id": event.id,
         }
         if hook.secret:
             digest = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
             headers["X-Jitsi-Monitor-Signature"] = f"sha256={digest}"
-        for attempt in range(ATTEMPTS):
-            problem = ""
-            try:
-                async with self._session.post(
-                    hook.url,
-                    data=body,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=hook.timeout),
-                    allow_redirects=False,
-                ) as resp:
-                    if 200 <= resp.status < 300:
-                        log.info("webhook %s took the event", _shown(hook.url))
-                        return
-                    problem = f"HTTP {resp.status}"
-                    if 400 <= resp.status < 500 and resp.status != 429:
-                        break  # the receiver refuses it: retrying will not help
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = type(exc).__name__
-            if attempt + 1 < ATTEMPTS:
-                log.warning("webhook %s: %s; retrying", _shown(hook.url), problem)
-                await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
-        log.error("webhook %s: the event was not delivered (%s)", _shown(hook.url), problem)
+        shown = _shown(hook.url)
+        try:
+            async with self._session.post(
+                hook.url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=hook.timeout),
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning(
+                "webhook %s: event %s: %s; trying again", shown, event.id, type(exc).__name__
+            )
+            return "failed"
+        if 200 <= status < 300:
+            log.info("webhook %s took event %s", shown, event.id)
+            return "delivered"
+        if 400 <= status < 500 and status not in (408, 429):
+            log.error(
+                "webhook %s refused event %s (HTTP %d): not tried again", shown, event.id, status
+            )
+            return "refused"
+        log.warning("webhook %s: event %s: HTTP %d; trying again", shown, event.id, status)
+        return "failed"
 
-    async def _run(self, event: dict[str, Any], body: bytes) -> None:
+    async def _run(self, event: Event) -> str:
         # Only what a script needs: the monitor's own environment holds secrets.
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
-        for key in ("pool", "previous", "chosen", "chosen_url", "reason", "detail", "location"):
-            env[f"JITSI_MONITOR_{key.upper()}"] = str(event.get(key) or "")
-        env["JITSI_MONITOR_EVENT"] = body.decode()
+        for name in ("pool", "previous", "chosen", "chosen_url", "reason", "detail", "location"):
+            env[f"JITSI_MONITOR_{name.upper()}"] = str(event.body.get(name) or "")
+        env["JITSI_MONITOR_EVENT_ID"] = event.id
+        env["JITSI_MONITOR_EVENT"] = json.dumps(event.body, sort_keys=True)
+        program = self.command[0]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
@@ -158,28 +255,67 @@ class Notifier:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group, killed whole
             )
         except OSError as exc:
-            log.error("command %s cannot start: %s", self.command[0], exc.strerror or exc)
-            return
+            log.error("command %s cannot start: %s", program, exc.strerror or exc)
+            self.exits["cannot_start"] += 1
+            return "failed"
+        assert proc.stdout is not None
+        output = asyncio.ensure_future(_read_bounded(proc.stdout, OUTPUT_LIMIT))
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), self.command_timeout)
+            code = await asyncio.wait_for(proc.wait(), self.command_timeout)
         except TimeoutError:
-            proc.kill()
+            _kill_group(proc.pid)
             await proc.wait()
+            output.cancel()
+            self.exits["timeout"] += 1
             log.error(
-                "command %s took longer than %gs: killed", self.command[0], self.command_timeout
+                "command %s took longer than %gs for event %s: killed with its children",
+                program,
+                self.command_timeout,
+                event.id,
             )
-            return
+            return "failed"
         except asyncio.CancelledError:  # shutdown: do not leave it running
-            proc.kill()
-            await proc.wait()
+            _kill_group(proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                await proc.wait()
+            output.cancel()
             raise
-        tail = out.decode(errors="replace").strip()[-500:]
-        if proc.returncode == 0:
-            log.info("command %s ran for pool %s", self.command[0], event["pool"])
-        else:
-            log.error("command %s exited with %s: %s", self.command[0], proc.returncode, tail)
+        try:
+            kept = await asyncio.wait_for(output, OUTPUT_GRACE)
+        except TimeoutError:  # a child it left behind holds the pipe: stop reading
+            kept = b""
+        self.exits[str(code)] += 1
+        first = _first_lines(kept)
+        if code == 0:
+            log.info("command %s ran for event %s (pool %s)", program, event.id, event.pool)
+            return "delivered"
+        log.error("command %s exited with %s for event %s: %s", program, code, event.id, first)
+        return "failed"
+
+
+async def _read_bounded(stream: asyncio.StreamReader, limit: int) -> bytes:
+    """Read to the end; keep the first ``limit`` bytes, discard the rest."""
+    kept = b""
+    while chunk := await stream.read(64 * 1024):
+        if len(kept) < limit:
+            kept += chunk[: limit - len(kept)]
+    return kept
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _first_lines(output: bytes, lines: int = 5, width: int = 200) -> str:
+    """The first lines of a command's output, one line for the log, control characters out."""
+    text = output.decode(errors="replace")
+    shown = [line[:width] for line in text.splitlines()[:lines]]
+    joined = " | ".join(shown)
+    return "".join(c if c.isprintable() else "?" for c in joined) or "(no output)"
 
 
 def _shown(url: str) -> str:

@@ -28,7 +28,7 @@ from monitor.model import ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 
-__all__ = ["Scheduler"]
+__all__ = ["STARTUP_SPREAD", "Scheduler"]
 
 log = logging.getLogger(__name__)
 

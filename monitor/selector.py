@@ -11,10 +11,22 @@ of a member.
   score (the smoothed round trip; lower is better).
 - The current choice is kept while eligible. A better member replaces it
   only after ``after`` consecutive rounds of the current server in which it
-  was better by at least ``min_improvement`` (or in an earlier tier), and
-  not within ``hold_down`` of the last failover. An ineligible choice is
-  replaced at once; with no eligible member the pool has none, and its last
-  choice stays visible as stale.
+  was better (in an earlier tier, or nearer by at least ``min_improvement``
+  of the current score *and* ``min_improvement_seconds``), and not within
+  ``hold_down`` of the last change of choice (the first one included). An
+  ineligible choice is replaced at once; with no eligible member the pool
+  has none, and its last choice stays visible as stale.
+- Not knowing is not failing: while a member has not been probed yet, the
+  pool never reports that no member is eligible, makes its first choice
+  only once every member is known, and after a restart (``wait_until``)
+  keeps a saved choice that turned out ineligible until the others have
+  been probed too, so it fails over to the best of them, not the first.
+
+The reasons of a change (``PoolChange``) mean one thing each:
+``initial`` the pool's first choice; ``ineligible`` the chosen server is
+no longer eligible and another takes its place; ``better`` another member
+has been better for long enough; ``recovered`` a member is eligible again
+after none was; ``none_eligible`` no member is eligible any more.
 """
 
 from __future__ import annotations
@@ -23,10 +35,18 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from monitor.ladder import LADDER, PoolChange
+from monitor.ladder import FAILOVER_REASONS, LADDER, PoolChange
 from monitor.model import ServerReport
 
-__all__ = ["Candidate", "Decision", "PoolSettings", "PoolState", "decide", "judge"]
+__all__ = [
+    "NOT_PROBED",
+    "Candidate",
+    "Decision",
+    "PoolSettings",
+    "PoolState",
+    "decide",
+    "judge",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +58,8 @@ class PoolSettings:
     tiers: tuple[tuple[str, ...], ...] = ()
     after: int = 3
     min_improvement: float = 0.2
+    # ...and at least this much nearer, in seconds: no switching on jitter.
+    min_improvement_seconds: float = 0.010
     hold_down: float = 600.0
 
     def tier_of(self, server: str) -> int:
@@ -66,6 +88,9 @@ class PoolState:
     streak: int = 0
     hold_until: float = 0.0
     changed_at: float = 0.0
+    # After a restart: until then, a restored choice that turned out
+    # ineligible waits for the members not probed yet.
+    wait_until: float = 0.0
     failovers: tuple[tuple[str, int], ...] = ()
 
     def count(self, reason: PoolChange) -> PoolState:
@@ -87,13 +112,16 @@ class Decision:
     candidates: tuple[Candidate, ...] = field(default=())
 
 
+NOT_PROBED = "not probed yet"
+
+
 def judge(
     pool: PoolSettings, server: str, report: ServerReport | None, score: float | None
 ) -> Candidate:
     """Whether ``server`` may be chosen now, and why not."""
     tier = pool.tier_of(server)
     if report is None:
-        return Candidate(server, False, "not probed yet", tier, score)
+        return Candidate(server, False, NOT_PROBED, tier, score)
     for word in pool.require:
         # What each word of the pool's `require` list asks of a server.
         for check in LADDER.requirements.get(word, ()):
@@ -118,14 +146,15 @@ def _key(candidate: Candidate, order: tuple[str, ...]) -> tuple[int, float, int]
     return (candidate.tier, score, order.index(candidate.server))
 
 
-def _better(best: Candidate, current: Candidate, improvement: float) -> bool:
+def _better(best: Candidate, current: Candidate, pool: PoolSettings) -> bool:
     if best.tier != current.tier:
         return best.tier < current.tier
     if best.score is None:
         return False
     if current.score is None:
         return True
-    return best.score <= current.score * (1 - improvement)
+    gain = current.score - best.score
+    return gain >= current.score * pool.min_improvement and gain >= pool.min_improvement_seconds
 
 
 def decide(
@@ -143,15 +172,16 @@ def decide(
     eligible = [c for c in candidates if c.eligible]
     by_name = {c.server: c for c in candidates}
     current = by_name.get(state.current) if state.current else None
-    if current is not None and not state.stale and current.why == "not probed yet":
+    unprobed = any(c.why == NOT_PROBED for c in candidates)
+    if current is not None and not state.stale and current.why == NOT_PROBED:
         # After a restart the choice is kept until its server has been probed:
         # not known is not the same as not eligible.
         return state, None
-    if state.current is None and any(c.why == "not probed yet" for c in candidates):
+    if state.current is None and unprobed:
         return state, None  # the first choice waits until every member is known
     if not eligible:
-        if state.stale:
-            return state, None
+        if state.stale or unprobed:
+            return state, None  # a member not probed yet may still be eligible
         new = dataclasses.replace(state, stale=True, challenger=None, streak=0, changed_at=now)
         if state.current is None:
             return new, None  # never had a choice: nothing changed
@@ -167,19 +197,34 @@ def decide(
         )
         return new.count(PoolChange.NONE_ELIGIBLE), decision
     best = min(eligible, key=lambda c: _key(c, pool.servers))
-    if current is None or not current.eligible or state.stale:
-        reason = PoolChange.INITIAL if state.current is None else PoolChange.INELIGIBLE
-        if state.stale and current is not None and current.eligible and current == best:
-            reason = PoolChange.RECOVERED
+    if state.stale:
+        again = (
+            "again" if best.server == state.current else f"(the last choice was {state.current})"
+        )
+        return _switch(
+            pool,
+            state,
+            best,
+            PoolChange.RECOVERED,
+            f"{best.server} is eligible {again}",
+            now,
+            candidates,
+        )
+    if current is None or not current.eligible:
+        if state.current is None:
+            detail = f"{best.server} is the best eligible server"
+            return _switch(pool, state, best, PoolChange.INITIAL, detail, now, candidates)
+        if unprobed and now < state.wait_until:
+            return state, None  # after a restart: the others may be better still
         detail = (
             f"{state.current}: {current.why}"
-            if current is not None and not current.eligible
-            else f"{best.server} is the best eligible server"
+            if current is not None
+            else f"{state.current} is no longer a member of the pool"
         )
-        return _switch(pool, state, best, reason, detail, now, candidates)
+        return _switch(pool, state, best, PoolChange.INELIGIBLE, detail, now, candidates)
     if best.server == current.server:
         return dataclasses.replace(state, challenger=None, streak=0), None
-    if not _better(best, current, pool.min_improvement):
+    if not _better(best, current, pool):
         return dataclasses.replace(state, challenger=None, streak=0), None
     if round_of != current.server:
         return state, None  # only the current server's rounds count
@@ -214,11 +259,12 @@ def _switch(
         stale=False,
         challenger=None,
         streak=0,
-        hold_until=now + pool.hold_down if state.current is not None else 0.0,
+        hold_until=now + pool.hold_down,
         changed_at=now,
+        wait_until=0.0,
     )
-    if state.current is not None and state.current != best.server and not state.stale:
-        new = new.count(reason)  # leaving "none eligible" was counted when it began
+    if reason in FAILOVER_REASONS:
+        new = new.count(reason)
     decision = Decision(
         pool.name, state.current, best.server, reason, detail, now, tuple(candidates)
     )

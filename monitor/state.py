@@ -18,6 +18,7 @@ from typing import Final
 
 from monitor.config import Target
 from monitor.model import Reason, ServerReport
+from monitor.outbox import Outbox
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
 
 __all__ = ["EWMA_ALPHA", "State", "load_state", "save_state"]
@@ -51,6 +52,10 @@ class State:
     # The latest decisions, newest last (what /api/v1/pools shows as "why");
     # kept by monitor.decisions.Decisions.
     decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=100))
+    # Failover events not yet taken by every sink (kept in the state file).
+    outbox: Outbox = field(default_factory=Outbox)
+    # The failover command's exit codes ("timeout", "cannot_start" too).
+    command_exits: Counter[str] = field(default_factory=Counter)
 
     def set_pools(self, pools: list[PoolSettings]) -> None:
         """Adopt the pools; a pool that stays keeps its choice and timers."""
@@ -135,6 +140,7 @@ def save_state(state: State, path: Path) -> None:
         "rtt_tcp_connect": state.rtt_tcp_connect,
         "rtt_xmpp_ping": state.rtt_xmpp_ping,
         "pools": {name: dataclasses.asdict(p) for name, p in state.pool_states.items()},
+        "outbox": state.outbox.dump(),
     }
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as out:
@@ -144,9 +150,12 @@ def save_state(state: State, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_state(state: State, path: Path) -> str | None:
+def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> str | None:
     """Restore what save_state wrote for the servers and pools still configured.
 
+    A restored choice waits for the pool's members' first probes (they start
+    within ``first_probes_within`` seconds and end within their timeout)
+    before the pool gives it up for another member.
     Returns a problem to log, or None. A missing file is not a problem.
     """
     try:
@@ -180,15 +189,18 @@ def load_state(state: State, path: Path) -> str | None:
             for item in failovers
             if isinstance(item, list) and len(item) == 2 and isinstance(item[1], int)
         )
+        timeouts = [state.targets[s].timeout for s in pool.servers if s in state.targets]
         state.pool_states[name] = PoolState(
             current=raw.get("current") if raw.get("current") in pool.servers else None,
+            wait_until=now + first_probes_within + max(timeouts, default=0.0),
             stale=raw.get("stale") is True,
             # a hold-down never runs longer than the pool's own setting from now
             hold_until=min(float(hold_until), now + pool.hold_down),
             changed_at=float(changed_at),
             failovers=counts,
         )
-    return None
+    # Sinks first (the notifier configures them): the outbox keeps only theirs.
+    return state.outbox.restore(data.get("outbox"))
 
 
 def _finite(value: object) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -100,18 +101,19 @@ async def test_websocket_needs_the_xmpp_subprotocol(
     assert info.value.status == 501
 
 
-@pytest.mark.parametrize(
-    ("fault", "expected"),
-    [
-        ("refuse", {"web": "connect_refused"}),
-        ("http_500", {"web": "http_status", "configjs": "http_status", "signalling": "skipped"}),
-        ("hang", {"web": "timeout", "signalling": "skipped"}),
-        ("stream_error", {"web": "ok", "signalling": "stream_error", "focus": "skipped"}),
-        ("focus_down", {"signalling": "ok", "focus": "focus_unavailable", "muc": "skipped"}),
-        ("focus_silent", {"signalling": "ok", "focus": "focus_unavailable", "muc": "skipped"}),
-        ("expired_cert", {"web": "tls_expired", "signalling": "skipped"}),
-    ],
-)
+# Each fault and what the monitor must report for it.
+FAULT_CASES = [
+    ("refuse", {"web": "connect_refused"}),
+    ("http_500", {"web": "http_status", "configjs": "http_status", "signalling": "skipped"}),
+    ("hang", {"web": "timeout", "signalling": "skipped"}),
+    ("stream_error", {"web": "ok", "signalling": "stream_error", "focus": "skipped"}),
+    ("focus_down", {"signalling": "ok", "focus": "focus_unavailable", "muc": "skipped"}),
+    ("focus_silent", {"signalling": "ok", "focus": "focus_unavailable", "muc": "skipped"}),
+    ("expired_cert", {"web": "tls_expired", "signalling": "skipped"}),
+]
+
+
+@pytest.mark.parametrize(("fault", "expected"), FAULT_CASES)
 async def test_faults(
     lab: Callable[..., Awaitable[LabServer]], fault: str, expected: dict[str, str]
 ) -> None:
@@ -172,6 +174,45 @@ async def test_lab_command_prints_a_config_the_monitor_uses() -> None:
         out, _ = await asyncio.wait_for(check.communicate(text.encode()), 60)
         assert check.returncode == 1
         assert b'"reason": "focus_unavailable"' in out
+    finally:
+        lab_proc.terminate()
+        assert await asyncio.wait_for(lab_proc.wait(), 10) == 0
+
+
+async def test_every_fault_works_from_the_command_line() -> None:
+    """`lab --fault N=FAULT` injects each fault from the start (refuse: the port is closed)."""
+    faults = [f"{i}={fault}" for i, (fault, _) in enumerate(FAULT_CASES, 1)]
+    lab_proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "lab",
+        "--tls",
+        "--servers",
+        str(len(FAULT_CASES)),
+        *(arg for fault in faults for arg in ("--fault", fault)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        text = await read_until(lab_proc.stdout, lambda t: t.count("ca_file:") >= len(FAULT_CASES))
+        text = text.replace("timeout: 5s", "timeout: 1.5s")
+        check = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "monitor",
+            "check",
+            "--json",
+            "/dev/stdin",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(check.communicate(text.encode()), 60)
+        servers = json.loads(out)["servers"]
+        for (fault, expected), server in zip(FAULT_CASES, servers, strict=True):
+            got = {c["check"]: c["reason"] for c in server["checks"]}
+            assert {k: got.get(k) for k in expected} == expected, fault
+            assert server["verdict"] == "down", fault
     finally:
         lab_proc.terminate()
         assert await asyncio.wait_for(lab_proc.wait(), 10) == 0

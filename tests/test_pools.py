@@ -36,8 +36,24 @@ def test_pool_config() -> None:
     )
     (pool,) = [p.settings() for p in cfg.pools]
     assert (pool.after, pool.min_improvement, pool.hold_down) == (2, 0.25, 300.0)
+    assert pool.min_improvement_seconds == 0.010, "the absolute floor keeps its default"
     assert pool.require == ("web", "signalling")
     assert pool.tier_of("b") == 1
+
+
+@pytest.mark.parametrize(
+    ("written", "ratio", "seconds"),
+    [("20% 15ms", 0.2, 0.015), ("30ms", 0.2, 0.030), ("0.1", 0.1, 0.010), ("'5%, 0s'", 0.05, 0.0)],
+)
+def test_min_improvement_takes_a_percentage_and_a_duration(
+    written: str, ratio: float, seconds: float
+) -> None:
+    cfg = parse_config(
+        SERVERS
+        + f"pools:\n  - {{name: p, servers: [a, b], failover: {{min_improvement: {written}}}}}\n"
+    )
+    (pool,) = [p.settings() for p in cfg.pools]
+    assert (pool.min_improvement, pool.min_improvement_seconds) == (ratio, seconds)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +63,9 @@ def test_pool_config() -> None:
         ("  - {name: p, servers: [a], tiers: [[b]]}\n", "'b' is not a server of this pool"),
         ("  - {name: p, servers: [a]}\n  - {name: p, servers: [b]}\n", "used twice"),
         ("  - {name: p, servers: [a], require: [wbe]}\n", "pools[0].require[0]"),
-        ("  - {name: p, servers: [a], failover: {min_improvement: 150%}}\n", "less than 1"),
+        ("  - {name: p, servers: [a], failover: {min_improvement: 150%}}\n", "under 100%"),
+        ("  - {name: p, servers: [a], failover: {min_improvement: 5% 1h}}\n", "at most 10s"),
+        ("  - {name: p, servers: [a], failover: {min_improvement: 5% 1ms 2ms}}\n", "or both"),
     ],
 )
 def test_bad_pools(pools: str, message: str) -> None:
@@ -70,7 +88,8 @@ def pool_config(tmp_path: Path, servers: list[LabServer]) -> Path:
     text = servers_yaml(servers, interval="1s", timeout="1s")
     text += (
         "pools:\n  - name: moodle\n    servers: [lab-1, lab-2, lab-3]\n"
-        "    failover: {after: 2, min_improvement: 20%, hold_down: 1h}\n"
+        # The lab servers are 5 ms apart: under the default 10 ms floor.
+        "    failover: {after: 2, min_improvement: 20% 2ms, hold_down: 1h}\n"
     )
     path = tmp_path / "servers.yaml"
     path.write_text(text)

@@ -10,13 +10,16 @@ from monitor.selector import Candidate, PoolSettings, PoolState, decide
 NAMES = ("a", "b", "c", "d", "e")
 
 
-def pool(after: int = 3, improvement: float = 0.2, hold_down: float = 0.0) -> PoolSettings:
+def pool(
+    after: int = 3, improvement: float = 0.2, hold_down: float = 0.0, floor: float = 0.0
+) -> PoolSettings:
     return PoolSettings(
         name="p",
         servers=NAMES,
         tiers=(("a", "b"), ("c", "d")),
         after=after,
         min_improvement=improvement,
+        min_improvement_seconds=floor,
         hold_down=hold_down,
     )
 
@@ -166,3 +169,96 @@ def test_first_choice_waits_for_every_member() -> None:
     assert state.current == "a", "the first tier wins once it is known"
     assert decision is not None
     assert decision.reason == "initial"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(min_value=0.0, max_value=0.5),
+    st.lists(st.floats(min_value=-0.0099, max_value=0.0099), min_size=2, max_size=40),
+)
+def test_scores_that_differ_by_noise_under_the_floor_never_switch(
+    base: float, noise: list[float]
+) -> None:
+    """Two members within the absolute floor (10 ms) of each other: whatever the
+    ratio says, the pool keeps its choice, round after round."""
+    p = pool(after=1, improvement=0.0, floor=0.010)
+    state = PoolState()
+    chosen = None
+    for now, delta in enumerate(noise):
+        candidates = [
+            Candidate("a", True, "", 0, base),
+            Candidate("b", True, "", 0, max(0.0, base + delta)),
+        ]
+        state, decision = decide(p, state, candidates, float(now), round_of=state.current)
+        if chosen is None:
+            assert decision is not None
+            assert decision.reason == "initial"
+            chosen = state.current
+        else:
+            assert decision is None
+            assert state.current == chosen
+
+
+def test_hold_down_follows_the_initial_choice() -> None:
+    p = pool(after=1, hold_down=100.0, floor=0.010)
+    far = [Candidate("a", True, "", 0, 0.200), Candidate("b", True, "", 0, 0.300)]
+    state, decision = decide(p, PoolState(), far, 0.0, round_of="a")
+    assert decision is not None
+    assert (state.current, decision.reason) == ("a", "initial")
+    nearer = [Candidate("a", True, "", 0, 0.200), Candidate("b", True, "", 0, 0.020)]
+    for now in (10.0, 50.0, 99.0):
+        state, decision = decide(p, state, nearer, now, round_of="a")
+        assert decision is None
+    state, decision = decide(p, state, nearer, 101.0, round_of="a")
+    assert decision is not None
+    assert (state.current, decision.reason) == ("b", "better")
+    assert decision.detail == "b is nearer (20 ms vs 200 ms) for 1 rounds"
+
+
+def test_leaving_none_eligible_is_recovered_whoever_comes_back() -> None:
+    p = pool()
+    state = PoolState(current="a", stale=True)
+    candidates = [
+        Candidate("a", False, "web: connect_refused", 0, 0.01),
+        Candidate("b", True, "", 0, 0.02),
+    ]
+    state, decision = decide(p, state, candidates, 5.0, round_of="b")
+    assert decision is not None
+    assert (decision.previous, decision.chosen, decision.reason) == ("a", "b", "recovered")
+    assert decision.detail == "b is eligible (the last choice was a)"
+    assert not state.stale
+    assert dict(state.failovers) == {}, "leaving none_eligible is no failover"
+
+
+def test_no_none_eligible_while_a_member_is_not_probed_yet() -> None:
+    p = pool()
+    state = PoolState(current="a")
+    candidates = [
+        Candidate("a", False, "web: connect_refused", 0, 0.01),
+        Candidate("b", False, "not probed yet", 0, None),
+    ]
+    assert decide(p, state, candidates, 5.0, round_of="a") == (state, None)
+
+
+def test_a_restored_choice_that_is_down_waits_for_the_other_members() -> None:
+    """After a restart the saved choice is down: the pool waits (bounded) for the
+    members not probed yet, then fails over to the best of them."""
+    p = pool()
+    state = PoolState(current="a", wait_until=30.0)
+    a_down = Candidate("a", False, "web: connect_refused", 0, None)
+    early = [
+        a_down,
+        Candidate("b", False, "not probed yet", 0, None),
+        Candidate("c", True, "", 1, 0.01),
+    ]
+    assert decide(p, state, early, 2.0, round_of="c") == (state, None)
+    known = [a_down, Candidate("b", True, "", 0, 0.05), Candidate("c", True, "", 1, 0.01)]
+    state2, decision = decide(p, state, known, 3.0, round_of="b")
+    assert decision is not None
+    assert (decision.chosen, decision.reason) == ("b", "ineligible"), "the first tier, once known"
+    assert state2.current == "b"
+    assert decision.detail == "a: web: connect_refused"
+    # Past the bound the pool stops waiting for a member that never answers.
+    state3, decision = decide(p, state, early, 31.0, round_of="c")
+    assert decision is not None
+    assert (state3.current, decision.reason) == ("c", "ineligible")

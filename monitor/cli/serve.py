@@ -22,8 +22,9 @@ from monitor.config import ConfigError, MonitorConfig, Shard, load_config
 from monitor.decisions import Decisions
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
+from monitor.outbox import Outbox
 from monitor.runner import Runner, user_agent
-from monitor.scheduler import Scheduler
+from monitor.scheduler import STARTUP_SPREAD, Scheduler
 from monitor.selector import Decision
 from monitor.server import make_app
 from monitor.state import State, load_state, save_state
@@ -40,19 +41,8 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
     state = State(location=cfg.location, shard=str(spec) if spec else None)
     state.set_targets(targets)
     state.set_pools(pools)
+    state.outbox = Outbox(max_age=cfg.notify.max_age, max_pending=cfg.notify.max_pending)
     state_path = cfg.state_path(spec)
-    if state_path is not None:
-        problem = load_state(state, state_path)
-        if problem:
-            log.warning("%s", problem)
-    runner = Runner(cfg)
-    ondemand = OnDemand(runner, cfg)
-    notifier = Notifier(
-        cfg.webhooks(),
-        cfg.notify.command,
-        user_agent=user_agent(cfg.contact),
-        command_timeout=cfg.notify.command_timeout,
-    )
 
     def persist() -> None:
         if state_path is None:
@@ -62,9 +52,25 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         except OSError as exc:
             log.error("cannot save the state to %s: %s", state_path, exc.strerror or exc)
 
+    notifier = Notifier(
+        state.outbox,
+        user_agent=user_agent(cfg.contact),
+        command_timeout=cfg.notify.command_timeout,
+        save=persist,
+    )
+    # The sinks first: the saved outbox keeps the events of those configured.
+    notifier.configure(cfg.webhooks(), cfg.notify.command)
+    if state_path is not None:
+        problem = load_state(state, state_path, first_probes_within=STARTUP_SPREAD)
+        if problem:
+            log.warning("%s", problem)
+    state.command_exits = notifier.exits
+    runner = Runner(cfg)
+    ondemand = OnDemand(runner, cfg)
+
     def notify(decision: Decision) -> None:
         urls = {name: target.url for name, target in state.targets.items()}
-        notifier.submit(event_body(decision, state.location, urls))
+        notifier.submit(decision, event_body(decision, state.location, urls))
 
     decisions = Decisions(state, notify=notify, save=persist)
     scheduler = Scheduler(runner, state, decisions)
@@ -98,8 +104,10 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         state.set_targets(targets)
         state.set_pools(pools)
         ondemand.update(new)
-        notifier.webhooks = new.webhooks()
-        notifier.command = new.notify.command
+        state.outbox.max_age = new.notify.max_age
+        state.outbox.max_pending = new.notify.max_pending
+        notifier.configure(new.webhooks(), new.notify.command)
+        notifier.start()
         decisions.take(state.select(None, time.time()))
         scheduler.update(targets)
         state.config_reload_ok = True
@@ -116,6 +124,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload)
         scheduler.start(targets)
+        notifier.start()  # events a stop left in the outbox go first
         saver = asyncio.ensure_future(keep_saving())
         tasks.append(saver)
         bound = app_runner.addresses[0][1] if app_runner.addresses else port
@@ -137,8 +146,8 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         await scheduler.shutdown()
         for task in tasks:
             task.cancel()
-        persist()
         await notifier.close()
+        persist()
         await ondemand.close()
         await runner.close()
         await app_runner.cleanup()

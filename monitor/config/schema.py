@@ -32,6 +32,7 @@ from monitor.config.values import (
     Shard,
     check_interval,
     check_timeout,
+    parse_duration,
     parse_shard,
     server_url,
     url_pattern,
@@ -219,13 +220,46 @@ class DnsSettings(_Strict):
         return v
 
 
-def _percent(value: object) -> object:
-    if isinstance(value, str) and value.strip().endswith("%"):
-        try:
-            return float(value.strip()[:-1]) / 100
-        except ValueError:
-            raise ValueError(f"{value!r} is not a percentage") from None
-    return value
+# The defaults of failover.min_improvement: a member must be nearer by both.
+# 20 %: one smoothed round trip wobbles by a few percent from round to round.
+# 10 ms: loopback and LAN differences are well under 1 ms, and the jitter of
+# one path across the Internet is a few ms; smoothed over rounds (EWMA), a
+# lasting 10 ms is a real difference in distance, not noise.
+DEFAULT_IMPROVEMENT = (0.2, 0.010)
+
+
+def parse_improvement(value: object) -> tuple[float, float]:
+    """``min_improvement``: a percentage, a duration, or both (``20% 10ms``).
+
+    A bare number below 1 is a ratio (``0.2``), as before durations were
+    allowed; the part not given keeps its default.
+    """
+    ratio, seconds = DEFAULT_IMPROVEMENT
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        parts: list[object] = [value]
+    elif isinstance(value, str):
+        parts = list(value.replace(",", " ").replace(" and ", " ").split())
+    elif isinstance(value, list):
+        parts = list(value)
+    else:
+        parts = [value]
+    if not 1 <= len(parts) <= 2:
+        raise ValueError("give a percentage, a duration or both, e.g. '20% 10ms'")
+    for part in parts:
+        if isinstance(part, int | float) and not isinstance(part, bool):
+            ratio = float(part)
+        elif isinstance(part, str) and part.strip().endswith("%"):
+            try:
+                ratio = float(part.strip()[:-1]) / 100
+            except ValueError:
+                raise ValueError(f"{part!r} is not a percentage") from None
+        else:
+            seconds = parse_duration(part)
+    if not 0 <= ratio < 1:
+        raise ValueError("the percentage must be at least 0% and under 100%")
+    if seconds > 10:
+        raise ValueError("the duration must be at most 10s")
+    return ratio, seconds
 
 
 def _requirement(word: str) -> str:
@@ -247,8 +281,9 @@ class FailoverSettings(_Strict):
     """When a pool changes its choice for a better server."""
 
     after: int = Field(default=3, ge=1, le=100)
-    min_improvement: Annotated[float, BeforeValidator(_percent)] = Field(
-        default=0.2, ge=0.0, lt=1.0
+    # How much nearer a member must be to count as better: a ratio and seconds.
+    min_improvement: Annotated[tuple[float, float], BeforeValidator(parse_improvement)] = (
+        DEFAULT_IMPROVEMENT
     )
     hold_down: Duration = 600.0
 
@@ -278,7 +313,8 @@ class PoolConfig(_Strict):
             embedding=self.embedding,
             tiers=tuple(tuple(t) for t in self.tiers),
             after=self.failover.after,
-            min_improvement=self.failover.min_improvement,
+            min_improvement=self.failover.min_improvement[0],
+            min_improvement_seconds=self.failover.min_improvement[1],
             hold_down=self.failover.hold_down,
         )
 
@@ -324,6 +360,24 @@ class NotifySettings(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     command: list[str] = Field(default_factory=list)
     command_timeout: Duration = 30.0
+    # A sink failing longer than this drops its events older than this.
+    max_age: Duration = 86400.0
+    # A sink with more events waiting than this drops its oldest.
+    max_pending: int = Field(default=1000, ge=1, le=100_000)
+
+    @field_validator("command_timeout")
+    @classmethod
+    def _command_timeout(cls, v: float) -> float:
+        if not 0 < v <= 3600:
+            raise ValueError("command_timeout must be more than 0s and at most 1h")
+        return v
+
+    @field_validator("max_age")
+    @classmethod
+    def _max_age(cls, v: float) -> float:
+        if v < 60:
+            raise ValueError("max_age must be at least 1m")
+        return v
 
 
 class MonitorConfig(_Strict):

@@ -158,6 +158,11 @@ class LabServer:
         )
         await self._runner.setup()
         await self._listen(host, port)
+        if self.options.fault == "refuse":
+            # Listen once for a port to name, then close it: connections are refused.
+            assert self._site is not None
+            await self._site.stop()
+            self._site = None
 
     async def _listen(self, host: str, port: int) -> None:
         assert self._runner is not None
