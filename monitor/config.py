@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from monitor.notify import Webhook
+from monitor.probes.configjs import Limits
 from monitor.probes.tokens import TokenKey, mint
 from monitor.selector import PoolSettings
 
@@ -45,6 +46,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "parse_size",
 ]
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?")
@@ -76,6 +78,26 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?", re.IGNORECASE)
+_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2}
+_UNITS["gb"] = 1000**3
+
+
+def parse_size(value: object) -> int:
+    """Bytes from a number or a string like ``64MiB``, ``512KiB``, ``1GiB``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 67108864 or '64MiB'")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (m := _SIZE.fullmatch(value.strip())):
+        size = float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]
+        if math.isfinite(size):
+            return int(size)
+    raise ValueError(f"{value!r} is not a size; use bytes or a string such as '64MiB'")
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -412,6 +434,30 @@ class ProbeSettings(_Strict):
         return v
 
 
+class ConfigJsSettings(_Strict):
+    """The sandbox config.js runs in: how long and how much memory one evaluation may use."""
+
+    time_limit: Duration = 0.25
+    memory_limit: Size = 64 * 1024 * 1024
+
+    @field_validator("time_limit")
+    @classmethod
+    def _time_limit(cls, v: float) -> float:
+        if not 0.01 <= v <= 10:
+            raise ValueError("time_limit must be between 10ms and 10s")
+        return v
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit(cls, v: int) -> int:
+        if not 4 * 1024 * 1024 <= v <= 1024 * 1024 * 1024:
+            raise ValueError("memory_limit must be between 4MiB and 1GiB")
+        return v
+
+    def limits(self) -> Limits:
+        return Limits(time=self.time_limit, memory=self.memory_limit)
+
+
 class NotifySettings(_Strict):
     """Who hears of a pool's change of choice."""
 
@@ -433,6 +479,7 @@ class MonitorConfig(_Strict):
     pools: list[PoolConfig] = Field(default_factory=list)
     notify: NotifySettings = NotifySettings()
     probe: ProbeSettings = ProbeSettings()
+    configjs: ConfigJsSettings = ConfigJsSettings()
     # "i/n": probe only this monitor's shard of the servers (pools kept whole).
     shard: str | None = None
     # Where serve keeps pool choices and smoothed RTTs across restarts

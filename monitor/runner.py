@@ -16,6 +16,7 @@ import aiohttp
 from monitor import __version__
 from monitor.config import MonitorConfig, Target
 from monitor.model import Check, CheckResult, Reason, ServerReport
+from monitor.probes.configjs import configure as configure_configjs
 from monitor.probes.http import HttpClient, make_ssl_context, origin_of
 from monitor.probes.matrix import probe_matrix, valid_check
 from monitor.probes.tokens import TokenKey, mint
@@ -48,6 +49,7 @@ class Runner:
 
     def __init__(self, config: MonitorConfig) -> None:
         self._user_agent = user_agent(config.contact)
+        configure_configjs(config.configjs.limits(), len(config.servers))
         nameservers = config.dns.nameservers or None
         self._resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
         self._ssl: dict[tuple[bool, Path | None], ssl.SSLContext] = {}
