@@ -44,6 +44,9 @@ class Reason(StrEnum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     BODY_TOO_LARGE = "body_too_large"
     NO_SIGNALLING_URL = "no_signalling_url"
+    CONFIGJS_TIMEOUT = "configjs_timeout"
+    CONFIGJS_MEMORY = "configjs_memory"
+    CONFIGJS_ERROR = "configjs_error"
     EXTERNAL_API_INVALID = "external_api_invalid"
     EMBED_LIMITED = "embed_limited"
     WS_UPGRADE_REFUSED = "ws_upgrade_refused"
@@ -106,17 +109,26 @@ class CertInfo:
 
 @dataclass(frozen=True, slots=True)
 class ConfigFacts:
-    """What the server's config.js says about its signalling and embedding."""
+    """What the server's config.js says about its signalling and embedding.
+
+    URLs are absolute (resolved against the page URL as a browser does).
+    """
 
     domain: str | None = None
     anonymousdomain: str | None = None
     authdomain: str | None = None
     muc: str | None = None
+    # True when config.js names no MUC and ``muc`` is lib-jitsi-meet's
+    # default, conference.<domain>.
+    muc_fallback: bool = False
     focus: str | None = None
     bosh: str | None = None
     websocket: str | None = None
     token_auth_url: str | None = None
     disable_iframe_api: bool | None = None
+    # p2p.enabled and the URLs of p2p.stunServers (at most 16).
+    p2p_enabled: bool | None = None
+    stun_servers: tuple[str, ...] = ()
 
     @property
     def signalling_url(self) -> str | None:

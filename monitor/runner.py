@@ -27,6 +27,7 @@ from monitor import __version__
 from monitor.config import MonitorConfig, Target
 from monitor.ladder import LADDER, Check, CheckSpec, JwtCase
 from monitor.model import CheckResult, ConfigFacts, Reason, ServerReport, skipped
+from monitor.probes.configjs import configure as configure_configjs
 from monitor.probes.http_client import HttpClient, make_ssl_context, origin_of
 from monitor.probes.matrix import probe_matrix, valid_check
 from monitor.probes.tokens import mint
@@ -59,6 +60,7 @@ class Runner:
 
     def __init__(self, config: MonitorConfig) -> None:
         self.user_agent = user_agent(config.contact)
+        configure_configjs(config.configjs.limits(), len(config.servers))
         nameservers = config.dns.nameservers or None
         self.resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
         self._ssl: dict[tuple[bool, Path | None], ssl.SSLContext] = {}

@@ -75,10 +75,16 @@ def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
                 "anonymousdomain": report.config.anonymousdomain,
                 "authdomain": report.config.authdomain,
                 "muc": report.config.muc,
+                "muc_fallback": report.config.muc_fallback,
                 "focus": report.config.focus,
                 "websocket": report.config.websocket,
                 "bosh": report.config.bosh,
+                "token_auth_url": report.config.token_auth_url,
                 "disable_iframe_api": report.config.disable_iframe_api,
+                "p2p": {
+                    "enabled": report.config.p2p_enabled,
+                    "stun_servers": list(report.config.stun_servers),
+                },
             },
             "checks": [
                 {

@@ -13,7 +13,14 @@ from monitor.config.errors import ConfigError, Problem
 from monitor.config.load import load_config, parse_config
 from monitor.config.schema import MonitorConfig, Target
 from monitor.config.sharding import shard_of
-from monitor.config.values import Shard, parse_duration, parse_shard, server_url, url_pattern
+from monitor.config.values import (
+    Shard,
+    parse_duration,
+    parse_shard,
+    parse_size,
+    server_url,
+    url_pattern,
+)
 
 __all__ = [
     "ConfigError",
@@ -25,6 +32,7 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "parse_shard",
+    "parse_size",
     "server_url",
     "shard_of",
     "url_pattern",

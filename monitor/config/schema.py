@@ -30,6 +30,7 @@ from monitor.config.values import (
     RESERVED_LABELS,
     Duration,
     Shard,
+    Size,
     check_interval,
     check_timeout,
     parse_duration,
@@ -39,6 +40,7 @@ from monitor.config.values import (
 )
 from monitor.ladder import LADDER
 from monitor.notify import Webhook
+from monitor.probes.configjs import Limits
 from monitor.probes.tokens import TokenKey
 from monitor.selector import PoolSettings
 
@@ -354,6 +356,30 @@ class ProbeSettings(_Strict):
         return v
 
 
+class ConfigJsSettings(_Strict):
+    """The sandbox config.js runs in: how long and how much memory one evaluation may use."""
+
+    time_limit: Duration = 0.25
+    memory_limit: Size = 64 * 1024 * 1024
+
+    @field_validator("time_limit")
+    @classmethod
+    def _time_limit(cls, v: float) -> float:
+        if not 0.01 <= v <= 10:
+            raise ValueError("time_limit must be between 10ms and 10s")
+        return v
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit(cls, v: int) -> int:
+        if not 4 * 1024 * 1024 <= v <= 1024 * 1024 * 1024:
+            raise ValueError("memory_limit must be between 4MiB and 1GiB")
+        return v
+
+    def limits(self) -> Limits:
+        return Limits(time=self.time_limit, memory=self.memory_limit)
+
+
 class NotifySettings(_Strict):
     """Who hears of a pool's change of choice."""
 
@@ -393,6 +419,7 @@ class MonitorConfig(_Strict):
     pools: list[PoolConfig] = Field(default_factory=list)
     notify: NotifySettings = NotifySettings()
     probe: ProbeSettings = ProbeSettings()
+    configjs: ConfigJsSettings = ConfigJsSettings()
     # "i/n": probe only this monitor's shard of the servers (pools kept whole).
     shard: str | None = None
     # Where serve keeps pool choices and smoothed RTTs across restarts

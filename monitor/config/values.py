@@ -15,10 +15,12 @@ from pydantic import (
 __all__ = [
     "Duration",
     "Shard",
+    "Size",
     "check_interval",
     "check_timeout",
     "parse_duration",
     "parse_shard",
+    "parse_size",
     "server_url",
     "url_pattern",
 ]
@@ -53,6 +55,26 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?", re.IGNORECASE)
+_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2}
+_UNITS["gb"] = 1000**3
+
+
+def parse_size(value: object) -> int:
+    """Bytes from a number or a string like ``64MiB``, ``512KiB``, ``1GiB``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 67108864 or '64MiB'")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (m := _SIZE.fullmatch(value.strip())):
+        size = float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]
+        if math.isfinite(size):
+            return int(size)
+    raise ValueError(f"{value!r} is not a size; use bytes or a string such as '64MiB'")
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

@@ -245,6 +245,7 @@ class LabServer:
         if o.shape == "ssi":
             return (
                 'var subdir = \'<!--# echo var="subdir" default="" -->\';\n'
+                "if (subdir.startsWith('<!--')) { subdir = ''; }\n"
                 "var config = {\n"
                 f"    hosts: {{ domain: '{o.domain}', muc: 'conference.' + '{o.domain}' }},\n"
                 f"    bosh: '{base}' + subdir + 'http-bind',\n"

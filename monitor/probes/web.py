@@ -8,15 +8,13 @@ HTTP-level failure of one file does not stop the others.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import hashlib
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin
 
 from monitor.ladder import LADDER, Check
 from monitor.model import CertInfo, CheckResult, ConfigFacts, Phase, Reason, skipped
-from monitor.probes.configjs import parse_config_js
+from monitor.probes.configjs import read_config_js
 from monitor.probes.http_client import Fetch, FetchError, HttpClient
 
 __all__ = ["EMBED_LIMIT_SECONDS", "WebResult", "probe_web"]
@@ -57,10 +55,11 @@ class WebResult:
 
 
 class _WebSteps:
-    def __init__(self, client: HttpClient, base_url: str, kind: str) -> None:
+    def __init__(self, client: HttpClient, base_url: str, kind: str, deadline: float) -> None:
         self.client = client
         self.base_url = base_url
         self.kind = kind
+        self.deadline = deadline
         self.checks: list[CheckResult] = []
         self.page: Fetch | None = None
         self.config: ConfigFacts | None = None
@@ -102,6 +101,13 @@ class _WebSteps:
             return None
         return fetch
 
+    def page_url(self) -> str:
+        """The URL a browser's ``location`` has: the page's, after its redirects."""
+        page = self.page.response if self.page is not None else None
+        if page is not None and 200 <= page.status < 300:
+            return page.url
+        return self.base_url
+
     def skip(self, check: Check) -> None:
         cause = self.stopped.check.value if self.stopped else "an earlier check"
         self.checks += skipped((check,), cause)
@@ -113,19 +119,13 @@ class _WebSteps:
 
         cfg = await self.fetch(Check.CONFIGJS, "config.js")
         if cfg is not None and cfg.response is not None:
-            facts = _absolute(await _parse(cfg.response.body), cfg.response.url)
-            self.config = facts
-            if facts.signalling_url is None:
-                self.checks.append(
-                    CheckResult(
-                        Check.CONFIGJS,
-                        Reason.NO_SIGNALLING_URL,
-                        "config.js names neither a websocket nor a bosh URL",
-                        cfg.phase_list(),
-                    )
-                )
-            else:
-                self.checks.append(CheckResult(Check.CONFIGJS, Reason.OK, "", cfg.phase_list()))
+            found = await read_config_js(
+                cfg.response.body, self.page_url(), cfg.response.url, self.deadline
+            )
+            self.config = found.facts
+            self.checks.append(
+                CheckResult(Check.CONFIGJS, found.reason, found.detail, cfg.phase_list())
+            )
 
         api = await self.fetch(Check.EXTERNAL_API, "external_api.js")
         if api is not None and api.response is not None:
@@ -163,7 +163,7 @@ class _WebSteps:
         facts = self.config
         if facts is None:
             return CheckResult(
-                Check.EMBED, Reason.SKIPPED, "not known: config.js was not read"
+                Check.EMBED, Reason.SKIPPED, "not known: config.js gave no config"
             ), None
         if facts.disable_iframe_api and self.kind == "jaas":
             return CheckResult(
@@ -182,43 +182,12 @@ class _WebSteps:
         return CheckResult(Check.EMBED, Reason.OK, "embedded meetings are not cut off"), 0
 
 
-# Parsed config.js bodies by digest: servers serve the same file round after
-# round, and fleets often share one, so most ladders skip the parse.
-_PARSED: dict[bytes, ConfigFacts] = {}
-_PARSED_MAX: Final = 1024
-# Bodies larger than this are parsed in a worker thread, off the event loop.
-_THREAD_ABOVE: Final = 32 * 1024
-
-
-async def _parse(body: bytes) -> ConfigFacts:
-    key = hashlib.blake2b(body, digest_size=16).digest()
-    facts = _PARSED.get(key)
-    if facts is None:
-        if len(body) > _THREAD_ABOVE:
-            facts = await asyncio.to_thread(parse_config_js, body)
-        else:
-            facts = parse_config_js(body)
-        if len(_PARSED) >= _PARSED_MAX:
-            del _PARSED[next(iter(_PARSED))]
-        _PARSED[key] = facts
-    return facts
-
-
-def _absolute(facts: ConfigFacts, base: str) -> ConfigFacts:
-    """Resolve relative bosh/websocket URLs (``/http-bind``, ``//host/x``) against config.js."""
-    return dataclasses.replace(
-        facts,
-        bosh=urljoin(base, facts.bosh) if facts.bosh else None,
-        websocket=urljoin(base, facts.websocket) if facts.websocket else None,
-    )
-
-
 async def probe_web(client: HttpClient, base_url: str, kind: str, deadline: float) -> WebResult:
     """Run the web ladder against ``base_url`` until the loop time ``deadline``.
 
     Never raises for the server's faults; every outcome is in the result.
     """
-    ladder = _WebSteps(client, base_url, kind)
+    ladder = _WebSteps(client, base_url, kind, deadline)
     try:
         async with asyncio.timeout_at(deadline):
             await ladder.run()
