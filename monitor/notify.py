@@ -248,47 +248,56 @@ class Notifier:
         env["JITSI_MONITOR_EVENT_ID"] = event.id
         env["JITSI_MONITOR_EVENT"] = json.dumps(event.body, sort_keys=True)
         program = self.command[0]
+        # Our own pipe for its output, so that waiting for the command ends when
+        # it exits, not when the last child it left behind closes the pipe.
+        read_fd, write_fd = os.pipe()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdout=write_fd,
+                stderr=write_fd,
                 start_new_session=True,  # its own process group, killed whole
             )
         except OSError as exc:
+            os.close(read_fd)
             log.error("command %s cannot start: %s", program, exc.strerror or exc)
             self.exits["cannot_start"] += 1
             return "failed"
-        assert proc.stdout is not None
-        output = asyncio.ensure_future(_read_bounded(proc.stdout, OUTPUT_LIMIT))
+        finally:
+            os.close(write_fd)
+        reader = asyncio.StreamReader()
+        pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+        )
+        kept = bytearray()
+        output = asyncio.ensure_future(_read_bounded(reader, kept, OUTPUT_LIMIT))
         try:
-            code = await asyncio.wait_for(proc.wait(), self.command_timeout)
-        except TimeoutError:
-            _kill_group(proc.pid)
-            await proc.wait()
-            output.cancel()
-            self.exits["timeout"] += 1
-            log.error(
-                "command %s took longer than %gs for event %s: killed with its children",
-                program,
-                self.command_timeout,
-                event.id,
-            )
-            return "failed"
-        except asyncio.CancelledError:  # shutdown: do not leave it running
-            _kill_group(proc.pid)
-            with contextlib.suppress(ProcessLookupError):
+            try:
+                code = await asyncio.wait_for(proc.wait(), self.command_timeout)
+            except TimeoutError:
+                _kill_group(proc.pid)
                 await proc.wait()
+                self.exits["timeout"] += 1
+                log.error(
+                    "command %s took longer than %gs for event %s: killed with its children",
+                    program,
+                    self.command_timeout,
+                    event.id,
+                )
+                return "failed"
+            except asyncio.CancelledError:  # shutdown: do not leave it running
+                _kill_group(proc.pid)
+                await proc.wait()
+                raise
+            # A child it left behind may hold the pipe open: stop reading soon.
+            await asyncio.wait({output}, timeout=OUTPUT_GRACE)
+        finally:
             output.cancel()
-            raise
-        try:
-            kept = await asyncio.wait_for(output, OUTPUT_GRACE)
-        except TimeoutError:  # a child it left behind holds the pipe: stop reading
-            kept = b""
+            pipe.close()
         self.exits[str(code)] += 1
-        first = _first_lines(kept)
+        first = _first_lines(bytes(kept))
         if code == 0:
             log.info("command %s ran for event %s (pool %s)", program, event.id, event.pool)
             return "delivered"
@@ -296,13 +305,11 @@ class Notifier:
         return "failed"
 
 
-async def _read_bounded(stream: asyncio.StreamReader, limit: int) -> bytes:
-    """Read to the end; keep the first ``limit`` bytes, discard the rest."""
-    kept = b""
+async def _read_bounded(stream: asyncio.StreamReader, kept: bytearray, limit: int) -> None:
+    """Read to the end; keep the first ``limit`` bytes in ``kept``, discard the rest."""
     while chunk := await stream.read(64 * 1024):
         if len(kept) < limit:
             kept += chunk[: limit - len(kept)]
-    return kept
 
 
 def _kill_group(pid: int) -> None:

@@ -228,6 +228,8 @@ async def test_prometheus_scrapes_the_monitor_and_fires_alerts(
     config.write_text(
         servers_yaml(tls_labs, interval="1s", timeout="1s")
         + "pools:\n  - name: moodle\n    servers: [lab-1, lab-2]\n    embedding: true\n"
+        # a sink, so that the outbox's series exist
+        + "notify:\n  command: [/bin/true]\n"
     )
     served = await start_serve(config, serve)
     monitor = served.base.removeprefix("http://")
