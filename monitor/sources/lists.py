@@ -33,8 +33,9 @@ _SEPARATOR = re.compile(r"\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?")
 _BULLET = re.compile(r"(?:[*+-]|\d{1,3}[.)])\s+(.*)")
 _LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)")
 _TAG = re.compile(r"<[^>]*>")
-# Marks and decoration before an entry: emoji, arrows, symbols, spaces.
-_LEADING_MARKS = re.compile(r"^[^\w\[<]+", re.UNICODE)
+# Marks and decoration before an entry: emoji, arrows, other symbols beyond
+# ASCII, spaces (ASCII punctuation stays: ".example.org" is no host).
+_LEADING_MARKS = re.compile(r"^(?:\s|[^\x00-\x7f\w])+")
 CHECK_MARK, CROSS_MARK, PHONE_MARK, RECORD_MARK = "✅", "❌", "📞", "⏺"
 
 
