@@ -105,8 +105,10 @@ async def test_sources_add_and_remove_servers_in_a_running_serve(
     assert any("ops@example.org" in ua for ua in asked), "the contact is in the User-Agent"
     health = await get_json(f"{base}/healthz")
     by_name = {s["name"]: s for s in health["sources"]}
-    assert by_name["local"]["ok"] is True and by_name["local"]["servers"] == 1
-    assert by_name["fleet"]["ok"] is True and by_name["fleet"]["servers"] == 1
+    assert by_name["local"]["ok"] is True
+    assert by_name["local"]["servers"] == 1
+    assert by_name["fleet"]["ok"] is True
+    assert by_name["fleet"]["servers"] == 1
     assert by_name["fleet"]["type"] == "http_sd"
 
     # A new file: its server starts probing and joins the pool.
