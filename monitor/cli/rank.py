@@ -208,6 +208,8 @@ def rank_command(
             raise click.ClickException(f"the list did not make a valid config: {exc}") from None
     else:
         cfg = load(config or Path("servers.yaml"))
+        if contact is not None:
+            cfg = cfg.model_copy(update={"contact": contact})
     targets = cfg.targets()
     if not targets:
         click.echo("no servers to rank", err=True)
