@@ -184,6 +184,8 @@ def rank_command(
         raise click.UsageError(
             "--country, --region, --label, --format and --include-limited go with --discover"
         )
+    if contact is not None and any(c in contact for c in "\r\n()"):
+        raise click.BadParameter("one line without parentheses", param_hint="--contact")
     if pool_name is not None and not NAME.fullmatch(pool_name):
         raise click.BadParameter("letters, digits, '.', '_' or '-'", param_hint="--pool")
     if pool_name is not None and as_json:
