@@ -6,9 +6,7 @@ The scheduler writes here; metrics, the CLI and the HTTP app only read.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -17,8 +15,10 @@ from pathlib import Path
 from typing import Final
 
 from monitor.config import Target
+from monitor.ladder import FAILOVER_REASONS
 from monitor.model import Reason, ServerReport
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
+from monitor.statefile import UnusableFile, move_aside, read_json_bounded, write_json_atomic
 
 __all__ = ["EWMA_ALPHA", "State", "load_state", "save_state"]
 
@@ -125,10 +125,17 @@ def _smooth(store: dict[str, float], server: str, sample: float | None) -> None:
 # -- persistence ----------------------------------------------------------------
 
 _VERSION = 1
+# What a state file may be: 10,000 servers take some 1 MB.
+STATE_MAX_BYTES: Final = 16 * 1024 * 1024
+STATE_MAX_DEPTH: Final = 16
+# Restored numbers are clamped: round trips under an hour, counts below 2**53.
+_MAX_RTT: Final = 3600.0
+_MAX_COUNT: Final = 2**53
 
 
 def save_state(state: State, path: Path) -> None:
-    """Write pool choices and smoothed RTTs, atomically (write, fsync, rename)."""
+    """Write pool choices and smoothed RTTs, atomically and never through a
+    planted link (``monitor.statefile.write_json_atomic``)."""
     data = {
         "version": _VERSION,
         "saved_at": time.time(),
@@ -136,25 +143,26 @@ def save_state(state: State, path: Path) -> None:
         "rtt_xmpp_ping": state.rtt_xmpp_ping,
         "pools": {name: dataclasses.asdict(p) for name, p in state.pool_states.items()},
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        json.dump(data, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, data)
 
 
 def load_state(state: State, path: Path) -> str | None:
     """Restore what save_state wrote for the servers and pools still configured.
 
-    Returns a problem to log, or None. A missing file is not a problem.
+    Returns a problem to log, or None. A missing file is not a problem; a
+    file that cannot be used (not a regular file, too large, too deep, not
+    JSON) is moved aside (logged there) and the monitor starts afresh.
+    Every restored number is checked and clamped.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json_bounded(path, STATE_MAX_BYTES, STATE_MAX_DEPTH)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        return f"cannot read {path}: {exc}"
+    except UnusableFile as exc:
+        move_aside(path, str(exc))
+        return None
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}; starting afresh"
     if not isinstance(data, dict) or data.get("version") != _VERSION:
         return f"{path} is not a state file of this version; starting afresh"
     now = time.time()
@@ -164,7 +172,7 @@ def load_state(state: State, path: Path) -> str | None:
     ):
         saved = data.get(key)
         for server, value in saved.items() if isinstance(saved, dict) else ():
-            if server in state.targets and _finite(value) and 0 <= value < 3600:
+            if server in state.targets and _finite(value) and 0 <= value < _MAX_RTT:
                 store[server] = float(value)
     pools = data.get("pools")
     for name, raw in pools.items() if isinstance(pools, dict) else ():
@@ -175,20 +183,27 @@ def load_state(state: State, path: Path) -> str | None:
         failovers = raw.get("failovers", [])
         if not (_finite(hold_until) and _finite(changed_at) and isinstance(failovers, list)):
             continue
-        counts = tuple(
-            (str(item[0]), int(item[1]))
-            for item in failovers
-            if isinstance(item, list) and len(item) == 2 and isinstance(item[1], int)
-        )
         state.pool_states[name] = PoolState(
             current=raw.get("current") if raw.get("current") in pool.servers else None,
             stale=raw.get("stale") is True,
             # a hold-down never runs longer than the pool's own setting from now
-            hold_until=min(float(hold_until), now + pool.hold_down),
-            changed_at=float(changed_at),
-            failovers=counts,
+            hold_until=max(0.0, min(float(hold_until), now + pool.hold_down)),
+            changed_at=max(0.0, min(float(changed_at), now)),
+            failovers=_counts(failovers),
         )
     return None
+
+
+def _counts(items: list[object]) -> tuple[tuple[str, int], ...]:
+    """Failover counts: known reasons only, whole numbers from 0 to 2**53."""
+    known = {r.value for r in FAILOVER_REASONS}
+    counts: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, list) and len(item) == 2 and item[0] in known:
+            value = item[1]
+            if isinstance(value, int) and not isinstance(value, bool):
+                counts[item[0]] = min(max(value, 0), _MAX_COUNT)
+    return tuple(sorted(counts.items()))
 
 
 def _finite(value: object) -> bool:

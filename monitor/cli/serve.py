@@ -59,8 +59,9 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             return
         try:
             save_state(state, state_path)
-        except OSError as exc:
-            log.error("cannot save the state to %s: %s", state_path, exc.strerror or exc)
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            log.error("cannot save the state to %s: %s", state_path, why)
 
     def notify(decision: Decision) -> None:
         urls = {name: target.url for name, target in state.targets.items()}
