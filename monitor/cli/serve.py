@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -18,13 +19,13 @@ from monitor.cli.common import (
     log,
     shard_option,
 )
-from monitor.config import ConfigError, MonitorConfig, Shard, load_config
+from monitor.config import ConfigError, MonitorConfig, Shard, Target, load_config
 from monitor.decisions import Decisions
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
 from monitor.runner import Runner, user_agent
 from monitor.scheduler import Scheduler
-from monitor.selector import Decision
+from monitor.selector import Decision, PoolSettings
 from monitor.server import make_app
 from monitor.state import State, load_state, save_state
 
@@ -32,6 +33,31 @@ __all__ = ["serve"]
 
 # How often serve writes its state file (and at every change of a pool's choice).
 SAVE_EVERY = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A config read for a reload, with what it resolves to (made in the worker thread)."""
+
+    spec: Shard | None
+    targets: list[Target]
+    pools: list[PoolSettings]
+    seconds: float
+
+
+@dataclass(slots=True)
+class _Reloads:
+    task: asyncio.Task[None] | None = None
+    again: bool = False  # a SIGHUP came in while reading
+
+
+def _read(path: Path, shard: Shard | None) -> tuple[MonitorConfig, _Read]:
+    """Read, validate and resolve a config: the slow part of a reload, off the loop."""
+    started = time.monotonic()
+    new = load_config(path)
+    spec = shard or new.shard_spec()
+    targets, pools = new.fleet(spec)
+    return new, _Read(spec, targets, pools, time.monotonic() - started)
 
 
 async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Shard | None) -> None:
@@ -70,6 +96,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
     decisions = Decisions(state, notify=notify, save=persist)
     scheduler = Scheduler(runner, state, decisions)
     tasks: list[asyncio.Future[None]] = []
+    reloads = _Reloads()
 
     async def keep_saving() -> None:
         while True:
@@ -81,31 +108,55 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def reload() -> None:
-        try:
-            new = load_config(path)
-        except ConfigError as exc:
-            state.config_reload_ok = False
-            log.error("config reload failed; keeping the running config:\n%s", exc)
-            return
+    def adopt(new: MonitorConfig, read: _Read) -> None:
+        """Swap the new config in, all at once, on the loop."""
         fixed = ("location", "concurrency", "dns", "contact", "listen", "state_file")
         if any(getattr(new, k) != getattr(cfg, k) for k in fixed) or (
             new.notify.command_timeout != cfg.notify.command_timeout
         ):
             log.warning("%s and notify.command_timeout change only on restart", ", ".join(fixed))
-        spec = shard or new.shard_spec()
-        targets, pools = new.fleet(spec)
-        state.shard = str(spec) if spec else None
-        state.set_targets(targets)
-        state.set_pools(pools)
+        state.shard = str(read.spec) if read.spec else None
+        state.set_targets(read.targets)
+        state.set_pools(read.pools)
         ondemand.update(new)
         notifier.webhooks = new.webhooks()
         notifier.command = new.notify.command
         decisions.take(state.select(None, time.time()))
-        scheduler.update(targets)
+        scheduler.update(read.targets)
         state.config_reload_ok = True
         state.config_reload_time = time.time()
-        log.info("config reloaded: %d server(s)", len(targets))
+        log.info("config reloaded: %d server(s) (read in %.2fs)", len(read.targets), read.seconds)
+
+    def failed(why: str, trace: bool = False) -> None:
+        state.config_reload_ok = False
+        log.error("config reload failed; keeping the running config: %s", why, exc_info=trace)
+
+    async def reload_now() -> None:
+        """Read (in a worker thread) until no SIGHUP came in meanwhile."""
+        while True:
+            reloads.again = False
+            try:
+                new, read = await asyncio.to_thread(_read, path, shard)
+            except ConfigError as exc:
+                failed("; ".join(str(p) for p in exc.problems))
+            except (MemoryError, RecursionError) as exc:
+                failed(f"the config is too large or too deeply nested ({type(exc).__name__})")
+            except Exception as exc:  # our own bug: say so, keep running
+                failed(f"{type(exc).__name__}: {exc}", trace=True)
+            else:
+                try:
+                    adopt(new, read)
+                except Exception as exc:
+                    failed(f"{type(exc).__name__}: {exc}", trace=True)
+            if not reloads.again:
+                return
+
+    def reload() -> None:
+        """SIGHUP: read the config off the loop; one more read if one is under way."""
+        if reloads.task is not None and not reloads.task.done():
+            reloads.again = True
+            return
+        reloads.task = asyncio.ensure_future(reload_now())
 
     try:
         site = web.TCPSite(app_runner, host, port)
@@ -136,8 +187,9 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
         await scheduler.shutdown()
-        for task in tasks:
-            task.cancel()
+        for task in (*tasks, reloads.task):
+            if task is not None:
+                task.cancel()
         persist()
         await notifier.close()
         await ondemand.close()
