@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [cpu|scale|accuracy|metrics|all] [options]``.
+"""``python -m bench [--quick] [cpu|scale|accuracy|metrics|config|all] [options]``.
 
 Subcommands starting with ``_`` are the workers the benchmarks start in
 processes of their own; they are not meant to be run by hand.
@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, cpu, delayserver, driver, render, scale
+from bench import accuracy, config, cpu, delayserver, driver, render, scale
 from bench.common import have_uvloop, machine_info
 
-BENCHES = ("cpu", "scale", "accuracy", "metrics")
+BENCHES = ("cpu", "scale", "accuracy", "metrics", "config")
 
 # Sizes for --quick: every benchmark runs in seconds (a smoke test, not figures).
 QUICK: dict[str, dict[str, Any]] = {
@@ -33,6 +33,7 @@ QUICK: dict[str, dict[str, Any]] = {
         "targets": 2,
     },
     "metrics": {"servers": 200, "requests": 3},
+    "config": {"servers": 300, "loads": 1, "reloads": 1},
 }
 
 
@@ -47,11 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_arguments(sub.add_parser("scale", parents=[common], help=scale.__doc__))
     accuracy.add_arguments(sub.add_parser("accuracy", parents=[common], help=accuracy.__doc__))
     render.add_arguments(sub.add_parser("metrics", parents=[common], help=render.__doc__))
+    config.add_arguments(sub.add_parser("config", parents=[common], help=config.__doc__))
     cpu.worker_arguments(sub.add_parser("_cpu-worker"))
     driver.add_arguments(sub.add_parser("_driver"))
     scale.worker_arguments(sub.add_parser("_monitor"))
     delayserver.add_arguments(sub.add_parser("_delay-server"))
     render.server_arguments(sub.add_parser("_metrics-server"))
+    config.worker_arguments(sub.add_parser("_config-serve"))
     return parser
 
 
@@ -61,13 +64,21 @@ _WORKERS = {
     "_monitor": scale.worker,
     "_delay-server": delayserver.main,
     "_metrics-server": render.server,
+    "_config-serve": config.worker,
 }
-_RUNS = {"cpu": cpu.run, "scale": scale.run, "accuracy": accuracy.run, "metrics": render.run}
+_RUNS = {
+    "cpu": cpu.run,
+    "scale": scale.run,
+    "accuracy": accuracy.run,
+    "metrics": render.run,
+    "config": config.run,
+}
 _ADDERS = {
     "cpu": cpu.add_arguments,
     "scale": scale.add_arguments,
     "accuracy": accuracy.add_arguments,
     "metrics": render.add_arguments,
+    "config": config.add_arguments,
 }
 
 

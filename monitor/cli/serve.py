@@ -20,6 +20,7 @@ from monitor.cli.common import (
     shard_option,
 )
 from monitor.config import ConfigError, MonitorConfig, Shard, Target, load_config
+from monitor.config.source import beside_the_loop
 from monitor.decisions import Decisions
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
@@ -54,9 +55,10 @@ class _Reloads:
 def _read(path: Path, shard: Shard | None) -> tuple[MonitorConfig, _Read]:
     """Read, validate and resolve a config: the slow part of a reload, off the loop."""
     started = time.monotonic()
-    new = load_config(path)
-    spec = shard or new.shard_spec()
-    targets, pools = new.fleet(spec)
+    with beside_the_loop():
+        new = load_config(path)
+        spec = shard or new.shard_spec()
+        targets, pools = new.fleet(spec)
     return new, _Read(spec, targets, pools, time.monotonic() - started)
 
 
@@ -110,6 +112,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
 
     def adopt(new: MonitorConfig, read: _Read) -> None:
         """Swap the new config in, all at once, on the loop."""
+        started = time.monotonic()
         fixed = ("location", "concurrency", "dns", "contact", "listen", "state_file")
         if any(getattr(new, k) != getattr(cfg, k) for k in fixed) or (
             new.notify.command_timeout != cfg.notify.command_timeout
@@ -117,15 +120,22 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             log.warning("%s and notify.command_timeout change only on restart", ", ".join(fixed))
         state.shard = str(read.spec) if read.spec else None
         state.set_targets(read.targets)
-        state.set_pools(read.pools)
+        # Judging every pool takes a while in a large fleet: only when they changed.
+        if read.pools != list(state.pools.values()):
+            state.set_pools(read.pools)
+            decisions.take(state.select(None, time.time()))
         ondemand.update(new)
         notifier.webhooks = new.webhooks()
         notifier.command = new.notify.command
-        decisions.take(state.select(None, time.time()))
         scheduler.update(read.targets)
         state.config_reload_ok = True
         state.config_reload_time = time.time()
-        log.info("config reloaded: %d server(s) (read in %.2fs)", len(read.targets), read.seconds)
+        log.info(
+            "config reloaded: %d server(s) (read in %.2fs, swapped in %.0f ms)",
+            len(read.targets),
+            read.seconds,
+            (time.monotonic() - started) * 1000,
+        )
 
     def failed(why: str, trace: bool = False) -> None:
         state.config_reload_ok = False

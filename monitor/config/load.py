@@ -10,17 +10,14 @@ import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from pydantic import (
-    BaseModel,
-    ValidationError,
-)
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from monitor.config.checks import cross_checks
 from monitor.config.errors import ConfigError, Problem, Where
 from monitor.config.keys import token_key
-from monitor.config.schema import MonitorConfig
+from monitor.config.schema import MonitorConfig, PoolConfig, ServerConfig
 from monitor.config.source import MAX_DOCUMENT_BYTES, parse_yaml
 
 __all__ = ["load_config", "parse_config"]
@@ -73,6 +70,46 @@ def _message(error: Any, loc: Where) -> str:
     return msg.removeprefix("Value error, ")
 
 
+# Servers and pools are validated this many at a time: no single call into
+# pydantic's core (which holds the GIL) lasts long enough to stall the
+# event loop while a reload is read in a worker thread.
+_CHUNK: Final = 200
+_LISTS: Final = (
+    ("servers", TypeAdapter(list[ServerConfig])),
+    ("pools", TypeAdapter(list[PoolConfig])),
+)
+
+
+def _validate(data: dict[str, Any]) -> tuple[MonitorConfig | None, list[tuple[Where, Any]]]:
+    """The config, or the pydantic errors with their places; long lists in chunks."""
+    errors: list[tuple[Where, Any]] = []
+    rest = dict(data)
+    chunked: dict[str, list[Any]] = {}
+    for key, adapter in _LISTS:
+        items = rest.get(key)
+        if not isinstance(items, list) or len(items) <= _CHUNK:
+            continue
+        del rest[key]
+        chunked[key] = []
+        for start in range(0, len(items), _CHUNK):
+            try:
+                chunked[key] += adapter.validate_python(items[start : start + _CHUNK])
+            except ValidationError as exc:
+                errors += [
+                    ((key, start + int(e["loc"][0]), *e["loc"][1:]), e) for e in exc.errors()
+                ]
+    try:
+        config = MonitorConfig.model_validate(rest)
+    except ValidationError as exc:
+        errors += [(tuple(e["loc"]), e) for e in exc.errors()]
+    if errors:
+        # in the order of the file's keys, as one validation would give them
+        order = {name: i for i, name in enumerate(MonitorConfig.model_fields)}
+        errors.sort(key=lambda item: order.get(str(item[0][0]), -1) if item[0] else -1)
+        return None, errors
+    return (config.model_copy(update=chunked) if chunked else config), []
+
+
 def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> MonitorConfig:
     """Validate config text; raise ConfigError naming file, line and field.
 
@@ -92,15 +129,10 @@ def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None
                 for loc, line in parsed.duplicates
             ]
         )
-    try:
-        config = MonitorConfig.model_validate(data)
-    except ValidationError as exc:
+    config, errors = _validate(data)
+    if config is None:
         lines = parse_yaml(text, file, lines=True).lines
-        problems = [
-            _problem(file, lines, tuple(e["loc"]), _message(e, tuple(e["loc"])))
-            for e in exc.errors()
-        ]
-        raise ConfigError(problems) from None
+        raise ConfigError([_problem(file, lines, loc, _message(e, loc)) for loc, e in errors])
     config._base_dir = base_dir or Path()
     found: list[tuple[Where, str]] = []
     for index, server in enumerate(config.servers):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ __all__ = [
     "MAX_NODES",
     "MAX_SCALAR_CHARS",
     "Parsed",
+    "no_gc",
     "parse_yaml",
 ]
 
@@ -99,7 +101,7 @@ _GC_HOLDERS = 0
 
 
 @contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
+def no_gc() -> Iterator[None]:
     """No cyclic garbage collection while building (acyclic) data: a config
     of 100,000 values would otherwise trigger it dozens of times."""
     global _GC_HOLDERS
@@ -114,6 +116,36 @@ def _no_gc() -> Iterator[None]:
             _GC_HOLDERS -= 1
             if _GC_HOLDERS == 0 and was:
                 gc.enable()
+
+
+_SWITCH_LOCK = threading.Lock()
+_SWITCH_HOLDERS = 0
+_SWITCH_BEFORE = sys.getswitchinterval()
+# While a config is read beside the event loop: how often the reading thread
+# hands the GIL over (Python's default is every 5 ms).
+READ_SWITCH_INTERVAL: Final = 0.0005
+
+
+@contextlib.contextmanager
+def beside_the_loop() -> Iterator[None]:
+    """For reading a config in a worker thread while the event loop runs: no
+    cyclic garbage collection meanwhile (the data is acyclic; a collection of
+    a large heap would hold the GIL for hundreds of milliseconds) and the GIL
+    handed over every 0.5 ms, so that the loop waits for it briefly."""
+    global _SWITCH_HOLDERS, _SWITCH_BEFORE
+    with _SWITCH_LOCK:
+        if _SWITCH_HOLDERS == 0:
+            _SWITCH_BEFORE = sys.getswitchinterval()
+            sys.setswitchinterval(READ_SWITCH_INTERVAL)
+        _SWITCH_HOLDERS += 1
+    try:
+        with no_gc():
+            yield
+    finally:
+        with _SWITCH_LOCK:
+            _SWITCH_HOLDERS -= 1
+            if _SWITCH_HOLDERS == 0:
+                sys.setswitchinterval(_SWITCH_BEFORE)
 
 
 class _Frame:
@@ -137,7 +169,7 @@ def parse_yaml(text: str, file: str, *, lines: bool = False) -> Parsed:
             [Problem(file, None, "", f"the file is larger than {MAX_DOCUMENT_BYTES} bytes")]
         )
     try:
-        with _no_gc():
+        with no_gc():
             return _build(text, lines)
     except _Stop as stop:
         raise ConfigError([Problem(file, stop.line, "", stop.message)]) from None
