@@ -28,6 +28,7 @@ from monitor.runner import Runner, user_agent
 from monitor.scheduler import Scheduler
 from monitor.selector import Decision, PoolSettings
 from monitor.server import make_app
+from monitor.server.guard import fd_budget, handler_args, listen
 from monitor.state import State, load_state, save_state
 
 __all__ = ["serve"]
@@ -63,6 +64,18 @@ def _read(path: Path, shard: Shard | None) -> tuple[MonitorConfig, _Read]:
 
 
 async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Shard | None) -> None:
+    fds = fd_budget(cfg.concurrency + cfg.probe.concurrency)
+    if fds.raised_from is not None:
+        log.info("open-file limit raised from %d to %d", fds.raised_from, fds.limit)
+    if fds.warning:
+        log.warning("%s", fds.warning)
+    log.info(
+        "open-file limit %d: %d kept for probing, at most %d connections to serve's port",
+        fds.limit,
+        fds.probing,
+        fds.connections,
+    )
+    listening: asyncio.AbstractServer | None = None
     spec = shard or cfg.shard_spec()
     targets, pools = cfg.fleet(spec)
     state = State(location=cfg.location, shard=str(spec) if spec else None)
@@ -105,7 +118,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             await asyncio.sleep(SAVE_EVERY)
             persist()
 
-    app_runner = web.AppRunner(make_app(state, ondemand), access_log=None)
+    app_runner = web.AppRunner(make_app(state, ondemand), access_log=None, **handler_args())
     await app_runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -169,9 +182,8 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         reloads.task = asyncio.ensure_future(reload_now())
 
     try:
-        site = web.TCPSite(app_runner, host, port)
         try:
-            await site.start()
+            listening, bound = await listen(app_runner, host, port, fds.connections)
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -180,7 +192,6 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         scheduler.start(targets)
         saver = asyncio.ensure_future(keep_saving())
         tasks.append(saver)
-        bound = app_runner.addresses[0][1] if app_runner.addresses else port
         part = f" (shard {spec} of the config's {len(cfg.servers)})" if spec else ""
         log.info(
             "probing %d server(s)%s on %s; metrics on http://%s:%d/metrics",
@@ -193,6 +204,8 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         await stop.wait()
         log.info("stopping")
     finally:
+        if listening is not None:
+            listening.close()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
