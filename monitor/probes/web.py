@@ -208,9 +208,18 @@ def _absolute(facts: ConfigFacts, base: str) -> ConfigFacts:
     """Resolve relative bosh/websocket URLs (``/http-bind``, ``//host/x``) against config.js."""
     return dataclasses.replace(
         facts,
-        bosh=urljoin(base, facts.bosh) if facts.bosh else None,
-        websocket=urljoin(base, facts.websocket) if facts.websocket else None,
+        bosh=_join(base, facts.bosh) if facts.bosh else None,
+        websocket=_join(base, facts.websocket) if facts.websocket else None,
     )
+
+
+def _join(base: str, url: str) -> str:
+    """``url`` against ``base``; a URL that cannot be joined stays as it is, for the
+    signalling stage to refuse (``monitor.probes.xmpp.transport.signalling_url``)."""
+    try:
+        return urljoin(base, url)
+    except ValueError:
+        return url
 
 
 async def probe_web(client: HttpClient, base_url: str, kind: str, deadline: float) -> WebResult:

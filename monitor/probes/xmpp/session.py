@@ -49,7 +49,7 @@ from monitor.probes.xmpp.transport import (
     WebSocketTransport,
     check_same_host,
     check_token_target,
-    check_url,
+    signalling_url,
 )
 
 __all__ = [
@@ -199,19 +199,17 @@ class XmppSession:
         token = self.settings.token
         if token is None and self.settings.token_for is not None:
             token = self.settings.token_for(self.room)
+        url = signalling_url(self.url, ("http", "https") if self.bosh else ("ws", "wss"))
         if token:
-            check_token_target(self.url, self.origin)
+            check_token_target(url, self.origin)
             query["token"] = token
         elif self.settings.same_host:
-            check_same_host(self.url, self.origin)
-        check_url(self.url, ("http", "https") if self.bosh else ("ws", "wss"))
+            check_same_host(url, self.origin)
         if self.bosh:
-            self.transport = BoshTransport(
-                self.session, self.url, query, self.origin, self.settings
-            )
+            self.transport = BoshTransport(self.session, url, query, self.origin, self.settings)
         else:
             self.transport = await WebSocketTransport.connect(
-                self.session, self.url, query, self.origin, self.settings
+                self.session, url, query, self.origin, self.settings
             )
         self.done("upgrade", t0)
 
