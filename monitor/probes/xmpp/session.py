@@ -27,6 +27,7 @@ from xml.etree.ElementTree import Element
 
 import aiohttp
 
+from monitor import escape
 from monitor.ladder import LADDER, XMPP_PHASES, Check
 from monitor.model import CheckResult, ConfigFacts, Phase, Reason, skipped
 from monitor.probes.xmpp.bosh import BoshTransport
@@ -181,7 +182,7 @@ class XmppSession:
     async def open_stream(self, to: str, restart: bool = False) -> Element:
         assert self.transport is not None
         await self.transport.open(to, restart)
-        return await self.expect(lambda e: e.tag == q(NS_STREAMS, "features"))
+        return await self.expect(_stream_features)
 
     async def iq(self, kind: str, to: str | None, payload: str, id_prefix: str) -> Element:
         iq_id = self.next_id(id_prefix)
@@ -356,6 +357,22 @@ _JOIN_ERRORS: Final = {
     "service-unavailable": Reason.ROOM_FULL,
     "not-authorized": Reason.PASSWORD_REQUIRED,
 }
+
+
+def _stream_features(elem: Element) -> bool:
+    """The stream's features; features in another namespace are named as such."""
+    if elem.tag == q(NS_STREAMS, "features"):
+        return True
+    namespace, _, name = (
+        elem.tag[1:].rpartition("}") if elem.tag.startswith("{") else ("", "", elem.tag)
+    )
+    if name == "features":
+        raise XmppError(
+            Reason.PROTOCOL_ERROR,
+            f"the server sent stream features in the namespace {escape.plain(namespace, 80)!r}, "
+            f"not {NS_STREAMS!r}",
+        )
+    return False
 
 
 def _is_presence(elem: Element) -> bool:

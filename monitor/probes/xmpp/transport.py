@@ -17,6 +17,7 @@ from yarl import URL
 
 from monitor import escape
 from monitor.model import Reason
+from monitor.probes.http_client import tls_failure
 from monitor.probes.xmpp.framing import MAX_FRAME, NS_FRAMING, XmppError, esc, parse_frame, q
 
 if TYPE_CHECKING:
@@ -133,10 +134,9 @@ def check_same_host(url: URL, origin: str) -> None:
 def connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> XmppError:
     """An aiohttp connection failure as a reason an operator can act on."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        message = getattr(exc.certificate_error, "verify_message", "") or "not trusted"
-        return XmppError(Reason.TLS_UNTRUSTED, f"certificate: {message}")
+        return XmppError(*tls_failure(exc.certificate_error))
     if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return XmppError(Reason.TLS_ERROR, "TLS handshake failed")
+        return XmppError(*tls_failure(exc.os_error))
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return XmppError(Reason.DNS_ERROR, f"cannot resolve {url.host}")
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -193,8 +193,13 @@ class WebSocketTransport:
 
     async def open(self, to: str, restart: bool) -> None:
         await self.send(f'<open xmlns="{NS_FRAMING}" to="{esc(to)}" version="1.0"/>')
-        while (await self.recv()).tag != q(NS_FRAMING, "open"):
-            pass
+        while (tag := (await self.recv()).tag) != q(NS_FRAMING, "open"):
+            if tag.endswith("}open") or tag == "open":
+                raise XmppError(
+                    Reason.PROTOCOL_ERROR,
+                    f"the server opened the stream in another namespace ({escape.plain(tag, 80)}), "
+                    f"not {NS_FRAMING!r}",
+                )
 
     async def send(self, xml: str) -> None:
         try:
