@@ -91,6 +91,8 @@ class LogFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if record.args:
             record.args = _plain_args(record.args)
+        elif isinstance(record.msg, str):  # a message made before logging it
+            record.msg = plain(record.msg)
         return super().format(record)
 
     def formatException(self, ei: Any) -> str:

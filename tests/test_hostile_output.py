@@ -97,6 +97,8 @@ def test_the_log_shows_one_line(caplog: pytest.LogCaptureFixture) -> None:
     )
     assert raw_free(line)
     assert "forged line" in line
+    made = logging.LogRecord("monitor", logging.INFO, __file__, 1, f"got {HOSTILE}", (), None)
+    assert raw_free(formatter.format(made))
     try:
         raise ValueError(HOSTILE)
     except ValueError:
