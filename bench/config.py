@@ -3,9 +3,9 @@
 Load: ``load_config`` (YAML, schema, cross checks, token keys) in this
 process, the first run and the best of a few; target 1 s. Reload: ``serve``
 runs with the config (servers on a closed loopback port, an hour apart, so
-that probing is quiet after the start), this process GETs ``/healthz`` every
-few milliseconds over one kept-alive connection, changes the config and
-sends SIGHUP. The stall is the longest the loop was late to wake a 2 ms
+that probing is quiet once every server's first ladder is done); this
+process GETs ``/healthz`` every few milliseconds over one kept-alive
+connection, changes the config (one more server each time) and sends SIGHUP. The stall is the longest the loop was late to wake a 2 ms
 sleep while the reload ran (a ticker inside serve's loop, as bench/scale.py
 does it); how much later ``/healthz`` answered than before is shown beside
 it (each answer takes several turns of the loop). Target: under 50 ms.
@@ -157,8 +157,10 @@ def _reload_stalls(path: Path, servers: int, reloads: int) -> dict[str, Any]:
         reader = threading.Thread(target=_read_lines, args=(child, lines), daemon=True)
         reader.start()
         wait_port(port, child.proc, timeout=120)
-        # every server's first ladder runs within the start-up spread (5 s)
-        time.sleep(7.0)
+        # every server's first ladder runs within the start-up spread (5 s);
+        # the reloads are timed once that burst is over
+        _wait_probed(port, servers, child)
+        time.sleep(2.0)
         poller = _Poller(port)
         poller.start()
         time.sleep(1.0)
@@ -197,6 +199,23 @@ def _reload_stalls(path: Path, servers: int, reloads: int) -> dict[str, Any]:
         "rss_mb": rss.get("VmRSS", float("nan")),
         "peak_rss_mb": rss.get("VmHWM", float("nan")),
     }
+
+
+def _wait_probed(port: int, servers: int, child: Any, timeout: float = 300) -> None:
+    """Until ``/healthz`` says every server has a result."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if child.proc.poll() is not None:
+            raise RuntimeError("serve exited")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", "/healthz")
+            if json.loads(conn.getresponse().read())["probed"] >= servers:
+                return
+        finally:
+            conn.close()
+        time.sleep(0.5)
+    raise RuntimeError(f"not every server was probed within {timeout} s")
 
 
 def _read_lines(child: Any, lines: list[str]) -> None:
