@@ -5,8 +5,9 @@ process, the first run and the best of a few; target 1 s. Reload: ``serve``
 runs with the config (servers on a closed loopback port, an hour apart, so
 that probing is quiet once every server's first ladder is done); this
 process GETs ``/healthz`` every few milliseconds over one kept-alive
-connection, changes the config (one more server each time) and sends SIGHUP. The stall is the longest the loop was late to wake a 2 ms
-sleep while the reload ran (a ticker inside serve's loop, as bench/scale.py
+connection, changes the config (one more server each time) and sends
+SIGHUP. The stall is the longest the loop was late to wake a 2 ms sleep
+while the reload ran (a ticker inside serve's loop, as bench/scale.py
 does it); how much later ``/healthz`` answered than before is shown beside
 it (each answer takes several turns of the loop). Target: under 50 ms.
 """
