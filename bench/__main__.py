@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [cpu|scale|accuracy|metrics|configjs|all] [options]``.
+"""``python -m bench [--quick] [cpu|scale|accuracy|metrics|configjs|config|all] [options]``.
 
 Subcommands starting with ``_`` are the workers the benchmarks start in
 processes of their own; they are not meant to be run by hand.
@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, configjs, cpu, delayserver, driver, render, scale
+from bench import accuracy, config, configjs, cpu, delayserver, driver, render, scale
 from bench.common import have_uvloop, machine_info
 
-BENCHES = ("cpu", "scale", "accuracy", "metrics", "configjs")
+BENCHES = ("cpu", "scale", "accuracy", "metrics", "configjs", "config")
 
 # Sizes for --quick: every benchmark runs in seconds (a smoke test, not figures).
 QUICK: dict[str, dict[str, Any]] = {
@@ -34,6 +34,7 @@ QUICK: dict[str, dict[str, Any]] = {
     },
     "metrics": {"servers": 200, "requests": 3},
     "configjs": {"repeat": 5, "servers": 40, "rounds": 3, "hostile": 1},
+    "config": {"servers": 300, "loads": 1, "reloads": 1},
 }
 
 
@@ -49,11 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     accuracy.add_arguments(sub.add_parser("accuracy", parents=[common], help=accuracy.__doc__))
     render.add_arguments(sub.add_parser("metrics", parents=[common], help=render.__doc__))
     configjs.add_arguments(sub.add_parser("configjs", parents=[common], help=configjs.__doc__))
+    config.add_arguments(sub.add_parser("config", parents=[common], help=config.__doc__))
     cpu.worker_arguments(sub.add_parser("_cpu-worker"))
     driver.add_arguments(sub.add_parser("_driver"))
     scale.worker_arguments(sub.add_parser("_monitor"))
     delayserver.add_arguments(sub.add_parser("_delay-server"))
     render.server_arguments(sub.add_parser("_metrics-server"))
+    config.worker_arguments(sub.add_parser("_config-serve"))
     return parser
 
 
@@ -63,6 +66,7 @@ _WORKERS = {
     "_monitor": scale.worker,
     "_delay-server": delayserver.main,
     "_metrics-server": render.server,
+    "_config-serve": config.worker,
 }
 _RUNS = {
     "cpu": cpu.run,
@@ -70,6 +74,7 @@ _RUNS = {
     "accuracy": accuracy.run,
     "metrics": render.run,
     "configjs": configjs.run,
+    "config": config.run,
 }
 _ADDERS = {
     "cpu": cpu.add_arguments,
@@ -77,6 +82,7 @@ _ADDERS = {
     "accuracy": accuracy.add_arguments,
     "metrics": render.add_arguments,
     "configjs": configjs.add_arguments,
+    "config": config.add_arguments,
 }
 
 

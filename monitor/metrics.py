@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from monitor import __version__
+from monitor import __version__, escape
 from monitor.config import Target
 from monitor.ladder import FAILOVER_REASONS, LADDER
 from monitor.model import ServerReport
@@ -166,11 +166,8 @@ FAMILIES: tuple[Family, ...] = SERVER_FAMILIES + POOL_FAMILIES + MONITOR_FAMILIE
 _SERVER_FAMILY_NAMES = tuple(f.name for f in SERVER_FAMILIES)
 
 
-def _esc(value: str) -> str:
-    """A label value, escaped as the text format wants."""
-    if "\\" in value or '"' in value or "\n" in value:
-        return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
-    return value
+# A label value as the text format wants it, control characters shown as escapes.
+_esc = escape.label
 
 
 def _num(value: float) -> str:

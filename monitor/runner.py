@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import aiodns
 import aiohttp
 
-from monitor import __version__
+from monitor import __version__, escape
 from monitor.config import MonitorConfig, Target
 from monitor.ladder import LADDER, Check, CheckSpec, JwtCase
 from monitor.model import CheckResult, ConfigFacts, Reason, ServerReport, skipped
@@ -289,8 +289,8 @@ async def run_ladder(runner: Runner, target: Target) -> ServerReport:
             results = await stage.run(run, wanted)
         except (OSError, ssl.SSLError) as exc:
             # The server is not to blame: e.g. an unreadable ca_file.
-            log.error("server %s: cannot set up the probe: %s", target.name, exc)
-            results = _crashed(wanted, f"cannot set up the probe: {exc}")
+            log.error("server %s: cannot set up the probe: %s", target.name, escape.plain(exc))
+            results = _crashed(wanted, f"cannot set up the probe: {escape.plain(exc, 300)}")
         except Exception:  # our own bug: keep what earlier stages found
             log.exception("server %s: the %s stage crashed", target.name, stage.name)
             results = _crashed(wanted, "the probe crashed; see the monitor's log")

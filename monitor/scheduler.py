@@ -22,6 +22,7 @@ from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor import escape
 from monitor.config import Target
 from monitor.decisions import Decisions
 from monitor.model import ServerReport
@@ -62,7 +63,7 @@ def _log_change(name: str, previous: ServerReport | None, report: ServerReport) 
             name,
             failure.check.value,
             failure.reason.value,
-            failure.detail,
+            escape.plain(failure.detail),
         )
 
 

@@ -6,9 +6,7 @@ The scheduler writes here; metrics, the CLI and the HTTP app only read.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -17,10 +15,12 @@ from pathlib import Path
 from typing import Final
 
 from monitor.config import Target
+from monitor.ladder import FAILOVER_REASONS
 from monitor.model import Reason, ServerReport
 from monitor.outbox import Outbox
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
 from monitor.sources.status import SourceStatus
+from monitor.statefile import UnusableFile, move_aside, read_json_bounded, write_json_atomic
 
 __all__ = ["EWMA_ALPHA", "State", "load_state", "save_state"]
 
@@ -133,10 +133,17 @@ def _smooth(store: dict[str, float], server: str, sample: float | None) -> None:
 # -- persistence ----------------------------------------------------------------
 
 _VERSION = 1
+# What a state file may be: 10,000 servers take some 1 MB.
+STATE_MAX_BYTES: Final = 16 * 1024 * 1024
+STATE_MAX_DEPTH: Final = 16
+# Restored numbers are clamped: round trips under an hour, counts below 2**53.
+_MAX_RTT: Final = 3600.0
+_MAX_COUNT: Final = 2**53
 
 
 def save_state(state: State, path: Path) -> None:
-    """Write pool choices and smoothed RTTs, atomically (write, fsync, rename)."""
+    """Write pool choices and smoothed RTTs, atomically and never through a
+    planted link (``monitor.statefile.write_json_atomic``)."""
     data = {
         "version": _VERSION,
         "saved_at": time.time(),
@@ -145,12 +152,7 @@ def save_state(state: State, path: Path) -> None:
         "pools": {name: dataclasses.asdict(p) for name, p in state.pool_states.items()},
         "outbox": state.outbox.dump(),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        json.dump(data, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, data)
 
 
 def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> str | None:
@@ -159,14 +161,20 @@ def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> st
     A restored choice waits for the pool's members' first probes (they start
     within ``first_probes_within`` seconds and end within their timeout)
     before the pool gives it up for another member.
-    Returns a problem to log, or None. A missing file is not a problem.
+    Returns a problem to log, or None. A missing file is not a problem; a
+    file that cannot be used (not a regular file, too large, too deep, not
+    JSON) is moved aside (logged there) and the monitor starts afresh.
+    Every restored number is checked and clamped.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json_bounded(path, STATE_MAX_BYTES, STATE_MAX_DEPTH)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        return f"cannot read {path}: {exc}"
+    except UnusableFile as exc:
+        move_aside(path, str(exc))
+        return None
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}; starting afresh"
     if not isinstance(data, dict) or data.get("version") != _VERSION:
         return f"{path} is not a state file of this version; starting afresh"
     now = time.time()
@@ -176,7 +184,7 @@ def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> st
     ):
         saved = data.get(key)
         for server, value in saved.items() if isinstance(saved, dict) else ():
-            if server in state.targets and _finite(value) and 0 <= value < 3600:
+            if server in state.targets and _finite(value) and 0 <= value < _MAX_RTT:
                 store[server] = float(value)
     pools = data.get("pools")
     for name, raw in pools.items() if isinstance(pools, dict) else ():
@@ -187,23 +195,30 @@ def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> st
         failovers = raw.get("failovers", [])
         if not (_finite(hold_until) and _finite(changed_at) and isinstance(failovers, list)):
             continue
-        counts = tuple(
-            (str(item[0]), int(item[1]))
-            for item in failovers
-            if isinstance(item, list) and len(item) == 2 and isinstance(item[1], int)
-        )
         timeouts = [state.targets[s].timeout for s in pool.servers if s in state.targets]
         state.pool_states[name] = PoolState(
             current=raw.get("current") if raw.get("current") in pool.servers else None,
             wait_until=now + first_probes_within + max(timeouts, default=0.0),
             stale=raw.get("stale") is True,
             # a hold-down never runs longer than the pool's own setting from now
-            hold_until=min(float(hold_until), now + pool.hold_down),
-            changed_at=float(changed_at),
-            failovers=counts,
+            hold_until=max(0.0, min(float(hold_until), now + pool.hold_down)),
+            changed_at=max(0.0, min(float(changed_at), now)),
+            failovers=_counts(failovers),
         )
     # Sinks first (the notifier configures them): the outbox keeps only theirs.
     return state.outbox.restore(data.get("outbox"))
+
+
+def _counts(items: list[object]) -> tuple[tuple[str, int], ...]:
+    """Failover counts: known reasons only, whole numbers from 0 to 2**53."""
+    known = {r.value for r in FAILOVER_REASONS}
+    counts: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, list) and len(item) == 2 and item[0] in known:
+            value = item[1]
+            if isinstance(value, int) and not isinstance(value, bool):
+                counts[item[0]] = min(max(value, 0), _MAX_COUNT)
+    return tuple(sorted(counts.items()))
 
 
 def _finite(value: object) -> bool:

@@ -27,8 +27,16 @@ async def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     text = printed.decode(errors="replace")
     assert proc.returncode == 0, text[-3000:]
     figures = json.loads(out.read_text())
-    assert set(figures) == {"machine", "cpu", "scale", "accuracy", "metrics", "configjs"}, text[
-        -3000:
-    ]
+    assert set(figures) == {
+        "machine",
+        "cpu",
+        "scale",
+        "accuracy",
+        "metrics",
+        "configjs",
+        "config",
+    }, text[-3000:]
     assert "ratio to blackbox" in text
     assert "lag" in json.dumps(figures["scale"])
+    assert figures["config"]["load_best_s"] > 0
+    assert figures["config"]["stall_s"] >= 0

@@ -13,6 +13,7 @@ import click
 
 from monitor import __version__
 from monitor.cli import check, discover, lab, rank, serve, token, validate
+from monitor.escape import LogFormatter
 
 __all__ = ["cli", "main"]
 
@@ -27,11 +28,10 @@ __all__ = ["cli", "main"]
 )
 def cli(log_level: str) -> None:
     """Health and failover monitor for Jitsi Meet servers."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    # Every argument of a log line is shown through monitor.escape.plain.
+    handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=log_level.upper(), handlers=[handler])
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from monitor import escape
 from monitor import loop as event_loop
 from monitor.cli.common import (
     EXIT_CONFIG,
@@ -54,7 +54,7 @@ def _signalling(report: ServerReport) -> str:
     if failed is not None and failed.reason is Reason.SKIPPED:
         return "skipped"
     if failed is not None:
-        return f"[red]{failed.check.value}: {failed.reason.value}[/]"
+        return f"[red]{escape.term(f'{failed.check.value}: {failed.reason.value}')}[/]"
     return f"[green]ok[/] {_ms(report.ping_rtt)}"
 
 
@@ -64,18 +64,19 @@ def _jwt(report: ServerReport) -> str:
     if valid is None:
         return "-"
     if not valid.success:
-        return f"[red]token {valid.reason.value}[/]" if valid.reason is not Reason.SKIPPED else "-"
+        shown = escape.term(valid.reason.value)
+        return f"[red]token {shown}[/]" if valid.reason is not Reason.SKIPPED else "-"
     words = []
     enforced = report.check(Check.JWT_ENFORCED)
     if enforced is not None and enforced.reason is Reason.JWT_NOT_ENFORCED:
         words.append("[red]NOT ENFORCED[/]")
     elif enforced is not None and not enforced.success:
-        words.append(f"enforcement {enforced.reason.value}")
+        words.append(escape.term(f"enforcement {enforced.reason.value}"))
     moderation = report.check(Check.MODERATION)
     if moderation is not None and moderation.reason is Reason.MODERATION_CLAIM_IGNORED:
         words.append("[red]moderator claim ignored[/]")
     elif moderation is not None and not moderation.success:
-        words.append(moderation.reason.value)
+        words.append(escape.term(moderation.reason.value))
     return "; ".join(words) or "[green]ok[/]"
 
 
@@ -84,9 +85,11 @@ def _pool_line(state: State, name: str) -> str:
     if pool["chosen"] is not None:
         chosen = next(c for c in pool["candidates"] if c["server"] == pool["chosen"])
         score = _ms(chosen["score_seconds"])
-        return f"pool {name}: [green]{pool['chosen']}[/] (tier {chosen['tier']}, {score})"
+        shown = escape.term(pool["chosen"])
+        return f"pool {escape.term(name)}: [green]{shown}[/] (tier {chosen['tier']}, {score})"
     out = [f"{c['server']}: {c['why']}" for c in pool["candidates"] if not c["eligible"]]
-    return f"pool {name}: [red]no eligible server[/] ({'; '.join(out)})"
+    why = escape.term("; ".join(out))
+    return f"pool {escape.term(name)}: [red]no eligible server[/] ({why})"
 
 
 def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
@@ -104,7 +107,7 @@ def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
         embed = report.embed_limit_seconds
         failure = report.first_failure
         table.add_row(
-            target.name,
+            escape.term(target.name),
             f"[green]{state}[/]" if report.up else f"[red]{state}[/]",
             _ms(report.phase_seconds("resolve")),
             _ms(report.phase_seconds("connect")),
@@ -118,7 +121,7 @@ def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
             else ("none" if embed == 0 else f"[yellow]ends after {embed} s[/]"),
             "-"
             if failure is None
-            else f"{failure.check.value}: {failure.reason.value}: {failure.detail}",
+            else escape.term(f"{failure.check.value}: {failure.reason.value}: {failure.detail}"),
             end_section=False,
         )
     return table
@@ -142,7 +145,8 @@ def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | Non
         if unknown:
             names = {s.name for s in cfg.servers}
             where = " in this shard" if set(unknown) <= names else ""
-            click.echo(f"{config}: no server named {', '.join(unknown)}{where}", err=True)
+            names_shown = escape.plain(", ".join(unknown), 200)
+            click.echo(f"{escape.plain(config)}: no server named {names_shown}{where}", err=True)
             sys.exit(EXIT_CONFIG)
         targets = [t for t in targets if t.name in only]
     reports = event_loop.run(_check_all(cfg, targets))
@@ -158,9 +162,9 @@ def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | Non
             "servers": [report_dict(t, r) for t, r in zip(targets, reports, strict=True)],
             "pools": [pool_dict(state, name) for name in state.pools],
         }
-        click.echo(json.dumps(out, indent=2))
+        click.echo(escape.to_json(out, indent=2))
     else:
-        console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+        console = Console(width=None if sys.stdout.isatty() else 200, highlight=False, emoji=False)
         console.print(_table(targets, reports))
         for name in state.pools:
             console.print(_pool_line(state, name))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from monitor import escape
 from monitor.config import ConfigError, MonitorConfig, Shard, load_config, parse_shard
 
 __all__ = [
@@ -50,7 +51,7 @@ def load(path: Path) -> MonitorConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        click.echo(f"{path}: the config is not valid:", err=True)
+        click.echo(f"{escape.plain(path)}: the config is not valid:", err=True)
         for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
+            click.echo(f"  {escape.plain(problem)}", err=True)
         sys.exit(EXIT_CONFIG)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -19,14 +20,16 @@ from monitor.cli.common import (
     shard_option,
 )
 from monitor.config import ConfigError, MonitorConfig, Shard, Target, load_config
+from monitor.config.source import beside_the_loop
 from monitor.decisions import Decisions
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
 from monitor.outbox import Outbox
 from monitor.runner import Runner, user_agent
 from monitor.scheduler import STARTUP_SPREAD, Scheduler
-from monitor.selector import Decision
+from monitor.selector import Decision, PoolSettings
 from monitor.server import make_app
+from monitor.server.guard import fd_budget, handler_args, listen
 from monitor.sources.watch import Sources
 from monitor.state import State, load_state, save_state
 
@@ -36,7 +39,45 @@ __all__ = ["serve"]
 SAVE_EVERY = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A config read for a reload, with what it resolves to (made in the worker thread)."""
+
+    spec: Shard | None
+    targets: list[Target]
+    pools: list[PoolSettings]
+    seconds: float
+
+
+@dataclass(slots=True)
+class _Reloads:
+    task: asyncio.Task[None] | None = None
+    again: bool = False  # a SIGHUP came in while reading
+
+
+def _read(path: Path, shard: Shard | None) -> tuple[MonitorConfig, _Read]:
+    """Read, validate and resolve a config: the slow part of a reload, off the loop."""
+    started = time.monotonic()
+    with beside_the_loop():
+        new = load_config(path)
+        spec = shard or new.shard_spec()
+        targets, pools = new.fleet(spec)
+    return new, _Read(spec, targets, pools, time.monotonic() - started)
+
+
 async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Shard | None) -> None:
+    fds = fd_budget(cfg.concurrency + cfg.probe.concurrency)
+    if fds.raised_from is not None:
+        log.info("open-file limit raised from %d to %d", fds.raised_from, fds.limit)
+    if fds.warning:
+        log.warning("%s", fds.warning)
+    log.info(
+        "open-file limit %d: %d kept for probing, at most %d connections to serve's port",
+        fds.limit,
+        fds.probing,
+        fds.connections,
+    )
+    listening: asyncio.AbstractServer | None = None
     spec = shard or cfg.shard_spec()
     # server_sources: the config's servers and those of its sources (files
     # read now, HTTP endpoints once running); they apply changes themselves.
@@ -54,8 +95,9 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             return
         try:
             save_state(state, state_path)
-        except OSError as exc:
-            log.error("cannot save the state to %s: %s", state_path, exc.strerror or exc)
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            log.error("cannot save the state to %s: %s", state_path, why)
 
     notifier = Notifier(
         state.outbox,
@@ -80,36 +122,37 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
     decisions = Decisions(state, notify=notify, save=persist)
     scheduler = Scheduler(runner, state, decisions)
     tasks: list[asyncio.Future[None]] = []
+    reloads = _Reloads()
 
     async def keep_saving() -> None:
         while True:
             await asyncio.sleep(SAVE_EVERY)
             persist()
 
-    app_runner = web.AppRunner(make_app(state, ondemand), access_log=None)
+    app_runner = web.AppRunner(make_app(state, ondemand), access_log=None, **handler_args())
     await app_runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def adopt_servers(new: MonitorConfig) -> list[Target]:
+    def adopt_servers(
+        new: MonitorConfig, fleet: tuple[list[Target], list[PoolSettings]] | None = None
+    ) -> list[Target]:
         """Adopt a server list: a reload's, or the sources' when they change."""
         spec = shard or new.shard_spec()
-        targets, pools = new.fleet(spec)
+        targets, pools = fleet if fleet is not None else new.fleet(spec)
         state.shard = str(spec) if spec else None
         state.set_targets(targets)
-        state.set_pools(pools)
+        # Judging every pool takes a while in a large fleet: only when they changed.
+        if pools != list(state.pools.values()):
+            state.set_pools(pools)
+            decisions.take(state.select(None, time.time()))
         ondemand.update(new)
-        decisions.take(state.select(None, time.time()))
         scheduler.update(targets)
         return targets
 
-    def reload() -> None:
-        try:
-            new = load_config(path)
-        except ConfigError as exc:
-            state.config_reload_ok = False
-            log.error("config reload failed; keeping the running config:\n%s", exc)
-            return
+    def adopt(new: MonitorConfig, read: _Read) -> None:
+        """Swap the new config in, all at once, on the loop."""
+        started = time.monotonic()
         fixed = ("location", "concurrency", "dns", "contact", "listen", "state_file")
         if any(getattr(new, k) != getattr(cfg, k) for k in fixed) or (
             new.notify.command_timeout != cfg.notify.command_timeout
@@ -119,15 +162,53 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         state.outbox.max_pending = new.notify.max_pending
         notifier.configure(new.webhooks(), new.notify.command)
         notifier.start()
-        targets = adopt_servers(sources.configure(new))
+        merged = sources.configure(new)
+        # Without sources the fleet was worked out in the worker thread already.
+        fleet = None if new.server_sources else (read.targets, read.pools)
+        targets = adopt_servers(merged, fleet)
         state.config_reload_ok = True
         state.config_reload_time = time.time()
-        log.info("config reloaded: %d server(s)", len(targets))
+        log.info(
+            "config reloaded: %d server(s) (read in %.2fs, swapped in %.0f ms)",
+            len(targets),
+            read.seconds,
+            (time.monotonic() - started) * 1000,
+        )
+
+    def failed(why: str, trace: bool = False) -> None:
+        state.config_reload_ok = False
+        log.error("config reload failed; keeping the running config: %s", why, exc_info=trace)
+
+    async def reload_now() -> None:
+        """Read (in a worker thread) until no SIGHUP came in meanwhile."""
+        while True:
+            reloads.again = False
+            try:
+                new, read = await asyncio.to_thread(_read, path, shard)
+            except ConfigError as exc:
+                failed("; ".join(str(p) for p in exc.problems))
+            except (MemoryError, RecursionError) as exc:
+                failed(f"the config is too large or too deeply nested ({type(exc).__name__})")
+            except Exception as exc:  # our own bug: say so, keep running
+                failed(f"{type(exc).__name__}: {exc}", trace=True)
+            else:
+                try:
+                    adopt(new, read)
+                except Exception as exc:
+                    failed(f"{type(exc).__name__}: {exc}", trace=True)
+            if not reloads.again:
+                return
+
+    def reload() -> None:
+        """SIGHUP: read the config off the loop; one more read if one is under way."""
+        if reloads.task is not None and not reloads.task.done():
+            reloads.again = True
+            return
+        reloads.task = asyncio.ensure_future(reload_now())
 
     try:
-        site = web.TCPSite(app_runner, host, port)
         try:
-            await site.start()
+            listening, bound = await listen(app_runner, host, port, fds.connections)
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -138,7 +219,6 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         notifier.start()  # events a stop left in the outbox go first
         saver = asyncio.ensure_future(keep_saving())
         tasks.append(saver)
-        bound = app_runner.addresses[0][1] if app_runner.addresses else port
         part = f" (shard {spec} of the config's {len(cfg.servers)})" if spec else ""
         log.info(
             "probing %d server(s)%s on %s; metrics on http://%s:%d/metrics",
@@ -151,13 +231,16 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         await stop.wait()
         log.info("stopping")
     finally:
+        if listening is not None:
+            listening.close()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
         await sources.close()
         await scheduler.shutdown()
-        for task in tasks:
-            task.cancel()
+        for task in (*tasks, reloads.task):
+            if task is not None:
+                task.cancel()
         await notifier.close()
         persist()
         await ondemand.close()

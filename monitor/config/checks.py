@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
+from pathlib import Path
+from typing import Final
 
 from monitor.config.errors import Where
 from monitor.config.schema import MonitorConfig
 
-__all__ = ["cross_checks"]
+__all__ = ["LADDER_STEPS", "cross_checks", "needed_timeout"]
 
 
 def _pool_checks(config: MonitorConfig) -> list[tuple[Where, str]]:
@@ -55,29 +58,88 @@ def cross_checks(config: MonitorConfig) -> list[tuple[Where, str]]:
                 )
             )
     seen: set[str] = set()
-    for index, (server, target) in enumerate(zip(config.servers, config.targets(), strict=True)):
+    ca_files: dict[Path, str | None] = {}
+    defaults = config.defaults
+    for index, server in enumerate(config.servers):
         if server.name in seen:
             found.append((("servers", index, "name"), f"server name {server.name!r} is used twice"))
         seen.add(server.name)
-        if target.timeout > target.interval:
+        timeout = server.timeout or defaults.timeout
+        interval = server.interval or defaults.interval
+        if timeout > interval:
             field = "timeout" if server.timeout is not None else "interval"
             found.append(
                 (
                     ("servers", index, field),
-                    f"timeout {target.timeout:g}s is longer than the interval {target.interval:g}s",
+                    f"timeout {timeout:g}s is longer than the interval {interval:g}s",
                 )
             )
-        if target.ca_file is not None:
+        found += _ladder_time(config, index, timeout)
+        tls = server.tls or defaults.tls
+        if tls.ca_file is not None:
             loc: Where = (
                 ("servers", index, "tls", "ca_file")
                 if server.tls is not None
                 else ("defaults", "tls", "ca_file")
             )
-            if not target.ca_file.is_file():
-                found.append((loc, f"no such file: {target.ca_file}"))
-            else:
-                try:
-                    ssl.create_default_context(cafile=str(target.ca_file))
-                except (ssl.SSLError, OSError, ValueError) as exc:
-                    found.append((loc, f"not a PEM file of CA certificates: {exc}"))
+            path = config._base_dir / tls.ca_file
+            if path not in ca_files:
+                ca_files[path] = _ca_problem(path)
+            problem = ca_files[path]
+            if problem is not None:
+                found.append((loc, problem))
     return found
+
+
+# What a healthy server's steps take besides the waits: the three fetches,
+# the login, the focus request, the join (a second, over a long distance).
+LADDER_STEPS: Final = 1.0
+
+
+def needed_timeout(settle: float, settles: int) -> float:
+    """The shortest timeout a ladder with ``settles`` waits of ``settle`` fits in.
+
+    The steps and the waits to watch roles settle run one after the other,
+    and the signalling keeps a quarter of what is left back to leave the
+    room (``monitor.probes.xmpp.session.LEAVE_GRACE``): a ladder shorter than
+    this is cut in its settle and reported as ``muc: timeout``.
+    """
+    return math.ceil((settles * settle + LADDER_STEPS) * 4 / 3 * 10) / 10
+
+
+def _ladder_time(config: MonitorConfig, index: int, timeout: float) -> list[tuple[Where, str]]:
+    """A timeout too short for the server's token checks to watch roles settle."""
+    server = config.servers[index]
+    signalling = server.signalling or config.defaults.signalling
+    jwt = server.jwt
+    joins = signalling.join if signalling.join is not None else server.kind != "public"
+    if jwt is None or not signalling.enabled or not joins or jwt.settle <= 0:
+        return []
+    # the main ladder settles; the full matrix's moderator: true case settles again
+    settles = 2 if jwt.matrix == "full" else 1
+    needed = needed_timeout(jwt.settle, settles)
+    if timeout >= needed:
+        return []
+    waits = "twice (the main ladder, then the moderator case)" if settles == 2 else "once"
+    where: Where = (
+        ("servers", index, "timeout") if server.timeout is not None else ("servers", index, "jwt")
+    )
+    return [
+        (
+            where,
+            f"timeout {timeout:g}s is shorter than the {needed:g}s this server's ladder needs: "
+            f"jwt.settle {jwt.settle:g}s {waits}, {LADDER_STEPS:g}s for the steps, and a "
+            f"quarter kept back to leave the room; raise the timeout to at least {needed:g}s "
+            "or lower jwt.settle",
+        )
+    ]
+
+
+def _ca_problem(path: Path) -> str | None:
+    if not path.is_file():
+        return f"no such file: {path}"
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        return f"not a PEM file of CA certificates: {exc}"
+    return None

@@ -1,4 +1,4 @@
-"""Load ``servers.yaml``: YAML with positions, then the schema, then the cross checks.
+"""Load ``servers.yaml``: YAML with limits, then the schema, then the cross checks.
 
 Every problem is reported with the file, line and field it concerns, all at
 once, so a person can fix a config in one pass.
@@ -10,39 +10,17 @@ import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ValidationError,
-)
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from monitor.config.checks import cross_checks
 from monitor.config.errors import ConfigError, Problem, Where
 from monitor.config.keys import token_key
-from monitor.config.schema import MonitorConfig
+from monitor.config.schema import MonitorConfig, PoolConfig, ServerConfig
+from monitor.config.source import MAX_DOCUMENT_BYTES, parse_yaml
 
 __all__ = ["load_config", "parse_config"]
-
-
-def _walk(
-    node: yaml.Node, path: Where, lines: dict[Where, int], dups: list[tuple[Where, int]]
-) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        keys: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = (*path, key)
-            if key in keys:
-                dups.append((child, key_node.start_mark.line + 1))
-            keys.add(key)
-            lines[child] = key_node.start_mark.line + 1
-            _walk(value_node, child, lines, dups)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, (*path, index), lines, dups)
 
 
 def _field_name(loc: Where) -> str:
@@ -92,46 +70,81 @@ def _message(error: Any, loc: Where) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> MonitorConfig:
-    """Validate config text; raise ConfigError naming file, line and field."""
+# Servers and pools are validated this many at a time: no single call into
+# pydantic's core (which holds the GIL) lasts long enough to stall the
+# event loop while a reload is read in a worker thread.
+_CHUNK: Final = 200
+_LISTS: Final = (
+    ("servers", TypeAdapter(list[ServerConfig])),
+    ("pools", TypeAdapter(list[PoolConfig])),
+)
+
+
+def _validate(data: dict[str, Any]) -> tuple[MonitorConfig | None, list[tuple[Where, Any]]]:
+    """The config, or the pydantic errors with their places; long lists in chunks."""
+    errors: list[tuple[Where, Any]] = []
+    rest = dict(data)
+    chunked: dict[str, list[Any]] = {}
+    for key, adapter in _LISTS:
+        items = rest.get(key)
+        if not isinstance(items, list) or len(items) <= _CHUNK:
+            continue
+        del rest[key]
+        chunked[key] = []
+        for start in range(0, len(items), _CHUNK):
+            try:
+                chunked[key] += adapter.validate_python(items[start : start + _CHUNK])
+            except ValidationError as exc:
+                errors += [
+                    ((key, start + int(e["loc"][0]), *e["loc"][1:]), e) for e in exc.errors()
+                ]
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Problem(file, line, "", f"not valid YAML: {problem}")]) from None
-    if node is None or data is None:
+        config = MonitorConfig.model_validate(rest)
+    except ValidationError as exc:
+        errors += [(tuple(e["loc"]), e) for e in exc.errors()]
+    if errors:
+        # in the order of the file's keys, as one validation would give them
+        order = {name: i for i, name in enumerate(MonitorConfig.model_fields)}
+        errors.sort(key=lambda item: order.get(str(item[0][0]), -1) if item[0] else -1)
+        return None, errors
+    return (config.model_copy(update=chunked) if chunked else config), []
+
+
+def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> MonitorConfig:
+    """Validate config text; raise ConfigError naming file, line and field.
+
+    The YAML is read with limits (``monitor.config.source``); the lines of
+    the fields are looked up only when there is a problem to place.
+    """
+    parsed = parse_yaml(text, file)
+    data = parsed.data
+    if data is None:
         raise ConfigError([Problem(file, None, "", "the file is empty")])
     if not isinstance(data, dict):
         raise ConfigError([Problem(file, 1, "", "the top level must be a mapping of keys")])
-    lines: dict[Where, int] = {}
-    dups: list[tuple[Where, int]] = []
-    _walk(node, (), lines, dups)
-    if dups:
+    if parsed.duplicates:
         raise ConfigError(
-            [Problem(file, line, _field_name(loc), "key appears twice") for loc, line in dups]
+            [
+                Problem(file, line, _field_name(loc), "key appears twice")
+                for loc, line in parsed.duplicates
+            ]
         )
-    try:
-        config = MonitorConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            _problem(file, lines, tuple(e["loc"]), _message(e, tuple(e["loc"])))
-            for e in exc.errors()
-        ]
-        raise ConfigError(problems) from None
+    config, errors = _validate(data)
+    if config is None:
+        lines = parse_yaml(text, file, lines=True).lines
+        raise ConfigError([_problem(file, lines, loc, _message(e, loc)) for loc, e in errors])
     config._base_dir = base_dir or Path()
-    found = cross_checks(config)
+    found: list[tuple[Where, str]] = []
     for index, server in enumerate(config.servers):
         if server.jwt is not None:
             key, errors = token_key(server, config._base_dir)
             found += [(("servers", index, "jwt", *where), msg) for where, msg in errors]
             if key is not None:
                 config._token_keys[server.name] = key
-    problems = [_problem(file, lines, loc, msg) for loc, msg in found]
-    if problems:
-        raise ConfigError(problems)
+    found = cross_checks(config) + found
+    if found:
+        lines = parse_yaml(text, file, lines=True).lines
+        raise ConfigError([_problem(file, lines, loc, msg) for loc, msg in found])
     return config
 
 
@@ -145,12 +158,22 @@ def _problem(file: str, lines: dict[Where, int], loc: Where, message: str) -> Pr
 
 
 def load_config(path: str | Path) -> MonitorConfig:
-    """Read and validate a config file."""
+    """Read and validate a config file (at most ``MAX_DOCUMENT_BYTES``)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as source:
+            raw = source.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), None, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(str(path), None, "", f"cannot read: {exc}")]) from None
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise ConfigError([Problem(str(path), None, "", f"cannot read: {why}")]) from None
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        message = f"the file is larger than {MAX_DOCUMENT_BYTES} bytes"
+        raise ConfigError([Problem(str(path), None, "", message)])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([Problem(str(path), line, "", "not UTF-8 text")]) from None
     return parse_config(text, str(path), path.parent)

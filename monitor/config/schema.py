@@ -470,6 +470,8 @@ class MonitorConfig(_Strict):
     _base_dir: Path = PrivateAttr(default_factory=Path)
     # Token keys by server, with their secrets, read when the config is loaded.
     _token_keys: dict[str, TokenKey] = PrivateAttr(default_factory=dict)
+    # The resolved servers, once asked for (after the keys above are read).
+    _targets: list[Target] | None = PrivateAttr(default=None)
 
     @field_validator("shard")
     @classmethod
@@ -503,7 +505,12 @@ class MonitorConfig(_Strict):
         ]
 
     def targets(self) -> list[Target]:
-        """The servers with every default filled in."""
+        """The servers with every default filled in (made once: the config is frozen)."""
+        if self._targets is None:
+            self._targets = self._make_targets()
+        return list(self._targets)
+
+    def _make_targets(self) -> list[Target]:
         d = self.defaults
         return [
             Target(

@@ -81,8 +81,19 @@ LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 RESERVED_LABELS = frozenset({"server", "location", "kind", "domain", "url", "check", "phase"})
 
 
+# The common shape, checked at once: scheme, a plain host name or IPv4
+# address, an optional port, a path without spaces, query or fragment.
+_SIMPLE_URL = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::(\d{1,5}))?(?:/[!-~]*)?")
+_BAD_URL_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def server_url(v: str) -> str:
     """A server's base URL, checked and ending in ``/``; ValueError says what is wrong."""
+    simple = _SIMPLE_URL.fullmatch(v)
+    if simple is not None and not any(c in v for c in "?#@\\"):
+        port = simple.group(1)
+        if port is None or 0 < int(port) < 65536:
+            return v if v.endswith("/") else v + "/"
     parts = urlsplit(v)
     if parts.scheme not in ("http", "https"):
         raise ValueError("url must start with https:// or http://")
@@ -92,7 +103,7 @@ def server_url(v: str) -> str:
         raise ValueError("url must not carry a user name or password")
     if parts.query or parts.fragment:
         raise ValueError("url must not have a query or fragment: give the base URL")
-    if any(c.isspace() or ord(c) < 32 for c in v):
+    if _BAD_URL_CHAR.search(v):
         raise ValueError("url must not contain spaces or control characters")
     try:
         _ = parts.port

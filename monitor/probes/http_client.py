@@ -28,10 +28,19 @@ from urllib.parse import urljoin, urlsplit
 import aiodns
 import aiodns.error
 
+from monitor import escape
 from monitor.ladder import HTTP_PHASES
 from monitor.model import CertInfo, Phase, Reason
 
-__all__ = ["Fetch", "FetchError", "HttpClient", "Response", "make_ssl_context", "origin_of"]
+__all__ = [
+    "Fetch",
+    "FetchError",
+    "HttpClient",
+    "Response",
+    "make_ssl_context",
+    "origin_of",
+    "tls_failure",
+]
 
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_HEADERS: Final = 100
@@ -96,18 +105,41 @@ class _Conn:
     writer: asyncio.StreamWriter
 
 
-def _tls_reason(exc: ssl.SSLError) -> tuple[Reason, str]:
+# OpenSSL's words for "no TLS version in common".
+_VERSION_WORDS: Final = ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "WRONG_VERSION_NUMBER")
+
+
+def tls_failure(exc: BaseException) -> tuple[Reason, str]:
+    """The reason of a failed TLS handshake and a detail that is never empty.
+
+    A name that does not match (a host name, or an IP address in the URL) is
+    ``tls_hostname_mismatch``; a server that only speaks TLS 1.0 or 1.1 is
+    said to, whether it alerts or just drops the connection.
+    """
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = getattr(exc, "verify_code", 0)
-        message = getattr(exc, "verify_message", "") or str(exc)
+        message = escape.plain(getattr(exc, "verify_message", "") or str(exc), 200)
         if code == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
             return Reason.TLS_EXPIRED, f"certificate has expired ({message})"
-        if code == 62 or "hostname mismatch" in message.lower():  # X509_V_ERR_HOSTNAME_MISMATCH
+        # 62 X509_V_ERR_HOSTNAME_MISMATCH, 64 X509_V_ERR_IP_ADDRESS_MISMATCH
+        if code in (62, 64) or "mismatch" in message.lower():
             return Reason.TLS_HOSTNAME_MISMATCH, f"certificate does not match the host ({message})"
         if code == 9:  # X509_V_ERR_CERT_NOT_YET_VALID
             return Reason.TLS_EXPIRED, f"certificate is not valid yet ({message})"
         return Reason.TLS_UNTRUSTED, f"certificate is not trusted ({message})"
-    return Reason.TLS_ERROR, f"TLS handshake failed: {exc.reason or exc}"
+    words = escape.plain(getattr(exc, "reason", None) or str(exc) or "", 200).strip()
+    if any(w in words.upper() for w in _VERSION_WORDS):
+        return Reason.TLS_ERROR, (
+            f"TLS handshake failed: {words} (no TLS version in common: "
+            "the monitor, like browsers, needs TLS 1.2 or newer)"
+        )
+    if isinstance(exc, ConnectionError | EOFError | ssl.SSLEOFError):
+        closed = words or type(exc).__name__
+        return Reason.TLS_ERROR, (
+            f"TLS handshake failed: the server closed the connection ({closed}); it may offer "
+            "only TLS 1.0 or 1.1, and the monitor, like browsers, needs TLS 1.2 or newer"
+        )
+    return Reason.TLS_ERROR, f"TLS handshake failed: {words or type(exc).__name__}"
 
 
 def _cert_info(writer: asyncio.StreamWriter) -> CertInfo | None:
@@ -239,13 +271,10 @@ class HttpClient:
             fetch.current = "tls"
             try:
                 await conn.writer.start_tls(self._ssl, server_hostname=host)
-            except ssl.SSLError as exc:
+            except (ssl.SSLError, ConnectionError, OSError) as exc:
                 conn.writer.transport.abort()
-                reason, detail = _tls_reason(exc)
+                reason, detail = tls_failure(exc)
                 raise FetchError(reason, detail) from None
-            except (ConnectionError, OSError) as exc:
-                conn.writer.transport.abort()
-                raise FetchError(Reason.TLS_ERROR, f"TLS handshake failed: {exc}") from None
             fetch.add("tls", time.monotonic() - t2)
             if self.cert is None:
                 self.cert = _cert_info(conn.writer)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
+import functools
 import re
 
 from aiohttp import web
 
-from monitor import __version__
+from monitor import __version__, escape
 from monitor.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Exposition
 from monitor.ondemand import Busy, OnDemand, Refused
 from monitor.state import State
@@ -60,9 +60,11 @@ async def _probe(request: web.Request) -> web.Response:
         )
         report = await ondemand.probe(target, timeout)
     except Refused as exc:
-        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+        raise web.HTTPBadRequest(text=f"{escape.plain(exc)}\n") from None
     except Busy as exc:
-        raise web.HTTPServiceUnavailable(text=f"{exc}\n", headers={"Retry-After": "5"}) from None
+        raise web.HTTPServiceUnavailable(
+            text=f"{escape.plain(exc)}\n", headers={"Retry-After": "5"}
+        ) from None
     openmetrics, content_type = _exposition(request)
     body = ondemand.render(target, report, openmetrics)
     return web.Response(body=body, headers={"Content-Type": content_type})
@@ -70,7 +72,7 @@ async def _probe(request: web.Request) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    return web.json_response(
+    return _json(
         {
             "status": "ok",
             "version": __version__,
@@ -84,27 +86,30 @@ async def _healthz(request: web.Request) -> web.Response:
     )
 
 
+# JSON answers: every non-ASCII character escaped (monitor.escape.to_json).
+_json = functools.partial(web.json_response, dumps=escape.to_json)
+
 _ROOM = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 async def _api_servers(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     servers = [report_dict(t, state.reports.get(n)) for n, t in state.targets.items()]
-    return web.json_response({"location": state.location, "servers": servers})
+    return _json({"location": state.location, "servers": servers})
 
 
 async def _api_pools(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     pools = [pool_dict(state, name) for name in state.pools]
-    return web.json_response({"location": state.location, "pools": pools})
+    return _json({"location": state.location, "pools": pools})
 
 
 async def _api_pool(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     name = request.match_info["pool"]
     if name not in state.pools:
-        raise web.HTTPNotFound(text=f"no pool named {name[:64]!r}\n")
-    return web.json_response(pool_dict(state, name))
+        raise web.HTTPNotFound(text=f"no pool named {escape.plain(name, 64)!r}\n")
+    return _json(pool_dict(state, name))
 
 
 async def _go(request: web.Request) -> web.Response:
@@ -112,7 +117,7 @@ async def _go(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     name, room = request.match_info["pool"], request.match_info["room"]
     if name not in state.pools:
-        raise web.HTTPNotFound(text=f"no pool named {name[:64]!r}\n")
+        raise web.HTTPNotFound(text=f"no pool named {escape.plain(name, 64)!r}\n")
     if not _ROOM.fullmatch(room):
         raise web.HTTPBadRequest(text="a room name is letters, digits, '.', '_' or '-'\n")
     pool = pool_dict(state, name)
@@ -134,8 +139,8 @@ async def _index(request: web.Request) -> web.Response:
         failure = report.first_failure if report else None
         why = f"{failure.check.value}: {failure.reason.value} ({failure.detail})" if failure else ""
         rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{html.escape(target.url)}</td>"
-            f"<td class={verdict(report)}>{verdict(report)}</td><td>{html.escape(why)}</td></tr>"
+            f"<tr><td>{escape.html(name)}</td><td>{escape.html(target.url)}</td>"
+            f"<td class={verdict(report)}>{verdict(report)}</td><td>{escape.html(why)}</td></tr>"
         )
     pools = []
     for name in sorted(state.pools):
@@ -143,8 +148,8 @@ async def _index(request: web.Request) -> web.Response:
         chosen = pool["chosen"] or "none eligible"
         css = "up" if pool["chosen"] else "down"
         pools.append(
-            f"<tr><td>{html.escape(name)}</td><td class={css}>{html.escape(str(chosen))}</td>"
-            f'<td><a href="api/v1/pools/{html.escape(name)}">details</a></td></tr>'
+            f"<tr><td>{escape.html(name)}</td><td class={css}>{escape.html(str(chosen))}</td>"
+            f'<td><a href="api/v1/pools/{escape.html(name)}">details</a></td></tr>'
         )
     pool_table = (
         "<h2>Pools</h2><table><tr><th>pool</th><th>chosen</th><th></th></tr>"
@@ -157,8 +162,8 @@ async def _index(request: web.Request) -> web.Response:
 <html><head><meta charset="utf-8"><title>jitsi-monitor</title>
 <style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}
 .up{{color:#080}} .down{{color:#b00}} .unknown{{color:#888}}</style></head>
-<body><h1>jitsi-monitor {html.escape(__version__)}</h1>
-<p>Location {html.escape(state.location)} &middot; <a href="metrics">metrics</a>
+<body><h1>jitsi-monitor {escape.html(__version__)}</h1>
+<p>Location {escape.html(state.location)} &middot; <a href="metrics">metrics</a>
 &middot; <a href="healthz">healthz</a></p>
 <table><tr><th>server</th><th>url</th><th>verdict</th><th>why</th></tr>
 {"".join(rows)}

@@ -63,7 +63,12 @@ def _host(raw: object) -> str | None:
 
 
 def _url(raw: object, page_url: str) -> str | None:
-    """A URL resolved against the page, as ``new URL(value, location)`` would."""
+    """A URL resolved against the page, as ``new URL(value, location)`` would.
+
+    A string that cannot be resolved is kept as it is: the signalling stage
+    parses it in its one guarded place and fails with ``protocol_error``,
+    naming it (``monitor.probes.xmpp.transport.signalling_url``).
+    """
     text = _text(raw)
     if text is None:
         return None
@@ -74,9 +79,9 @@ def _url(raw: object, page_url: str) -> str | None:
         parts = urlsplit(resolved)
         _ = parts.port  # a bad port raises
     except ValueError:
-        return None
+        return text or None
     if not parts.scheme or not parts.hostname or len(resolved) > MAX_TEXT:
-        return None
+        return text or None
     return resolved
 
 

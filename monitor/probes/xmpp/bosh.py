@@ -40,13 +40,13 @@ class BoshTransport:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        url_text: str,
+        url: URL,
         query: dict[str, str],
         origin: str,
         settings: XmppSettings,
     ) -> None:
         self.session = session
-        self.url = URL(url_text).update_query(query)
+        self.url = url.update_query(query)
         self.headers = {
             "User-Agent": settings.user_agent,
             "Origin": origin,

@@ -27,6 +27,7 @@ from xml.etree.ElementTree import Element
 
 import aiohttp
 
+from monitor import escape
 from monitor.ladder import LADDER, XMPP_PHASES, Check
 from monitor.model import CheckResult, ConfigFacts, Phase, Reason, skipped
 from monitor.probes.xmpp.bosh import BoshTransport
@@ -49,7 +50,7 @@ from monitor.probes.xmpp.transport import (
     WebSocketTransport,
     check_same_host,
     check_token_target,
-    check_url,
+    signalling_url,
 )
 
 __all__ = [
@@ -181,7 +182,7 @@ class XmppSession:
     async def open_stream(self, to: str, restart: bool = False) -> Element:
         assert self.transport is not None
         await self.transport.open(to, restart)
-        return await self.expect(lambda e: e.tag == q(NS_STREAMS, "features"))
+        return await self.expect(_stream_features)
 
     async def iq(self, kind: str, to: str | None, payload: str, id_prefix: str) -> Element:
         iq_id = self.next_id(id_prefix)
@@ -199,19 +200,17 @@ class XmppSession:
         token = self.settings.token
         if token is None and self.settings.token_for is not None:
             token = self.settings.token_for(self.room)
+        url = signalling_url(self.url, ("http", "https") if self.bosh else ("ws", "wss"))
         if token:
-            check_token_target(self.url, self.origin)
+            check_token_target(url, self.origin)
             query["token"] = token
         elif self.settings.same_host:
-            check_same_host(self.url, self.origin)
-        check_url(self.url, ("http", "https") if self.bosh else ("ws", "wss"))
+            check_same_host(url, self.origin)
         if self.bosh:
-            self.transport = BoshTransport(
-                self.session, self.url, query, self.origin, self.settings
-            )
+            self.transport = BoshTransport(self.session, url, query, self.origin, self.settings)
         else:
             self.transport = await WebSocketTransport.connect(
-                self.session, self.url, query, self.origin, self.settings
+                self.session, url, query, self.origin, self.settings
             )
         self.done("upgrade", t0)
 
@@ -358,6 +357,22 @@ _JOIN_ERRORS: Final = {
     "service-unavailable": Reason.ROOM_FULL,
     "not-authorized": Reason.PASSWORD_REQUIRED,
 }
+
+
+def _stream_features(elem: Element) -> bool:
+    """The stream's features; features in another namespace are named as such."""
+    if elem.tag == q(NS_STREAMS, "features"):
+        return True
+    namespace, _, name = (
+        elem.tag[1:].rpartition("}") if elem.tag.startswith("{") else ("", "", elem.tag)
+    )
+    if name == "features":
+        raise XmppError(
+            Reason.PROTOCOL_ERROR,
+            f"the server sent stream features in the namespace {escape.plain(namespace, 80)!r}, "
+            f"not {NS_STREAMS!r}",
+        )
+    return False
 
 
 def _is_presence(elem: Element) -> bool:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import TYPE_CHECKING, Final
 from xml.etree.ElementTree import Element
 
 import aiohttp
 from yarl import URL
 
+from monitor import escape
 from monitor.model import Reason
+from monitor.probes.http_client import tls_failure
 from monitor.probes.xmpp.framing import MAX_FRAME, NS_FRAMING, XmppError, esc, parse_frame, q
 
 if TYPE_CHECKING:
@@ -26,37 +29,58 @@ __all__ = [
     "WebSocketTransport",
     "check_same_host",
     "check_token_target",
-    "check_url",
     "connect_error",
     "no_redirects",
+    "signalling_url",
 ]
 
 # How long the WebSocket close handshake may take before the socket is dropped.
 CLOSE_WAIT: Final = 0.5
 
 
-def check_url(text: str, schemes: tuple[str, ...]) -> None:
-    """Refuse a malformed signalling URL from config.js before using it."""
+# No spaces, controls or backslashes anywhere; a host of letters, digits,
+# dots, hyphens and underscores (or an IP address in brackets).
+_BAD_URL_CHARS: Final = re.compile(r"[\s\x00-\x1f\x7f\\]")
+_HOST: Final = re.compile(r"[A-Za-z0-9_.-]{1,253}|[0-9A-Fa-f:.]{2,45}")
+
+
+def signalling_url(text: str, schemes: tuple[str, ...]) -> URL:
+    """The one place a signalling URL from config.js is parsed.
+
+    Whatever the text holds, the answer is a URL fit to connect to or an
+    XmppError (``protocol_error``) that shows the URL, cut and escaped.
+    """
     try:
         url = URL(text)
-        ok = url.scheme in schemes and bool(url.host) and url.port is not None
-    except (ValueError, TypeError):
+        host, port = url.host, url.port
+        ok = (
+            not _BAD_URL_CHARS.search(text)
+            and url.scheme in schemes
+            and bool(host)
+            and _HOST.fullmatch(host or "") is not None
+            and port is not None
+            and 0 < port < 65536
+            and not url.user
+            and not url.password
+        )
+    except Exception:  # hostile text: any failure to parse it is the server's fault
         ok = False
     if not ok:
-        shown = text.split("?", 1)[0][:120]
+        shown = escape.plain(text.split("?", 1)[0], 120)
         raise XmppError(
             Reason.PROTOCOL_ERROR,
             f"config.js names a malformed signalling URL {shown!r} (want {'/'.join(schemes)})",
         )
+    return url
 
 
-def check_token_target(url_text: str, origin: str) -> None:
+def check_token_target(url: URL, origin: str) -> None:
     """Send a token only to the server it is for, and encrypted when the server is.
 
     config.js is the server's own word, but a tampered one must not be able
     to collect a valid token for the platform.
     """
-    url, home = URL(url_text), URL(origin)
+    home = URL(origin)
     if (url.host or "").lower() != (home.host or "").lower():
         raise XmppError(
             Reason.PROTOCOL_ERROR,
@@ -96,9 +120,9 @@ def no_redirects() -> aiohttp.TraceConfig:
     return config
 
 
-def check_same_host(url_text: str, origin: str) -> None:
+def check_same_host(url: URL, origin: str) -> None:
     """Stay on the server's host: a URL probed on demand must not lead elsewhere."""
-    url, home = URL(url_text), URL(origin)
+    home = URL(origin)
     if (url.host or "").lower() != (home.host or "").lower():
         raise XmppError(
             Reason.PROTOCOL_ERROR,
@@ -110,10 +134,9 @@ def check_same_host(url_text: str, origin: str) -> None:
 def connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> XmppError:
     """An aiohttp connection failure as a reason an operator can act on."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        message = getattr(exc.certificate_error, "verify_message", "") or "not trusted"
-        return XmppError(Reason.TLS_UNTRUSTED, f"certificate: {message}")
+        return XmppError(*tls_failure(exc.certificate_error))
     if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return XmppError(Reason.TLS_ERROR, "TLS handshake failed")
+        return XmppError(*tls_failure(exc.os_error))
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return XmppError(Reason.DNS_ERROR, f"cannot resolve {url.host}")
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -134,12 +157,11 @@ class WebSocketTransport:
     async def connect(
         cls,
         session: aiohttp.ClientSession,
-        url_text: str,
+        url: URL,
         query: dict[str, str],
         origin: str,
         settings: XmppSettings,
     ) -> WebSocketTransport:
-        url = URL(url_text)
         try:
             ws = await session.ws_connect(
                 url.update_query(query),
@@ -171,8 +193,13 @@ class WebSocketTransport:
 
     async def open(self, to: str, restart: bool) -> None:
         await self.send(f'<open xmlns="{NS_FRAMING}" to="{esc(to)}" version="1.0"/>')
-        while (await self.recv()).tag != q(NS_FRAMING, "open"):
-            pass
+        while (tag := (await self.recv()).tag) != q(NS_FRAMING, "open"):
+            if tag.endswith("}open") or tag == "open":
+                raise XmppError(
+                    Reason.PROTOCOL_ERROR,
+                    f"the server opened the stream in another namespace ({escape.plain(tag, 80)}), "
+                    f"not {NS_FRAMING!r}",
+                )
 
     async def send(self, xml: str) -> None:
         try:
