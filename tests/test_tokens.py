@@ -176,8 +176,11 @@ async def matrix_report(
         await eventually(lambda: lab.sessions == 0)  # every stream is closed
         moderation = report.check(Check.MODERATION)
         if moderation is not None and moderation.reason.value != "skipped":
-            # the main ladder and the moderator: true case each sent a leave
-            assert len(lab.leaves) == 2, lab.leaves
+            # the main ladder and the moderator: true case each sent a leave,
+            # and so did a second moderator: false participant when the first
+            # came out owner
+            second = moderation.reason.value == "moderation_claim_ignored"
+            assert len(lab.leaves) == 2 + second, lab.leaves
     finally:
         await lab.stop()
     reasons = {c.check.value: c.reason.value for c in report.checks}
@@ -210,13 +213,23 @@ async def test_matrix_on_a_well_configured_server(monkeypatch: pytest.MonkeyPatc
     assert "member/participant" in details["moderation"]
 
 
-@pytest.mark.parametrize("mode", ["token_users_owner", "auto_owner"])
-async def test_moderator_claim_ignored(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "cause"),
+    [
+        ("token_users_owner", "focus grants owner to every participant"),
+        ("auto_owner", "no moderation module reads the claim"),
+    ],
+)
+async def test_moderator_claim_ignored(
+    monkeypatch: pytest.MonkeyPatch, mode: str, cause: str
+) -> None:
     reasons, details, cases = await matrix_report(
         monkeypatch,
         LabOptions(tokens=policy(), moderation=mode),  # type: ignore[arg-type]
     )
     assert reasons["moderation"] == "moderation_claim_ignored"
+    # a second moderator: false participant tells the likely cause
+    assert f"likely cause: {cause}" in details["moderation"], details["moderation"]
     assert "install the token-moderation plugin" in details["moderation"]
     assert cases["moderator_false"] is False
     assert reasons["jwt_enforced"] == "ok"

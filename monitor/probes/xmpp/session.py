@@ -92,6 +92,8 @@ class XmppSettings:
     ssl_context: ssl.SSLContext | None = None
     # Refuse signalling on another host than the server's (an on-demand probe of a URL).
     same_host: bool = False
+    # Origins besides the server's own where a token may go (see check_token_target).
+    token_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +202,7 @@ class XmppSession:
         if token is None and self.settings.token_for is not None:
             token = self.settings.token_for(self.room)
         if token:
-            check_token_target(self.url, self.origin)
+            check_token_target(self.url, (self.origin, *self.settings.token_origins))
             query["token"] = token
         elif self.settings.same_host:
             check_same_host(self.url, self.origin)
