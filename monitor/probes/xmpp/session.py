@@ -329,7 +329,10 @@ class XmppSession:
     async def leave(self) -> None:
         """Leave the room (if joined) and close the stream; best effort, bounded."""
         transport = self.transport
-        if transport is None or transport.closed:
+        if transport is None:
+            return
+        if transport.closed:  # the server ended it: only drop what is still open
+            await transport.abort()
             return
         t0 = time.monotonic()
         try:
