@@ -369,7 +369,9 @@ async def test_jwt_lab_end_to_end_never_shows_the_secret(
             served.base, 'jitsi_jwt_case_success{case="expired",location="lab",server="lab-1"} 0.0'
         )
         assert 'jitsi_check_success{check="jwt_valid",location="lab",server="lab-1"} 1.0' in metrics
-        assert 'jitsi_jwt_case_age_seconds{case="valid",location="lab",server="lab-1"} 0.0' in metrics
+        assert (
+            'jitsi_jwt_case_age_seconds{case="valid",location="lab",server="lab-1"} 0.0' in metrics
+        )
         async with aiohttp.ClientSession() as session:
             for path in ("/", "/healthz"):
                 async with session.get(served.base + path) as resp:

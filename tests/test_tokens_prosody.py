@@ -32,6 +32,7 @@ from tests.prosody import (
     DOMAIN,
     FOCUS,
     OPEN,
+    TOKEN,
     TOKEN_MOD,
     Focus,
     LogCounts,
@@ -274,3 +275,37 @@ async def test_no_bosh_session_lingers(
         await eventually(all_closed, timeout=3)
     lingering = opened - prosody.counts().bosh_closed
     assert not lingering, f"{len(lingering)} of {len(opened)} BOSH sessions left open"
+
+
+@pytest.mark.parametrize(
+    ("domain", "owner_for_all", "server", "cost"),
+    [
+        # the main ladder, two refused logins, a refused token-less login, the
+        # moderator's ladder and the other room's token
+        (TOKEN_MOD, False, "", (6, 2, 3)),
+        # a moderator: false token came out owner: a second participant tells why
+        (TOKEN, True, "", (7, 2, 4)),
+        # kind: public does not join: three refused logins besides the main ladder
+        (TOKEN_MOD, False, "    kind: public\n", (4, 1, 0)),
+    ],
+    ids=["closed", "claim-ignored", "public"],
+)
+async def test_what_a_matrix_round_costs(
+    site: Site,
+    prosody: Prosody,
+    focus: Focus,
+    domain: str,
+    owner_for_all: bool,
+    server: str,
+    cost: tuple[int, int, int],
+) -> None:
+    """Streams, conference requests and joins of one matrix round (README: Token checks)."""
+    focus.grant_owner = owner_for_all
+    cfg = await site.config(domain, server=server)
+    (first,) = await rounds(cfg, prosody, focus, 1)
+    assert (first.cost.streams, first.conferences, first.cost.joins) == cost
+    assert reasons(first.report)["jwt_enforced"] == "ok"
+    if owner_for_all:
+        assert "focus grants owner to every participant" in detail(first.report, Check.MODERATION)
+    if not server:  # every room is left (on a public server nobody joins one)
+        await eventually(lambda: not focus.joined_rooms)
