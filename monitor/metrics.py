@@ -150,6 +150,23 @@ MONITOR_FAMILIES: tuple[Family, ...] = (
         "counter",
         "Runs of the failover command, by exit code (or timeout, cannot_start).",
     ),
+    _gauge(
+        "jitsi_monitor_source_servers",
+        "Servers a server source gives now (from its last good read).",
+    ),
+    _gauge(
+        "jitsi_monitor_source_last_refresh_successful",
+        "1 when the last read of a server source succeeded.",
+    ),
+    _gauge(
+        "jitsi_monitor_source_last_success_timestamp_seconds",
+        "When a server source was last read successfully, as a Unix timestamp.",
+    ),
+    Family("jitsi_monitor_source_errors_total", "counter", "Failed reads of a server source."),
+    _gauge(
+        "jitsi_monitor_source_skipped_servers",
+        "Entries of a server source's last good read that were left out.",
+    ),
 )
 FAMILIES: tuple[Family, ...] = SERVER_FAMILIES + POOL_FAMILIES + MONITOR_FAMILIES
 _SERVER_FAMILY_NAMES = tuple(f.name for f in SERVER_FAMILIES)
@@ -428,6 +445,39 @@ class Exposition:
             "jitsi_monitor_command_exits_total": exits,
         }
 
+    def _sources(self, lo: list[tuple[str, str]]) -> dict[str, str]:
+        """The server sources' lines (monitor.sources): one set per source."""
+        out = dict.fromkeys(
+            (
+                "jitsi_monitor_source_servers",
+                "jitsi_monitor_source_last_refresh_successful",
+                "jitsi_monitor_source_last_success_timestamp_seconds",
+                "jitsi_monitor_source_errors_total",
+                "jitsi_monitor_source_skipped_servers",
+            ),
+            "",
+        )
+        for name, source in sorted(self.state.sources.items()):
+            sl = [("source", name), *lo]
+            out["jitsi_monitor_source_servers"] += _line(
+                "jitsi_monitor_source_servers", [*sl, ("type", source.type)], source.servers
+            )
+            if source.ok is not None:
+                out["jitsi_monitor_source_last_refresh_successful"] += _line(
+                    "jitsi_monitor_source_last_refresh_successful", sl, source.ok
+                )
+            if source.last_success is not None:
+                out["jitsi_monitor_source_last_success_timestamp_seconds"] += _line(
+                    "jitsi_monitor_source_last_success_timestamp_seconds", sl, source.last_success
+                )
+            out["jitsi_monitor_source_errors_total"] += _line(
+                "jitsi_monitor_source_errors_total", sl, source.errors_total
+            )
+            out["jitsi_monitor_source_skipped_servers"] += _line(
+                "jitsi_monitor_source_skipped_servers", sl, source.skipped
+            )
+        return out
+
     def _monitor(self, loc: str, openmetrics: bool) -> str:
         state = self.state
         lo = [("location", loc)]
@@ -456,5 +506,6 @@ class Exposition:
             ),
             "jitsi_monitor_servers": _line("jitsi_monitor_servers", lo, len(state.targets)),
             **self._outbox(lo),
+            **self._sources(lo),
         }
         return "".join(f.header(openmetrics) + out[f.name] for f in MONITOR_FAMILIES)

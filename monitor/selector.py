@@ -180,12 +180,14 @@ def decide(
     if state.current is None and unprobed:
         return state, None  # the first choice waits until every member is known
     if not eligible:
-        if state.stale or unprobed:
-            return state, None  # a member not probed yet may still be eligible
+        if state.stale or unprobed or (not candidates and state.current is None):
+            # A member not probed yet may still be eligible; a pool with no
+            # members yet (they come from server_sources) has nothing to judge.
+            return state, None
         new = dataclasses.replace(state, stale=True, challenger=None, streak=0, changed_at=now)
         if state.current is None:
             return new, None  # never had a choice: nothing changed
-        reasons = "; ".join(f"{c.server}: {c.why}" for c in candidates)
+        reasons = "; ".join(f"{c.server}: {c.why}" for c in candidates) or "the pool has no members"
         decision = Decision(
             pool.name,
             state.current,

@@ -20,6 +20,7 @@ from monitor.config import Target
 from monitor.model import Reason, ServerReport
 from monitor.outbox import Outbox
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
+from monitor.sources.status import SourceStatus
 
 __all__ = ["EWMA_ALPHA", "State", "load_state", "save_state"]
 
@@ -56,6 +57,8 @@ class State:
     outbox: Outbox = field(default_factory=Outbox)
     # The failover command's exit codes ("timeout", "cannot_start" too).
     command_exits: Counter[str] = field(default_factory=Counter)
+    # Each of server_sources, by name (kept by monitor.sources.watch.Sources).
+    sources: dict[str, SourceStatus] = field(default_factory=dict)
 
     def set_pools(self, pools: list[PoolSettings]) -> None:
         """Adopt the pools; a pool that stays keeps its choice and timers."""

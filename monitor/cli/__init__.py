@@ -1,4 +1,4 @@
-"""The ``jitsi-monitor`` command: check, serve, validate, token, lab.
+"""The ``jitsi-monitor`` command: check, serve, validate, token, lab, discover, rank.
 
 Exit codes: 0 all healthy (or config valid), 1 a server is not healthy,
 2 the config (or the command line) is wrong. One module per command.
@@ -12,7 +12,7 @@ import sys
 import click
 
 from monitor import __version__
-from monitor.cli import check, lab, serve, token, validate
+from monitor.cli import check, discover, lab, rank, serve, token, validate
 
 __all__ = ["cli", "main"]
 
@@ -36,7 +36,15 @@ def cli(log_level: str) -> None:
 
 
 # Each command lives in the module of its name.
-for command in (validate.validate, check.check, token.token, serve.serve, lab.lab):
+for command in (
+    validate.validate,
+    check.check,
+    token.token,
+    serve.serve,
+    lab.lab,
+    discover.discover,
+    rank.rank_command,
+):
     cli.add_command(command)
 
 

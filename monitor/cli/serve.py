@@ -18,7 +18,7 @@ from monitor.cli.common import (
     log,
     shard_option,
 )
-from monitor.config import ConfigError, MonitorConfig, Shard, load_config
+from monitor.config import ConfigError, MonitorConfig, Shard, Target, load_config
 from monitor.decisions import Decisions
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
@@ -27,6 +27,7 @@ from monitor.runner import Runner, user_agent
 from monitor.scheduler import STARTUP_SPREAD, Scheduler
 from monitor.selector import Decision
 from monitor.server import make_app
+from monitor.sources.watch import Sources
 from monitor.state import State, load_state, save_state
 
 __all__ = ["serve"]
@@ -37,8 +38,12 @@ SAVE_EVERY = 30.0
 
 async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Shard | None) -> None:
     spec = shard or cfg.shard_spec()
-    targets, pools = cfg.fleet(spec)
+    # server_sources: the config's servers and those of its sources (files
+    # read now, HTTP endpoints once running); they apply changes themselves.
+    sources = Sources(cfg, user_agent=user_agent(cfg.contact), apply=lambda new: adopt_servers(new))
+    targets, pools = sources.merged().fleet(spec)
     state = State(location=cfg.location, shard=str(spec) if spec else None)
+    state.sources = sources.status
     state.set_targets(targets)
     state.set_pools(pools)
     state.outbox = Outbox(max_age=cfg.notify.max_age, max_pending=cfg.notify.max_pending)
@@ -66,7 +71,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             log.warning("%s", problem)
     state.command_exits = notifier.exits
     runner = Runner(cfg)
-    ondemand = OnDemand(runner, cfg)
+    ondemand = OnDemand(runner, sources.merged())
 
     def notify(decision: Decision) -> None:
         urls = {name: target.url for name, target in state.targets.items()}
@@ -86,6 +91,18 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
+    def adopt_servers(new: MonitorConfig) -> list[Target]:
+        """Adopt a server list: a reload's, or the sources' when they change."""
+        spec = shard or new.shard_spec()
+        targets, pools = new.fleet(spec)
+        state.shard = str(spec) if spec else None
+        state.set_targets(targets)
+        state.set_pools(pools)
+        ondemand.update(new)
+        decisions.take(state.select(None, time.time()))
+        scheduler.update(targets)
+        return targets
+
     def reload() -> None:
         try:
             new = load_config(path)
@@ -98,18 +115,11 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             new.notify.command_timeout != cfg.notify.command_timeout
         ):
             log.warning("%s and notify.command_timeout change only on restart", ", ".join(fixed))
-        spec = shard or new.shard_spec()
-        targets, pools = new.fleet(spec)
-        state.shard = str(spec) if spec else None
-        state.set_targets(targets)
-        state.set_pools(pools)
-        ondemand.update(new)
         state.outbox.max_age = new.notify.max_age
         state.outbox.max_pending = new.notify.max_pending
         notifier.configure(new.webhooks(), new.notify.command)
         notifier.start()
-        decisions.take(state.select(None, time.time()))
-        scheduler.update(targets)
+        targets = adopt_servers(sources.configure(new))
         state.config_reload_ok = True
         state.config_reload_time = time.time()
         log.info("config reloaded: %d server(s)", len(targets))
@@ -124,6 +134,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload)
         scheduler.start(targets)
+        sources.start()
         notifier.start()  # events a stop left in the outbox go first
         saver = asyncio.ensure_future(keep_saving())
         tasks.append(saver)
@@ -143,6 +154,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
+        await sources.close()
         await scheduler.shutdown()
         for task in tasks:
             task.cancel()

@@ -15,18 +15,20 @@ def _pool_checks(config: MonitorConfig) -> list[tuple[Where, str]]:
     found: list[tuple[Where, str]] = []
     names = {s.name for s in config.servers}
     seen: set[str] = set()
+    # Servers from server_sources are not known yet: a pool may name them.
+    sourced = bool(config.server_sources)
     for index, pool in enumerate(config.pools):
         if pool.name in seen:
             found.append((("pools", index, "name"), f"pool name {pool.name!r} is used twice"))
         seen.add(pool.name)
         for where, server in enumerate(pool.servers):
-            if server not in names:
+            if server not in names and not sourced:
                 found.append((("pools", index, "servers", where), f"no server named {server!r}"))
         if len(set(pool.servers)) != len(pool.servers):
             found.append((("pools", index, "servers"), "a server is listed twice"))
         for t, tier in enumerate(pool.tiers):
             for server in tier:
-                if server not in pool.servers:
+                if server not in pool.servers and pool.members is None:
                     found.append(
                         (("pools", index, "tiers", t), f"{server!r} is not a server of this pool")
                     )
@@ -36,6 +38,13 @@ def _pool_checks(config: MonitorConfig) -> list[tuple[Where, str]]:
 def cross_checks(config: MonitorConfig) -> list[tuple[Where, str]]:
     """Checks that span several fields, each placed at the field to fix."""
     found: list[tuple[Where, str]] = _pool_checks(config)
+    sources: set[str] = set()
+    for index, source in enumerate(config.server_sources):
+        if source.name in sources:
+            found.append(
+                (("server_sources", index, "name"), f"source name {source.name!r} is used twice")
+            )
+        sources.add(source.name)
     for index, hook in enumerate(config.notify.webhooks):
         if hook.secret_env and not os.environ.get(hook.secret_env):
             shown = hook.secret_env if len(hook.secret_env) <= 40 else "it names"

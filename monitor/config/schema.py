@@ -21,14 +21,14 @@ from pydantic import (
     Field,
     PrivateAttr,
     field_validator,
+    model_validator,
 )
 
 from monitor.config.jwt import JwtSettings
 from monitor.config.sharding import shard_of
+from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.values import (
-    LABEL,
     NAME,
-    RESERVED_LABELS,
     Duration,
     Shard,
     Size,
@@ -45,7 +45,15 @@ from monitor.probes.configjs import Limits
 from monitor.probes.tokens import TokenKey
 from monitor.selector import PoolSettings
 
-__all__ = ["MonitorConfig", "PoolConfig", "ServerConfig", "SignallingSettings", "Target"]
+__all__ = [
+    "MonitorConfig",
+    "PoolConfig",
+    "PoolMembers",
+    "ServerConfig",
+    "ServerSourceConfig",
+    "SignallingSettings",
+    "Target",
+]
 
 
 class _Strict(BaseModel):
@@ -120,12 +128,7 @@ class ServerConfig(_Strict):
     @field_validator("labels")
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            if not LABEL.fullmatch(key) or key.startswith("__"):
-                raise ValueError(f"label name {key!r} is not a valid Prometheus label name")
-            if key in RESERVED_LABELS:
-                raise ValueError(f"label name {key!r} is used by the monitor itself")
-        return v
+        return check_labels(v)
 
     @field_validator("interval")
     @classmethod
@@ -240,11 +243,21 @@ class FailoverSettings(_Strict):
     hold_down: Duration = 600.0
 
 
+class PoolMembers(_Strict):
+    """Members of a pool chosen by what they are, not by name."""
+
+    # Every server whose labels include all of these is a member.
+    label: dict[str, str] = Field(min_length=1, max_length=16)
+
+
 class PoolConfig(_Strict):
     """A set of servers that can stand in for each other, e.g. for one LMS."""
 
     name: str
-    servers: list[str] = Field(min_length=1)
+    # Members by name; ``members`` adds those chosen by label (servers from
+    # ``server_sources`` come and go, and join or leave the pool with them).
+    servers: list[str] = Field(default_factory=list)
+    members: PoolMembers | None = None
     require: list[Requirement] = Field(default_factory=lambda: list(_DEFAULT_REQUIRE))
     embedding: bool = False
     tiers: list[list[str]] = Field(default_factory=list)
@@ -257,10 +270,28 @@ class PoolConfig(_Strict):
             raise ValueError("a pool name is 1 to 64 letters, digits, '.', '_' or '-'")
         return v
 
-    def settings(self) -> PoolSettings:
+    @model_validator(mode="after")
+    def _some_members(self) -> PoolConfig:
+        if not self.servers and self.members is None:
+            raise ValueError("a pool names its servers, or its members by label, or both")
+        return self
+
+    def member_names(self, servers: list[ServerConfig]) -> tuple[str, ...]:
+        """The pool's members among ``servers``: those named (in the pool's
+        order), then those whose labels match ``members.label`` (in config order)."""
+        known = {s.name for s in servers}
+        names = [n for n in self.servers if n in known]
+        if self.members is not None:
+            want = self.members.label.items()
+            names += [s.name for s in servers if want <= s.labels.items()]
+        return tuple(dict.fromkeys(names))
+
+    def settings(self, servers: list[ServerConfig] | None = None) -> PoolSettings:
+        """The selector's settings; members resolved among ``servers`` (None:
+        the named ones, as written)."""
         return PoolSettings(
             name=self.name,
-            servers=tuple(self.servers),
+            servers=tuple(self.servers) if servers is None else self.member_names(servers),
             require=tuple(self.require),
             embedding=self.embedding,
             tiers=tuple(tuple(t) for t in self.tiers),
@@ -366,6 +397,8 @@ class MonitorConfig(_Strict):
     dns: DnsSettings = DnsSettings()
     defaults: DefaultSettings = DefaultSettings()
     servers: list[ServerConfig] = Field(default_factory=list)
+    # More servers, from files and HTTP endpoints that change (monitor.sources).
+    server_sources: list[ServerSourceConfig] = Field(default_factory=list, max_length=64)
     pools: list[PoolConfig] = Field(default_factory=list)
     notify: NotifySettings = NotifySettings()
     probe: ProbeSettings = ProbeSettings()
@@ -446,13 +479,14 @@ class MonitorConfig(_Strict):
     def fleet(self, shard: Shard | None = None) -> tuple[list[Target], list[PoolSettings]]:
         """The servers and pools to probe: all of them, or one shard's (pools whole)."""
         targets = self.targets()
-        pools = [p.settings() for p in self.pools]
+        pools = [p.settings(self.servers) for p in self.pools]
         if shard is None or shard.count == 1:
             return targets, pools
         mine = shard_of(self, shard.count)
         return (
             [t for t in targets if mine.get(t.name) == shard.index],
-            [p for p in pools if mine.get(p.servers[0]) == shard.index],
+            # A pool without members now is judged by the first shard.
+            [p for p in pools if mine.get(p.servers[0] if p.servers else "", 1) == shard.index],
         )
 
     def allowed_url(self, url: str) -> bool:

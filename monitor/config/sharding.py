@@ -27,7 +27,7 @@ def shard_of(config: MonitorConfig, count: int) -> dict[str, int]:
         return name
 
     for pool in config.pools:
-        members = [m for m in pool.servers if m in parent]
+        members = list(pool.member_names(config.servers))
         for other in members[1:]:
             a, b = root(members[0]), root(other)
             if a != b:

@@ -79,6 +79,7 @@ async def _healthz(request: web.Request) -> web.Response:
             "servers": len(state.targets),
             "probed": len(state.reports),
             "config_reload_ok": state.config_reload_ok,
+            "sources": [source.as_dict() for source in state.sources.values()],
         }
     )
 

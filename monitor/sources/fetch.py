@@ -1,0 +1,100 @@
+"""Read a list or an answer from a URL or a file, bounded in size and time.
+
+URLs go through the monitor's own HTTP client (``monitor.probes.http_client``):
+its timeouts, its size cap (also after decompression), its User-Agent with
+the ``contact`` of the config, so whoever serves the list can tell who asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from pathlib import Path
+
+import aiodns
+
+from monitor.probes.http_client import FetchError, HttpClient, make_ssl_context
+
+__all__ = ["SourceError", "fetch_url", "is_url", "read_bounded", "read_source"]
+
+
+class SourceError(Exception):
+    """A list, file or endpoint could not be read or understood; the message says why."""
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+async def fetch_url(
+    url: str,
+    *,
+    user_agent: str,
+    time_limit: float,
+    max_bytes: int,
+    resolver: aiodns.DNSResolver | None = None,
+) -> bytes:
+    """The body of a ``GET url`` answered 200 (redirects followed); SourceError otherwise."""
+    client = HttpClient(
+        resolver=resolver,
+        ssl_context=make_ssl_context(True, None),
+        user_agent=user_agent,
+        max_body_bytes=max_bytes,
+        max_redirects=5,
+    )
+    try:
+        async with asyncio.timeout(time_limit), client:
+            fetch = await client.get(url)
+    except TimeoutError:
+        raise SourceError(f"no complete answer within {time_limit:g}s") from None
+    except FetchError as exc:
+        raise SourceError(f"{exc.reason.value}: {exc.detail}") from None
+    response = fetch.response
+    assert response is not None
+    if response.status != 200:
+        raise SourceError(f"http_status: the answer is HTTP {response.status}, not 200")
+    return response.body
+
+
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes, at most ``max_bytes``; SourceError otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError(f"{path} is not a regular file")
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SourceError(f"{path} is larger than {max_bytes} bytes")
+    return data
+
+
+async def read_source(
+    source: str, *, user_agent: str, time_limit: float, max_bytes: int
+) -> tuple[str, str]:
+    """The text of a URL or a file (``-``: standard input), and a name for it."""
+    if is_url(source):
+        body = await fetch_url(
+            source, user_agent=user_agent, time_limit=time_limit, max_bytes=max_bytes
+        )
+    elif source == "-":
+        body = await asyncio.to_thread(_stdin, max_bytes)
+    else:
+        body = await asyncio.to_thread(read_bounded, Path(source), max_bytes)
+    try:
+        return body.decode("utf-8-sig"), source
+    except UnicodeDecodeError:
+        raise SourceError(f"{source[:200]} is not UTF-8 text") from None
+
+
+def _stdin(max_bytes: int) -> bytes:
+    import sys
+
+    data = sys.stdin.buffer.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SourceError(f"standard input is larger than {max_bytes} bytes")
+    return data
