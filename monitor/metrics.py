@@ -76,6 +76,12 @@ SERVER_FAMILIES: tuple[Family, ...] = (
     _gauge(
         "jitsi_jwt_case_success", "1 when a case of the token check matrix came out as it must."
     ),
+    _gauge(
+        "jitsi_jwt_case_age_seconds",
+        "How old the verdict of a token case was at the server's last report: 0 for the valid "
+        "token (every round); the other cases run every jwt.matrix_interval and are carried "
+        "in between.",
+    ),
     _gauge("jitsi_http_status_code", "HTTP status of the server's page after redirects."),
     _gauge(
         "jitsi_ssl_earliest_cert_expiry", "Expiry of the server's certificate as a Unix timestamp."
@@ -254,6 +260,10 @@ def _report_lines(out: dict[str, str], report: ServerReport, loc: str, srv: str,
     out["jitsi_jwt_case_success"] = "".join(
         f'jitsi_jwt_case_success{{case="{_esc(case)}",{ls}}} {"1.0" if passed else "0.0"}\n'
         for case, passed in report.jwt_cases
+    )
+    out["jitsi_jwt_case_age_seconds"] = "".join(
+        f'jitsi_jwt_case_age_seconds{{case="{_esc(case)}",{ls}}} {_num(round(age, 3))}\n'
+        for case, age in report.jwt_ages
     )
     if report.http_status is not None:
         out["jitsi_http_status_code"] = (

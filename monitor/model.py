@@ -64,6 +64,7 @@ class Reason(StrEnum):
     PASSWORD_REQUIRED = "password_required"
     JOIN_REFUSED = "join_refused"
     JWT_NOT_ENFORCED = "jwt_not_enforced"
+    JWT_OPTIONAL = "jwt_optional"
     MODERATION_CLAIM_IGNORED = "moderation_claim_ignored"
     MODERATION_NOT_GRANTED = "moderation_not_granted"
     MODERATION_UNKNOWN = "moderation_unknown"
@@ -155,8 +156,14 @@ class ServerReport:
     ping_rtt: float | None = None
     role: str | None = None
     affiliation: str | None = None
-    # The token matrix, case by case: (case, passed).
+    # The token matrix, case by case: (case, passed). The refusal cases and
+    # the moderator pair may be carried from an earlier round (``jwt_ages``).
     jwt_cases: tuple[tuple[JwtCase, bool], ...] = ()
+    # How old each case's verdict was when this report was made, in seconds.
+    jwt_ages: tuple[tuple[JwtCase, float], ...] = ()
+    # When the refusal cases and the moderator pair shown here last ran (Unix
+    # time; None: they have not run for this server).
+    jwt_matrix_at: float | None = None
 
     def check(self, check: Check) -> CheckResult | None:
         for result in self.checks:

@@ -24,13 +24,14 @@ import aiodns
 import aiohttp
 
 from monitor import __version__, escape
+from monitor.carried import Carried, MatrixMemory, carry
 from monitor.config import MonitorConfig, Target
 from monitor.ladder import LADDER, Check, CheckSpec, JwtCase
 from monitor.model import CheckResult, ConfigFacts, Reason, ServerReport, skipped
 from monitor.probes.configjs import configure as configure_configjs
 from monitor.probes.http_client import HttpClient, make_ssl_context, origin_of
 from monitor.probes.matrix import probe_matrix, valid_check
-from monitor.probes.tokens import mint
+from monitor.probes.tokens import mint, origin_of_url
 from monitor.probes.web import WebResult, probe_web
 from monitor.probes.xmpp import (
     XmppResult,
@@ -53,7 +54,8 @@ def user_agent(contact: str | None) -> str:
 
 
 class Runner:
-    """Runs ladders; shares a DNS resolver, TLS contexts and a concurrency bound.
+    """Runs ladders; shares a DNS resolver, TLS contexts, a concurrency bound,
+    and the last token matrix of each server (``matrices``).
 
     Create it inside a running event loop and ``close()`` it when done.
     """
@@ -65,6 +67,8 @@ class Runner:
         self.resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
         self._ssl: dict[tuple[bool, Path | None], ssl.SSLContext] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
+        # The last token matrix of each server, carried between its runs.
+        self.matrices = MatrixMemory()
         # WebSockets for the signalling ladder; each is its own connection.
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
@@ -112,6 +116,8 @@ class LadderRun:
     web: WebResult | None = None
     xmpp: XmppResult | None = None
     jwt_cases: tuple[tuple[JwtCase, bool], ...] = ()
+    # When the matrix shown ran (Unix time), this round or carried from an earlier one.
+    jwt_matrix_at: float | None = None
 
     @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext:
@@ -132,9 +138,28 @@ class LadderRun:
             user_agent=self.runner.user_agent,
             ssl_context=self.ssl_context,
             token_for=None if key is None else functools.partial(mint, key),
-            settle=key.settle if key is not None and key.matrix else 0.0,
+            # The main ladder is the moderator: false case on a matrix round.
+            settle=key.settle if key is not None and self.matrix_due else 0.0,
             same_host=target.confined,
+            token_origins=self.token_origins,
         )
+
+    @functools.cached_property
+    def matrix_due(self) -> bool:
+        """Whether this round runs the refusal cases and the moderator pair."""
+        if not _in_groups(self.target, Check.JWT_ENFORCED):
+            return False
+        return self.runner.matrices.due(self.target, self.config)
+
+    @property
+    def token_origins(self) -> tuple[str, ...]:
+        """Where tokens may go besides the server's origin: the origin its page
+        redirected to, and the signalling origins of its jwt block."""
+        key = self.target.token_key
+        if key is None:
+            return ()
+        page = origin_of_url(self.web.page_url) if self.web is not None else None
+        return (*((page,) if page else ()), *key.signalling_origins)
 
     @property
     def config(self) -> ConfigFacts | None:
@@ -220,28 +245,39 @@ def _needs_signalling(run: LadderRun) -> str | None:
 
 
 async def _jwt(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, ...]:
-    """The token checks; the signalling stage's ladder was the valid-token case."""
-    config, key, main = run.config, run.target.token_key, run.xmpp
+    """The token checks; the signalling stage's ladder was the valid-token case.
+
+    The refusal cases and the moderator pair run when due; other rounds
+    carry their last verdicts (``monitor.carried``).
+    """
+    config, target, main = run.config, run.target, run.xmpp
+    key = target.token_key
     assert config is not None
     assert key is not None
     assert main is not None
-    valid = valid_check(main)
+    valid = valid_check(main, target.join)
+    known = valid.reason is not Reason.SKIPPED
+    run.jwt_cases = ((JwtCase.VALID, valid.success),) if known else ()
     if not {Check.JWT_ENFORCED, Check.MODERATION} & set(wanted):
-        known = valid.reason is not Reason.SKIPPED
-        run.jwt_cases = ((JwtCase.VALID, valid.success),) if known else ()
         return (valid,)
-    matrix = await probe_matrix(
-        run.runner.session,
-        config,
-        run.origin,
-        run.xmpp_settings,
-        key,
-        main,
-        valid,
-        run.deadline,
-    )
-    run.jwt_cases = matrix.cases
-    return matrix.checks
+    memory = run.runner.matrices
+    if run.matrix_due:
+        at = time.time()
+        matrix = await probe_matrix(
+            run.runner.session, config, run.origin, run.xmpp_settings, key, main, run.deadline
+        )
+        if matrix.cases or any(c.reason is not Reason.SKIPPED for c in matrix.checks):
+            memory.keep(target, config, Carried(at, matrix.checks, matrix.cases))
+            run.jwt_cases += matrix.cases
+            run.jwt_matrix_at = at
+            return (valid, *matrix.checks)
+    carried = memory.last(target, config)
+    if carried is None:
+        cause = "the valid token's login" if run.matrix_due else "the token matrix"
+        return (valid, *skipped((Check.JWT_ENFORCED, Check.MODERATION), cause))
+    run.jwt_cases += carried.cases
+    run.jwt_matrix_at = carried.at
+    return (valid, *carry(carried, key.matrix_interval))
 
 
 def _never(run: LadderRun) -> str | None:
@@ -326,4 +362,15 @@ def _report(run: LadderRun, started_at: float, t0: float) -> ServerReport:
         role=xmpp.role if xmpp else None,
         affiliation=xmpp.affiliation if xmpp else None,
         jwt_cases=run.jwt_cases,
+        jwt_ages=_ages(run),
+        jwt_matrix_at=run.jwt_matrix_at,
+    )
+
+
+def _ages(run: LadderRun) -> tuple[tuple[JwtCase, float], ...]:
+    """How old each case's verdict is: this round's, or the carried matrix's."""
+    now, at = time.time(), run.jwt_matrix_at
+    return tuple(
+        (case, 0.0 if case is JwtCase.VALID or at is None else max(0.0, now - at))
+        for case, _ in run.jwt_cases
     )

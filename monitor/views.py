@@ -64,6 +64,7 @@ def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
                 "role": report.role,
                 "affiliation": report.affiliation,
             },
+            "jwt": _jwt_dict(report),
             "embed_limit_seconds": report.embed_limit_seconds,
             "embed": None
             if embed is None
@@ -106,6 +107,23 @@ def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
         }
     )
     return out
+
+
+def _jwt_dict(report: ServerReport) -> dict[str, Any] | None:
+    """The token cases, each with how old its verdict is (the matrix runs at its interval)."""
+    if not report.jwt_cases:
+        return None
+    ages = dict(report.jwt_ages)
+    return {
+        "matrix_at": report.jwt_matrix_at,
+        "cases": {
+            case.value: {
+                "passed": passed,
+                "age_seconds": None if case not in ages else round(ages[case], 3),
+            }
+            for case, passed in report.jwt_cases
+        },
+    }
 
 
 def pool_dict(state: State, name: str) -> dict[str, Any]:

@@ -1104,12 +1104,30 @@ def server_dashboard() -> Json:
             "JWT matrix",
             "Each case of the token check matrix (jitsi_jwt_case_success): OK when the "
             "server treated the token as it must (a valid token logs in; bad signature, "
-            "expired, no token and another room's token are refused; moderator_false does "
-            "not make a moderator, moderator_true does). Empty without a jwt block.",
+            "expired and another room's token are refused; a client without a token is kept "
+            "out, unless jwt.guests is allowed: no_token failing is jwt_optional; "
+            "moderator_false does not make a moderator, moderator_true does). All but valid "
+            "run every jwt.matrix_interval and are carried in between. Empty without a jwt "
+            "block.",
             [query(sel("jitsi_jwt_case_success", ONE_SERVER, f'case="{c}"'), c) for c in JWT_CASES],
             mappings=OK_FAIL,
         ),
-        w=24,
+        w=16,
+        h=8,
+    )
+    grid.add(
+        timeseries(
+            "JWT case age",
+            "How old each token case's verdict was at the server's last report "
+            "(jitsi_jwt_case_age_seconds): 0 for the valid token, which runs every round; "
+            "the others climb until the matrix runs again (jwt.matrix_interval).",
+            [
+                query(sel("jitsi_jwt_case_age_seconds", ONE_SERVER, f'case="{c}"'), c)
+                for c in JWT_CASES
+            ],
+            unit="s",
+        ),
+        w=8,
         h=8,
     )
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,9 +31,11 @@ from xml.sax.saxutils import quoteattr
 
 DOMAIN = "meet.test"
 SECURE = "secure.test"
-# Token hosts: TOKEN without the token-moderation module, TOKEN_MOD with it.
+# Token hosts: TOKEN without the token-moderation module, TOKEN_MOD with it,
+# OPEN with the token-moderation module and allow_empty_token = true.
 TOKEN = "token.test"
 TOKEN_MOD = "tokenmod.test"
+OPEN = "open.test"
 APP_ID = "test-lms"
 APP_SECRET = "prosody-test-secret-0123456789abcdef"
 PLUGINS = Path(__file__).resolve().parent / "prosody_plugins"
@@ -114,6 +117,18 @@ Component "conference.{token_mod}" "muc"
     restrict_room_creation = true
     muc_room_locking = false
     muc_room_default_public_jids = true
+
+VirtualHost "{open}"
+    authentication = "test_token"
+    app_id = "{app_id}"
+    app_secret = "{app_secret}"
+    allow_empty_token = true
+
+Component "conference.{open}" "muc"
+    modules_enabled = {{ "test_token_room", "test_token_moderation" }}
+    restrict_room_creation = true
+    muc_room_locking = false
+    muc_room_default_public_jids = true
 """
 
 
@@ -154,6 +169,7 @@ class Prosody:
                 secret=SECRET,
                 token=TOKEN,
                 token_mod=TOKEN_MOD,
+                open=OPEN,
                 app_id=APP_ID,
                 app_secret=APP_SECRET,
                 plugins=PLUGINS,
@@ -185,6 +201,16 @@ class Prosody:
                 parts.append(path.read_text(errors="replace")[-4000:])
         return "\n".join(parts)
 
+    def counts(self) -> LogCounts:
+        """What Prosody's log says so far about streams and joins (see LogCounts)."""
+        text = (self.dir / "prosody.log").read_text(errors="replace")
+        return LogCounts(
+            websockets=text.count("\tClient connected"),
+            bosh_opened=set(re.findall(r"New BOSH session, assigned it sid '([^']+)'", text)),
+            bosh_closed=set(re.findall(r"bosh(\S+)\s+info\s+BOSH client disconnected", text)),
+            joins=text.count("join attempt: "),
+        )
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -195,6 +221,33 @@ class Prosody:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+@dataclass(frozen=True)
+class LogCounts:
+    """Counted in Prosody's log (level info): WebSocket streams opened (mod_c2s's
+    "Client connected"), BOSH sessions opened (mod_bosh's "New BOSH session,
+    assigned it sid") and ended by the client's terminate or a stream close
+    (mod_bosh's "BOSH client disconnected", which a session dropped for
+    inactivity never logs), and joins tried on the token MUCs (the test
+    module's "join attempt")."""
+
+    websockets: int
+    bosh_opened: set[str]
+    bosh_closed: set[str]
+    joins: int
+
+    @property
+    def streams(self) -> int:
+        return self.websockets + len(self.bosh_opened)
+
+    def __sub__(self, before: LogCounts) -> LogCounts:
+        return LogCounts(
+            self.websockets - before.websockets,
+            self.bosh_opened - before.bosh_opened,
+            self.bosh_closed - before.bosh_closed,
+            self.joins - before.joins,
+        )
 
 
 def _listening(port: int) -> bool:
@@ -380,9 +433,11 @@ __all__ = [
     "DOMAIN",
     "FOCUS",
     "MUC",
+    "OPEN",
     "SECURE",
     "TOKEN",
     "TOKEN_MOD",
     "Focus",
+    "LogCounts",
     "Prosody",
 ]

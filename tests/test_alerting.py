@@ -81,6 +81,8 @@ def test_each_alert_says_how_bad_what_and_where_to_read() -> None:
 def test_alerts_the_issue_asks_for() -> None:
     by_name = {rule["alert"]: rule for rule in alerts()}
     assert by_name["JitsiJwtNotEnforced"]["labels"]["severity"] == "critical"
+    assert by_name["JitsiJwtOptional"]["labels"]["severity"] == "critical"
+    assert "jwt_optional" in by_name["JitsiJwtOptional"]["expr"]
     assert by_name["JitsiPoolNoEligibleServer"]["labels"]["severity"] == "critical"
     assert by_name["JitsiPoolFailedOver"]["labels"]["severity"] == "info"
     assert by_name["JitsiCertificateExpiring"]["labels"]["severity"] == "critical"

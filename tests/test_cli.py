@@ -354,6 +354,10 @@ async def test_jwt_lab_end_to_end_never_shows_the_secret(
         assert checks["jwt_enforced"]["reason"] == "jwt_not_enforced"
         assert "expired" in checks["jwt_enforced"]["detail"]
         assert checks["moderation"]["reason"] == "moderation_claim_ignored"
+        tokens = json.loads(as_json.out)["servers"][0]["jwt"]
+        assert tokens["cases"]["expired"]["passed"] is False
+        assert tokens["cases"]["valid"] == {"passed": True, "age_seconds": 0.0}
+        assert tokens["matrix_at"] > 0
         minted = await run_cli("token", "lab-1", str(config), "--room", "Maths-101")
         assert minted.code == 0
         assert minted.out.startswith("http://127.0.0.1:")
@@ -365,6 +369,9 @@ async def test_jwt_lab_end_to_end_never_shows_the_secret(
             served.base, 'jitsi_jwt_case_success{case="expired",location="lab",server="lab-1"} 0.0'
         )
         assert 'jitsi_check_success{check="jwt_valid",location="lab",server="lab-1"} 1.0' in metrics
+        assert (
+            'jitsi_jwt_case_age_seconds{case="valid",location="lab",server="lab-1"} 0.0' in metrics
+        )
         async with aiohttp.ClientSession() as session:
             for path in ("/", "/healthz"):
                 async with session.get(served.base + path) as resp:

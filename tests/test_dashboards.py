@@ -355,6 +355,7 @@ SHOWN = {
         "jitsi_check_success",
         "jitsi_check_reason_info",
         "jitsi_jwt_case_success",
+        "jitsi_jwt_case_age_seconds",
         "jitsi_http_status_code",
         "jitsi_tls_version_info",
         "jitsi_ssl_earliest_cert_expiry",

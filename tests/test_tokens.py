@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -10,14 +11,26 @@ import aiohttp
 import jwt
 import pytest
 
+from monitor.carried import Carried, MatrixMemory
 from monitor.config import ConfigError, parse_config
 from monitor.lab import LabOptions, LabServer
 from monitor.lab.tokens import TokenPolicy
+from monitor.ladder import JwtCase
 from monitor.model import Check, ConfigFacts
 from monitor.probes.tokens import TokenKey, mint
 from monitor.probes.xmpp import XmppSettings, probe_xmpp
+from monitor.probes.xmpp.framing import XmppError
+from monitor.probes.xmpp.transport import check_token_target
 from monitor.views import report_dict
-from tests.conftest import eventually, probe_once, rsa_pem
+from tests.conftest import (
+    StartSite,
+    eventually,
+    jitsi_app,
+    probe_once,
+    rsa_pem,
+    target,
+    text_handler,
+)
 
 SECRET = "school-secret-0123456789abcdef0123456789"
 
@@ -157,7 +170,10 @@ async def test_token_server_accepts_the_probes_token(
 
 
 async def matrix_report(
-    monkeypatch: pytest.MonkeyPatch, options: LabOptions, matrix: str = "full"
+    monkeypatch: pytest.MonkeyPatch,
+    options: LabOptions,
+    matrix: str = "full",
+    kind: str = "self_hosted",
 ) -> tuple[dict[str, str], dict[str, str], dict[str, bool]]:
     """Probe a token lab server through the runner: reasons, details, matrix cases."""
     monkeypatch.setenv("SCHOOL_JWT_SECRET", SECRET)
@@ -169,6 +185,7 @@ async def matrix_report(
                 lab.url,
                 "      app_id: my-lms\n      secret_env: SCHOOL_JWT_SECRET\n"
                 f"      settle: 0.2s\n      matrix: {matrix}\n",
+                kind,
             )
         )
         report = await probe_once(cfg)
@@ -176,8 +193,11 @@ async def matrix_report(
         await eventually(lambda: lab.sessions == 0)  # every stream is closed
         moderation = report.check(Check.MODERATION)
         if moderation is not None and moderation.reason.value != "skipped":
-            # the main ladder and the moderator: true case each sent a leave
-            assert len(lab.leaves) == 2, lab.leaves
+            # the main ladder and the moderator: true case each sent a leave,
+            # and so did a second moderator: false participant when the first
+            # came out owner
+            second = moderation.reason.value == "moderation_claim_ignored"
+            assert len(lab.leaves) == 2 + second, lab.leaves
     finally:
         await lab.stop()
     reasons = {c.check.value: c.reason.value for c in report.checks}
@@ -210,13 +230,23 @@ async def test_matrix_on_a_well_configured_server(monkeypatch: pytest.MonkeyPatc
     assert "member/participant" in details["moderation"]
 
 
-@pytest.mark.parametrize("mode", ["token_users_owner", "auto_owner"])
-async def test_moderator_claim_ignored(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "cause"),
+    [
+        ("token_users_owner", "focus grants owner to every participant"),
+        ("auto_owner", "no moderation module reads the claim"),
+    ],
+)
+async def test_moderator_claim_ignored(
+    monkeypatch: pytest.MonkeyPatch, mode: str, cause: str
+) -> None:
     reasons, details, cases = await matrix_report(
         monkeypatch,
         LabOptions(tokens=policy(), moderation=mode),  # type: ignore[arg-type]
     )
     assert reasons["moderation"] == "moderation_claim_ignored"
+    # a second moderator: false participant tells the likely cause
+    assert f"likely cause: {cause}" in details["moderation"], details["moderation"]
     assert "install the token-moderation plugin" in details["moderation"]
     assert cases["moderator_false"] is False
     assert reasons["jwt_enforced"] == "ok"
@@ -368,3 +398,145 @@ def test_claims_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
         )
     )
     assert any("the monitor sets room itself" in p for p in found), found
+
+
+async def test_a_token_never_goes_to_another_port_of_the_host(
+    monkeypatch: pytest.MonkeyPatch, start_site: StartSite
+) -> None:
+    """config.js points signalling at another port of the server's host: nothing
+    is sent there, unless that origin is listed in jwt.signalling_origins."""
+    monkeypatch.setenv("SCHOOL_JWT_SECRET", SECRET)
+    collector = await start_site(jitsi_app(routes={"/xmpp-websocket": text_handler("hello")}))
+    js = (
+        "var config = { hosts: { domain: 'meet.school.example' }, "
+        f"websocket: 'ws://127.0.0.1:{collector.port}/xmpp-websocket' }};"
+    )
+    page = await start_site(jitsi_app(js))
+    jwt_lines = "      app_id: my-lms\n      secret_env: SCHOOL_JWT_SECRET\n"
+    report = await probe_once(parse_config(server_block(page.url, jwt_lines)))
+    signalling = report.check(Check.SIGNALLING)
+    assert signalling is not None
+    assert signalling.reason.value == "protocol_error"
+    assert f"another port of the host (http://127.0.0.1:{collector.port})" in signalling.detail
+    assert collector.requests == [], "nothing reached the other port"
+
+    # the same origin, listed: the token goes there (the test's collector is no XMPP server)
+    listed = f"      signalling_origins: ['ws://127.0.0.1:{collector.port}']\n"
+    await probe_once(parse_config(server_block(page.url, jwt_lines + listed)))
+    assert any("token=" in r.query_string for r in collector.requests)
+
+
+@pytest.mark.parametrize(
+    ("url", "origins", "words"),
+    [
+        ("wss://meet.example/xmpp-websocket", ("https://meet.example",), None),
+        ("wss://meet.example:443/x", ("https://MEET.example:443",), None),
+        ("wss://meet.example:5443/x", ("https://meet.example",), "another port of the host"),
+        ("ws://meet.example/x", ("https://meet.example",), "unencrypted"),
+        ("wss://other.example/x", ("https://meet.example",), "another host"),
+        # the page's redirect target, and a listed signalling origin
+        ("wss://www.example/x", ("https://meet.example", "https://www.example:443"), None),
+        ("wss://xmpp.example:5443/x", ("https://meet.example", "https://xmpp.example:5443"), None),
+        ("https://meet.example:8443/http-bind", ("https://meet.example",), "another port"),
+        ("ws://[bad/x", ("https://meet.example",), "malformed"),
+    ],
+)
+def test_token_target(url: str, origins: tuple[str, ...], words: str | None) -> None:
+    if words is None:
+        check_token_target(url, origins)
+        return
+    with pytest.raises(XmppError) as info:
+        check_token_target(url, origins)
+    assert info.value.reason.value == "protocol_error"
+    assert words in info.value.detail
+
+
+async def test_public_server_with_tokens_says_what_it_did(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kind: public does not join: the details say so, and keep the refusals seen."""
+    reasons, details, cases = await matrix_report(
+        monkeypatch, LabOptions(tokens=policy(), moderation="token_moderation"), kind="public"
+    )
+    assert reasons["jwt_valid"] == "ok"
+    assert details["jwt_valid"] == (
+        "a valid token logs in (joining is off for this server, so no join was tried)"
+    )
+    assert reasons["jwt_enforced"] == "ok"
+    assert details["jwt_enforced"] == (
+        "refused at login: bad signature, expired, no token; a token for another room is "
+        "not tried: joining is off for this server"
+    )
+    assert reasons["moderation"] == "skipped"
+    assert "joining is off for this server" in details["moderation"]
+    assert cases == {"valid": True, "bad_signature": True, "expired": True, "no_token": True}
+
+
+def test_jwt_settings_of_the_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("X", SECRET)
+    cfg = parse_config(
+        server_block(
+            "https://x",
+            "      app_id: a\n      secret_env: X\n      guests: allowed\n"
+            "      matrix_interval: 30m\n"
+            "      signalling_origins: ['wss://XMPP.x:5443', 'https://xmpp.x:5443/']\n",
+        )
+    )
+    (target,) = cfg.targets()
+    key = target.token_key
+    assert key is not None
+    assert (key.guests_allowed, key.matrix_interval) == (True, 1800.0)
+    assert key.signalling_origins == ("https://xmpp.x:5443",)
+    default = parse_config(server_block("https://x", "      app_id: a\n      secret_env: X\n"))
+    key = default.targets()[0].token_key
+    assert key is not None
+    assert (key.guests_allowed, key.matrix_interval, key.signalling_origins) == (False, 900.0, ())
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("guests: sometimes", "Input should be 'forbidden' or 'allowed'"),
+        ("matrix_interval: 25h", "between 0s (every round) and 24h"),
+        ("signalling_origins: ['wss://x/xmpp-websocket']", "is not an origin"),
+        ("signalling_origins: ['ftp://x']", "is not an origin"),
+        ("signalling_origins: ['https://user:pw@x']", "is not an origin"),
+    ],
+)
+def test_bad_matrix_settings(monkeypatch: pytest.MonkeyPatch, line: str, message: str) -> None:
+    monkeypatch.setenv("X", SECRET)
+    found = problems(
+        server_block("https://x", f"      app_id: a\n      secret_env: X\n      {line}\n")
+    )
+    assert any(message in p for p in found), found
+
+
+def test_matrix_memory_forgets() -> None:
+    key = TokenKey(algorithm="HS256", key=SECRET, matrix_interval=600.0)
+    server = target("https://meet.example/", token_key=key)
+    facts = ConfigFacts(domain="meet.example", websocket="wss://meet.example/xmpp-websocket")
+    memory = MatrixMemory()
+    assert memory.due(server, facts, now=1000.0)
+    memory.keep(server, facts, Carried(1000.0, (), ((JwtCase.EXPIRED, True),)))
+    assert not memory.due(server, facts, now=1500.0)
+    # due half a probe interval early, so jitter does not cost a round
+    assert memory.due(server, facts, now=1000.0 + 600 - 30)
+    # the schedule's timeout, an on-demand probe's checks: the same verdicts
+    trimmed = dataclasses.replace(server, timeout=3.0, groups=frozenset({"jwt"}))
+    assert memory.last(trimmed, facts, now=1500.0) is not None
+    # no longer carried after twice the interval
+    assert memory.last(server, facts, now=1000.0 + 1201) is None
+    assert len(memory) == 0
+    # forgotten when config.js or the server's settings change
+    for changed_target, changed_facts in (
+        (server, dataclasses.replace(facts, anonymousdomain="guest.meet.example")),
+        (dataclasses.replace(server, join=False), facts),
+        (
+            dataclasses.replace(server, token_key=dataclasses.replace(key, guests_allowed=True)),
+            facts,
+        ),
+    ):
+        memory.keep(server, facts, Carried(1000.0, (), ()))
+        assert memory.last(changed_target, changed_facts, now=1001.0) is None
+    # a server without tokens, or with matrix: valid_only, never runs it
+    assert not memory.due(target("https://meet.example/"), facts)
+    only = dataclasses.replace(server, token_key=dataclasses.replace(key, matrix=False))
+    assert not memory.due(only, facts)

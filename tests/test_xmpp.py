@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from monitor.config import MonitorConfig
-from monitor.model import ConfigFacts, ServerReport
+from monitor.model import Check, ConfigFacts, ServerReport
 from monitor.probes.xmpp import XmppResult, XmppSettings, no_redirects, probe_xmpp
 from tests.conftest import StartSite, eventually, jitsi_app, make_config, probe_once
 from tests.prosody import (
@@ -483,9 +483,11 @@ async def test_token_matrix_on_prosody(
             f"focus: '{FOCUS}' }}, websocket: '{prosody.websocket}' }};"
         )
         site = await start_site(jitsi_app(js))
+        # Prosody listens on another port than the page: named as a signalling origin.
         cfg = make_config(
             f"servers:\n  - name: school\n    url: {site.url}\n    timeout: 10s\n"
-            f"    jwt: {{app_id: {APP_ID}, secret_env: PROSODY_TEST_SECRET, settle: 1s}}\n"
+            f"    jwt: {{app_id: {APP_ID}, secret_env: PROSODY_TEST_SECRET, settle: 1s,\n"
+            f"          signalling_origins: ['http://127.0.0.1:{prosody.http}']}}\n"
         )
         report = await probe_once(cfg)
         got = reasons(report)
@@ -504,6 +506,10 @@ async def test_token_matrix_on_prosody(
             "moderator_true": True,
         }
         assert cases["moderator_false"] is (moderation == "ok")
+        if moderation != "ok":  # this focus makes every participant owner
+            detail = report.check(Check.MODERATION)
+            assert detail is not None
+            assert "focus grants owner to every participant" in detail.detail
         await eventually(lambda: not stand_in.joined_rooms)
         assert await stand_in.rooms() == []
     finally:

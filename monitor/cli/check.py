@@ -70,6 +70,8 @@ def _jwt(report: ServerReport) -> str:
     enforced = report.check(Check.JWT_ENFORCED)
     if enforced is not None and enforced.reason is Reason.JWT_NOT_ENFORCED:
         words.append("[red]NOT ENFORCED[/]")
+    elif enforced is not None and enforced.reason is Reason.JWT_OPTIONAL:
+        words.append("[red]TOKEN OPTIONAL[/]")
     elif enforced is not None and not enforced.success:
         words.append(escape.term(f"enforcement {enforced.reason.value}"))
     moderation = report.check(Check.MODERATION)
@@ -77,7 +79,10 @@ def _jwt(report: ServerReport) -> str:
         words.append("[red]moderator claim ignored[/]")
     elif moderation is not None and not moderation.success:
         words.append(escape.term(moderation.reason.value))
-    return "; ".join(words) or "[green]ok[/]"
+    if words:
+        return "; ".join(words)
+    guests = enforced is not None and "guests are allowed" in enforced.detail
+    return "[green]ok[/] (guests allowed)" if guests else "[green]ok[/]"
 
 
 def _pool_line(state: State, name: str) -> str:

@@ -2,6 +2,7 @@
 
 - ``values``: durations, server URLs, URL patterns, shards, names;
 - ``schema``: the pydantic models of the file, and the resolved ``Target``;
+- ``jwt``: the ``jwt`` block of a server (tokens, and how far they are tested);
 - ``keys``: token keys, their secrets read from the environment or files;
 - ``sharding``: which shard of the fleet each server belongs to;
 - ``checks``: checks that span several fields;

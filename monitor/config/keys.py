@@ -9,7 +9,7 @@ import jwt
 
 from monitor.config.errors import Where
 from monitor.config.schema import ServerConfig
-from monitor.probes.tokens import TokenKey, mint
+from monitor.probes.tokens import TokenKey, mint, origin_of_url
 
 __all__ = ["token_key"]
 
@@ -69,6 +69,11 @@ def token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[t
         jaas=jaas,
         matrix=j.matrix == "full",
         settle=j.settle,
+        matrix_interval=j.matrix_interval,
+        guests_allowed=j.guests == "allowed",
+        signalling_origins=tuple(
+            dict.fromkeys(o for o in map(origin_of_url, j.signalling_origins) if o is not None)
+        ),
         user_name=j.user_name,
         user_email=j.user_email,
         features=tuple(sorted(j.features.items())),

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.config.jwt import JwtSettings
 from monitor.config.sharding import shard_of
 from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.values import (
@@ -73,57 +74,6 @@ class SignallingSettings(_Strict):
     focus: bool = True
     # None: join for self-hosted and JaaS servers, not for public ones.
     join: bool | None = None
-
-
-class JwtSettings(_Strict):
-    """How to mint tokens for a server with JWT authentication (or a JaaS tenant).
-
-    Key material is named, never written here: ``secret_env`` (an environment
-    variable) or ``secret_file`` for HS*, ``private_key_file`` (PEM) for RS*.
-    """
-
-    app_id: str = Field(min_length=1, max_length=200)
-    algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"] = "HS256"
-    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    secret_file: Path | None = None
-    private_key_file: Path | None = None
-    key_id: str | None = Field(default=None, max_length=300)
-    audience: str = "jitsi"
-    subject: str | None = None
-    lifetime: Duration = 300.0
-    # full: also check that bad tokens are refused and how the moderator
-    # claim is handled; valid_only: only that a valid token works.
-    matrix: Literal["full", "valid_only"] = "full"
-    # How long to watch a joined room for role changes before judging them.
-    settle: Duration = 2.5
-    # What the token says about its user, and more claims, as the platform sends them.
-    user_name: str = Field(default="jitsi-monitor", max_length=200)
-    user_email: str = Field(default="", max_length=200)
-    features: dict[str, bool | str] = Field(default_factory=dict)
-    claims: dict[str, str | int | float | bool] = Field(default_factory=dict)
-
-    @field_validator("claims")
-    @classmethod
-    def _claims(cls, v: dict[str, object]) -> dict[str, object]:
-        reserved = {"iss", "aud", "sub", "room", "exp", "nbf", "iat", "context", "moderator"}
-        taken = sorted(reserved & set(v))
-        if taken:
-            raise ValueError(f"the monitor sets {', '.join(taken)} itself")
-        return v
-
-    @field_validator("settle")
-    @classmethod
-    def _settle(cls, v: float) -> float:
-        if v > 10:
-            raise ValueError("settle must be at most 10s")
-        return v
-
-    @field_validator("lifetime")
-    @classmethod
-    def _lifetime(cls, v: float) -> float:
-        if not 30 <= v <= 3600:
-            raise ValueError("lifetime must be between 30s and 1h")
-        return v
 
 
 class DefaultSettings(_Strict):

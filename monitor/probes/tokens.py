@@ -11,7 +11,9 @@ JaaS (8x8.vc) wants RS256 with ``kid = vpaas-magic-cookie-<hex>/<keyid>``,
 ``moderator`` as the strings ``"true"``/``"false"``.
 
 Secrets only ever come from the config's key material (read from env vars
-or files) and never appear in a result, log line or error message.
+or files) and never appear in a result, log line or error message. A token
+goes only to the server's own origin, or to an origin its config lists
+(``origin_of_url`` gives the form they are compared in).
 """
 
 from __future__ import annotations
@@ -20,12 +22,37 @@ import secrets
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
+from yarl import URL
 
-__all__ = ["TokenKey", "mint"]
+__all__ = ["GUESTS", "TokenKey", "mint", "origin_of_url"]
+
+# The guest policies of a server's jwt block: may a client without a token
+# log in and join a room?
+GUESTS: Final = ("forbidden", "allowed")
+
+# The scheme of the page that a signalling scheme belongs to (a WebSocket's
+# origin is the HTTP origin of the same host and port).
+_PAGE_SCHEME: Final = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
+def origin_of_url(text: str) -> str | None:
+    """``scheme://host:port`` of an HTTP(S) or WebSocket URL, as origins compare
+    (``ws`` as ``http``, ``wss`` as ``https``, the port always written, the host
+    in lower case); None for anything else."""
+    try:
+        url = URL(text)
+        scheme = _PAGE_SCHEME.get(url.scheme)
+        host, port = url.host, url.port
+    except (ValueError, TypeError):
+        return None
+    if scheme is None or not host or port is None:
+        return None
+    host = host.lower()
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +69,12 @@ class TokenKey:
     jaas: bool = False
     matrix: bool = True  # run the whole token check matrix, not only a valid token
     settle: float = 2.5
+    # Run the refusal cases and the moderator pair at most this often (seconds).
+    matrix_interval: float = 900.0
+    # Whether a client without a token may log in and join (a guest domain on purpose).
+    guests_allowed: bool = False
+    # Origins besides the server's own where tokens may go (``origin_of_url`` form).
+    signalling_origins: tuple[str, ...] = ()
     user_name: str = "jitsi-monitor"
     user_email: str = ""
     features: tuple[tuple[str, object], ...] = ()

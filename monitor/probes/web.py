@@ -52,6 +52,8 @@ class WebResult:
     config: ConfigFacts | None
     embed_limit_seconds: int | None
     connect_rtt: float | None
+    # The page's URL after its redirects (the server's own URL without an answer).
+    page_url: str = ""
 
 
 class _WebSteps:
@@ -204,4 +206,5 @@ async def probe_web(client: HttpClient, base_url: str, kind: str, deadline: floa
         config=ladder.config,
         embed_limit_seconds=embed_limit,
         connect_rtt=client.connect_rtt,
+        page_url=ladder.page_url(),
     )

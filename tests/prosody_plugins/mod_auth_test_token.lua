@@ -10,6 +10,11 @@ local hmac_sha256 = require "util.hashes".hmac_sha256;
 
 local app_id = module:get_option_string("app_id");
 local app_secret = module:get_option_string("app_secret");
+-- As Jitsi's allow_empty_token: a client without a token logs in anonymously.
+local allow_empty_token = module:get_option_boolean("allow_empty_token", false);
+if allow_empty_token then
+	module:log("warn", "allow_empty_token is set: anyone can log in without a token");
+end
 
 -- The token rides on the WebSocket or BOSH URL: ?token=...
 local function remember_token(event)
@@ -79,6 +84,7 @@ function provider.get_sasl_handler(session)
 	return sasl.new(module.host, {
 		anonymous = function(_, username, realm)
 			local token = session.auth_token;
+			if not token and allow_empty_token then return true; end
 			if not token then return false, "not-allowed", "token required"; end
 			local claims, err = verify(token);
 			if not claims then return false, "not-allowed", err; end

@@ -4,6 +4,9 @@ local st = require "util.stanza";
 local jid_split = require "util.jid".split;
 
 module:hook("muc-occupant-pre-join", function(event)
+	-- Counted by the tests: one line per join tried (focus's own marked).
+	local who = event.stanza.attr.from or "";
+	module:log("info", "join attempt%s: %s", who:match("^focus@") and " by focus" or "", event.room.jid);
 	local claims = event.origin and event.origin.jitsi_claims;
 	if not claims then return; end
 	local node = jid_split(event.room.jid);

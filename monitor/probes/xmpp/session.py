@@ -93,6 +93,8 @@ class XmppSettings:
     ssl_context: ssl.SSLContext | None = None
     # Refuse signalling on another host than the server's (an on-demand probe of a URL).
     same_host: bool = False
+    # Origins besides the server's own where a token may go (see check_token_target).
+    token_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +204,7 @@ class XmppSession:
             token = self.settings.token_for(self.room)
         url = signalling_url(self.url, ("http", "https") if self.bosh else ("ws", "wss"))
         if token:
-            check_token_target(url, self.origin)
+            check_token_target(str(url), (self.origin, *self.settings.token_origins))
             query["token"] = token
         elif self.settings.same_host:
             check_same_host(url, self.origin)
@@ -326,7 +328,10 @@ class XmppSession:
     async def leave(self) -> None:
         """Leave the room (if joined) and close the stream; best effort, bounded."""
         transport = self.transport
-        if transport is None or transport.closed:
+        if transport is None:
+            return
+        if transport.closed:  # the server ended it: only drop what is still open
+            await transport.abort()
             return
         t0 = time.monotonic()
         try:

@@ -18,6 +18,7 @@ from yarl import URL
 from monitor import escape
 from monitor.model import Reason
 from monitor.probes.http_client import tls_failure
+from monitor.probes.tokens import origin_of_url
 from monitor.probes.xmpp.framing import MAX_FRAME, NS_FRAMING, XmppError, esc, parse_frame, q
 
 if TYPE_CHECKING:
@@ -74,22 +75,34 @@ def signalling_url(text: str, schemes: tuple[str, ...]) -> URL:
     return url
 
 
-def check_token_target(url: URL, origin: str) -> None:
+def check_token_target(url_text: str, origins: tuple[str, ...]) -> None:
     """Send a token only to the server it is for, and encrypted when the server is.
 
-    config.js is the server's own word, but a tampered one must not be able
-    to collect a valid token for the platform.
+    ``origins``: the server's own origin first, then the others a token may go
+    to (its redirect target, ``jwt.signalling_origins``). Origins compare by
+    scheme, host and port (``ws``/``wss`` as ``http``/``https``). config.js is
+    the server's own word, but a tampered one must not be able to collect a
+    valid token for the platform, not even on another port of the same host.
     """
-    home = URL(origin)
-    if (url.host or "").lower() != (home.host or "").lower():
+    target, allowed = origin_of_url(url_text), [origin_of_url(o) for o in origins]
+    if target is None:
         raise XmppError(
-            Reason.PROTOCOL_ERROR,
-            f"config.js sends signalling to another host ({url.host}); no token is sent there",
+            Reason.PROTOCOL_ERROR, "config.js names a malformed signalling URL; no token is sent"
         )
-    if home.scheme == "https" and url.scheme not in ("wss", "https"):
+    home = allowed[0] or ""
+    if home.startswith("https://") and target.startswith("http://"):
         raise XmppError(
             Reason.PROTOCOL_ERROR, "config.js sends signalling unencrypted; no token is sent there"
         )
+    if target in allowed:
+        return
+    same_host = (URL(url_text).host or "").lower() == (URL(origins[0]).host or "").lower()
+    where = "another port of the host" if same_host else "another host"
+    raise XmppError(
+        Reason.PROTOCOL_ERROR,
+        f"config.js sends signalling to {where} ({target}), not to the server's own origin "
+        "or one of jwt.signalling_origins; no token is sent there",
+    )
 
 
 class RedirectRefused(aiohttp.ClientError):
