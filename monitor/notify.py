@@ -126,7 +126,8 @@ class Notifier:
         if self._closing.is_set():
             return
         for key in self.outbox.queues:
-            if key not in self._workers:
+            worker = self._workers.get(key)
+            if worker is None or worker.done():
                 self._wake[key] = asyncio.Event()
                 self._workers[key] = asyncio.ensure_future(self._work(key))
             self._wake[key].set()
@@ -167,22 +168,24 @@ class Notifier:
                 continue
             try:
                 result = await self._deliver(key, event)
+                if result == "failed":
+                    self.outbox.failed(key, time.time())
+                else:
+                    self.outbox.finish(key, event, result)
+                if self.save is not None:
+                    self.save()
             except asyncio.CancelledError:
                 raise
             except Exception:  # our own bug: log it, keep the worker alive
                 log.exception("delivering event %s failed", event.id)
                 result = "failed"
             if result == "failed":
-                self.outbox.failed(key, time.time())
                 delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
                 failures += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closing.wait(), delay)
             else:
                 failures = 0
-                self.outbox.finish(key, event, result)
-            if self.save is not None:
-                self.save()
 
     async def _deliver(self, key: str, event: Event) -> str:
         if key == COMMAND:
@@ -260,9 +263,9 @@ class Notifier:
                 stderr=write_fd,
                 start_new_session=True,  # its own process group, killed whole
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the event
             os.close(read_fd)
-            log.error("command %s cannot start: %s", program, exc.strerror or exc)
+            log.error("command %s cannot start: %s", program, getattr(exc, "strerror", None) or exc)
             self.exits["cannot_start"] += 1
             return "failed"
         finally:

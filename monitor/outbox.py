@@ -70,7 +70,9 @@ class Outbox:
             if key not in sinks:
                 queue = self.queues.pop(key)
                 if queue.pending:
-                    log.warning(
+                    # A changed webhook URL is another sink: count them as dropped.
+                    self.results[queue.label, "dropped"] += len(queue.pending)
+                    log.error(
                         "%s is no longer configured: %d event(s) it had not taken are dropped",
                         queue.label,
                         len(queue.pending),

@@ -258,3 +258,21 @@ async def test_a_hostile_reload_keeps_serve_answering(tmp_path: Path, serve: lis
             assert slowest < 0.5, f"/healthz took {slowest:.2f}s during the reload"
             want = "1.0" if hostile is good else "0.0"
             assert await reload_metric() == want, lines
+
+
+def test_overlapping_readers_leave_garbage_collection_on() -> None:
+    """Two config reads that overlap (a reload and a file source) and end in
+    either order: collection is back on once both are done."""
+    import gc
+
+    from monitor.config.source import no_gc
+
+    assert gc.isenabled()
+    first, second = no_gc(), no_gc()
+    first.__enter__()
+    second.__enter__()
+    assert not gc.isenabled()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled(), "the second read is still under way"
+    second.__exit__(None, None, None)
+    assert gc.isenabled()

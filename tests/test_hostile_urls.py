@@ -90,6 +90,26 @@ async def test_a_malformed_url_fails_signalling_only(
     assert web.success  # no false verdict about the rest
 
 
+@pytest.mark.parametrize(
+    "websocket", ["ws://127.0.0.1:99999/xmpp-websocket", "wss://elsewhere.invalid:5443/x"]
+)
+async def test_bosh_does_not_hide_a_refused_websocket_url(
+    websocket: str,
+    start_site: StartSite,
+    nxdomain_dns: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A malformed WebSocket URL, or one a token may not go to, fails signalling
+    even when config.js also names a BOSH URL: browsers use the WebSocket."""
+    monkeypatch.setenv("HOSTILE_URLS_SECRET", SECRET)
+    site = await start_site(jitsi_app(config_js(websocket, bosh="/http-bind")))
+    report = await probe_once(make_config(server_config(site.url, nxdomain_dns)))
+    signalling = report.check(Check.SIGNALLING)
+    assert signalling is not None
+    assert signalling.reason is Reason.PROTOCOL_ERROR, signalling
+    assert "BOSH" not in signalling.detail
+
+
 # Hosts that never leave this machine: loopback addresses, names the test's
 # DNS server does not know, and junk.
 _HOSTS = st.one_of(

@@ -336,3 +336,37 @@ def test_the_outbox_survives_a_round_trip_and_refuses_what_is_malformed() -> Non
     )
     assert not third.events
     assert third.restore([1, 2]) == "the saved outbox is not a mapping; it is ignored"
+
+
+async def test_a_sink_worker_outlives_an_error_of_its_own() -> None:
+    """An error in the worker's own bookkeeping (here: saving) is logged and the
+    worker goes on; the event is taken at the next try."""
+    outbox = Outbox()
+    saves: list[int] = []
+
+    def save() -> None:
+        saves.append(1)
+        if len(saves) == 1:
+            raise RuntimeError("disk on fire")
+
+    notifier = Notifier(outbox, user_agent="test", command_timeout=5, save=save)
+    notifier.configure([], ["/bin/true"])
+    d = decision()
+    notifier.submit(d, {"pool": d.pool})
+    try:
+        await eventually(lambda: outbox.results[COMMAND, "delivered"] == 1, timeout=10)
+        # The same worker takes the next event.
+        notifier.submit(d, {"pool": d.pool})
+        await eventually(lambda: outbox.results[COMMAND, "delivered"] == 2, timeout=10)
+    finally:
+        await notifier.close()
+    assert len(saves) == 2
+
+
+def test_a_changed_webhook_url_counts_its_queue_as_dropped() -> None:
+    outbox = Outbox()
+    outbox.set_sinks({"webhook:old": "webhook old"})
+    outbox.add("p", 1000.0, {})
+    outbox.set_sinks({"webhook:new": "webhook new"})
+    assert outbox.results["webhook old", "dropped"] == 1
+    assert not outbox.events

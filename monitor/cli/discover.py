@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from monitor import escape
 from monitor import loop as event_loop
 from monitor.cli.common import EXIT_CONFIG, EXIT_OK
 from monitor.runner import user_agent
@@ -110,7 +111,7 @@ def discovered(
             )
         )
     except SourceError as exc:
-        click.echo(f"cannot read {source[:200]}: {exc}", err=True)
+        click.echo(f"cannot read {escape.plain(source, 200)}: {escape.plain(exc)}", err=True)
         sys.exit(EXIT_CONFIG)
     parsed = parse_list(text, fmt)
     filters = Filters(country, region, labels, include_limited)

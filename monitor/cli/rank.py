@@ -11,9 +11,9 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from monitor import escape
 from monitor import loop as event_loop
 from monitor.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_UNHEALTHY, load
 from monitor.cli.discover import discover_options, discovered, fragment, summary
@@ -75,12 +75,12 @@ def _table(ranked: list[Ranked]) -> Table:
         rtt = _ms(r.score) + (" (connect)" if r.method == "tcp_connect" else "")
         table.add_row(
             str(index),
-            escape(r.target.name),
+            escape.term(r.target.name),
             "[green]yes[/]" if r.fit else "[red]no[/]",
             rtt,
             "unknown" if embed is None else ("none" if embed == 0 else f"{embed} s"),
-            escape(_where(r.target)),
-            escape(r.why),
+            escape.term(_where(r.target)),
+            escape.term(r.why),
         )
     return table
 

@@ -236,11 +236,14 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
-        await sources.close()
-        await scheduler.shutdown()
-        for task in (*tasks, reloads.task):
+        # A reload first: one that finished reading now must not adopt into
+        # sources or a scheduler that are already closed.
+        for task in (reloads.task, *tasks):
             if task is not None:
                 task.cancel()
+        await asyncio.gather(*(t for t in (reloads.task, *tasks) if t), return_exceptions=True)
+        await sources.close()
+        await scheduler.shutdown()
         await notifier.close()
         persist()
         await ondemand.close()

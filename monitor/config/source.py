@@ -98,23 +98,27 @@ class _Stop(Exception):
 
 _GC_LOCK = threading.Lock()
 _GC_HOLDERS = 0
+_GC_BEFORE = True  # whether collection was on when the first holder came in
 
 
 @contextlib.contextmanager
 def no_gc() -> Iterator[None]:
     """No cyclic garbage collection while building (acyclic) data: a config
     of 100,000 values would otherwise trigger it dozens of times."""
-    global _GC_HOLDERS
+    global _GC_HOLDERS, _GC_BEFORE
     with _GC_LOCK:
+        if _GC_HOLDERS == 0:
+            _GC_BEFORE = gc.isenabled()
         _GC_HOLDERS += 1
-        was = gc.isenabled()
         gc.disable()
     try:
         yield
     finally:
         with _GC_LOCK:
             _GC_HOLDERS -= 1
-            if _GC_HOLDERS == 0 and was:
+            # The last one out restores what the first one in found (two
+            # overlapping readers must not leave collection off for good).
+            if _GC_HOLDERS == 0 and _GC_BEFORE:
                 gc.enable()
 
 

@@ -125,6 +125,7 @@ class Sources:
                 run.task = asyncio.ensure_future(self._loop(run))
 
     async def close(self) -> None:
+        self._started = False
         tasks = [run.task for run in self._runs.values() if run.task is not None]
         for task in tasks:
             task.cancel()
@@ -220,5 +221,6 @@ class Sources:
     def _changed(self) -> None:
         merged = self.merged()
         if list(merged.servers) != self._applied:
-            self._applied = list(merged.servers)
             self._apply(merged)
+            # Only once applied: a failed apply is tried again at the next read.
+            self._applied = list(merged.servers)

@@ -451,7 +451,9 @@ async def probe_xmpp(
             try:
                 await ladder.upgrade()
             except XmppError as exc:
-                if ladder.bosh or not facts.bosh:
+                # A refused URL or token target is the server's config, not its
+                # proxy: BOSH must not hide it (browsers use the WebSocket).
+                if ladder.bosh or not facts.bosh or exc.reason is Reason.PROTOCOL_ERROR:
                     raise
                 # A proxy that does not pass WebSockets is common: try BOSH.
                 note = f"over BOSH; the WebSocket failed: {exc.detail}"
