@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "DEFAULT_REQUIRE",
     "FAILOVER_REASONS",
     "HTTP_PHASES",
     "LADDER",
@@ -154,6 +155,9 @@ LADDER = Ladder(
         CheckSpec(Check.MODERATION, "jwt", "moderation", require="moderation", group="jwt"),
     )
 )
+
+# The words a pool requires of its members when its config names none.
+DEFAULT_REQUIRE: tuple[str, ...] = ("web", "signalling")
 
 # Phases of the page GET (``jitsi_http_duration_seconds{phase}``), in order.
 HTTP_PHASES: tuple[str, ...] = ("resolve", "connect", "tls", "processing", "transfer")

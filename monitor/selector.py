@@ -35,7 +35,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from monitor.ladder import FAILOVER_REASONS, LADDER, PoolChange
+from monitor.ladder import DEFAULT_REQUIRE, FAILOVER_REASONS, LADDER, PoolChange
 from monitor.model import ServerReport
 
 __all__ = [
@@ -53,7 +53,7 @@ __all__ = [
 class PoolSettings:
     name: str
     servers: tuple[str, ...]
-    require: tuple[str, ...] = ("web", "signalling")
+    require: tuple[str, ...] = DEFAULT_REQUIRE
     embedding: bool = False
     tiers: tuple[tuple[str, ...], ...] = ()
     after: int = 3

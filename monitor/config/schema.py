@@ -39,7 +39,7 @@ from monitor.config.values import (
     server_url,
     url_pattern,
 )
-from monitor.ladder import LADDER
+from monitor.ladder import DEFAULT_REQUIRE, LADDER
 from monitor.notify import Webhook
 from monitor.probes.configjs import Limits
 from monitor.probes.tokens import TokenKey
@@ -229,7 +229,6 @@ def _requirement(word: str) -> str:
 
 
 Requirement = Annotated[str, AfterValidator(_requirement)]
-_DEFAULT_REQUIRE: tuple[str, ...] = ("web", "signalling")
 
 
 class FailoverSettings(_Strict):
@@ -258,7 +257,7 @@ class PoolConfig(_Strict):
     # ``server_sources`` come and go, and join or leave the pool with them).
     servers: list[str] = Field(default_factory=list)
     members: PoolMembers | None = None
-    require: list[Requirement] = Field(default_factory=lambda: list(_DEFAULT_REQUIRE))
+    require: list[Requirement] = Field(default_factory=lambda: list(DEFAULT_REQUIRE))
     embedding: bool = False
     tiers: list[list[str]] = Field(default_factory=list)
     failover: FailoverSettings = FailoverSettings()
