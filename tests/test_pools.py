@@ -75,8 +75,9 @@ def test_bad_pools(pools: str, message: str) -> None:
 
 @pytest.fixture
 async def labs() -> AsyncIterator[list[LabServer]]:
-    # Three servers, farther and farther away.
-    servers = [LabServer(LabOptions(latency=0.005 * i)) for i in range(3)]
+    # Three servers, farther and farther away: 20 ms apart, so that one slow
+    # answer on a busy machine does not reorder them.
+    servers = [LabServer(LabOptions(latency=0.02 * i)) for i in range(3)]
     for server in servers:
         await server.start()
     yield servers
@@ -88,8 +89,7 @@ def pool_config(tmp_path: Path, servers: list[LabServer]) -> Path:
     text = servers_yaml(servers, interval="1s", timeout="1s")
     text += (
         "pools:\n  - name: moodle\n    servers: [lab-1, lab-2, lab-3]\n"
-        # The lab servers are 5 ms apart: under the default 10 ms floor.
-        "    failover: {after: 2, min_improvement: 20% 2ms, hold_down: 1h}\n"
+        "    failover: {after: 2, min_improvement: 20% 10ms, hold_down: 1h}\n"
     )
     path = tmp_path / "servers.yaml"
     path.write_text(text)
