@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from monitor import escape
 from monitor.ladder import PoolChange
 from monitor.outbox import Event, Outbox
 from monitor.selector import Decision
@@ -321,11 +322,10 @@ def _kill_group(pid: int) -> None:
 
 
 def _first_lines(output: bytes, lines: int = 5, width: int = 200) -> str:
-    """The first lines of a command's output, one line for the log, control characters out."""
+    """The first lines of a command's output, one line for the log, control characters shown."""
     text = output.decode(errors="replace")
     shown = [line[:width] for line in text.splitlines()[:lines]]
-    joined = " | ".join(shown)
-    return "".join(c if c.isprintable() else "?" for c in joined) or "(no output)"
+    return escape.plain(" | ".join(shown)) if shown else "(no output)"
 
 
 def _shown(url: str) -> str:

@@ -125,7 +125,7 @@ def summary(found: Discovered) -> str:
     """One line on what the list gave, for a comment or standard error."""
     parsed = found.parsed
     parts = [
-        f"{len(found.servers)} server(s) from {_printable(found.source)} ({parsed.format})",
+        f"{len(found.servers)} server(s) from {escape.plain(found.source, 200)} ({parsed.format})",
         f"{parsed.duplicates} duplicate(s) merged",
     ]
     if found.limited:
@@ -135,10 +135,6 @@ def summary(found: Discovered) -> str:
     if parsed.skipped_count:
         parts.append(f"{parsed.skipped_count} line(s) not understood")
     return "; ".join(parts)
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
 def fragment(servers: list[dict[str, object]]) -> str:
@@ -180,7 +176,9 @@ def discover(
         contact=contact,
     )
     for line, why in found.parsed.skipped:
-        click.echo(f"{_printable(source)}:{line}: skipped: {_printable(why)}", err=True)
+        click.echo(
+            f"{escape.plain(source, 200)}:{line}: skipped: {escape.plain(why, 200)}", err=True
+        )
     click.echo(f"# jitsi-monitor discover: {summary(found)}")
     click.echo("# Public servers of strangers: keep intervals of a minute or more, set `contact`.")
     click.echo(fragment(found.servers), nl=False)
