@@ -225,13 +225,15 @@ async def test_serve_exports_metrics_and_reloads(
     )
     assert 'server="school-1"' in text
 
-    # Removing a server from the config removes every series it had.
+    # Removing a server from the config removes every series it had; a
+    # setting read only at start-up is named in the log when it changes.
     config.write_text(
         good_text.replace(
             f"  - name: gone\n    url: {gone}\n    timeout: 2s\n"
             "    signalling: {enabled: false}\n",
             "",
         )
+        + "probe:\n  concurrency: 3\n"
     )
     served.proc.send_signal(signal.SIGHUP)
     text = await wait_for_metric(
@@ -242,6 +244,12 @@ async def test_serve_exports_metrics_and_reloads(
 
     served.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(served.proc.wait(), 10) == 0
+    assert served.proc.stderr is not None
+    log = (await served.proc.stderr.read()).decode()
+    warnings = [line for line in log.splitlines() if "only on restart" in line]
+    assert len(warnings) == 1, log
+    assert "kept the running value of probe.concurrency (" in warnings[0]
+    assert "location" not in warnings[0]
 
 
 async def promtool_check(text: str) -> None:

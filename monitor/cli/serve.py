@@ -20,6 +20,7 @@ from monitor.cli.common import (
     shard_option,
 )
 from monitor.config import ConfigError, MonitorConfig, Shard, Target, load_config
+from monitor.config.reload import restart_only_changes
 from monitor.config.source import beside_the_loop
 from monitor.decisions import Decisions
 from monitor.notify import Notifier, event_body
@@ -153,11 +154,12 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
     def adopt(new: MonitorConfig, read: _Read) -> None:
         """Swap the new config in, all at once, on the loop."""
         started = time.monotonic()
-        fixed = ("location", "concurrency", "dns", "contact", "listen", "state_file")
-        if any(getattr(new, k) != getattr(cfg, k) for k in fixed) or (
-            new.notify.command_timeout != cfg.notify.command_timeout
-        ):
-            log.warning("%s and notify.command_timeout change only on restart", ", ".join(fixed))
+        kept = restart_only_changes(cfg, new)
+        if kept:
+            log.warning(
+                "config reload: kept the running value of %s (read only on restart)",
+                ", ".join(kept),
+            )
         state.outbox.max_age = new.notify.max_age
         state.outbox.max_pending = new.notify.max_pending
         notifier.configure(new.webhooks(), new.notify.command)
