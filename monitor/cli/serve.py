@@ -38,6 +38,9 @@ __all__ = ["serve"]
 
 # How often serve writes its state file (and at every change of a pool's choice).
 SAVE_EVERY = 30.0
+# A delivery's result is saved at most this long after it; a burst of
+# deliveries costs one write (a crash in between sends those events again).
+SAVE_AFTER_DELIVERY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +103,24 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             why = getattr(exc, "strerror", None) or exc
             log.error("cannot save the state to %s: %s", state_path, why)
 
+    soon: list[asyncio.TimerHandle] = []
+
+    def persist_soon() -> None:
+        """Save within SAVE_AFTER_DELIVERY seconds: one write for a burst of deliveries."""
+        if soon:
+            return
+
+        def due() -> None:
+            soon.clear()
+            persist()
+
+        soon.append(asyncio.get_running_loop().call_later(SAVE_AFTER_DELIVERY, due))
+
     notifier = Notifier(
         state.outbox,
         user_agent=user_agent(cfg.contact),
         command_timeout=cfg.notify.command_timeout,
-        save=persist,
+        save=persist_soon,
     )
     # The sinks first: the saved outbox keeps the events of those configured.
     notifier.configure(cfg.webhooks(), cfg.notify.command)
@@ -247,6 +263,8 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         await sources.close()
         await scheduler.shutdown()
         await notifier.close()
+        for handle in soon:
+            handle.cancel()
         persist()
         await ondemand.close()
         await runner.close()
