@@ -25,13 +25,12 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from monitor import escape
+from monitor.config.webhook import Webhook, shown_url
 from monitor.ladder import PoolChange
 from monitor.outbox import Event, Outbox
 from monitor.selector import Decision
@@ -50,20 +49,10 @@ OUTPUT_GRACE: Final = 0.5
 COMMAND: Final = "command"
 
 
-@dataclass(frozen=True, slots=True)
-class Webhook:
-    url: str
-    secret: str = ""  # for the signature; read from the environment at load
-    timeout: float = 10.0
-
-    def __repr__(self) -> str:
-        return f"Webhook(url={_shown(self.url)!r}, secret=<hidden>)"
-
-
 def webhook_sink(url: str) -> tuple[str, str]:
     """A webhook's key in the outbox (from its whole URL) and its label (without the path)."""
     digest = hashlib.sha256(url.encode()).hexdigest()
-    return f"webhook:{digest[:16]}", f"webhook {_shown(url)}#{digest[:6]}"
+    return f"webhook:{digest[:16]}", f"webhook {shown_url(url)}#{digest[:6]}"
 
 
 def event_body(decision: Decision, location: str, urls: dict[str, str]) -> dict[str, Any]:
@@ -218,7 +207,7 @@ class Notifier:
         if hook.secret:
             digest = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
             headers["X-Jitsi-Monitor-Signature"] = f"sha256={digest}"
-        shown = _shown(hook.url)
+        shown = shown_url(hook.url)
         try:
             async with self._session.post(
                 hook.url,
@@ -326,9 +315,3 @@ def _first_lines(output: bytes, lines: int = 5, width: int = 200) -> str:
     text = output.decode(errors="replace")
     shown = [line[:width] for line in text.splitlines()[:lines]]
     return escape.plain(" | ".join(shown)) if shown else "(no output)"
-
-
-def _shown(url: str) -> str:
-    """A webhook URL fit for the log: its path may hold the receiver's secret."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")

@@ -39,8 +39,8 @@ from monitor.config.values import (
     server_url,
     url_pattern,
 )
+from monitor.config.webhook import Webhook
 from monitor.ladder import DEFAULT_REQUIRE, LADDER
-from monitor.notify import Webhook
 from monitor.probes.configjs import Limits
 from monitor.probes.tokens import TokenKey
 from monitor.selector import PoolSettings
