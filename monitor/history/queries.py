@@ -22,9 +22,11 @@ __all__ = [
     "PoolEvent",
     "ServerSummary",
     "check_spans",
+    "first_seen",
     "incidents",
     "latency",
     "pool_events",
+    "pool_first_seen",
     "summaries",
 ]
 
@@ -231,6 +233,21 @@ def check_spans(
             else:
                 spans.append(CheckSpan(start, end, reason))
     return out
+
+
+def first_seen(db: sqlite3.Connection, name: str) -> float | None:
+    """When history first saw the server (its first report), if ever."""
+    sid = _sid(db, name)
+    if sid is None:
+        return None
+    row = db.execute("SELECT min(at) FROM checks WHERE server = ?", (sid,)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def pool_first_seen(db: sqlite3.Connection, pool: str) -> float | None:
+    """The time of the pool's first recorded change, if any."""
+    row = db.execute("SELECT min(at) FROM pool_events WHERE pool = ?", (pool,)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def pool_events(db: sqlite3.Connection, pool: str, since: float) -> list[PoolEvent]:

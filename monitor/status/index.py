@@ -73,6 +73,7 @@ def _server_cells(view: IndexView, row: Row) -> str:
         known = [v for v in summary.spark if v is not None]
         last = f"latest {known[-1] * 1000:.0f} ms" if known else "no samples"
         spark = sparkline(summary.spark, f"latency, last 24 h: {last}")
+        spark += f'<br><span class="muted">{last}</span>'
     failing = ""
     if row.failing:
         failing = _h(row.failing)

@@ -51,7 +51,7 @@ border:1px solid var(--line);border-radius:.6rem;white-space:nowrap}
 .tag.bad{border-color:var(--down);color:var(--down)} .tag.ok{border-color:var(--up);color:var(--up)}
 svg.spark{stroke:var(--s1);fill:none;stroke-width:1.2}
 svg.spark circle{fill:var(--s1)}
-svg.chart{width:100%;height:auto;max-height:200px;fill:none;stroke-width:1.4}
+svg.chart{width:100%;max-width:960px;height:auto;fill:none;stroke-width:1.4}
 svg.chart text{fill:var(--muted);stroke:none;font-size:10px}
 svg.chart .axis{stroke:var(--line)}
 .s1{stroke:var(--s1)} .s2{stroke:var(--s2)} .s3{stroke:var(--s3)} .s4{stroke:var(--s4)}
@@ -59,6 +59,8 @@ circle.s1{fill:var(--s1)} circle.s2{fill:var(--s2)} circle.s3{fill:var(--s3)}
 circle.s4{fill:var(--s4)}
 .key span{margin-right:1rem} .key .s1{color:var(--s1)} .key .s2{color:var(--s2)}
 .key .s3{color:var(--s3)} .key .s4{color:var(--s4)}
+.key .c0{color:var(--s1)} .key .c1{color:var(--s2)} .key .c2{color:var(--s3)}
+.key .c3{color:var(--s4)} .key .none{color:var(--down)}
 svg.strip{width:100%;height:14px;background:var(--card)}
 svg.strip .ok{fill:var(--up)} svg.strip .bad{fill:var(--down)} svg.strip .skip{fill:var(--unknown)}
 svg.strip .c0{fill:var(--s1)} svg.strip .c1{fill:var(--s2)} svg.strip .c2{fill:var(--s3)}
@@ -102,11 +104,11 @@ def page(title: str, heading: str, body: str, *, refresh: float, nav: str = "") 
 
 
 def stamp(at: float | None) -> str:
-    """``2026-11-30 08:43 UTC``, in a ``<time>`` element."""
+    """``2026-11-30 08:43:10 UTC``, in a ``<time>`` element."""
     if at is None:
         return ""
     iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
-    text = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
+    text = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
     return f'<time datetime="{iso}">{text}</time>'
 
 

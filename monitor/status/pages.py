@@ -126,6 +126,10 @@ class Pages:
         if history is not None:
 
             def read(db: Any) -> dict[str, Any]:
+                # A window longer than the history starts where the history does.
+                first = q.first_seen(db, name)
+                nonlocal since
+                since = max(since, min(first, now - 60)) if first is not None else since
                 return {
                     "summary": q.summaries(db, [name], now).get(name),
                     "spans": q.check_spans(db, name, since, now),
@@ -175,7 +179,14 @@ class Pages:
         history = self._history
         events = []
         if history is not None:
-            events = await history.read(lambda db: q.pool_events(db, name, since))
+
+            def read(db: Any) -> list[q.PoolEvent]:
+                nonlocal since
+                first = q.pool_first_seen(db, name)
+                since = max(since, min(first, now - 60)) if first is not None else since
+                return q.pool_events(db, name, since)
+
+            events = await history.read(read)
         if settings.public:
             events = [
                 q.PoolEvent(e.at, self._shown(e.previous), self._shown(e.chosen), e.reason, "")

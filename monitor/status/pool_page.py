@@ -57,7 +57,12 @@ def _strip(view: PoolView) -> str:
         spans.append(
             (event.at, end, css, f"{chosen or 'none eligible'} from {stamp_text(event.at)}")
         )
-    return timeline(spans, view.since, view.now, f"the pool's choice over the last {view.range}")
+    strip = timeline(spans, view.since, view.now, f"the pool's choice over the last {view.range}")
+    key = "".join(
+        f'<span class="c{i % 4}">&#9632; {_h(c.server)}</span>'
+        for i, c in enumerate(view.candidates)
+    )
+    return f'{strip}<p class="key">{key}<span class="none">&#9632; none eligible</span></p>'
 
 
 def render_pool(view: PoolView) -> str:

@@ -7,6 +7,7 @@ into a chart goes through ``monitor.escape.html``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -82,6 +83,8 @@ def latency_chart(
         f'<line class="axis" x1="{pad_left}" y1="{base}" x2="{width - 4}" y2="{base}"/>',
         f'<text x="{pad_left - 4}" y="12" text-anchor="end">{_n(top * 1000)} ms</text>',
         f'<text x="{pad_left - 4}" y="{4 + plot_h}" text-anchor="end">0</text>',
+        f'<text x="{pad_left}" y="{height - 3}">{_clock(since)}</text>',
+        f'<text x="{width - 4}" y="{height - 3}" text-anchor="end">{_clock(until)}</text>',
     ]
     for phase, points in series.items():
         coords = [
@@ -102,6 +105,10 @@ def latency_chart(
         f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
         f'role="img" aria-label="{text}"><title>{text}</title>{"".join(parts)}</svg>'
     )
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%d %b %H:%M UTC", time.gmtime(at))
 
 
 def timeline(
