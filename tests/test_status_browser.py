@@ -93,7 +93,8 @@ async def test_pages_in_chromium_through_an_outage_a_failover_and_a_restart(
         assert 0 < uptime["lab-1"] < 100, uptime  # the outage shows in its uptime
         assert uptime["lab-2"] == 100, uptime
         pool = await browser.evaluate("document.querySelector('tr[data-pool=moodle]').innerText")
-        assert "lab-1" in pool and "better" in pool, pool
+        assert "lab-1" in pool, pool
+        assert "better" in pool, pool
         await shoot(browser, served.base + "/", "index-desktop", DESKTOP)
         await shoot(browser, served.base + "/", "index-phone", PHONE)
 
@@ -102,7 +103,8 @@ async def test_pages_in_chromium_through_an_outage_a_failover_and_a_restart(
         incident = await browser.evaluate(
             "[...document.querySelectorAll('table.incidents tr.incident')].map(t => t.innerText)"
         )
-        assert len(incident) == 1 and "web: connect_refused" in incident[0], incident
+        assert len(incident) == 1, incident
+        assert "web: connect_refused" in incident[0], incident
         assert "connection refused" in incident[0]  # the detail, in the private view
         assert await browser.evaluate("document.querySelectorAll('svg.chart polyline').length") >= 2
         web = await browser.evaluate("document.querySelector('tr[data-check=web]').innerText")
@@ -138,7 +140,8 @@ async def test_pages_in_chromium_through_an_outage_a_failover_and_a_restart(
         incident = await browser.evaluate(
             "[...document.querySelectorAll('table.incidents tr.incident')].map(t => t.innerText)"
         )
-        assert len(incident) == 1 and "web: connect_refused" in incident[0], incident
+        assert len(incident) == 1, incident
+        assert "web: connect_refused" in incident[0], incident
         await browser.open(again.base + "/pools/moodle?range=1h")
         assert await browser.evaluate("document.querySelectorAll('tr.event').length") >= 3
         assert browser.problems() == []

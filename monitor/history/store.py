@@ -73,11 +73,12 @@ class History:
                 self._warned = True
                 log.warning("history: the writer is behind; records are dropped")
 
-    async def flush(self) -> None:
-        """Wait until every record queued so far is written."""
+    async def flush(self, prune_at: float | None = None) -> None:
+        """Wait until every record queued so far is written (and history
+        pruned as of ``prune_at``, when given)."""
         if self.closed or not self._thread.is_alive():
             return
-        marker = _Flush()
+        marker = _Flush(prune_at=prune_at)
         await asyncio.to_thread(self._writer.queue.put, marker)
         await asyncio.to_thread(marker.done.wait)
 

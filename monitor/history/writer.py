@@ -49,6 +49,8 @@ class _Flush:
     """Put on the queue to learn when what came before it is written."""
 
     done: threading.Event = field(default_factory=threading.Event)
+    # Prune as of this time first (None: no pruning).
+    prune_at: float | None = None
 
 
 Item = ReportRecord | PoolRecord | _Flush | None
@@ -104,6 +106,8 @@ class Writer:
             self.write([i for i in batch if isinstance(i, ReportRecord | PoolRecord)])
             for i in batch:
                 if isinstance(i, _Flush):
+                    if i.prune_at is not None:
+                        self.prune(i.prune_at)
                     i.done.set()
             if batch[-1] is None:
                 self.db.close()

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from monitor import escape
 from monitor.history import ServerSummary
-from monitor.status.layout import ago, page, percent, stamp, verdict_tag
+from monitor.status.layout import ago, milliseconds, page, percent, stamp, verdict_tag
 from monitor.status.model import STATES, Filters, Row
 from monitor.status.svg import sparkline
 
@@ -71,7 +71,7 @@ def _server_cells(view: IndexView, row: Row) -> str:
             f'<td data-k="30 d">{percent(summary.uptime_30d)}</td>',
         ]
         known = [v for v in summary.spark if v is not None]
-        last = f"latest {known[-1] * 1000:.0f} ms" if known else "no samples"
+        last = f"{milliseconds(known[-1])} (last 10 min)" if known else "no samples"
         spark = sparkline(summary.spark, f"latency, last 24 h: {last}")
         spark += f'<br><span class="muted">{last}</span>'
     failing = ""

@@ -16,6 +16,7 @@ __all__ = [
     "CSS",
     "ago",
     "duration",
+    "milliseconds",
     "page",
     "percent",
     "stamp",
@@ -131,6 +132,12 @@ def duration(seconds: float) -> str:
 
 def ago(at: float | None, now: float) -> str:
     return "" if at is None else f"{duration(now - at)} ago"
+
+
+def milliseconds(seconds: float) -> str:
+    """``0.4 ms``, ``22 ms``."""
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
 
 
 def percent(ratio: float | None) -> str:
