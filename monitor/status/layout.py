@@ -51,6 +51,7 @@ th{font-weight:600;color:var(--muted);font-size:.85rem}
 border:1px solid var(--line);border-radius:.6rem;white-space:nowrap}
 .tag.bad{border-color:var(--down);color:var(--down)} .tag.ok{border-color:var(--up);color:var(--up)}
 svg.spark{stroke:var(--s1);fill:none;stroke-width:1.2}
+svg.spark polyline{vector-effect:non-scaling-stroke}
 svg.spark circle{fill:var(--s1)}
 svg.chart{width:100%;max-width:960px;height:auto;fill:none;stroke-width:1.4}
 svg.chart text{fill:var(--muted);stroke:none;font-size:10px}

@@ -87,8 +87,10 @@ def verdict_of(report: ServerReport | None) -> str:
     return "up" if report.up else "down"
 
 
-def filter_servers(state: State, names: list[str], filters: Filters) -> list[str]:
-    """``names`` that pass the filters."""
+def filter_servers(
+    state: State, names: list[str], filters: Filters, verdicts: Mapping[str, str]
+) -> list[str]:
+    """``names`` that pass the filters (``verdicts``: each name's verdict now)."""
     out = names
     if filters.pool:
         pool = state.pools.get(filters.pool)
@@ -98,7 +100,7 @@ def filter_servers(state: State, names: list[str], filters: Filters) -> list[str
         key, _, value = filters.label.partition("=")
         out = [n for n in out if (key, value) in state.targets[n].labels]
     if filters.state:
-        out = [n for n in out if verdict_of(state.reports.get(n)) == filters.state]
+        out = [n for n in out if verdicts[n] == filters.state]
     return out
 
 

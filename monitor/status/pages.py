@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from monitor.config import Target
 from monitor.config.status import StatusSettings
 from monitor.history import History, ServerSummary
 from monitor.history import queries as q
@@ -46,6 +47,30 @@ class Pages:
         self.state = state
         self.settings = settings
         self.history = history
+        # Each server's verdict with the report it was worked out from: a
+        # report's verdict is worked out once, not at every request.
+        self._verdict_of: dict[str, tuple[ServerReport | None, str]] = {}
+        self._label_cache: tuple[dict[str, Target], list[str]] | None = None
+
+    def _labels(self, names: list[str]) -> list[str]:
+        """The label filter's choices, worked out again only when the servers change."""
+        if self._label_cache is None or self._label_cache[0] is not self.state.targets:
+            self._label_cache = (self.state.targets, label_choices(self.state, names))
+        return self._label_cache[1]
+
+    def _verdicts(self, names: list[str]) -> dict[str, str]:
+        reports, cache = self.state.reports, self._verdict_of
+        out = {}
+        for name in names:
+            report = reports.get(name)
+            known = cache.get(name)
+            if known is None or known[0] is not report:
+                known = cache[name] = (report, verdict_of(report))
+            out[name] = known[1]
+        if len(cache) > 2 * len(self.state.targets) + 100:  # servers removed meanwhile
+            for gone in set(cache) - set(self.state.targets):
+                del cache[gone]
+        return out
 
     @property
     def _history(self) -> History | None:
@@ -66,7 +91,8 @@ class Pages:
         state, settings = self.state, self.settings
         filters = Filters.parse(query)
         names = visible(state, settings)
-        matching = filter_servers(state, names, filters)
+        verdicts = self._verdicts(names)
+        matching = filter_servers(state, names, filters, verdicts)
         size = settings.page_size
         pages = max(1, math.ceil(len(matching) / size))
         filters = Filters(filters.pool, filters.label, filters.state, min(filters.page, pages))
@@ -75,7 +101,7 @@ class Pages:
         summaries: Mapping[str, ServerSummary] = {}
         if history is not None and shown:
             summaries = await history.read(lambda db: q.summaries(db, shown, now))
-        counts = Counter(verdict_of(state.reports.get(n)) for n in names)
+        counts = Counter(verdicts.values())
         view = IndexView(
             title=settings.title,
             location=state.location,
@@ -88,7 +114,7 @@ class Pages:
             total=len(names),
             pages=pages,
             pool_names=sorted(state.pools),
-            label_choices=[] if settings.public else label_choices(state, names),
+            label_choices=[] if settings.public else self._labels(names),
             counts=counts,
             refresh=settings.refresh,
             now=now,

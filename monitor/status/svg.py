@@ -31,33 +31,36 @@ def _n(value: float) -> str:
 def sparkline(
     values: Sequence[float | None], label: str, width: int = 120, height: int = 24
 ) -> str:
-    """A line of ``values`` (gaps where None), scaled to its own maximum."""
+    """A line of ``values`` (gaps where None), scaled to its own maximum.
+
+    Drawn in a box of one unit per value across and 100 up, in whole
+    numbers (cheap to format: a page holds a hundred of these).
+    """
     known = [v for v in values if v is not None]
     if not known:
         return f'<span class="muted">{escape.html(label)}</span>'
-    top = max(known) or 1.0
-    step = width / max(1, len(values) - 1)
+    scale = 90 / (max(known) or 1.0)
     runs: list[list[str]] = [[]]
     for i, value in enumerate(values):
         if value is None:
             if runs[-1]:
                 runs.append([])
             continue
-        y = height - 2 - (value / top) * (height - 4)
-        runs[-1].append(f"{_n(i * step)},{_n(y)}")
+        runs[-1].append(f"{i},{95 - int(value * scale)}")
     lines = "".join(
-        f'<polyline points="{" ".join(r)}"/>' if len(r) > 1 else _dot(r[0]) for r in runs if r
+        f'<polyline points="{" ".join(r)}"/>' if len(r) > 1 else _dot(r[0], 3) for r in runs if r
     )
     text = escape.html(label)
     return (
-        f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{text}"><title>{text}</title>{lines}</svg>'
+        f'<svg class="spark" viewBox="0 0 {max(1, len(values) - 1)} 100" width="{width}" '
+        f'height="{height}" preserveAspectRatio="none" role="img" aria-label="{text}">'
+        f"<title>{text}</title>{lines}</svg>"
     )
 
 
-def _dot(point: str) -> str:
+def _dot(point: str, r: float = 1.5) -> str:
     x, y = point.split(",")
-    return f'<circle cx="{x}" cy="{y}" r="1.5"/>'
+    return f'<circle cx="{x}" cy="{y}" r="{r}"/>'
 
 
 def latency_chart(
