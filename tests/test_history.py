@@ -178,11 +178,12 @@ async def test_a_damaged_file_is_moved_aside_and_history_starts_afresh(
 ) -> None:
     path = tmp_path / "h.sqlite"
     path.write_bytes(b"this is not a database" * 1000)
-    with caplog.at_level(logging.ERROR, "monitor.history"):
+    with caplog.at_level(logging.WARNING):
         history = await opened(path)
-    aside = list(tmp_path.glob("h.sqlite.bad-*"))
+    aside = list(tmp_path.glob("h.sqlite.corrupt-*"))
     assert len(aside) == 1
     assert aside[0].read_bytes().startswith(b"this is not")
+    assert "history file" in caplog.text
     assert "cannot be used" in caplog.text
     assert "moved aside" in caplog.text
     history.add(report_record(report("a", NOW)))

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Final
 
+from monitor.statefile import move_aside
+
 __all__ = [
     "BUCKET",
     "DAY",
@@ -120,10 +122,6 @@ def _prepare(path: Path) -> sqlite3.Connection:
             db.execute("INSERT INTO meta(key, value) VALUES ('version', ?)", (VERSION,))
         elif row[0] != VERSION:
             raise BadFile(f"history version {row[0]!r}, this monitor writes {VERSION!r}")
-        # A cheap look at the file's structure (the full check reads every page).
-        check = db.execute("PRAGMA quick_check(1)").fetchone()
-        if check is None or check[0] != "ok":
-            raise BadFile(f"the file is damaged ({check[0] if check else 'no answer'})")
     except BaseException:
         db.close()
         raise
@@ -147,10 +145,12 @@ def lock(path: Path) -> int:
 def open_file(path: Path) -> sqlite3.Connection:
     """Open (or create) the history file for writing.
 
-    A file that is not an SQLite database, is damaged or of another version
-    is moved aside (``NAME.bad-TIMESTAMP``, logged) and a new one is made. A
-    file busy in another process, or one that cannot be created at all,
-    raises ``BadFile`` (the caller runs without history).
+    A file that is not an SQLite database (or whose first pages are
+    damaged) or of another version is moved aside (``NAME.corrupt-TIME``,
+    logged, as a bad state file is) and a new one is made. A file busy in another process, or one that
+    cannot be created at all, raises ``BadFile`` (the caller runs without
+    history). Damage deeper in the file is not looked for here (that reads
+    the whole file); it shows as failing writes (see ``writer``).
     """
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise BadFile(f"{path} is not a regular file")
@@ -164,11 +164,11 @@ def open_file(path: Path) -> sqlite3.Connection:
         why = str(exc)
     except (sqlite3.DatabaseError, BadFile) as exc:
         why = str(exc)
-    aside = path.with_name(f"{path.name}.bad-{int(time.time())}")
-    log.error("history file %s cannot be used (%s); moved aside to %s", path, why, aside.name)
+    aside = move_aside(path, why, what="history file")
+    if aside is None:
+        raise BadFile(f"{path} cannot be used ({why}) and cannot be moved aside")
     try:
-        os.replace(path, aside)
-        for suffix in ("-wal", "-shm"):
+        for suffix in ("-wal", "-shm"):  # a damaged file's journal must not be replayed
             extra = path.with_name(path.name + suffix)
             if extra.exists():
                 os.replace(extra, aside.with_name(aside.name + suffix))

@@ -15,7 +15,6 @@ import os
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,7 +43,6 @@ class History:
         self.limits = limits
         self._lock_fd = lock_fd
         self._writer = Writer(db, limits, QUEUE_MAX)
-        self._writer.prune(time.time())
         self._thread = threading.Thread(target=self._writer.run, name="history-writer", daemon=True)
         self._thread.start()
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="history-reader")
