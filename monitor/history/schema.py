@@ -147,10 +147,11 @@ def open_file(path: Path) -> sqlite3.Connection:
 
     A file that is not an SQLite database (or whose first pages are
     damaged) or of another version is moved aside (``NAME.corrupt-TIME``,
-    logged, as a bad state file is) and a new one is made. A file busy in another process, or one that
-    cannot be created at all, raises ``BadFile`` (the caller runs without
-    history). Damage deeper in the file is not looked for here (that reads
-    the whole file); it shows as failing writes (see ``writer``).
+    logged, as a bad state file is) and a new one is made. A file busy in
+    another process, or one that cannot be created at all, raises
+    ``BadFile`` (the caller runs without history). Damage deeper in the
+    file is not looked for here (that reads the whole file); it shows as
+    failing writes (see ``writer``).
     """
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise BadFile(f"{path} is not a regular file")
