@@ -232,3 +232,20 @@ async def test_badges(start_site: StartSite, history: History) -> None:
     for path in ("/badge/nobody.svg", "/badge/pool/nope.svg", "/servers/nobody", "/pools/nope"):
         status, _, text = await get(base, path)
         assert (status, text[:3]) == (404, "no "), path
+
+
+async def test_a_history_that_fails_to_read_leaves_the_pages_up(
+    start_site: StartSite, history: History, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import time
+
+    state = await fleet(history, "x", time.time())
+    history._writer.db.execute("DROP TABLE buckets")  # what a damaged file does to a read
+    base = await served(start_site, state, StatusSettings(), history)
+    with caplog.at_level(logging.ERROR, "monitor.status"):
+        for path in ("/", "/servers/alpha", "/badge/alpha.svg", "/pools/course"):
+            status, _, _ = await get(base, path)
+            assert status == 200, path
+    assert "history: cannot read" in caplog.text
+    assert 'data-server="alpha"' in (await get(base, "/"))[2]

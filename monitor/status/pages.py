@@ -8,11 +8,13 @@ the state now.
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 import time
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from monitor.config import Target
 from monitor.config.status import StatusSettings
@@ -35,6 +37,9 @@ from monitor.status.server_page import RANGES, ServerView, render_server
 
 __all__ = ["Pages"]
 
+log = logging.getLogger("monitor.status")
+T = TypeVar("T")
+
 PRIVATE = "(private)"
 
 
@@ -51,6 +56,14 @@ class Pages:
         # report's verdict is worked out once, not at every request.
         self._verdict_of: dict[str, tuple[ServerReport | None, str]] = {}
         self._label_cache: tuple[dict[str, Target], list[str]] | None = None
+
+    async def _read(self, history: History, query: Callable[[Any], T], default: T) -> T:
+        """A read of the history; a failing one is logged and the page shown without it."""
+        try:
+            return await history.read(query)
+        except sqlite3.Error as exc:
+            log.error("history: cannot read %s: %s", history.path, exc)
+            return default
 
     def _labels(self, names: list[str]) -> list[str]:
         """The label filter's choices, worked out again only when the servers change."""
@@ -100,7 +113,7 @@ class Pages:
         history = self._history
         summaries: Mapping[str, ServerSummary] = {}
         if history is not None and shown:
-            summaries = await history.read(lambda db: q.summaries(db, shown, now))
+            summaries = await self._read(history, lambda db: q.summaries(db, shown, now), {})
         counts = Counter(verdicts.values())
         view = IndexView(
             title=settings.title,
@@ -163,7 +176,7 @@ class Pages:
                     "incidents": q.incidents(db, name, since),
                 }
 
-            data = await history.read(read)
+            data = await self._read(history, read, {})
         view = ServerView(
             title=settings.title,
             name=name,
@@ -203,7 +216,7 @@ class Pages:
         pool_state = state.pool_states.get(name)
         since = now - RANGES[span]
         history = self._history
-        events = []
+        events: list[q.PoolEvent] = []
         if history is not None:
 
             def read(db: Any) -> list[q.PoolEvent]:
@@ -212,7 +225,7 @@ class Pages:
                 since = max(since, min(first, now - 60)) if first is not None else since
                 return q.pool_events(db, name, since)
 
-            events = await history.read(read)
+            events = await self._read(history, read, events)
         if settings.public:
             events = [
                 q.PoolEvent(e.at, self._shown(e.previous), self._shown(e.chosen), e.reason, "")
@@ -252,7 +265,9 @@ class Pages:
         summary = None
         history = self._history
         if history is not None:
-            summary = (await history.read(lambda db: q.summaries(db, [name], now))).get(name)
+            empty: dict[str, ServerSummary] = {}
+            found = await self._read(history, lambda db: q.summaries(db, [name], now), empty)
+            summary = found.get(name)
         return server_badge(name, verdict_of(self.state.reports.get(name)), summary)
 
     def pool_badge(self, name: str) -> str | None:
