@@ -147,6 +147,10 @@ async def test_retention_and_the_row_limit_drop_whole_old_days(tmp_path: Path) -
     # 10 and 5 days ago: older than the retention; every day from 3 days ago kept
     assert [NOW // DAY - day for day, _ in kept] == [2, 1, 0]
     assert sum(rows for _, rows in kept) == 4200
+    oldest = await history.read(lambda db: db.execute("SELECT min(at) FROM buckets").fetchone()[0])
+    assert oldest >= NOW - 3 * DAY  # the 10-minute buckets go with the retention too
+    days = await history.read(lambda db: db.execute("SELECT count(*) FROM daily").fetchone()[0])
+    assert days == 5  # the daily roll-ups stay for keep_events (90 d)
     assert await history.read(lambda db: q.pool_events(db, "p", 0)) == []
 
     # the row limit: 4200 rows > 1000 allowed; the oldest days go, today stays
