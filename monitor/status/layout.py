@@ -80,6 +80,7 @@ dl.facts dt{color:var(--muted)} dl.facts dd{margin:0;overflow-wrap:anywhere}
  table.servers tr{display:block;border-bottom:1px solid var(--line);padding:.4rem 0}
  table.servers td{display:block;border:0;padding:.1rem 0}
  table.servers td[data-k]::before{content:attr(data-k) ": ";color:var(--muted);font-size:.8rem}
+ table.servers td[data-k]:empty{display:none}
 }
 """
 
