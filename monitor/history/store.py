@@ -77,8 +77,13 @@ class History:
         if self.closed or not self._thread.is_alive():
             return
         marker = _Flush(prune_at=prune_at)
-        await asyncio.to_thread(self._writer.queue.put, marker)
-        await asyncio.to_thread(marker.done.wait)
+
+        def put_and_wait() -> None:
+            self._writer.queue.put(marker)
+            while not marker.done.wait(1) and self._thread.is_alive():
+                pass
+
+        await asyncio.to_thread(put_and_wait)
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``query`` with the read connection, in the reader thread."""
@@ -95,8 +100,17 @@ class History:
         if self.closed:
             return
         self.closed = True
-        await asyncio.to_thread(self._writer.queue.put, None)
-        await asyncio.to_thread(self._thread.join)
+
+        def stop_writer() -> None:
+            while self._thread.is_alive():
+                try:
+                    self._writer.queue.put(None, timeout=1)
+                    break
+                except queue.Full:
+                    continue
+            self._thread.join()
+
+        await asyncio.to_thread(stop_writer)
 
         def close_reader() -> None:
             if self._read_db is not None:

@@ -122,11 +122,16 @@ class Writer:
             self.db.execute("BEGIN")
             self._write(records)
             self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # sqlite3.Error; anything else is our bug, logged as such
             self._rollback()
             self.failures += 1
             self.dropped += len(records)
-            log.error("history: cannot write %d record(s): %s", len(records), exc)
+            log.error(
+                "history: cannot write %d record(s): %s",
+                len(records),
+                exc,
+                exc_info=not isinstance(exc, sqlite3.Error),
+            )
             if self.failures >= MAX_FAILURES:
                 self.off = True
                 log.error("history: %d writes failed in a row; history is off", self.failures)

@@ -14,6 +14,7 @@ from monitor import __version__, escape
 
 __all__ = [
     "CSS",
+    "RANGES",
     "ago",
     "duration",
     "milliseconds",
@@ -83,6 +84,9 @@ dl.facts dt{color:var(--muted)} dl.facts dd{margin:0;overflow-wrap:anywhere}
  table.servers td[data-k]:empty{display:none}
 }
 """
+
+# The windows a server's or a pool's page can show (``?range=``).
+RANGES: Final = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 
 # Reloads the page while it is shown (no reload for a hidden tab).
 _REFRESH: Final = (

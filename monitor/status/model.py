@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlencode
 
 from monitor.config import Target
 from monitor.config.status import StatusSettings
@@ -47,8 +48,6 @@ class Filters:
 
     def query(self, **change: object) -> str:
         """This filter's query string, with ``change`` applied."""
-        from urllib.parse import urlencode
-
         values = {"pool": self.pool, "label": self.label, "state": self.state, "page": self.page}
         values.update(change)
         return urlencode({k: v for k, v in values.items() if v not in ("", 1)})

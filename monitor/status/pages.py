@@ -24,6 +24,7 @@ from monitor.model import ServerReport
 from monitor.state import State
 from monitor.status.badges import pool_badge, server_badge
 from monitor.status.index import IndexView, PoolLine, render_index
+from monitor.status.layout import RANGES
 from monitor.status.model import (
     Filters,
     filter_servers,
@@ -33,7 +34,7 @@ from monitor.status.model import (
     visible,
 )
 from monitor.status.pool_page import CandidateLine, PoolView, render_pool
-from monitor.status.server_page import RANGES, ServerView, render_server
+from monitor.status.server_page import ServerView, render_server
 
 __all__ = ["Pages"]
 

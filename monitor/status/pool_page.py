@@ -9,8 +9,7 @@ from urllib.parse import quote
 
 from monitor import escape
 from monitor.history import PoolEvent
-from monitor.status.layout import page, stamp, stamp_text, verdict_tag
-from monitor.status.server_page import RANGES
+from monitor.status.layout import RANGES, page, stamp, stamp_text, verdict_tag
 from monitor.status.svg import timeline
 
 __all__ = ["CandidateLine", "PoolView", "render_pool"]

@@ -9,13 +9,11 @@ from urllib.parse import quote
 
 from monitor import escape
 from monitor.history import CheckSpan, Incident, LatencyPoint, ServerSummary
-from monitor.status.layout import duration, page, percent, stamp, stamp_text, verdict_tag
+from monitor.status.layout import RANGES, duration, page, percent, stamp, stamp_text, verdict_tag
 from monitor.status.svg import PHASE_CLASSES, latency_chart, timeline
 
-__all__ = ["RANGES", "ServerView", "render_server"]
+__all__ = ["ServerView", "render_server"]
 
-# The windows a detail page can show: ``?range=1h``, ``24h`` (default) or ``7d``.
-RANGES = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 
 _PHASE_NAMES = {
     "connect": "TCP connect",
