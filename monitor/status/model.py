@@ -18,6 +18,7 @@ from monitor.config.status import StatusSettings
 from monitor.ladder import Check
 from monitor.model import Reason, ServerReport
 from monitor.state import State
+from monitor.views import verdict
 
 __all__ = ["STATES", "Filters", "Row", "Tag", "filter_servers", "row", "visible"]
 
@@ -80,10 +81,7 @@ def visible(state: State, settings: StatusSettings) -> list[str]:
     return sorted(name for name in state.targets if name not in hidden)
 
 
-def verdict_of(report: ServerReport | None) -> str:
-    if report is None:
-        return "unknown"
-    return "up" if report.up else "down"
+verdict_of = verdict
 
 
 def filter_servers(
