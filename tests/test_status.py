@@ -249,3 +249,39 @@ async def test_a_history_that_fails_to_read_leaves_the_pages_up(
             assert status == 200, path
     assert "history: cannot read" in caplog.text
     assert 'data-server="alpha"' in (await get(base, "/"))[2]
+
+
+def test_history_and_status_config(tmp_path: Path) -> None:
+    from monitor.config import ConfigError, parse_config, parse_shard
+
+    cfg = parse_config("servers: []\n", "s.yaml", base_dir=tmp_path)
+    assert cfg.history_path() == tmp_path / "jitsi-monitor-history.sqlite"
+    assert cfg.history_path(parse_shard("2/4")) == (
+        tmp_path / "jitsi-monitor-history.shard-2-of-4.sqlite"
+    )
+    assert cfg.history.retention == 7 * 86400
+    assert (cfg.status.public, cfg.status.page_size, cfg.status.refresh) == (False, 100, 60)
+    cfg = parse_config(
+        "servers: []\nhistory: {file: '', retention: 48h}\n"
+        "status: {public: true, private: [a], refresh: 0}\n",
+        "s.yaml",
+    )
+    assert cfg.history_path() is None
+    assert cfg.history.retention == 2 * 86400
+    assert cfg.status.private == ["a"]
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            "servers: []\nhistory: {retention: 12h, max_rows: 5, keepevents: 1}\n"
+            "status: {private: ['../x'], page_size: 5000, refresh: 5s}\n",
+            "s.yaml",
+        )
+    found = "\n".join(str(p) for p in info.value.problems)
+    for expected in (
+        "s.yaml:2: history.retention: retention must be between 24h",
+        "history.max_rows",
+        "history.keepevents",
+        "status.private: '../x' is not a server name",
+        "status.page_size",
+        "status.refresh: refresh must be 0 (off) or between 10s and 1h",
+    ):
+        assert expected in found, found

@@ -31,14 +31,14 @@ class HistorySettings(_Strict):
     @classmethod
     def _retention(cls, v: float) -> float:
         if not _DAY <= v <= 90 * _DAY:
-            raise ValueError("retention must be between 1d (24h) and 90d (2160h)")
+            raise ValueError("retention must be between 24h and 2160h (90 days)")
         return v
 
     @field_validator("keep_events")
     @classmethod
     def _keep_events(cls, v: float) -> float:
         if not 30 * _DAY <= v <= 800 * _DAY:
-            raise ValueError("keep_events must be between 30d (720h) and 800d (19200h)")
+            raise ValueError("keep_events must be between 720h (30 days) and 19200h (800 days)")
         return v
 
 
