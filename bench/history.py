@@ -67,11 +67,14 @@ async def _write(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         history.add(dataclasses.replace(record, at=start - 60))
     await history.flush()
     size0, cpu0, wall0 = _file_bytes(path), time.process_time(), time.monotonic()
+    on_loop = 0.0
     for minute in range(args.minutes):
         at = start + minute * 60
+        t0 = time.perf_counter()
         for i, record in enumerate(records):
             # as a schedule spreads them over the minute
             history.add(dataclasses.replace(record, at=at + i * 60 / len(records)))
+        on_loop += time.perf_counter() - t0
         await history.flush()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     grown = _file_bytes(path) - size0
@@ -87,7 +90,8 @@ async def _write(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     print(
         f"   {reports:,} reports ({args.servers:,} servers x {args.minutes} min) in {wall:.1f} s "
         f"wall, {cpu:.1f} s CPU (loop + writer): {per_report_cpu * 1e6:.1f} us and "
-        f"{per_report_bytes:.1f} bytes per report"
+        f"{per_report_bytes:.1f} bytes per report; on the loop {on_loop / reports * 1e6:.1f} us "
+        "a report (making the record, queueing it)"
     )
     print(
         f"   10,000 servers at 60 s: {share * 100:.2f} % of a core; 8 days of reports "
@@ -100,11 +104,26 @@ async def _write(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         "wall_s": wall,
         "cpu_s": cpu,
         "cpu_per_report_us": per_report_cpu * 1e6,
+        "loop_per_report_us": on_loop / reports * 1e6,
         "bytes_per_report": per_report_bytes,
         "cpu_share_10k_at_60s": share,
         "disk_bytes_10k_7d": disk_7d,
         "prune_s": prune,
     }
+
+
+class _Held:
+    """The longest the event loop was late to wake a 1 ms sleep: how long
+    a render held the loop (its history reads run in a thread)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+
+    async def tick(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.001)
+            self.longest = max(self.longest, time.perf_counter() - t0 - 0.001)
 
 
 def _fill(path: Path, names: list[str], now: float) -> None:
@@ -182,18 +201,24 @@ async def _pages(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         for name, make in cases.items():
             await make()  # warm: the reader's connection, caches
             times = []
+            held = _Held()
+            ticker = asyncio.ensure_future(held.tick())
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
                 html = await make()
                 times.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.005)
+            ticker.cancel()
             got[name] = {
                 "median_s": statistics.median(times),
                 "max_s": max(times),
+                "loop_held_max_s": held.longest,
                 "bytes": len(html or ""),
             }
             print(
                 f"   {size:>6,} servers  {name:<22} median {ms(got[name]['median_s'], 1):>10}  "
-                f"max {ms(got[name]['max_s'], 1):>10}  {len(html or '') / 1024:.0f} KiB"
+                f"max {ms(got[name]['max_s'], 1):>10}  loop held {ms(held.longest, 1):>9}  "
+                f"{len(html or '') / 1024:.0f} KiB"
             )
         await history.close()
         results[str(size)] = got
