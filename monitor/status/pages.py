@@ -8,6 +8,7 @@ the state now.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import sqlite3
@@ -57,6 +58,9 @@ class Pages:
         # report's verdict is worked out once, not at every request.
         self._verdict_of: dict[str, tuple[ServerReport | None, str]] = {}
         self._label_cache: tuple[dict[str, Target], list[str]] | None = None
+        self._visible_cache: tuple[tuple[dict[str, Target], StatusSettings], list[str]] | None = (
+            None
+        )
 
     async def _read(self, history: History, query: Callable[[Any], T], default: T) -> T:
         """A read of the history; a failing one is logged and the page shown without it."""
@@ -65,6 +69,18 @@ class Pages:
         except sqlite3.Error as exc:
             log.error("history: cannot read %s: %s", history.path, exc)
             return default
+
+    def _hidden(self, name: str) -> bool:
+        return self.settings.public and name in self.settings.private
+
+    def _visible(self) -> list[str]:
+        """Names the pages may show, sorted again only when servers or settings change."""
+        key = (self.state.targets, self.settings)
+        if self._visible_cache is None or any(
+            a is not b for a, b in zip(self._visible_cache[0], key, strict=True)
+        ):
+            self._visible_cache = (key, visible(self.state, self.settings))
+        return self._visible_cache[1]
 
     def _labels(self, names: list[str]) -> list[str]:
         """The label filter's choices, worked out again only when the servers change."""
@@ -104,7 +120,7 @@ class Pages:
         now = time.time() if now is None else now
         state, settings = self.state, self.settings
         filters = Filters.parse(query)
-        names = visible(state, settings)
+        names = self._visible()
         verdicts = self._verdicts(names)
         matching = filter_servers(state, names, filters, verdicts)
         size = settings.page_size
@@ -133,7 +149,9 @@ class Pages:
             refresh=settings.refresh,
             now=now,
         )
-        return render_index(view)
+        # Rendering a large page takes a while: in a thread, where the
+        # interpreter lets the loop run every few milliseconds.
+        return await asyncio.to_thread(render_index, view)
 
     def _pool_line(self, name: str) -> PoolLine:
         pool_state = self.state.pool_states.get(name)
@@ -154,7 +172,7 @@ class Pages:
         """The page of a server; None when there is no such server (or it is private)."""
         now = time.time() if now is None else now
         state, settings = self.state, self.settings
-        if name not in state.targets or name not in visible(state, settings):
+        if name not in state.targets or self._hidden(name):
             return None
         target, report = state.targets[name], state.reports.get(name)
         public = settings.public
@@ -261,7 +279,7 @@ class Pages:
 
     async def server_badge(self, name: str, now: float | None = None) -> str | None:
         now = time.time() if now is None else now
-        if name not in self.state.targets or name not in visible(self.state, self.settings):
+        if name not in self.state.targets or self._hidden(name):
             return None
         summary = None
         history = self._history
