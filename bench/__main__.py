@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [cpu|scale|accuracy|metrics|configjs|config|all] [options]``.
+"""``python -m bench [--quick] [cpu|scale|accuracy|metrics|configjs|config|history|all] [options]``.
 
 Subcommands starting with ``_`` are the workers the benchmarks start in
 processes of their own; they are not meant to be run by hand.
@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import accuracy, config, configjs, cpu, delayserver, driver, render, scale
+from bench import history as history_bench
 from bench.common import have_uvloop, machine_info
 
-BENCHES = ("cpu", "scale", "accuracy", "metrics", "configjs", "config")
+BENCHES = ("cpu", "scale", "accuracy", "metrics", "configjs", "config", "history")
 
 # Sizes for --quick: every benchmark runs in seconds (a smoke test, not figures).
 QUICK: dict[str, dict[str, Any]] = {
@@ -35,6 +36,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "metrics": {"servers": 200, "requests": 3},
     "configjs": {"repeat": 5, "servers": 40, "rounds": 3, "hostile": 1},
     "config": {"servers": 300, "loads": 1, "reloads": 1},
+    "history": {"servers": 200, "minutes": 3, "pages": "50", "repeat": 2},
 }
 
 
@@ -51,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     render.add_arguments(sub.add_parser("metrics", parents=[common], help=render.__doc__))
     configjs.add_arguments(sub.add_parser("configjs", parents=[common], help=configjs.__doc__))
     config.add_arguments(sub.add_parser("config", parents=[common], help=config.__doc__))
+    history_bench.add_arguments(
+        sub.add_parser("history", parents=[common], help=history_bench.__doc__)
+    )
     cpu.worker_arguments(sub.add_parser("_cpu-worker"))
     driver.add_arguments(sub.add_parser("_driver"))
     scale.worker_arguments(sub.add_parser("_monitor"))
@@ -75,6 +80,7 @@ _RUNS = {
     "metrics": render.run,
     "configjs": configjs.run,
     "config": config.run,
+    "history": history_bench.run,
 }
 _ADDERS = {
     "cpu": cpu.add_arguments,
@@ -83,6 +89,7 @@ _ADDERS = {
     "metrics": render.add_arguments,
     "configjs": configjs.add_arguments,
     "config": config.add_arguments,
+    "history": history_bench.add_arguments,
 }
 
 

@@ -35,8 +35,11 @@ async def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         "metrics",
         "configjs",
         "config",
+        "history",
     }, text[-3000:]
     assert "ratio to blackbox" in text
     assert "lag" in json.dumps(figures["scale"])
     assert figures["config"]["load_best_s"] > 0
     assert figures["config"]["stall_s"] >= 0
+    assert figures["history"]["write"]["bytes_per_report"] > 0
+    assert figures["history"]["pages"]["50"]["index"]["median_s"] > 0

@@ -318,3 +318,45 @@ async def test_enforcement_broken_on_purpose(lab: Callable[..., Awaitable[LabSer
     server = await lab(tokens=TokenPolicy("lab-app", SECRET, enforcement="accept_expired"))
     result = await signalling(server, token(exp=int(time.time()) - 60))
     assert result.checks[0].reason.value == "ok", "this lab server accepts expired tokens"
+
+
+async def test_sigusr1_takes_lab_1_down_and_brings_it_back() -> None:
+    """What the README's walk-through of the status pages does to the lab."""
+    import signal
+
+    lab_proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "lab",
+        "--servers",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        text = await read_until(lab_proc.stdout, lambda t: t.count("url:") >= 2)
+        url = parse_config(text).targets()[0].url
+
+        async def answers() -> bool:
+            try:
+                async with aiohttp.ClientSession() as s, s.get(url) as r:
+                    return r.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        async def until(want: bool) -> None:
+            for _ in range(100):
+                if await answers() is want:
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"lab-1 never {'answered' if want else 'went down'}")
+
+        await until(True)
+        lab_proc.send_signal(signal.SIGUSR1)
+        await until(False)
+        lab_proc.send_signal(signal.SIGUSR1)
+        await until(True)
+    finally:
+        lab_proc.terminate()
+        assert await asyncio.wait_for(lab_proc.wait(), 10) == 0

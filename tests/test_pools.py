@@ -122,7 +122,9 @@ async def test_failover_end_to_end(
     assert [c["server"] for c in pool["candidates"]] == ["lab-1", "lab-2", "lab-3"]
 
     async with aiohttp.ClientSession() as session, session.get(f"{served.base}/") as page:
-        assert "<td class=up>lab-1</td>" in await page.text()
+        text = await page.text()
+        assert '<tr data-pool="moodle"><td><a href="/pools/moodle">moodle</a></td>' in text
+        assert '<span class="v up">up</span> lab-1</td>' in text
     go = f"{served.base}/go/moodle/Maths-101"
     async with aiohttp.ClientSession() as session, session.get(go, allow_redirects=False) as r:
         assert r.status == 302

@@ -61,7 +61,20 @@ async def _lab(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        log.info("lab: %d server(s) running; Ctrl-C stops them", len(servers))
+        first = servers[0]
+        usual = first.options.fault
+
+        async def toggle() -> None:
+            """SIGUSR1: lab-1 goes down (its port closed), or comes back."""
+            fault = usual if first.options.fault == "refuse" else "refuse"
+            await first.set_fault(fault)
+            log.warning("lab: lab-1 is %s", "down (refusing)" if fault == "refuse" else "back")
+
+        loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(toggle()))
+        log.info(
+            "lab: %d server(s) running; SIGUSR1 takes lab-1 down and back; Ctrl-C stops them",
+            len(servers),
+        )
         await stop.wait()
     finally:
         for server in servers:

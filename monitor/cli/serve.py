@@ -23,6 +23,7 @@ from monitor.config import ConfigError, MonitorConfig, Shard, Target, load_confi
 from monitor.config.reload import restart_only_changes
 from monitor.config.source import beside_the_loop
 from monitor.decisions import Decisions
+from monitor.history import History, Limits, open_history, pool_record, report_record
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
 from monitor.outbox import Outbox
@@ -33,6 +34,7 @@ from monitor.server import make_app
 from monitor.server.guard import fd_budget, handler_args, listen
 from monitor.sources.watch import Sources
 from monitor.state import State, load_state, save_state
+from monitor.status import Pages
 
 __all__ = ["serve"]
 
@@ -129,12 +131,16 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         if problem:
             log.warning("%s", problem)
     state.command_exits = notifier.exits
+    history = await _open_history(cfg, spec, state)
+    pages = Pages(state, cfg.status, history)
     runner = Runner(cfg)
     ondemand = OnDemand(runner, sources.merged())
 
     def notify(decision: Decision) -> None:
         urls = {name: target.url for name, target in state.targets.items()}
         notifier.submit(decision, event_body(decision, state.location, urls))
+        if history is not None:
+            history.add(pool_record(decision))
 
     decisions = Decisions(state, notify=notify, save=persist)
     scheduler = Scheduler(runner, state, decisions)
@@ -146,7 +152,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             await asyncio.sleep(SAVE_EVERY)
             persist()
 
-    app_runner = web.AppRunner(make_app(state, ondemand), access_log=None, **handler_args())
+    app_runner = web.AppRunner(make_app(state, ondemand, pages), access_log=None, **handler_args())
     await app_runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -176,6 +182,7 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
                 "config reload: kept the running value of %s (read only on restart)",
                 ", ".join(kept),
             )
+        pages.settings = new.status
         state.outbox.max_age = new.notify.max_age
         state.outbox.max_pending = new.notify.max_pending
         notifier.configure(new.webhooks(), new.notify.command)
@@ -266,9 +273,24 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         for handle in soon:
             handle.cancel()
         persist()
+        if history is not None:
+            await history.close()
         await ondemand.close()
         await runner.close()
         await app_runner.cleanup()
+
+
+async def _open_history(cfg: MonitorConfig, spec: Shard | None, state: State) -> History | None:
+    """The history file, fed each recorded report; None when off or unusable (logged)."""
+    path = cfg.history_path(spec)
+    if path is None:
+        return None
+    limits = Limits(cfg.history.retention, cfg.history.keep_events, cfg.history.max_rows)
+    history = await asyncio.to_thread(open_history, path, limits)
+    if history is not None:
+        log.info("history in %s", path)
+        state.listeners.append(lambda server: history.add(report_record(state.reports[server])))
+    return history
 
 
 @click.command()

@@ -15,6 +15,7 @@ RESTART_ONLY = (
     "concurrency",
     "dns",
     "state_file",
+    "history",
     "notify.command_timeout",
     "probe.concurrency",
     "configjs",

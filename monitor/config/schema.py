@@ -27,6 +27,7 @@ from pydantic import (
 from monitor.config.jwt import JwtSettings
 from monitor.config.sharding import shard_of
 from monitor.config.sources import ServerSourceConfig, check_labels
+from monitor.config.status import HistorySettings, StatusSettings
 from monitor.config.values import (
     NAME,
     Duration,
@@ -407,6 +408,9 @@ class MonitorConfig(_Strict):
     # Where serve keeps pool choices and smoothed RTTs across restarts
     # (relative to the config file); empty: not kept.
     state_file: str = "jitsi-monitor-state.json"
+    # The history file behind the status pages, and the pages themselves.
+    history: HistorySettings = HistorySettings()
+    status: StatusSettings = StatusSettings()
 
     @field_validator("contact")
     @classmethod
@@ -437,6 +441,16 @@ class MonitorConfig(_Strict):
         if not self.state_file:
             return None
         path = self._base_dir / self.state_file
+        if shard is not None and shard.count > 1:
+            tag = f".shard-{shard.index}-of-{shard.count}"
+            path = path.with_name(path.stem + tag + path.suffix)
+        return path
+
+    def history_path(self, shard: Shard | None = None) -> Path | None:
+        """Where serve keeps its history; each shard of a fleet keeps its own file."""
+        if not self.history.file:
+            return None
+        path = self._base_dir / self.history.file
         if shard is not None and shard.count > 1:
             tag = f".shard-{shard.index}-of-{shard.count}"
             path = path.with_name(path.stem + tag + path.suffix)

@@ -8,16 +8,19 @@ import re
 from aiohttp import web
 
 from monitor import __version__, escape
+from monitor.config.status import StatusSettings
 from monitor.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Exposition
 from monitor.ondemand import Busy, OnDemand, Refused
 from monitor.state import State
-from monitor.views import pool_dict, report_dict, verdict
+from monitor.status import Pages
+from monitor.views import pool_dict, report_dict
 
 __all__ = ["make_app"]
 
 STATE_KEY = web.AppKey("state", State)
 _EXPOSITION_KEY = web.AppKey("exposition", Exposition)
 ONDEMAND_KEY = web.AppKey("ondemand", OnDemand)
+PAGES_KEY = web.AppKey("pages", Pages)
 
 
 def _exposition(request: web.Request) -> tuple[bool, str]:
@@ -131,51 +134,58 @@ async def _go(request: web.Request) -> web.Response:
     raise web.HTTPFound(state.targets[chosen].url + room)
 
 
+# -- the status pages (rendered by monitor.status) ----------------------------
+
+
 async def _index(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    rows = []
-    for name, target in sorted(state.targets.items()):
-        report = state.reports.get(name)
-        failure = report.first_failure if report else None
-        why = f"{failure.check.value}: {failure.reason.value} ({failure.detail})" if failure else ""
-        rows.append(
-            f"<tr><td>{escape.html(name)}</td><td>{escape.html(target.url)}</td>"
-            f"<td class={verdict(report)}>{verdict(report)}</td><td>{escape.html(why)}</td></tr>"
-        )
-    pools = []
-    for name in sorted(state.pools):
-        pool = pool_dict(state, name)
-        chosen = pool["chosen"] or "none eligible"
-        css = "up" if pool["chosen"] else "down"
-        pools.append(
-            f"<tr><td>{escape.html(name)}</td><td class={css}>{escape.html(str(chosen))}</td>"
-            f'<td><a href="api/v1/pools/{escape.html(name)}">details</a></td></tr>'
-        )
-    pool_table = (
-        "<h2>Pools</h2><table><tr><th>pool</th><th>chosen</th><th></th></tr>"
-        + "".join(pools)
-        + "</table>"
-        if pools
-        else ""
-    )
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>jitsi-monitor</title>
-<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}}
-.up{{color:#080}} .down{{color:#b00}} .unknown{{color:#888}}</style></head>
-<body><h1>jitsi-monitor {escape.html(__version__)}</h1>
-<p>Location {escape.html(state.location)} &middot; <a href="metrics">metrics</a>
-&middot; <a href="healthz">healthz</a></p>
-<table><tr><th>server</th><th>url</th><th>verdict</th><th>why</th></tr>
-{"".join(rows)}
-</table>{pool_table}</body></html>
-"""
-    return web.Response(text=page, content_type="text/html")
+    html = await request.app[PAGES_KEY].index(request.query)
+    return web.Response(text=html, content_type="text/html")
 
 
-def make_app(state: State, ondemand: OnDemand | None = None) -> web.Application:
-    """The web application for ``serve``; ``/probe`` needs ``ondemand``."""
+async def _server_page(request: web.Request) -> web.Response:
+    name = request.match_info["server"]
+    html = await request.app[PAGES_KEY].server(name, request.query)
+    if html is None:
+        raise web.HTTPNotFound(text=f"no server named {escape.plain(name, 64)!r}\n")
+    return web.Response(text=html, content_type="text/html")
+
+
+async def _pool_page(request: web.Request) -> web.Response:
+    name = request.match_info["pool"]
+    html = await request.app[PAGES_KEY].pool(name, request.query)
+    if html is None:
+        raise web.HTTPNotFound(text=f"no pool named {escape.plain(name, 64)!r}\n")
+    return web.Response(text=html, content_type="text/html")
+
+
+# Badges are embedded in other sites' pages: short caching, no cookies.
+_BADGE_HEADERS = {"Cache-Control": "max-age=60", "Content-Type": "image/svg+xml; charset=utf-8"}
+
+
+async def _server_badge(request: web.Request) -> web.Response:
+    name = request.match_info["server"]
+    svg = await request.app[PAGES_KEY].server_badge(name)
+    if svg is None:
+        raise web.HTTPNotFound(text=f"no server named {escape.plain(name, 64)!r}\n")
+    return web.Response(text=svg, headers=_BADGE_HEADERS)
+
+
+async def _pool_badge(request: web.Request) -> web.Response:
+    name = request.match_info["pool"]
+    svg = request.app[PAGES_KEY].pool_badge(name)
+    if svg is None:
+        raise web.HTTPNotFound(text=f"no pool named {escape.plain(name, 64)!r}\n")
+    return web.Response(text=svg, headers=_BADGE_HEADERS)
+
+
+def make_app(
+    state: State, ondemand: OnDemand | None = None, pages: Pages | None = None
+) -> web.Application:
+    """The web application for ``serve``; ``/probe`` needs ``ondemand``; the
+    status pages show history when ``pages`` has it."""
     app = web.Application()
     app[STATE_KEY] = state
+    app[PAGES_KEY] = pages if pages is not None else Pages(state, StatusSettings())
     app[_EXPOSITION_KEY] = Exposition(state)
     if ondemand is not None:
         app[ONDEMAND_KEY] = ondemand
@@ -187,4 +197,8 @@ def make_app(state: State, ondemand: OnDemand | None = None) -> web.Application:
     app.router.add_get("/api/v1/pools/{pool}", _api_pool)
     app.router.add_get("/go/{pool}/{room}", _go)
     app.router.add_get("/", _index)
+    app.router.add_get("/servers/{server}", _server_page)
+    app.router.add_get("/pools/{pool}", _pool_page)
+    app.router.add_get("/badge/pool/{pool}.svg", _pool_badge)
+    app.router.add_get("/badge/{server}.svg", _server_badge)
     return app
