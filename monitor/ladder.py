@@ -49,6 +49,8 @@ class Check(StrEnum):
     JWT_VALID = "jwt_valid"
     JWT_ENFORCED = "jwt_enforced"
     MODERATION = "moderation"
+    STUN = "stun"
+    TURN = "turn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,11 @@ LADDER = Ladder(
         ),
         CheckSpec(Check.JWT_ENFORCED, "jwt", "JWT enforced", require="jwt", group="jwt"),
         CheckSpec(Check.MODERATION, "jwt", "moderation", require="moderation", group="jwt"),
+        # The media path (after the XMPP login, which discovers its services):
+        # what participants' sound and picture rely on behind NAT and firewalls.
+        # Not part of the verdict; pools that need it ask with `media`.
+        CheckSpec(Check.STUN, "media", "STUN", require="media", group="media"),
+        CheckSpec(Check.TURN, "media", "TURN", require="media", group="media"),
     )
 )
 
