@@ -83,6 +83,7 @@ class Coturn:
     key: Path
     secret: str = SECRET
     quota: int = 0  # allocations per user at once (0: no limit)
+    udp_only: bool = False  # no TCP and no TLS listener
     port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -106,6 +107,7 @@ class Coturn:
                 quota=self.quota,
                 dir=self.dir,
             )
+            + ("no-tcp\nno-tls\n" if self.udp_only else "")
         )
         with (self.dir / "stderr.log").open("wb") as stderr:
             self.proc = subprocess.Popen(
@@ -119,6 +121,8 @@ class Coturn:
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"turnserver exited at start:\n{self.log()}")
+            if self.udp_only and "Total General servers" in self.log():
+                return
             if _listening(self.port) and _listening(self.tls_port):
                 time.sleep(0.1)  # the UDP listener comes up with the TCP one
                 return

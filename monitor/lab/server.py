@@ -30,6 +30,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
 from monitor.lab.certs import LabCA
+from monitor.lab.media import EXTDISCO, answer
 from monitor.lab.tokens import TokenPolicy, TokenRejected
 
 __all__ = ["FAULTS", "MODERATION", "SHAPES", "LabOptions", "LabServer"]
@@ -86,6 +87,8 @@ class LabOptions:
     # the MUC lets anyone create rooms (the creator becomes owner).
     focus_joins: bool = True
     restrict_room_creation: bool = True
+    # The <service/> elements of its XEP-0215 answer (None: it has no such service).
+    services: str | None = None
 
 
 @dataclass
@@ -403,6 +406,10 @@ class _XmppSession:
         conference = iq.find(_q(NS_FOCUS, "conference"))
         if conference is not None and to == self.lab.focus:
             await self.conference(iq_id, conference.get("room", ""))
+            return
+        asked = next((ns for ns in EXTDISCO if iq.find(_q(ns, "services")) is not None), None)
+        if asked is not None:  # XEP-0215: the media services (monitor.lab.media)
+            await self.send(answer(iq.get("id", ""), to, asked, self.lab.options.services))
             return
         # ping and anything else: an empty result from the server
         await self.send(f"<iq xmlns='{NS_CLIENT}' type='result' id='{iq_id}' from='{_a(to)}'/>")

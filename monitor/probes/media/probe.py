@@ -129,11 +129,16 @@ async def probe_media(
     refused = list(announced.refused if announced else ())
     from_config, bad_urls = parse_stun_urls(stun_urls)
     refused += bad_urls
+    seen = {(s.type, s.host, s.port, s.transport) for s in services}
     for service in from_config:
+        key = (service.type, service.host, service.port, service.transport)
+        if key in seen:  # announced too: probed once (one series per service and transport)
+            continue
         if len(services) >= media.max_services:
             refused.append(f"{service.name}: more than {media.max_services} services")
-        elif service not in services:
-            services.append(service)
+            continue
+        seen.add(key)
+        services.append(service)
     outcomes = await asyncio.gather(
         *(
             _probe_one(s, credentials.get(s), media, resolver, ssl_context, deadline)
