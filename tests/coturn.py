@@ -131,7 +131,7 @@ class Coturn:
 
     def log(self) -> str:
         parts = []
-        for path in sorted(self.dir.glob("turnserver*.log")) + [self.dir / "stderr.log"]:
+        for path in [*sorted(self.dir.glob("turnserver*.log")), self.dir / "stderr.log"]:
             if path.exists():
                 parts.append(path.read_text(errors="replace")[-4000:])
         return "\n".join(parts)

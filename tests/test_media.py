@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 import trustme
 
@@ -24,9 +25,17 @@ from monitor.metrics import Exposition
 from monitor.model import Check, MediaReport, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.state import State
-from tests.conftest import StartSite, jitsi_app, make_config
+from tests.conftest import (
+    Served,
+    StartSite,
+    jitsi_app,
+    make_config,
+    start_prometheus,
+    start_serve,
+)
 from tests.coturn import SECRET, Coturn
 from tests.prosody import Prosody, free_port
+from tests.test_alerting import firing, query, rules_with_short_for, until
 
 # Virtual hosts of the test Prosody. JITSI announces STUN and TURN over UDP and
 # TCP and TURN over TLS the way Jitsi's Debian packages configure Prosody
@@ -113,15 +122,27 @@ class Site:
 
     async def config(self, domain: str, *, stun: str = "", media: str = "") -> MonitorConfig:
         """A page whose config.js points at Prosody's ``domain``, and a config for it."""
+        return make_config(await self.yaml(domain, stun=stun, media=media))
+
+    async def yaml(
+        self,
+        domain: str,
+        *,
+        stun: str = "",
+        media: str = "",
+        interval: str = "60s",
+        timeout: str = "10s",
+    ) -> str:
+        """A page whose config.js points at Prosody's ``domain``, and servers.yaml for it."""
         p2p = f", p2p: {{ stunServers: [{stun}] }}" if stun else ""
         js = (
             f"var config = {{ hosts: {{ domain: '{domain}', muc: 'conference.{domain}' }}, "
             f"websocket: '{self.prosody.websocket}'{p2p} }};"
         )
         site = await self.start_site(jitsi_app(js))
-        return make_config(
-            f"servers:\n  - name: school\n    url: {site.url}\n    timeout: 10s\n"
-            f"    tls: {{ca_file: {self.ca_file}}}\n"
+        return (
+            f"servers:\n  - name: school\n    url: {site.url}\n    timeout: {timeout}\n"
+            f"    interval: {interval}\n    tls: {{ca_file: {self.ca_file}}}\n"
             "    signalling: {focus: false, join: false}\n"
             f"    media: {{interval: 0s, timeout: 2s{media}}}\n"
         )
@@ -289,3 +310,51 @@ async def test_signalling_down_skips_media(start_site: StartSite, runner_for: li
     assert reason(report, Check.TURN) is Reason.SKIPPED
     assert "signalling" in detail(report, Check.TURN)
     assert asyncio.get_running_loop()  # the runner closed cleanly (fixture)
+
+
+async def test_prometheus_fires_the_turn_alert(
+    site: Site,
+    coturn: Coturn,
+    tmp_path: Path,
+    serve: list[Served],
+    processes: list[asyncio.subprocess.Process],
+) -> None:
+    config = tmp_path / "servers.yaml"
+    config.write_text(await site.yaml(JITSI, interval="1s", timeout="1s"))
+    served = await start_serve(config, serve)
+    rules = tmp_path / "rules.yml"
+    rules_with_short_for(rules)
+    base = await start_prometheus(
+        processes,
+        tmp_path,
+        {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(rules)],
+            "scrape_configs": [
+                {
+                    "job_name": "jitsi-monitor",
+                    "static_configs": [{"targets": [served.base.removeprefix("http://")]}],
+                }
+            ],
+        },
+    )
+    async with aiohttp.ClientSession() as session:
+
+        async def turn_ok() -> bool:
+            expr = 'jitsi_check_success{job="jitsi-monitor",check="turn"} == 1'
+            return len(await query(session, base, expr)) == 1
+
+        await until(turn_ok, "TURN allocating in Prometheus")
+        allocations = await query(session, base, "jitsi_turn_allocate_seconds")
+        assert {r["metric"]["transport"] for r in allocations} == {"udp", "tcp"}
+        assert not [a for a in await firing(session, base) if a["alertname"] == "JitsiTurnDown"]
+
+        coturn.stop()
+
+        async def turn_down() -> list[dict[str, str]]:
+            alerts = await firing(session, base)
+            return [a for a in alerts if a["alertname"] == "JitsiTurnDown"]
+
+        (alert,) = await until(turn_down, "JitsiTurnDown firing")
+        assert alert["server"] == "school"
+        assert alert["severity"] == "warning"
