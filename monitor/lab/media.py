@@ -86,7 +86,7 @@ def hostile_services(count: int = 3000) -> str:
         "<service type='turns' transport='udp' host='a.example' port='5349'/>",
         "<service type='turn' transport='udp' host='a.example' port='3478' "
         f"username='{'u' * 5000}' password='p'/>",
-        "<service type='stun' transport='udp' host='\x1b[31mred' port='1'/>",
+        "<service type='stun' transport='udp' host='\u202egro.example' port='1'/>",
     ]
     filler = "<service type='stun' transport='udp' host='s{i}.stun.invalid' port='{port}'/>"
     rest = "".join(filler.format(i=i, port=1000 + i % 60000) for i in range(count))

@@ -48,6 +48,8 @@ NS_EXTDISCO_2: Final = "urn:xmpp:extdisco:2"
 NS_EXTDISCO_1: Final = "urn:xmpp:extdisco:1"
 # Most <service/> elements read from one answer (the rest are counted, not read).
 MAX_ELEMENTS: Final = 64
+# Most refusals kept (with why), the rest counted.
+MAX_REFUSED: Final = 16
 # Longest username or password kept (REST usernames are ~20 characters).
 MAX_CREDENTIAL: Final = 512
 _HOST: Final = re.compile(
@@ -156,7 +158,9 @@ def parse_services(answer: Element, max_services: int) -> Announced:
         kept.append(service)
         if has_credentials:
             credentials[service] = Credentials(username or "", password or "")
-    return Announced(tuple(kept), credentials, tuple(refused[:max_services]))
+    if len(refused) > MAX_REFUSED:
+        refused[MAX_REFUSED - 1 :] = [f"and {len(refused) - MAX_REFUSED + 1} more refused"]
+    return Announced(tuple(kept), credentials, tuple(refused))
 
 
 def _same(a: MediaService, b: MediaService) -> bool:
