@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from monitor.config import parse_config
-from monitor.lab import LabOptions, LabServer
+from monitor.lab import LabOptions, LabServer, servers_yaml
 from monitor.lab.media import hostile_services, rest_services
 from monitor.model import Check, Reason, ServerReport
 from monitor.probes.media import parse_stun_urls
@@ -156,3 +156,16 @@ def test_google_stun_servers_from_config_js() -> None:
     ]
     assert services[3].name == "stun:[2001:db8::1]:3478"
     assert len(refused) == 2
+
+
+async def test_the_labs_simulated_turn_server(lab: Lab) -> None:
+    server = await lab(media=True)
+    (report,) = await rounds(servers_yaml([server]))
+    assert result(report, Check.STUN)[0] is Reason.OK
+    assert result(report, Check.TURN)[0] is Reason.OK
+    assert server.turn is not None
+    assert server.turn.allocations == 1
+    assert report.media is not None
+    (turn,) = [s for s in report.media.services if s.type == "turn"]
+    assert turn.credentials
+    assert turn.expires is not None

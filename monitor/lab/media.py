@@ -1,6 +1,8 @@
 """The lab's external services (XEP-0215): what a simulated server announces for its media path.
 
-``answer`` is the lab's reply to a ``<services/>`` query; ``rest_services``
+``answer`` is the lab's reply to a ``<services/>`` query; ``LabTurn`` a
+simulated STUN/TURN server (UDP) for a lab server with ``media=True``;
+``rest_services``
 builds the announcement Prosody 0.12's ``mod_turn_external`` makes
 (``mod_external_services.lua`` and ``mod_turn_external.lua`` as shipped in
 Debian's prosody 0.12.3: STUN and TURN over UDP, both over TCP with
@@ -12,14 +14,18 @@ private addresses, overlong credentials.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import html
+import secrets
 import time
 from datetime import UTC, datetime
 
-__all__ = ["answer", "hostile_services", "rest_services"]
+from aioice import stun
+
+__all__ = ["LabTurn", "answer", "hostile_services", "rest_services"]
 
 NS_CLIENT = "jabber:client"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -91,3 +97,98 @@ def hostile_services(count: int = 3000) -> str:
     filler = "<service type='stun' transport='udp' host='s{i}.stun.invalid' port='{port}'/>"
     rest = "".join(filler.format(i=i, port=1000 + i % 60000) for i in range(count))
     return "".join(bad) + rest
+
+
+class LabTurn(asyncio.DatagramProtocol):
+    """A simulated STUN/TURN server on loopback UDP, with TURN REST credentials.
+
+    It answers a Binding with the mapped address; an Allocate first with
+    401 and a nonce, then (with the right HMAC key) with a relayed address
+    and a lifetime; a Refresh with its lifetime. It relays nothing: it is
+    for the lab's demos and fast tests, coturn is the real one.
+    """
+
+    REALM = "lab"
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.nonce = secrets.token_hex(8).encode()
+        self.allocations = 0
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    @classmethod
+    async def start(cls, secret: str | None = None) -> LabTurn:
+        loop = asyncio.get_running_loop()
+        server = cls(secret or secrets.token_hex(16))
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: server, local_addr=("127.0.0.1", 0)
+        )
+        server.transport = transport
+        server.port = transport.get_extra_info("sockname")[1]
+        return server
+
+    def services(self) -> str:
+        """What the lab's XMPP server announces for it."""
+        return rest_services("127.0.0.1", self.port, self.secret, tcp=False)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            request = stun.parse_message(data)
+        except ValueError:
+            return
+        if request.message_class != stun.Class.REQUEST or self.transport is None:
+            return
+        answer = self._answer(request, data, addr)
+        if answer is not None:
+            self.transport.sendto(bytes(answer), addr)
+
+    def _reply(self, request: stun.Message, ok: bool) -> stun.Message:
+        kind = stun.Class.RESPONSE if ok else stun.Class.ERROR
+        return stun.Message(request.message_method, kind, request.transaction_id)
+
+    def _answer(
+        self, request: stun.Message, data: bytes, addr: tuple[str, int]
+    ) -> stun.Message | None:
+        method = request.message_method
+        if method == stun.Method.BINDING:
+            reply = self._reply(request, True)
+            reply.attributes["XOR-MAPPED-ADDRESS"] = addr
+            return reply
+        if method not in (stun.Method.ALLOCATE, stun.Method.REFRESH):
+            return None
+        username = request.attributes.get("USERNAME")
+        key = self._key(username) if isinstance(username, str) else None
+        try:
+            if key is None:
+                raise ValueError("no credentials")
+            stun.parse_message(data, integrity_key=key)
+        except ValueError:
+            reply = self._reply(request, False)
+            reply.attributes["ERROR-CODE"] = (401, "Unauthorized")
+            reply.attributes["REALM"] = self.REALM
+            reply.attributes["NONCE"] = self.nonce
+            return reply
+        reply = self._reply(request, True)
+        if method == stun.Method.ALLOCATE:
+            self.allocations += 1
+            reply.attributes["XOR-RELAYED-ADDRESS"] = ("127.0.0.1", self.port + 1)
+            reply.attributes["XOR-MAPPED-ADDRESS"] = addr
+        reply.attributes["LIFETIME"] = min(600, int(request.attributes.get("LIFETIME", 600)))
+        reply.add_message_integrity(key)
+        return reply
+
+    def _key(self, username: str) -> bytes | None:
+        expiry = username.partition(":")[0]
+        if not expiry.isdigit() or int(expiry) < time.time():
+            return None
+        digest = hmac.new(self.secret.encode(), username.encode(), hashlib.sha1).digest()
+        password = base64.b64encode(digest).decode()
+        return hashlib.md5(f"{username}:{self.REALM}:{password}".encode()).digest()

@@ -30,7 +30,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
 from monitor.lab.certs import LabCA
-from monitor.lab.media import EXTDISCO, answer
+from monitor.lab.media import EXTDISCO, LabTurn, answer
 from monitor.lab.tokens import TokenPolicy, TokenRejected
 
 __all__ = ["FAULTS", "MODERATION", "SHAPES", "LabOptions", "LabServer"]
@@ -89,6 +89,8 @@ class LabOptions:
     restrict_room_creation: bool = True
     # The <service/> elements of its XEP-0215 answer (None: it has no such service).
     services: str | None = None
+    # Run a simulated STUN/TURN server and announce it (monitor.lab.media.LabTurn).
+    media: bool = False
 
 
 @dataclass
@@ -125,6 +127,7 @@ class LabServer:
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self.turn: LabTurn | None = None
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -160,6 +163,9 @@ class LabServer:
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
         await self._runner.setup()
+        if self.options.media and self.turn is None:
+            self.turn = await LabTurn.start()
+            self.options.services = self.turn.services()
         await self._listen(host, port)
         if self.options.fault == "refuse":
             # Listen once for a port to name, then close it: connections are refused.
@@ -188,6 +194,9 @@ class LabServer:
             await self._listen("127.0.0.1", self.port)
 
     async def stop(self) -> None:
+        if self.turn is not None:
+            self.turn.close()
+            self.turn = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
