@@ -8,7 +8,10 @@ media is off unless asked for; the verdicts are carried between their runs.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,7 @@ from monitor.lab.media import hostile_services, rest_services
 from monitor.model import Check, Reason, ServerReport
 from monitor.probes.media import parse_stun_urls
 from monitor.runner import Runner
+from tests.test_cli import run_cli
 
 Lab = Callable[..., Awaitable[LabServer]]
 
@@ -169,3 +173,17 @@ async def test_the_labs_simulated_turn_server(lab: Lab) -> None:
     (turn,) = [s for s in report.media.services if s.type == "turn"]
     assert turn.credentials
     assert turn.expires is not None
+
+
+async def test_check_shows_the_media_column_and_json(lab: Lab, tmp_path: Path) -> None:
+    server = await lab(media=True)
+    config = tmp_path / "servers.yaml"
+    config.write_text(servers_yaml([server]))
+    table = await run_cli("check", str(config))
+    assert table.code == 0, table.err
+    assert "media" in table.out
+    assert re.search(r"STUN \d+ ms; TURN udp \d+ ms", table.out), table.out
+    as_json = await run_cli("check", "--json", str(config))
+    (entry,) = json.loads(as_json.out)["servers"]
+    assert [p["reason"] for p in entry["media"]["probes"]] == ["ok", "ok"]
+    assert {c["check"]: c["reason"] for c in entry["checks"]}["turn"] == "ok"
