@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import time
 from collections.abc import Awaitable
@@ -28,6 +29,9 @@ from monitor.model import MediaService, Reason
 __all__ = ["MediaError", "allocate", "binding"]
 
 T = TypeVar("T")
+# aioice logs every allocation at INFO: one line per probe and transport is noise
+# in the monitor's log (our results say what happened).
+logging.getLogger("aioice").setLevel(logging.WARNING)
 # The lifetime the Allocate asks for: the allocation is released at once anyway.
 LIFETIME: Final = 60
 # Longest wait for the release (Refresh with lifetime 0).

@@ -35,7 +35,7 @@ ANSWER_TIMEOUT: Final = 3.0
 Query = Callable[[str, str | None, str, str], Awaitable[Element]]
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed as itself: it rides in frozen XmppSettings
 class Discovery:
     """The extdisco query of one ladder and what it found (``done`` once asked)."""
 
