@@ -21,6 +21,7 @@ from monitor.lab.media import hostile_services, rest_services
 from monitor.model import Check, Reason, ServerReport
 from monitor.probes.media import parse_stun_urls
 from monitor.runner import Runner
+from tests.conftest import free_port
 from tests.test_cli import run_cli
 
 Lab = Callable[..., Awaitable[LabServer]]
@@ -187,3 +188,22 @@ async def test_check_shows_the_media_column_and_json(lab: Lab, tmp_path: Path) -
     (entry,) = json.loads(as_json.out)["servers"]
     assert [p["reason"] for p in entry["media"]["probes"]] == ["ok", "ok"]
     assert {c["check"]: c["reason"] for c in entry["checks"]}["turn"] == "ok"
+
+
+async def test_a_pool_that_requires_media(lab: Lab, tmp_path: Path) -> None:
+    good = await lab(media=True)
+    # announces a TURN server whose port is closed
+    bad = await lab(services=rest_services("127.0.0.1", free_port(), "s", tcp=False))
+    config = tmp_path / "servers.yaml"
+    config.write_text(
+        servers_yaml([bad, good])
+        + "pools:\n  - name: school\n    servers: [lab-1, lab-2]\n"
+        + "    require: [web, signalling, media]\n"
+    )
+    result = await run_cli("check", "--json", str(config))
+    out = json.loads(result.out)
+    assert [s["up"] for s in out["servers"]] == [True, True]
+    (pool,) = out["pools"]
+    assert pool["chosen"] == "lab-2"
+    (why,) = [c["why"] for c in pool["candidates"] if not c["eligible"]]
+    assert why == "stun: stun_error"  # the first of its media checks that failed
