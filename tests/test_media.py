@@ -36,6 +36,7 @@ from tests.conftest import (
 from tests.coturn import SECRET, Coturn
 from tests.prosody import Prosody, free_port
 from tests.test_alerting import firing, query, rules_with_short_for, until
+from tests.test_cli import promtool_check
 
 # Virtual hosts of the test Prosody. JITSI announces STUN and TURN over UDP and
 # TCP and TURN over TLS the way Jitsi's Debian packages configure Prosody
@@ -220,6 +221,7 @@ async def test_all_good_reports_stun_and_turn_per_transport(
     assert "jitsi_stun_rtt_seconds{" in text
     assert 'jitsi_check_success{check="turn",location="default",server="school"} 1.0' in text
     assert "jitsi_turn_credentials_expiry_timestamp_seconds{" in text
+    await promtool_check(text)
 
 
 async def test_stopping_coturn_fails_turn_within_one_round(
