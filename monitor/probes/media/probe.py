@@ -75,7 +75,13 @@ async def _probe_one(
     loop = asyncio.get_running_loop()
     stun_service = service.type == "stun"
     try:
-        address = await _resolve(resolver, service.host, service.port)
+        limit = max(0.05, min(media.timeout, deadline - loop.time()))
+        try:
+            async with asyncio.timeout(limit):
+                address = await _resolve(resolver, service.host, service.port)
+        except TimeoutError:
+            reason = Reason.STUN_TIMEOUT if stun_service else Reason.TURN_TIMEOUT
+            raise MediaError(reason, f"{service.host} did not resolve in {limit:g} s") from None
         refused = check_address(address, media.allow_private)
         if refused is not None:
             return f"{service.name}: {refused}"
