@@ -158,7 +158,7 @@ def _error_code(exc: stun.TransactionFailed) -> tuple[int, str]:
 
 async def binding(
     service: MediaService, address: str, limit: float
-) -> tuple[float, tuple[str, int] | None]:
+) -> tuple[float, tuple[str, int]]:
     """A Binding request: its round trip and the mapped address the server saw.
 
     Raises ``MediaError`` with ``stun_timeout`` or ``stun_error``.
@@ -186,7 +186,10 @@ async def binding(
     mapped = response.attributes.get("XOR-MAPPED-ADDRESS") or response.attributes.get(
         "MAPPED-ADDRESS"
     )
-    return rtt, mapped if isinstance(mapped, tuple) else None
+    if not isinstance(mapped, tuple):
+        # what a client asks STUN for: an answer without it is no use
+        raise MediaError(Reason.STUN_ERROR, "the answer has no mapped address")
+    return rtt, mapped
 
 
 async def allocate(

@@ -88,8 +88,7 @@ async def _probe_one(
         timeout = max(0.05, min(media.timeout, deadline - loop.time()))
         if stun_service:
             rtt, mapped = await binding(service, address, timeout)
-            seen = f"mapped address {mapped[0]}:{mapped[1]}" if mapped else "no mapped address"
-            return MediaProbe(service, Reason.OK, rtt, seen)
+            return MediaProbe(service, Reason.OK, rtt, f"mapped address {mapped[0]}:{mapped[1]}")
         user = credentials.username if credentials else None
         password = credentials.password if credentials else None
         seconds = await allocate(service, address, user, password, ssl_context, timeout)
