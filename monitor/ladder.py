@@ -3,7 +3,8 @@
 A ladder is the sequence of checks the monitor runs against one server, in
 stages: ``web`` (page, config.js, external_api.js, embed limit), then
 ``signalling`` (XMPP login, focus, MUC join), then ``jwt`` (the token
-matrix), then ``media`` (STUN and TURN, from the services the login found). Each check is one row of the table below; everything that lists
+matrix), then ``media`` (STUN and TURN, from the services the login
+found). Each check is one row of the table below; everything that lists
 checks is derived from it: which checks decide the verdict, which every
 ladder runs, the words of a pool's ``require``, the groups of ``/probe``'s
 ``checks=``, the CLI's columns, the dashboards' panels.
