@@ -3,7 +3,8 @@
 A ladder is the sequence of checks the monitor runs against one server, in
 stages: ``web`` (page, config.js, external_api.js, embed limit), then
 ``signalling`` (XMPP login, focus, MUC join), then ``jwt`` (the token
-matrix). Each check is one row of the table below; everything that lists
+matrix), then ``media`` (STUN and TURN, from the services the login
+found). Each check is one row of the table below; everything that lists
 checks is derived from it: which checks decide the verdict, which every
 ladder runs, the words of a pool's ``require``, the groups of ``/probe``'s
 ``checks=``, the CLI's columns, the dashboards' panels.
@@ -49,6 +50,8 @@ class Check(StrEnum):
     JWT_VALID = "jwt_valid"
     JWT_ENFORCED = "jwt_enforced"
     MODERATION = "moderation"
+    STUN = "stun"
+    TURN = "turn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,11 @@ LADDER = Ladder(
         ),
         CheckSpec(Check.JWT_ENFORCED, "jwt", "JWT enforced", require="jwt", group="jwt"),
         CheckSpec(Check.MODERATION, "jwt", "moderation", require="moderation", group="jwt"),
+        # The media path (after the XMPP login, which discovers its services):
+        # what participants' sound and picture rely on behind NAT and firewalls.
+        # Not part of the verdict; pools that need it ask with `media`.
+        CheckSpec(Check.STUN, "media", "STUN", require="media", group="media"),
+        CheckSpec(Check.TURN, "media", "TURN", require="media", group="media"),
     )
 )
 

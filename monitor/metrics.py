@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from monitor import __version__, escape
 from monitor.config import Target
 from monitor.ladder import FAILOVER_REASONS, LADDER
-from monitor.model import ServerReport
+from monitor.model import MediaReport, ServerReport
 from monitor.outbox import RESULTS
 from monitor.state import State
 
@@ -99,6 +99,30 @@ SERVER_FAMILIES: tuple[Family, ...] = (
         "jitsi_probe_interval_seconds", "How often the server is probed (its configured interval)."
     ),
     _gauge("jitsi_rtt_seconds", "Smoothed (EWMA) network round trip to the server."),
+    # The media path (STUN, TURN): one series per service and transport probed.
+    _info(
+        "jitsi_media_service_info",
+        "A STUN or TURN service of the server: where it came from (extdisco or config.js), "
+        "whether credentials came with it, whether it is Google's; always 1.",
+    ),
+    _gauge(
+        "jitsi_media_check_success",
+        "1 when the service answered (STUN Binding, or TURN Allocate and release), else 0.",
+    ),
+    _gauge("jitsi_stun_rtt_seconds", "Round trip of the STUN Binding request."),
+    _gauge(
+        "jitsi_turn_allocate_seconds",
+        "How long the TURN Allocate took with the announced credentials (401 challenge included).",
+    ),
+    _gauge(
+        "jitsi_turn_credentials_expiry_timestamp_seconds",
+        "When the TURN credentials the server announced expire, as a Unix timestamp.",
+    ),
+    _gauge(
+        "jitsi_media_age_seconds",
+        "How old the media verdicts were at the server's last report (they run every "
+        "media.interval and are carried in between).",
+    ),
 )
 POOL_FAMILIES: tuple[Family, ...] = (
     _info(
@@ -284,6 +308,50 @@ def _report_lines(out: dict[str, str], report: ServerReport, loc: str, srv: str,
         )
     out["jitsi_last_probe_timestamp_seconds"] = (
         f"jitsi_last_probe_timestamp_seconds{{{ls}}} {_num(report.finished_at)}\n"
+    )
+    if report.media is not None:
+        _media_lines(out, report.media, report.finished_at, ls)
+
+
+def _media_line(name: str, ls: str, labels: list[tuple[str, str]], value: float) -> str:
+    inner = "".join(f',{k}="{_esc(v)}"' for k, v in sorted(labels))
+    return f"{name}{{{ls}{inner}}} {_num(value)}\n"
+
+
+def _media_lines(out: dict[str, str], media: MediaReport, now: float, ls: str) -> None:
+    """The media families: per service and transport (at most media.max_services of each)."""
+    for service in media.services:
+        out["jitsi_media_service_info"] += _media_line(
+            "jitsi_media_service_info",
+            ls,
+            [
+                ("service", service.name),
+                ("transport", service.transport),
+                ("type", service.type),
+                ("source", service.source),
+                ("credentials", "true" if service.credentials else "false"),
+                ("google", "true" if service.google else "false"),
+            ],
+            1.0,
+        )
+    for probe in media.probes:
+        service = probe.service
+        labels = [("service", service.name), ("transport", service.transport)]
+        labels.append(("type", service.type))
+        out["jitsi_media_check_success"] += _media_line(
+            "jitsi_media_check_success", ls, labels, probe.success
+        )
+        if probe.success and probe.seconds is not None:
+            stun = service.type == "stun"
+            family = "jitsi_stun_rtt_seconds" if stun else "jitsi_turn_allocate_seconds"
+            out[family] += _media_line(family, ls, labels, probe.seconds)
+    expiries = [s.expires for s in media.services if s.expires is not None]
+    if expiries:
+        out["jitsi_turn_credentials_expiry_timestamp_seconds"] = _media_line(
+            "jitsi_turn_credentials_expiry_timestamp_seconds", ls, [], min(expiries)
+        )
+    out["jitsi_media_age_seconds"] = _media_line(
+        "jitsi_media_age_seconds", ls, [], round(max(0.0, now - media.at), 3)
     )
 
 

@@ -18,6 +18,9 @@ __all__ = [
     "Check",
     "CheckResult",
     "ConfigFacts",
+    "MediaProbe",
+    "MediaReport",
+    "MediaService",
     "Phase",
     "Reason",
     "ServerReport",
@@ -68,6 +71,17 @@ class Reason(StrEnum):
     MODERATION_CLAIM_IGNORED = "moderation_claim_ignored"
     MODERATION_NOT_GRANTED = "moderation_not_granted"
     MODERATION_UNKNOWN = "moderation_unknown"
+    # The media path (STUN and TURN, monitor.probes.media).
+    NO_STUN_SERVICE = "no_stun_service"
+    STUN_TIMEOUT = "stun_timeout"
+    STUN_ERROR = "stun_error"
+    NO_TURN_SERVICE = "no_turn_service"
+    TURN_UNAUTHORIZED = "turn_unauthorized"
+    TURN_TIMEOUT = "turn_timeout"
+    TURN_REFUSED = "turn_refused"
+    TURN_TLS_ERROR = "turn_tls_error"
+    TURN_QUOTA = "turn_quota"
+    TURN_ERROR = "turn_error"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -137,6 +151,57 @@ class ConfigFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaService:
+    """A STUN or TURN service a browser in a meeting on the server would use."""
+
+    type: str  # stun, turn or turns
+    host: str  # a checked host name or IP address
+    port: int
+    transport: str  # udp or tcp (turns: TLS over tcp)
+    # Where it came from: "extdisco" (the XMPP server's XEP-0215 answer) or
+    # "config.js" (p2p.stunServers).
+    source: str
+    # Whether the server handed out a username and password with it.
+    credentials: bool = False
+    # When those credentials expire (Unix time), when the server said.
+    expires: float | None = None
+    # One of Google's public STUN servers (stun*.l.google.com).
+    google: bool = False
+
+    @property
+    def name(self) -> str:
+        """``type:host:port`` (the ``service`` label)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.type}:{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class MediaProbe:
+    """One STUN Binding or TURN Allocate against one service over one transport."""
+
+    service: MediaService
+    reason: Reason
+    # The Binding's round trip, or the Allocate's duration (None: no answer).
+    seconds: float | None = None
+    detail: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.reason is Reason.OK
+
+
+@dataclass(frozen=True, slots=True)
+class MediaReport:
+    """What the media stage found: the services, each one's probe, what was refused."""
+
+    at: float  # when the probes ran (Unix time), this round or carried from an earlier one
+    services: tuple[MediaService, ...] = ()
+    probes: tuple[MediaProbe, ...] = ()
+    # Services announced but not probed, each with why (bounded, escaped).
+    refused: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ServerReport:
     """Everything one ladder found out about one server."""
 
@@ -164,6 +229,8 @@ class ServerReport:
     # When the refusal cases and the moderator pair shown here last ran (Unix
     # time; None: they have not run for this server).
     jwt_matrix_at: float | None = None
+    # The media path's services and probes (None: the media stage did not run).
+    media: MediaReport | None = None
 
     def check(self, check: Check) -> CheckResult | None:
         for result in self.checks:

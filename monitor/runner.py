@@ -27,10 +27,11 @@ from monitor import __version__, escape
 from monitor.carried import Carried, MatrixMemory, carry
 from monitor.config import MonitorConfig, Target
 from monitor.ladder import LADDER, Check, CheckSpec, JwtCase
-from monitor.model import CheckResult, ConfigFacts, Reason, ServerReport, skipped
+from monitor.model import CheckResult, ConfigFacts, MediaReport, Reason, ServerReport, skipped
 from monitor.probes.configjs import configure as configure_configjs
 from monitor.probes.http_client import HttpClient, make_ssl_context, origin_of
 from monitor.probes.matrix import probe_matrix, valid_check
+from monitor.probes.media import Discovery, MediaMemory, MediaVerdicts, probe_media
 from monitor.probes.tokens import mint, origin_of_url
 from monitor.probes.web import WebResult, probe_web
 from monitor.probes.xmpp import (
@@ -69,6 +70,8 @@ class Runner:
         self._slots = asyncio.Semaphore(config.concurrency)
         # The last token matrix of each server, carried between its runs.
         self.matrices = MatrixMemory()
+        # The last media (STUN, TURN) verdicts of each server, carried likewise.
+        self.media = MediaMemory()
         # WebSockets for the signalling ladder; each is its own connection.
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
@@ -118,6 +121,7 @@ class LadderRun:
     jwt_cases: tuple[tuple[JwtCase, bool], ...] = ()
     # When the matrix shown ran (Unix time), this round or carried from an earlier one.
     jwt_matrix_at: float | None = None
+    media: MediaReport | None = None
 
     @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext:
@@ -142,7 +146,23 @@ class LadderRun:
             settle=key.settle if key is not None and self.matrix_due else 0.0,
             same_host=target.confined,
             token_origins=self.token_origins,
+            after_login=self.discovery,
         )
+
+    @functools.cached_property
+    def media_due(self) -> bool:
+        """Whether this round probes STUN and TURN (else it carries their last verdicts)."""
+        if not _in_groups(self.target, Check.TURN):
+            return False
+        return self.runner.media.due(self.target, self.config, time.time())
+
+    @functools.cached_property
+    def discovery(self) -> Discovery | None:
+        """The extdisco query the signalling stage makes after its login, when media is due."""
+        media = self.target.media
+        if media is None or not self.media_due:
+            return None
+        return Discovery(media.max_services, self.deadline)
 
     @functools.cached_property
     def matrix_due(self) -> bool:
@@ -280,6 +300,43 @@ async def _jwt(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
     return (valid, *carry(carried, key.matrix_interval))
 
 
+def _media_wanted(target: Target) -> tuple[Check, ...]:
+    return LADDER.checks("media") if target.media is not None else ()
+
+
+def _needs_login(run: LadderRun) -> str | None:
+    # The services are asked for over the signalling stage's session.
+    login = run.result(Check.SIGNALLING)
+    if login is None or not login.success:
+        return run.first_failure()
+    return None
+
+
+async def _media(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, ...]:
+    """STUN and TURN, when due; other rounds carry their last verdicts."""
+    config, target, media = run.config, run.target, run.target.media
+    assert config is not None
+    assert media is not None
+    memory = run.runner.media
+    if run.media_due:
+        outcome = await probe_media(
+            run.discovery,
+            config.stun_servers,
+            media,
+            run.runner.resolver,
+            run.ssl_context,
+            run.deadline,
+        )
+        memory.keep(target, config, MediaVerdicts(outcome.checks, outcome.report))
+        run.media = outcome.report
+        return outcome.checks
+    last = memory.last(target, config, time.time())
+    if last is None:
+        return skipped(wanted, "the media probes")
+    run.media = last.report
+    return carry(Carried(last.report.at, last.checks, ()), media.interval)
+
+
 def _never(run: LadderRun) -> str | None:
     return None
 
@@ -288,6 +345,7 @@ STAGES: list[Stage] = [
     Stage("web", lambda target: LADDER.checks("web"), _never, _web),
     Stage("signalling", _signalling_wanted, _needs_config, _signalling),
     Stage("jwt", _jwt_wanted, _needs_signalling, _jwt),
+    Stage("media", _media_wanted, _needs_login, _media),
 ]
 
 
@@ -364,6 +422,7 @@ def _report(run: LadderRun, started_at: float, t0: float) -> ServerReport:
         jwt_cases=run.jwt_cases,
         jwt_ages=_ages(run),
         jwt_matrix_at=run.jwt_matrix_at,
+        media=run.media,
     )
 
 

@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from monitor.config import Target
-from monitor.model import Check, ServerReport
+from monitor.model import Check, MediaReport, ServerReport
 from monitor.state import State
 
-__all__ = ["cert_days_left", "pool_dict", "report_dict", "verdict"]
+__all__ = ["cert_days_left", "media_dict", "pool_dict", "report_dict", "verdict"]
 
 
 def verdict(report: ServerReport | None) -> str:
@@ -106,7 +106,41 @@ def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
             },
         }
     )
+    if report.media is not None:
+        out["media"] = media_dict(report.media)
     return out
+
+
+def media_dict(media: MediaReport) -> dict[str, Any]:
+    """The media run a report shows: its services, each probe, what was refused."""
+    return {
+        "at": media.at,
+        "services": [
+            {
+                "service": s.name,
+                "type": s.type,
+                "host": s.host,
+                "port": s.port,
+                "transport": s.transport,
+                "source": s.source,
+                "credentials": s.credentials,
+                "expires": s.expires,
+                "google": s.google,
+            }
+            for s in media.services
+        ],
+        "probes": [
+            {
+                "service": p.service.name,
+                "transport": p.service.transport,
+                "reason": p.reason.value,
+                "seconds": None if p.seconds is None else round(p.seconds, 6),
+                "detail": p.detail,
+            }
+            for p in media.probes
+        ],
+        "refused": list(media.refused),
+    }
 
 
 def _jwt_dict(report: ServerReport) -> dict[str, Any] | None:

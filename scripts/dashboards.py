@@ -764,6 +764,42 @@ def overview() -> Json:
         h=7,
     )
 
+    grid.row("Media path")
+    grid.add(
+        state_timeline(
+            "TURN",
+            "Per server: OK when every TURN service it announces allocated over every "
+            "transport in the last media run, FAIL when one did not "
+            "(min of jitsi_media_check_success for turn and turns). Empty: no TURN "
+            "announced, or media not checked. Runs every media.interval, carried between.",
+            [
+                query(
+                    per_server("min", sel("jitsi_media_check_success", SERVERS, 'type=~"turns?"')),
+                    "{{server}}",
+                )
+            ],
+            mappings=OK_FAIL,
+        ),
+        w=12,
+        h=7,
+    )
+    grid.add(
+        timeseries(
+            "TURN allocation",
+            "How long the slowest TURN Allocate of each server took with the announced "
+            "credentials, the 401 challenge included (jitsi_turn_allocate_seconds).",
+            [
+                query(
+                    per_server("max", sel("jitsi_turn_allocate_seconds", SERVERS)),
+                    "{{server}}",
+                )
+            ],
+            unit="s",
+        ),
+        w=12,
+        h=7,
+    )
+
     grid.row("Monitor health", collapsed=True)
     grid.add(
         timeseries(
@@ -1216,6 +1252,59 @@ def server_dashboard() -> Json:
             unit="s",
         ),
         w=8,
+        h=8,
+    )
+
+    grid.row("Media path")
+    media_services = 'type=~"stun|turns?"'
+    grid.add(
+        state_timeline(
+            "STUN and TURN services",
+            "Each service the server announces (XEP-0215) or config.js names, per "
+            "transport: OK when it answered the Binding (STUN) or allocated and released "
+            "(TURN) in the last media run (jitsi_media_check_success).",
+            [
+                query(
+                    sel("jitsi_media_check_success", ONE_SERVER, media_services),
+                    "{{service}} {{transport}}",
+                )
+            ],
+            mappings=OK_FAIL,
+        ),
+        w=12,
+        h=8,
+    )
+    grid.add(
+        timeseries(
+            "STUN round trip and TURN allocation",
+            "The Binding's round trip per STUN service (jitsi_stun_rtt_seconds) and the "
+            "Allocate per TURN service and transport, 401 challenge included "
+            "(jitsi_turn_allocate_seconds).",
+            [
+                query(sel("jitsi_stun_rtt_seconds", ONE_SERVER), "{{service}} {{transport}}"),
+                query(sel("jitsi_turn_allocate_seconds", ONE_SERVER), "{{service}} {{transport}}"),
+            ],
+            unit="s",
+        ),
+        w=8,
+        h=8,
+    )
+    grid.add(
+        stat(
+            "TURN credentials valid for",
+            "How long the TURN credentials the server announced stay valid "
+            "(jitsi_turn_credentials_expiry_timestamp_seconds - time()); red once expired.",
+            [
+                query(
+                    f"{sel('jitsi_turn_credentials_expiry_timestamp_seconds', ONE_SERVER)}"
+                    " - time()",
+                    "{{location}}",
+                )
+            ],
+            unit="s",
+            defaults={"thresholds": thresholds("red", (0, "green"))},
+        ),
+        w=4,
         h=8,
     )
 

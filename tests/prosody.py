@@ -141,6 +141,8 @@ class Prosody:
     c2s: int = field(default_factory=free_port)
     component: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # More config (virtual hosts) appended to CONFIG, e.g. the media tests' TURN hosts.
+    extra: str = ""
 
     @property
     def websocket(self) -> str:
@@ -174,6 +176,7 @@ class Prosody:
                 app_secret=APP_SECRET,
                 plugins=PLUGINS,
             )
+            + self.extra
         )
         env = dict(os.environ, PROSODY_CONFIG=str(config))
         with (self.dir / "stderr.log").open("wb") as stderr:

@@ -103,12 +103,12 @@ servers:
     )
     assert found == [
         "s.yaml:3: defaults.timout: unknown key; did you mean 'timeout'? "
-        "(known keys: interval, timeout, max_body_bytes, max_redirects, tls, signalling)",
+        "(known keys: interval, timeout, max_body_bytes, max_redirects, tls, signalling, media)",
         "s.yaml:7: servers[1].name: a server name is 1 to 64 letters, digits, '.', '_' or '-', "
         "starting with a letter or digit",
         "s.yaml:8: servers[1].url: url must start with https:// or http://",
         "s.yaml:9: servers[1].intervall: unknown key; did you mean 'interval'? "
-        "(known keys: name, url, kind, interval, timeout, labels, tls, signalling, jwt)",
+        "(known keys: name, url, kind, interval, timeout, labels, tls, signalling, jwt, media)",
         "s.yaml:12: servers[2].kind: Input should be 'public', 'self_hosted' or 'jaas'",
     ]
 

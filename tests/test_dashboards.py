@@ -449,9 +449,10 @@ SECRET = "dashboards-test-secret-0123456789abcdef"
 
 @pytest.fixture
 async def fleet() -> AsyncIterator[list[LabServer]]:
-    """A plain server, a TLS one and one that requires tokens (for the JWT matrix)."""
+    """A plain server with a (simulated) TURN server, a TLS one and one that requires
+    tokens (for the JWT matrix)."""
     servers = [
-        LabServer(LabOptions()),
+        LabServer(LabOptions(media=True)),
         LabServer(LabOptions(tls=True)),
         LabServer(
             LabOptions(tokens=TokenPolicy("dash-app", SECRET), moderation="token_moderation")

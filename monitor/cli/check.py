@@ -85,6 +85,31 @@ def _jwt(report: ServerReport) -> str:
     return "[green]ok[/] (guests allowed)" if guests else "[green]ok[/]"
 
 
+def _media(report: ServerReport) -> str:
+    """STUN's slowest round trip and TURN's allocation per transport, or what failed."""
+    stun, turn, media = report.check(Check.STUN), report.check(Check.TURN), report.media
+    if stun is None or turn is None:
+        return "off"
+    if Reason.SKIPPED in (stun.reason, turn.reason) or media is None:
+        return "skipped"
+    words = []
+    rtts = [p.seconds for p in media.probes if p.service.type == "stun" and p.seconds]
+    if stun.success:
+        words.append(f"[green]STUN[/] {_ms(max(rtts))}" if rtts else "[green]STUN[/]")
+    else:
+        words.append(f"[red]STUN {escape.term(stun.reason.value)}[/]")
+    if not turn.success:
+        words.append(f"[red]TURN {escape.term(turn.reason.value)}[/]")
+    else:
+        times = [
+            f"{'tls' if p.service.type == 'turns' else p.service.transport} {_ms(p.seconds)}"
+            for p in media.probes
+            if p.service.type != "stun"
+        ]
+        words.append(f"[green]TURN[/] {', '.join(times)}")
+    return "; ".join(words)
+
+
 def _pool_line(state: State, name: str) -> str:
     pool = pool_dict(state, name)
     if pool["chosen"] is not None:
@@ -105,6 +130,7 @@ def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
     table.add_column("signalling", no_wrap=True)
     table.add_column("JWT", no_wrap=True)
     table.add_column("embed limit", no_wrap=True)
+    table.add_column("media", no_wrap=True)
     table.add_column("first failing check")
     for target, report in zip(targets, reports, strict=True):
         days = cert_days_left(report)
@@ -124,6 +150,7 @@ def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
             "unknown"
             if embed is None
             else ("none" if embed == 0 else f"[yellow]ends after {embed} s[/]"),
+            _media(report),
             "-"
             if failure is None
             else escape.term(f"{failure.check.value}: {failure.reason.value}: {failure.detail}"),

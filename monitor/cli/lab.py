@@ -112,6 +112,9 @@ async def _lab(
     show_default=True,
     help="With --jwt: break token checks on purpose.",
 )
+@click.option(
+    "--media", is_flag=True, help="Run a simulated STUN/TURN server per server and announce it."
+)
 @click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
 @click.option("--latency-step", type=float, default=0.0, help="More latency for each next server.")
 @click.option(
@@ -130,6 +133,7 @@ def lab(
     use_jwt: bool,
     moderation: str,
     enforcement: str,
+    media: bool,
     latency: float,
     latency_step: float,
     faults: tuple[str, ...],
@@ -152,6 +156,7 @@ def lab(
         if use_jwt
         else None,
         moderation=moderation,  # type: ignore[arg-type]
+        media=media,
     )
     with contextlib.suppress(KeyboardInterrupt):
         event_loop.run(_lab(count, port, options, _fault_spec(faults), latency_step))

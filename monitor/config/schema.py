@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from monitor.config.jwt import JwtSettings
+from monitor.config.media import MediaSettings, MediaTarget, resolve_media
 from monitor.config.sharding import shard_of
 from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.status import HistorySettings, StatusSettings
@@ -86,6 +87,7 @@ class DefaultSettings(_Strict):
     max_redirects: int = Field(default=5, ge=0, le=20)
     tls: TlsSettings = TlsSettings()
     signalling: SignallingSettings = SignallingSettings()
+    media: MediaSettings = MediaSettings()
 
     @field_validator("interval")
     @classmethod
@@ -110,6 +112,7 @@ class ServerConfig(_Strict):
     tls: TlsSettings | None = None
     signalling: SignallingSettings | None = None
     jwt: JwtSettings | None = None
+    media: MediaSettings | None = None
 
     @field_validator("name")
     @classmethod
@@ -492,6 +495,9 @@ class MonitorConfig(_Strict):
                 and (s.signalling or d.signalling).focus,
                 join=_joins(s.signalling or d.signalling, s.kind),
                 token_key=self._token_keys.get(s.name),
+                media=resolve_media(
+                    s.media or d.media, s.kind, (s.signalling or d.signalling).enabled
+                ),
             )
             for s in self.servers
         ]
@@ -530,6 +536,7 @@ class MonitorConfig(_Strict):
             focus=d.signalling.enabled and d.signalling.focus,
             join=_joins(d.signalling, self.probe.kind),
             confined=True,
+            media=resolve_media(d.media, self.probe.kind, d.signalling.enabled),
         )
 
 
@@ -565,3 +572,5 @@ class Target:
     confined: bool = False
     # Only the checks of these groups run (/probe's checks=); None: all of them.
     groups: frozenset[str] | None = None
+    # The media checks (STUN, TURN); None: not checked.
+    media: MediaTarget | None = None

@@ -24,6 +24,9 @@ def servers_yaml(servers: list[LabServer], interval: str = "10s", timeout: str =
         ]
         if server.ca is not None:
             lines.append(f"    tls: {{ca_file: '{server.ca.ca_file}'}}")
+        if server.options.services is None:
+            # It simulates no STUN or TURN server: nothing to check on its media path.
+            lines.append("    media: {enabled: false}")
         tokens = server.options.tokens
         if tokens is not None and server.secret_file is not None:
             lines += [

@@ -30,6 +30,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
 from monitor.lab.certs import LabCA
+from monitor.lab.media import EXTDISCO, LabTurn, answer
 from monitor.lab.tokens import TokenPolicy, TokenRejected
 
 __all__ = ["FAULTS", "MODERATION", "SHAPES", "LabOptions", "LabServer"]
@@ -86,6 +87,10 @@ class LabOptions:
     # the MUC lets anyone create rooms (the creator becomes owner).
     focus_joins: bool = True
     restrict_room_creation: bool = True
+    # The <service/> elements of its XEP-0215 answer (None: it has no such service).
+    services: str | None = None
+    # Run a simulated STUN/TURN server and announce it (monitor.lab.media.LabTurn).
+    media: bool = False
 
 
 @dataclass
@@ -122,6 +127,7 @@ class LabServer:
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self.turn: LabTurn | None = None
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -157,6 +163,9 @@ class LabServer:
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
         await self._runner.setup()
+        if self.options.media and self.turn is None:
+            self.turn = await LabTurn.start()
+            self.options.services = self.turn.services()
         await self._listen(host, port)
         if self.options.fault == "refuse":
             # Listen once for a port to name, then close it: connections are refused.
@@ -185,6 +194,9 @@ class LabServer:
             await self._listen("127.0.0.1", self.port)
 
     async def stop(self) -> None:
+        if self.turn is not None:
+            self.turn.close()
+            self.turn = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -403,6 +415,10 @@ class _XmppSession:
         conference = iq.find(_q(NS_FOCUS, "conference"))
         if conference is not None and to == self.lab.focus:
             await self.conference(iq_id, conference.get("room", ""))
+            return
+        asked = next((ns for ns in EXTDISCO if iq.find(_q(ns, "services")) is not None), None)
+        if asked is not None:  # XEP-0215: the media services (monitor.lab.media)
+            await self.send(answer(iq.get("id", ""), to, asked, self.lab.options.services))
             return
         # ping and anything else: an empty result from the server
         await self.send(f"<iq xmlns='{NS_CLIENT}' type='result' id='{iq_id}' from='{_a(to)}'/>")

@@ -20,7 +20,7 @@ import secrets
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 from xml.etree.ElementTree import Element
@@ -95,6 +95,9 @@ class XmppSettings:
     same_host: bool = False
     # Origins besides the server's own where a token may go (see check_token_target).
     token_origins: tuple[str, ...] = ()
+    # Called after the ping with the session's iq sender and hosts.domain
+    # (the media stage's extdisco query, monitor.probes.media.extdisco).
+    after_login: Callable[[Callable[..., Awaitable[Element]], str], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,6 +464,8 @@ async def probe_xmpp(
                 await ladder.upgrade()
             await ladder.login()
             await ladder.ping()
+            if settings.after_login is not None:
+                await settings.after_login(ladder.iq, facts.domain or domain)
             checks.append(CheckResult(Check.SIGNALLING, Reason.OK, note, _phases(ladder)))
             if settings.focus:
                 step_check = Check.FOCUS

@@ -1,0 +1,24 @@
+"""The media part of a ladder: STUN and TURN, found the way a participant's browser finds them.
+
+- ``services``: the services of an XEP-0215 answer and of config.js, checked;
+- ``extdisco``: the query after the XMPP login (the signalling stage's hook);
+- ``client``: one STUN Binding or TURN Allocate over UDP, TCP or TLS (aioice);
+- ``probe``: the stage's probe: every service once, the ``stun`` and ``turn`` checks;
+- ``memory``: the last verdicts, carried between rounds (``media.interval``).
+"""
+
+from monitor.probes.media.extdisco import Discovery
+from monitor.probes.media.memory import MediaMemory, MediaVerdicts
+from monitor.probes.media.probe import MediaOutcome, probe_media
+from monitor.probes.media.services import is_google, parse_services, parse_stun_urls
+
+__all__ = [
+    "Discovery",
+    "MediaMemory",
+    "MediaOutcome",
+    "MediaVerdicts",
+    "is_google",
+    "parse_services",
+    "parse_stun_urls",
+    "probe_media",
+]

@@ -1,0 +1,209 @@
+"""The media stage against the lab's simulated XEP-0215 answers: fast cases.
+
+A hostile answer (thousands of services, bogus hosts and ports, private
+addresses, overlong credentials, control characters) is bounded and refused
+entry by entry; a server without the service says so; a public server's
+media is off unless asked for; the verdicts are carried between their runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from monitor.config import parse_config
+from monitor.lab import LabOptions, LabServer, servers_yaml
+from monitor.lab.media import hostile_services, rest_services
+from monitor.model import Check, Reason, ServerReport
+from monitor.probes.media import parse_stun_urls
+from monitor.runner import Runner
+from tests.conftest import free_port
+from tests.test_cli import run_cli
+
+Lab = Callable[..., Awaitable[LabServer]]
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[Lab]:
+    started: list[LabServer] = []
+
+    async def start(**options: object) -> LabServer:
+        server = LabServer(LabOptions(**options))  # type: ignore[arg-type]
+        await server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+def yaml(server: LabServer, *, kind: str = "self_hosted", media: str = "", extra: str = "") -> str:
+    return (
+        f"{extra}servers:\n  - name: s\n    url: {server.url}\n    kind: {kind}\n"
+        f"    timeout: 5s\n{media}"
+    )
+
+
+async def rounds(text: str, n: int = 1) -> list[ServerReport]:
+    cfg = parse_config(text)
+    runner = Runner(cfg)
+    try:
+        return [await runner.run_now(cfg.targets()[0]) for _ in range(n)]
+    finally:
+        await runner.close()
+
+
+def result(report: ServerReport, check: Check) -> tuple[Reason, str]:
+    found = report.check(check)
+    assert found is not None, report.checks
+    return found.reason, found.detail
+
+
+async def test_a_hostile_answer_is_bounded_and_refused(lab: Lab, nxdomain_dns: str) -> None:
+    server = await lab(services=hostile_services())
+    text = yaml(
+        server,
+        kind="public",
+        media="    media: {enabled: true, timeout: 1s, max_services: 4}\n",
+        extra=f"dns: {{nameservers: ['{nxdomain_dns}']}}\n",
+    )
+    (report,) = await rounds(text)
+    assert result(report, Check.SIGNALLING)[0] is Reason.OK
+    media = report.media
+    assert media is not None
+    # at most max_services probed; what was refused says why, briefly
+    assert len(media.services) <= 4
+    assert len(media.refused) <= 16 + 4
+    refused = " ".join(media.refused)
+    assert "past the first 64" in refused
+    assert "not a valid host and port" in refused
+    assert "not a STUN or TURN service" in refused
+    assert "transport sctp is not udp or tcp" in refused
+    assert "credentials too long" in refused
+    assert "\u202e" not in refused
+    assert "\\u202egro.example" in refused
+    # a public server's private addresses are not probed, and get no credentials
+    hosts = {s.host for s in media.services}
+    probed = {p.service.host for p in media.probes}
+    assert "10.1.2.3" in hosts
+    assert "10.1.2.3" not in probed
+    assert "169.254.169.254" not in probed
+    assert "private" in refused or "private" in result(report, Check.TURN)[1]
+    # the names that look fine do not resolve (the test's DNS knows none)
+    assert {p.reason for p in media.probes} <= {Reason.STUN_ERROR, Reason.TURN_ERROR}
+    assert result(report, Check.STUN)[0] is Reason.STUN_ERROR
+    assert "cannot resolve" in result(report, Check.STUN)[1]
+
+
+async def test_private_addresses_only_where_allowed(lab: Lab) -> None:
+    services = "<service type='stun' transport='udp' host='127.0.0.1' port='9'/>"
+    server = await lab(services=services)
+    (public,) = await rounds(yaml(server, kind="public", media="    media: {enabled: true}\n"))
+    reason, detail = result(public, Check.STUN)
+    assert reason is Reason.NO_STUN_SERVICE
+    assert "127.0.0.1 is a private, loopback or link-local address" in detail
+    (own,) = await rounds(yaml(server, media="    media: {timeout: 1s}\n"))
+    assert result(own, Check.STUN)[0] in (Reason.STUN_ERROR, Reason.STUN_TIMEOUT)
+
+
+async def test_a_server_without_the_service(lab: Lab) -> None:
+    server = await lab(services=None)
+    (report,) = await rounds(yaml(server))
+    reason, detail = result(report, Check.TURN)
+    assert reason is Reason.NO_TURN_SERVICE
+    assert "urn:xmpp:extdisco:2: service-unavailable" in detail
+    assert "urn:xmpp:extdisco:1: service-unavailable" in detail
+    assert result(report, Check.STUN)[0] is Reason.NO_STUN_SERVICE
+
+
+async def test_public_servers_have_no_media_checks_by_default(lab: Lab) -> None:
+    server = await lab(services=rest_services("127.0.0.1", 9, "s"))
+    (report,) = await rounds(yaml(server, kind="public"))
+    assert report.check(Check.TURN) is None
+    assert report.media is None
+    cfg = parse_config(yaml(server, kind="jaas"))
+    assert cfg.targets()[0].media is not None
+
+
+async def test_verdicts_are_carried_between_their_runs(lab: Lab) -> None:
+    services = "<service type='turn' transport='udp' host='127.0.0.1' port='9'/>"
+    server = await lab(services=services)
+    first, second = await rounds(yaml(server, media="    media: {interval: 10m, timeout: 1s}\n"), 2)
+    assert first.media is not None
+    assert second.media is not None
+    assert second.media.at == first.media.at
+    reason, detail = result(second, Check.TURN)
+    assert reason is result(first, Check.TURN)[0]
+    assert "as of" in detail
+
+
+def test_google_stun_servers_from_config_js() -> None:
+    services, refused = parse_stun_urls(
+        (
+            "stun:meet-jit-si-turnrelay.jitsi.net:443",
+            "stun:stun.l.google.com:19302",
+            "stun:stun1.l.google.com:19302",
+            "stun:[2001:db8::1]",
+            "turn:x.example",
+            "stun:bad host",
+        )
+    )
+    assert [(s.host, s.port, s.google) for s in services] == [
+        ("meet-jit-si-turnrelay.jitsi.net", 443, False),
+        ("stun.l.google.com", 19302, True),
+        ("stun1.l.google.com", 19302, True),
+        ("2001:db8::1", 3478, False),
+    ]
+    assert services[3].name == "stun:[2001:db8::1]:3478"
+    assert len(refused) == 2
+
+
+async def test_the_labs_simulated_turn_server(lab: Lab) -> None:
+    server = await lab(media=True)
+    (report,) = await rounds(servers_yaml([server]))
+    assert result(report, Check.STUN)[0] is Reason.OK
+    assert result(report, Check.TURN)[0] is Reason.OK
+    assert server.turn is not None
+    assert server.turn.allocations == 1
+    assert report.media is not None
+    (turn,) = [s for s in report.media.services if s.type == "turn"]
+    assert turn.credentials
+    assert turn.expires is not None
+
+
+async def test_check_shows_the_media_column_and_json(lab: Lab, tmp_path: Path) -> None:
+    server = await lab(media=True)
+    config = tmp_path / "servers.yaml"
+    config.write_text(servers_yaml([server]))
+    table = await run_cli("check", str(config))
+    assert table.code == 0, table.err
+    assert "media" in table.out
+    assert re.search(r"STUN \d+ ms; TURN udp \d+ ms", table.out), table.out
+    as_json = await run_cli("check", "--json", str(config))
+    (entry,) = json.loads(as_json.out)["servers"]
+    assert [p["reason"] for p in entry["media"]["probes"]] == ["ok", "ok"]
+    assert {c["check"]: c["reason"] for c in entry["checks"]}["turn"] == "ok"
+
+
+async def test_a_pool_that_requires_media(lab: Lab, tmp_path: Path) -> None:
+    good = await lab(media=True)
+    # announces a TURN server whose port is closed
+    bad = await lab(services=rest_services("127.0.0.1", free_port(), "s", tcp=False))
+    config = tmp_path / "servers.yaml"
+    config.write_text(
+        servers_yaml([bad, good])
+        + "pools:\n  - name: school\n    servers: [lab-1, lab-2]\n"
+        + "    require: [web, signalling, media]\n"
+    )
+    result = await run_cli("check", "--json", str(config))
+    out = json.loads(result.out)
+    assert [s["up"] for s in out["servers"]] == [True, True]
+    (pool,) = out["pools"]
+    assert pool["chosen"] == "lab-2"
+    (why,) = [c["why"] for c in pool["candidates"] if not c["eligible"]]
+    assert why == "stun: stun_error"  # the first of its media checks that failed
