@@ -5,14 +5,25 @@
 - At most one ladder per server at a time (``max_instances=1``); runs missed
   while the loop was busy are coalesced into one.
 - A global bound on concurrent ladders comes from the Runner's slots.
-- Every server gets a first probe within a few seconds of start (a one-off
-  job), then runs at a stable phase inside its interval derived from its
-  name, which spreads a large fleet evenly over the interval.
+- Every server gets a first probe soon after start (a one-off job), then
+  runs at a stable phase inside its interval derived from its name, which
+  spreads a large fleet evenly over the interval.
+- The first probes are spread over a window that grows with the number of
+  servers started together (``first_round_window``): a large fleet's first
+  round is not one burst that saturates the process, delays every ladder
+  and skews the first timings. Each server's place in the window comes from
+  its name, so a restart probes in the same order. A reload spreads the
+  servers it adds the same way.
+- Objects that live as long as the config (targets, jobs, the config
+  itself) are moved out of the garbage collector's sight (``gc.freeze``)
+  after start-up and after each update, so full collections only walk what
+  changes (reports), which keeps their pauses short in a large fleet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import zlib
@@ -29,12 +40,15 @@ from monitor.model import ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 
-__all__ = ["STARTUP_SPREAD", "Scheduler"]
+__all__ = ["FIRST_ROUND_PER_SERVER", "STARTUP_SPREAD", "Scheduler", "first_round_window"]
 
 log = logging.getLogger(__name__)
 
 # The first probes after start are spread over this many seconds at most.
 STARTUP_SPREAD = 5.0
+# ... unless the fleet is larger: then over this much time per server started
+# together (50 first ladders a second), at most the server's interval.
+FIRST_ROUND_PER_SERVER = 0.02
 # How long shutdown waits for cancelled ladders to leave their rooms.
 SHUTDOWN_WAIT = 5.0
 # Suffix of the one-off job that runs a new server's first probe.
@@ -44,6 +58,16 @@ _FIRST = "/first"
 def _fraction(name: str) -> float:
     """A stable number in [0, 1) for a server name."""
     return zlib.crc32(name.encode()) / 2**32
+
+
+def first_round_window(count: int, interval: float) -> float:
+    """The window over which ``count`` servers started together get their first probes.
+
+    ``STARTUP_SPREAD`` for a small fleet, ``count * FIRST_ROUND_PER_SERVER``
+    for a large one, never more than the server's ``interval`` (then the
+    first probe comes at the server's own place in its interval).
+    """
+    return min(interval, max(STARTUP_SPREAD, count * FIRST_ROUND_PER_SERVER))
 
 
 def _jitter(interval: float) -> float:
@@ -84,6 +108,8 @@ class Scheduler:
     def start(self, targets: list[Target]) -> None:
         """Schedule ``targets`` and start; call from inside the running loop."""
         self._aps.start()
+        # Start-up's garbage goes now, before anything is probed and while it is cheap.
+        gc.collect()
         self.update(targets)
 
     def update(self, targets: list[Target]) -> None:
@@ -94,13 +120,15 @@ class Scheduler:
                 self._remove_jobs(name)
                 del self._targets[name]
         now = datetime.now(UTC)
+        added = sum(name not in self._targets for name in new)
         for name, target in new.items():
             old = self._targets.get(name)
             self._targets[name] = target
             if old is not None and old.interval == target.interval:
                 continue  # other settings are read at each run
             offset = _fraction(name)
-            first = now + timedelta(seconds=offset * min(STARTUP_SPREAD, target.interval))
+            window = first_round_window(added, target.interval)
+            first = now + timedelta(seconds=offset * window)
             if old is None:
                 self._aps.add_job(
                     self._job, "date", run_date=first, args=[name], id=f"{name}{_FIRST}"
@@ -124,6 +152,13 @@ class Scheduler:
                 max_instances=1,
                 coalesce=True,
             )
+        if added:
+            # What was just built lives until the next update: out of the GC's
+            # sight. The young generations are collected first; cyclic garbage
+            # already in the oldest stays (frozen) for good, which is why this
+            # happens only when servers were added, not on every update.
+            gc.collect(1)
+            gc.freeze()
 
     def _remove_jobs(self, name: str) -> None:
         for job_id in (name, f"{name}{_FIRST}"):
