@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import time
 from typing import Any
@@ -134,6 +135,7 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
 
 async def _serve(args: argparse.Namespace) -> None:
     import asyncio
+    import gc
     import signal
 
     from aiohttp import web
@@ -142,6 +144,23 @@ async def _serve(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     _, application = build_state(args.servers, args.pools)
     built = time.perf_counter() - t
+    # The server's garbage collections while it is scraped: (generation, seconds).
+    pauses: list[tuple[int, float]] = []
+    started = [0.0]
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(collected)
+
+    async def gc_pauses(_: web.Request) -> web.Response:
+        """The bench's own route (not the monitor's): the GC pauses so far."""
+        return web.json_response(pauses)
+
+    application.router.add_get("/bench-gc-pauses", gc_pauses)
     runner = web.AppRunner(application, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -168,6 +187,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--servers", type=int, default=10000)
     parser.add_argument("--pools", type=int, default=10)
     parser.add_argument("--requests", type=int, default=20, help="timed GETs per format")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="rounds of --requests GETs per format (the noise)"
+    )
     parser.add_argument("--loop", default="uvloop", choices=("asyncio", "uvloop"))
 
 
@@ -186,6 +208,15 @@ def _get(port: int, accept: str | None) -> tuple[float, float, int]:
         conn.close()
 
 
+def _gc_pauses(port: int) -> list[tuple[int, float]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", "/bench-gc-pauses")
+        return [(int(g), float(p)) for g, p in json.loads(conn.getresponse().read())]
+    finally:
+        conn.close()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     command = ["_metrics-server", "--servers", str(args.servers), "--pools", str(args.pools)]
     command += ["--loop", args.loop]
@@ -200,21 +231,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ):
         assert child.proc.stdout is not None
         info = json.loads(child.proc.stdout.readline())
+        loads = [os.getloadavg()[0]]
         for label, accept in formats.items():
             first = _get(info["port"], accept)
             heads, totals, size = [], [], 0
-            for _ in range(args.requests):
-                head, total, size = _get(info["port"], accept)
-                heads.append(head)
-                totals.append(total)
+            rounds = []
+            for _ in range(max(1, args.repeats)):
+                round_totals = []
+                for _ in range(args.requests):
+                    head, total, size = _get(info["port"], accept)
+                    heads.append(head)
+                    totals.append(total)
+                    round_totals.append(total)
+                rounds.append(summary(round_totals))
+                loads.append(os.getloadavg()[0])
             results[label] = {
                 "head": summary(heads),
                 "total": summary(totals),
+                "rounds": rounds,
                 "first_head_s": first[0],
                 "first_total_s": first[1],
                 "bytes": size,
             }
         memory = proc_memory_mb(child.pid)
+        gc_pauses = _gc_pauses(info["port"])
     print(
         f"   {args.servers} reports recorded in {info['build_s']:.1f} s; RSS "
         f"{info['rss_before_mb']:.0f} MB after imports, {info['rss_built_mb']:.0f} MB with them"
@@ -231,11 +271,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"   {ms(res['first_head_s'], 0):>9} / {ms(res['first_total_s'], 0):>7}"
             f"     {res['bytes'] / 1e6:.1f} MB"
         )
+    for label, res in results.items():
+        spread = ", ".join(f"{ms(r['p50'], 0)} / {ms(r['p99'], 0)}" for r in res["rounds"])
+        print(f"   {label:12}   each round of {args.requests} GETs, p50 / p99: {spread}")
+    full = [p for g, p in gc_pauses if g == 2]
+    longest = max((p for _, p in gc_pauses), default=0.0)
+    print(
+        f"   the server's garbage collections while scraped: {len(gc_pauses)}, of them "
+        f"{len(full)} full; longest {ms(longest, 1)}"
+    )
+    print(f"   load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}")
     print(
         f"   RSS after rendering {memory['VmRSS']:.0f} MB, peak {memory['VmHWM']:.0f} MB "
         "(targets: render <= 100 ms, RSS <= 200 MB)"
     )
     return {
+        "gc_pauses": gc_pauses,
+        "load": loads,
         "servers": args.servers,
         "build": info,
         "render": results,

@@ -36,7 +36,7 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
     openmetrics, content_type = _exposition(request)
     parts = request.app[_EXPOSITION_KEY].parts(openmetrics)
     response = web.StreamResponse(headers={"Content-Type": content_type})
-    response.content_length = sum(len(part) for part in parts)
+    response.content_length = sum(map(len, parts))
     await response.prepare(request)
     if request.method != "HEAD":  # a HEAD answer has the headers only
         for start in range(0, len(parts), _BATCH):
