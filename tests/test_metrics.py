@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import gc
 import resource
 import socket
 import time
@@ -310,3 +312,34 @@ async def test_metrics_shows_the_monitors_own_vital_signs() -> None:
     assert body.count("# EOF") == 1
     # What /probe answers (the servers' families only) has none of them.
     assert b"process_" not in exposition.render(monitor=False)
+
+
+async def test_scrapes_leave_the_garbage_collector_on() -> None:
+    """A scrape holds collections off while it is answered, and only then:
+    after whole answers, a HEAD, and a client that hangs up half way."""
+    state = State(location="eu")
+    state.set_targets(targets(*(f"s{i}" for i in range(3000))))
+    for i in range(3000):
+        state.record(report(f"s{i}"))
+    runner = web.AppRunner(make_app(state))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for method in ("GET", "HEAD", "GET"):
+                async with session.request(method, f"http://127.0.0.1:{port}/metrics") as resp:
+                    await resp.read()
+                assert gc.isenabled()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readexactly(4096)  # some of the answer, then hang up
+        writer.transport.abort()
+        for _ in range(100):
+            if gc.isenabled():
+                break
+            await asyncio.sleep(0.02)
+        assert gc.isenabled()
+    finally:
+        await runner.cleanup()
