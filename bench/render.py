@@ -11,11 +11,13 @@ server's RSS from /proc.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import ms, proc_memory_mb, run_loop, spawn_bench, step, summary
@@ -190,6 +192,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="rounds of --requests GETs per format (the noise)"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="also serve the monitor package in this directory (e.g. the previous commit's "
+        "monitor/, from git archive) and alternate GETs between the two: an A/B",
+    )
     parser.add_argument("--loop", default="uvloop", choices=("asyncio", "uvloop"))
 
 
@@ -221,76 +230,103 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     command = ["_metrics-server", "--servers", str(args.servers), "--pools", str(args.pools)]
     command += ["--loop", args.loop]
     formats = {"text": None, "openmetrics": "application/openmetrics-text; version=1.0.0"}
-    results: dict[str, Any] = {}
+    sides: list[tuple[str, Path | None]] = [("ours", None)]
+    if args.before is not None:
+        sides.insert(0, ("before", args.before))
+    out: dict[str, Any] = {"servers": args.servers}
     with (
         step(
             f"/metrics with {args.servers} servers with results, {args.pools} pools, "
-            f"loop {args.loop}"
+            f"loop {args.loop}" + (" (before and ours, GETs alternating)" if len(sides) > 1 else "")
         ),
-        spawn_bench(command, stdout=-1) as child,
+        contextlib.ExitStack() as stack,
     ):
-        assert child.proc.stdout is not None
-        info = json.loads(child.proc.stdout.readline())
+        children, infos = {}, {}
+        for side, source in sides:
+            env = None
+            if source is not None:
+                env = {**os.environ, "JITSI_BENCH_MONITOR_SRC": str(source.resolve())}
+            child = stack.enter_context(spawn_bench(command, stdout=-1, env=env))
+            assert child.proc.stdout is not None
+            children[side] = child
+            infos[side] = json.loads(child.proc.stdout.readline())
         loads = [os.getloadavg()[0]]
+        results: dict[str, dict[str, Any]] = {side: {} for side, _ in sides}
         for label, accept in formats.items():
-            first = _get(info["port"], accept)
-            heads, totals, size = [], [], 0
-            rounds = []
+            firsts = {side: _get(infos[side]["port"], accept) for side, _ in sides}
+            heads: dict[str, list[float]] = {side: [] for side, _ in sides}
+            totals: dict[str, list[float]] = {side: [] for side, _ in sides}
+            rounds: dict[str, list[dict[str, float]]] = {side: [] for side, _ in sides}
+            size = dict.fromkeys(infos, 0)
             for _ in range(max(1, args.repeats)):
-                round_totals = []
+                round_totals: dict[str, list[float]] = {side: [] for side, _ in sides}
                 for _ in range(args.requests):
-                    head, total, size = _get(info["port"], accept)
-                    heads.append(head)
-                    totals.append(total)
-                    round_totals.append(total)
-                rounds.append(summary(round_totals))
+                    for side, _ in sides:
+                        head, total, size[side] = _get(infos[side]["port"], accept)
+                        heads[side].append(head)
+                        totals[side].append(total)
+                        round_totals[side].append(total)
+                for side, _ in sides:
+                    rounds[side].append(summary(round_totals[side]))
                 loads.append(os.getloadavg()[0])
-            results[label] = {
-                "head": summary(heads),
-                "total": summary(totals),
-                "rounds": rounds,
-                "first_head_s": first[0],
-                "first_total_s": first[1],
-                "bytes": size,
-            }
-        memory = proc_memory_mb(child.pid)
-        gc_pauses = _gc_pauses(info["port"])
+            for side, _ in sides:
+                results[side][label] = {
+                    "head": summary(heads[side]),
+                    "total": summary(totals[side]),
+                    "rounds": rounds[side],
+                    "first_head_s": firsts[side][0],
+                    "first_total_s": firsts[side][1],
+                    "bytes": size[side],
+                }
+        memory = {side: proc_memory_mb(children[side].pid) for side, _ in sides}
+        gc_pauses = {side: _gc_pauses(infos[side]["port"]) for side, _ in sides}
+    for side, _ in sides:
+        info = infos[side]
+        print(
+            f"   {side}: {args.servers} reports recorded in {info['build_s']:.1f} s; RSS "
+            f"{info['rss_before_mb']:.0f} MB after imports, {info['rss_built_mb']:.0f} MB "
+            "with them"
+        )
     print(
-        f"   {args.servers} reports recorded in {info['build_s']:.1f} s; RSS "
-        f"{info['rss_before_mb']:.0f} MB after imports, {info['rss_built_mb']:.0f} MB with them"
-    )
-    print(
-        "   GET /metrics   whole answer: p50 / p99   first byte: p50 / p99"
+        "   GET /metrics           whole answer: p50 / p99   first byte: p50 / p99"
         "   first GET: first byte / whole   body"
     )
-    for label, res in results.items():
-        head, total = res["head"], res["total"]
+    for side, _ in sides:
+        for label, res in results[side].items():
+            head, total = res["head"], res["total"]
+            print(
+                f"   {side:7} {label:12}   {ms(total['p50'], 1):>9} / {ms(total['p99'], 1):>9}"
+                f"   {ms(head['p50'], 1):>9} / {ms(head['p99'], 1):>9}"
+                f"   {ms(res['first_head_s'], 0):>9} / {ms(res['first_total_s'], 0):>7}"
+                f"     {res['bytes'] / 1e6:.1f} MB"
+            )
+    for side, _ in sides:
+        for label, res in results[side].items():
+            spread = ", ".join(f"{ms(r['p50'], 0)} / {ms(r['p99'], 0)}" for r in res["rounds"])
+            print(
+                f"   {side:7} {label:12}   each round of {args.requests} GETs, p50 / p99: {spread}"
+            )
+    for side, _ in sides:
+        pauses = gc_pauses[side]
+        full = [p for g, p in pauses if g == 2]
+        longest = max((p for _, p in pauses), default=0.0)
         print(
-            f"   {label:12}   {ms(total['p50'], 1):>9} / {ms(total['p99'], 1):>9}"
-            f"   {ms(head['p50'], 1):>9} / {ms(head['p99'], 1):>9}"
-            f"   {ms(res['first_head_s'], 0):>9} / {ms(res['first_total_s'], 0):>7}"
-            f"     {res['bytes'] / 1e6:.1f} MB"
+            f"   {side}: the server's garbage collections while scraped: {len(pauses)}, of "
+            f"them {len(full)} full; longest {ms(longest, 1)}; RSS after rendering "
+            f"{memory[side]['VmRSS']:.0f} MB, peak {memory[side]['VmHWM']:.0f} MB"
         )
-    for label, res in results.items():
-        spread = ", ".join(f"{ms(r['p50'], 0)} / {ms(r['p99'], 0)}" for r in res["rounds"])
-        print(f"   {label:12}   each round of {args.requests} GETs, p50 / p99: {spread}")
-    full = [p for g, p in gc_pauses if g == 2]
-    longest = max((p for _, p in gc_pauses), default=0.0)
-    print(
-        f"   the server's garbage collections while scraped: {len(gc_pauses)}, of them "
-        f"{len(full)} full; longest {ms(longest, 1)}"
-    )
     print(f"   load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}")
-    print(
-        f"   RSS after rendering {memory['VmRSS']:.0f} MB, peak {memory['VmHWM']:.0f} MB "
-        "(targets: render <= 100 ms, RSS <= 200 MB)"
-    )
-    return {
-        "gc_pauses": gc_pauses,
-        "load": loads,
-        "servers": args.servers,
-        "build": info,
-        "render": results,
-        "rss_after_mb": memory["VmRSS"],
-        "peak_rss_mb": memory["VmHWM"],
-    }
+    print("   (targets: whole answer p99 <= 100 ms, the first GET included; RSS <= 200 MB)")
+    for side, _ in sides:
+        out[side] = {
+            "build": infos[side],
+            "render": results[side],
+            "gc_pauses": gc_pauses[side],
+            "rss_after_mb": memory[side]["VmRSS"],
+            "peak_rss_mb": memory[side]["VmHWM"],
+        }
+    out["load"] = loads
+    # The figures of this checkout's monitor, where they always were.
+    out.update({k: v for k, v in out["ours"].items() if k != "build"})
+    out["build"] = infos["ours"]
+    return out
