@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", default="localhost", help="target host name (localhost: resolved each probe)"
     )
     parser.add_argument(
-        "--loops", default="asyncio,uvloop", help="event loops to measure ours with"
+        "--loops",
+        default="asyncio,uvloop",
+        help="event loops to measure ours with (default: the one the monitor picks itself)",
     )
     parser.add_argument(
         "--ladder",
@@ -50,7 +52,7 @@ def worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probes", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
+    parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop", "default"))
     parser.add_argument("--what", default="get", choices=("get", "ladder"))
 
 
