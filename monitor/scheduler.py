@@ -16,8 +16,10 @@
   servers it adds the same way.
 - Objects that live as long as the config (targets, jobs, the config
   itself) are moved out of the garbage collector's sight (``gc.freeze``)
-  after start-up and after each update, so full collections only walk what
-  changes (reports), which keeps their pauses short in a large fleet.
+  after start-up and after an update that adds servers, and so are the
+  survivors of each full collection (``monitor.memory``), so a full pass
+  walks only what changed since, which keeps its pauses short in a large
+  fleet.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import escape
 from monitor.config import Target
 from monitor.decisions import Decisions
+from monitor.memory import QuietGc
 from monitor.model import ServerReport
 from monitor.runner import Runner
 from monitor.state import State
@@ -102,6 +105,7 @@ class Scheduler:
         self._due: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()
+        self._gc = QuietGc()
         self._aps = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
         self._aps.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
 
@@ -111,6 +115,7 @@ class Scheduler:
         # Start-up's garbage goes now, before anything is probed and while it is cheap.
         gc.collect()
         self.update(targets)
+        self._gc.install()
 
     def update(self, targets: list[Target]) -> None:
         """Adopt a new target list: add, reschedule and remove jobs to match."""
@@ -175,6 +180,7 @@ class Scheduler:
         due = self._due.pop(name, None)
         if target is None or name in self._running:
             return  # removed meanwhile, or its ladder is still running
+        self._gc.settle()
         task = asyncio.current_task()
         self._running.add(name)
         if task is not None:
@@ -201,6 +207,7 @@ class Scheduler:
 
     async def shutdown(self) -> None:
         """Stop scheduling and cancel ladders in flight (they close their connections)."""
+        self._gc.uninstall()
         if self._aps.running:
             self._aps.shutdown(wait=False)
         tasks = list(self._tasks)
