@@ -159,10 +159,9 @@ class Scheduler:
             )
         if added:
             # What was just built lives until the next update: out of the GC's
-            # sight. The young generations are collected first; cyclic garbage
-            # already in the oldest stays (frozen) for good, which is why this
-            # happens only when servers were added, not on every update.
-            gc.collect(1)
+            # sight. No collection first (it would walk the whole new config on
+            # the loop); cyclic garbage frozen with it is freed at the next thaw
+            # (monitor.memory).
             gc.freeze()
 
     def _remove_jobs(self, name: str) -> None:
