@@ -1,6 +1,6 @@
 """Phase times are taken where the bytes are, not when a busy loop gets round to the probe.
 
-The server runs in a thread of its own, so the monitor's busy loop does not
+The servers run in threads of their own, so the monitor's busy loop does not
 hold it up; "neighbours" keep the monitor's loop busy as other ladders would
 (each iteration of the loop takes some 60 ms).
 """
@@ -12,10 +12,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import WSMsgType, web
+from yarl import URL
 
 from monitor.probes.http_client import HttpClient, make_ssl_context
+from monitor.probes.xmpp import XmppSettings, timed_connector
+from monitor.probes.xmpp.transport import WebSocketTransport
 
 DELAY = 0.1  # the server's think time before its answer
 BLOCK = 0.015  # each neighbour's turn on the loop
@@ -100,3 +106,63 @@ async def test_http_phases_leave_out_the_loops_own_delays(slow_server: int) -> N
     assert elapsed - sum(phases.values()) >= 1.5 * NEIGHBOURS * BLOCK
     assert client.connect_rtt is not None
     assert client.connect_rtt < elapsed
+
+
+@pytest.fixture
+def slow_websocket() -> Iterator[int]:
+    """A WebSocket server (subprotocol xmpp) in a thread of its own: answers each
+    text frame DELAY s after it came, with the same text."""
+    running: dict[str, Any] = {}
+    started = threading.Event()
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(protocols=("xmpp",))
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await asyncio.sleep(DELAY)
+                await ws.send_str(msg.data)
+        return ws
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_get("/xmpp-websocket", echo)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        done = asyncio.Event()
+        running.update(port=runner.addresses[0][1], loop=asyncio.get_running_loop(), done=done)
+        started.set()
+        await done.wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    yield running["port"]
+    running["loop"].call_soon_threadsafe(running["done"].set)
+    thread.join(10)
+
+
+async def test_a_websocket_frame_is_timed_when_it_arrived(slow_websocket: int) -> None:
+    url = URL(f"ws://127.0.0.1:{slow_websocket}/xmpp-websocket")
+    async with aiohttp.ClientSession(connector=timed_connector(force_close=True)) as session:
+        transport = await WebSocketTransport.connect(
+            session, url, {}, f"http://127.0.0.1:{slow_websocket}", XmppSettings()
+        )
+        stop = busy_loop(asyncio.get_running_loop())
+        try:
+            sent = time.monotonic()
+            await transport.send('<iq xmlns="jabber:client" type="get" id="ping-1"/>')
+            frame = await transport.recv()
+            resumed = time.monotonic()
+        finally:
+            stop.set()
+        arrived = transport.arrived()
+        await transport.abort()
+    assert frame.get("id") == "ping-1"
+    assert arrived is not None
+    # The answer came DELAY after it was sent; the probe got the loop back at
+    # least one round of the neighbours (4 x 15 ms) after the frame was there.
+    assert arrived - sent >= DELAY
+    assert resumed - arrived >= 0.9 * NEIGHBOURS * BLOCK
