@@ -115,7 +115,12 @@ def have_uvloop() -> bool:
 
 
 def run_loop(main: Coroutine[Any, Any, T], loop: str) -> T:
-    """Run ``main`` on a fresh event loop: ``asyncio`` or ``uvloop`` (when installed)."""
+    """Run ``main`` on a fresh event loop: ``asyncio``, ``uvloop`` (when installed) or
+    ``default``: the one the monitor picks itself (``monitor.loop``)."""
+    if loop == "default":
+        from monitor.loop import run
+
+        return run(main)
     if loop == "uvloop" and have_uvloop():
         import uvloop
 

@@ -158,8 +158,9 @@ def _reload_stalls(path: Path, servers: int, reloads: int) -> dict[str, Any]:
         reader = threading.Thread(target=_read_lines, args=(child, lines), daemon=True)
         reader.start()
         wait_port(port, child.proc, timeout=120)
-        # every server's first ladder runs within the start-up spread (5 s);
-        # the reloads are timed once that burst is over
+        # every server's first ladder runs within the first round's window
+        # (monitor.scheduler.first_round_window: a minute for 10,000 servers);
+        # the reloads are timed once it is over
         _wait_probed(port, servers, child)
         time.sleep(2.0)
         poller = _Poller(port)

@@ -11,10 +11,13 @@ server's RSS from /proc.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
+import os
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import ms, proc_memory_mb, run_loop, spawn_bench, step, summary
@@ -134,6 +137,7 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
 
 async def _serve(args: argparse.Namespace) -> None:
     import asyncio
+    import gc
     import signal
 
     from aiohttp import web
@@ -142,6 +146,23 @@ async def _serve(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     _, application = build_state(args.servers, args.pools)
     built = time.perf_counter() - t
+    # The server's garbage collections while it is scraped: (generation, seconds).
+    pauses: list[tuple[int, float]] = []
+    started = [0.0]
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(collected)
+
+    async def gc_pauses(_: web.Request) -> web.Response:
+        """The bench's own route (not the monitor's): the GC pauses so far."""
+        return web.json_response(pauses)
+
+    application.router.add_get("/bench-gc-pauses", gc_pauses)
     runner = web.AppRunner(application, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -168,6 +189,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--servers", type=int, default=10000)
     parser.add_argument("--pools", type=int, default=10)
     parser.add_argument("--requests", type=int, default=20, help="timed GETs per format")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="rounds of --requests GETs per format (the noise)"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="also serve the monitor package in this directory (e.g. the previous commit's "
+        "monitor/, from git archive) and alternate GETs between the two: an A/B",
+    )
     parser.add_argument("--loop", default="uvloop", choices=("asyncio", "uvloop"))
 
 
@@ -186,59 +217,116 @@ def _get(port: int, accept: str | None) -> tuple[float, float, int]:
         conn.close()
 
 
+def _gc_pauses(port: int) -> list[tuple[int, float]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", "/bench-gc-pauses")
+        return [(int(g), float(p)) for g, p in json.loads(conn.getresponse().read())]
+    finally:
+        conn.close()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     command = ["_metrics-server", "--servers", str(args.servers), "--pools", str(args.pools)]
     command += ["--loop", args.loop]
     formats = {"text": None, "openmetrics": "application/openmetrics-text; version=1.0.0"}
-    results: dict[str, Any] = {}
+    sides: list[tuple[str, Path | None]] = [("ours", None)]
+    if args.before is not None:
+        sides.insert(0, ("before", args.before))
+    out: dict[str, Any] = {"servers": args.servers}
     with (
         step(
             f"/metrics with {args.servers} servers with results, {args.pools} pools, "
-            f"loop {args.loop}"
+            f"loop {args.loop}" + (" (before and ours, GETs alternating)" if len(sides) > 1 else "")
         ),
-        spawn_bench(command, stdout=-1) as child,
+        contextlib.ExitStack() as stack,
     ):
-        assert child.proc.stdout is not None
-        info = json.loads(child.proc.stdout.readline())
+        children, infos = {}, {}
+        for side, source in sides:
+            env = None
+            if source is not None:
+                env = {**os.environ, "JITSI_BENCH_MONITOR_SRC": str(source.resolve())}
+            child = stack.enter_context(spawn_bench(command, stdout=-1, env=env))
+            assert child.proc.stdout is not None
+            children[side] = child
+            infos[side] = json.loads(child.proc.stdout.readline())
+        loads = [os.getloadavg()[0]]
+        results: dict[str, dict[str, Any]] = {side: {} for side, _ in sides}
         for label, accept in formats.items():
-            first = _get(info["port"], accept)
-            heads, totals, size = [], [], 0
-            for _ in range(args.requests):
-                head, total, size = _get(info["port"], accept)
-                heads.append(head)
-                totals.append(total)
-            results[label] = {
-                "head": summary(heads),
-                "total": summary(totals),
-                "first_head_s": first[0],
-                "first_total_s": first[1],
-                "bytes": size,
-            }
-        memory = proc_memory_mb(child.pid)
-    print(
-        f"   {args.servers} reports recorded in {info['build_s']:.1f} s; RSS "
-        f"{info['rss_before_mb']:.0f} MB after imports, {info['rss_built_mb']:.0f} MB with them"
-    )
-    print(
-        "   GET /metrics   whole answer: p50 / p99   first byte: p50 / p99"
-        "   first GET: first byte / whole   body"
-    )
-    for label, res in results.items():
-        head, total = res["head"], res["total"]
+            firsts = {side: _get(infos[side]["port"], accept) for side, _ in sides}
+            heads: dict[str, list[float]] = {side: [] for side, _ in sides}
+            totals: dict[str, list[float]] = {side: [] for side, _ in sides}
+            rounds: dict[str, list[dict[str, float]]] = {side: [] for side, _ in sides}
+            size = dict.fromkeys(infos, 0)
+            for _ in range(max(1, args.repeats)):
+                round_totals: dict[str, list[float]] = {side: [] for side, _ in sides}
+                for _ in range(args.requests):
+                    for side, _ in sides:
+                        head, total, size[side] = _get(infos[side]["port"], accept)
+                        heads[side].append(head)
+                        totals[side].append(total)
+                        round_totals[side].append(total)
+                for side, _ in sides:
+                    rounds[side].append(summary(round_totals[side]))
+                loads.append(os.getloadavg()[0])
+            for side, _ in sides:
+                results[side][label] = {
+                    "head": summary(heads[side]),
+                    "total": summary(totals[side]),
+                    "rounds": rounds[side],
+                    "first_head_s": firsts[side][0],
+                    "first_total_s": firsts[side][1],
+                    "bytes": size[side],
+                }
+        memory = {side: proc_memory_mb(children[side].pid) for side, _ in sides}
+        gc_pauses = {side: _gc_pauses(infos[side]["port"]) for side, _ in sides}
+    for side, _ in sides:
+        info = infos[side]
         print(
-            f"   {label:12}   {ms(total['p50'], 1):>9} / {ms(total['p99'], 1):>9}"
-            f"   {ms(head['p50'], 1):>9} / {ms(head['p99'], 1):>9}"
-            f"   {ms(res['first_head_s'], 0):>9} / {ms(res['first_total_s'], 0):>7}"
-            f"     {res['bytes'] / 1e6:.1f} MB"
+            f"   {side}: {args.servers} reports recorded in {info['build_s']:.1f} s; RSS "
+            f"{info['rss_before_mb']:.0f} MB after imports, {info['rss_built_mb']:.0f} MB "
+            "with them"
         )
     print(
-        f"   RSS after rendering {memory['VmRSS']:.0f} MB, peak {memory['VmHWM']:.0f} MB "
-        "(targets: render <= 100 ms, RSS <= 200 MB)"
+        "   GET /metrics           whole answer: p50 / p99   first byte: p50 / p99"
+        "   first GET: first byte / whole   body"
     )
-    return {
-        "servers": args.servers,
-        "build": info,
-        "render": results,
-        "rss_after_mb": memory["VmRSS"],
-        "peak_rss_mb": memory["VmHWM"],
-    }
+    for side, _ in sides:
+        for label, res in results[side].items():
+            head, total = res["head"], res["total"]
+            print(
+                f"   {side:7} {label:12}   {ms(total['p50'], 1):>9} / {ms(total['p99'], 1):>9}"
+                f"   {ms(head['p50'], 1):>9} / {ms(head['p99'], 1):>9}"
+                f"   {ms(res['first_head_s'], 0):>9} / {ms(res['first_total_s'], 0):>7}"
+                f"     {res['bytes'] / 1e6:.1f} MB"
+            )
+    for side, _ in sides:
+        for label, res in results[side].items():
+            spread = ", ".join(f"{ms(r['p50'], 0)} / {ms(r['p99'], 0)}" for r in res["rounds"])
+            print(
+                f"   {side:7} {label:12}   each round of {args.requests} GETs, p50 / p99: {spread}"
+            )
+    for side, _ in sides:
+        pauses = gc_pauses[side]
+        full = [p for g, p in pauses if g == 2]
+        longest = max((p for _, p in pauses), default=0.0)
+        print(
+            f"   {side}: the server's garbage collections while scraped: {len(pauses)}, of "
+            f"them {len(full)} full; longest {ms(longest, 1)}; RSS after rendering "
+            f"{memory[side]['VmRSS']:.0f} MB, peak {memory[side]['VmHWM']:.0f} MB"
+        )
+    print(f"   load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}")
+    print("   (targets: whole answer p99 <= 100 ms, the first GET included; RSS <= 200 MB)")
+    for side, _ in sides:
+        out[side] = {
+            "build": infos[side],
+            "render": results[side],
+            "gc_pauses": gc_pauses[side],
+            "rss_after_mb": memory[side]["VmRSS"],
+            "peak_rss_mb": memory[side]["VmHWM"],
+        }
+    out["load"] = loads
+    # The figures of this checkout's monitor, where they always were.
+    out.update({k: v for k, v in out["ours"].items() if k != "build"})
+    out["build"] = infos["ours"]
+    return out

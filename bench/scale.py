@@ -249,6 +249,7 @@ def run_monitor(
     scrape: float,
     workdir: Path,
     shards: int = 1,
+    env: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[float]]:
     """Run serve (``shards`` processes); scrape /metrics every ``scrape`` s (0: never).
 
@@ -267,7 +268,7 @@ def run_monitor(
             if shards > 1:
                 cmd += ["--shard", f"{index}/{shards}"]
             with log.open("w") as err:
-                child = spawn_bench(cmd, stderr=err)
+                child = spawn_bench(cmd, stderr=err, env=env)
             children.append((child, out, log, port))
         for child, _, log, port in children:
             try:

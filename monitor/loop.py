@@ -1,4 +1,4 @@
-"""The event loop: uvloop when it is installed (``pip install .[fast]``), else asyncio's.
+"""The event loop: uvloop when it is installed (a dependency where it builds), else asyncio's.
 
 uvloop's transports are written in C; the TLS layer and our HTTP client stay
 the same, so the gain is in the loop's own work (see bench/RESULTS.md).

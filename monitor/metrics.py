@@ -22,6 +22,7 @@ from monitor.config import Target
 from monitor.ladder import FAILOVER_REASONS, LADDER
 from monitor.model import MediaReport, ServerReport
 from monitor.outbox import RESULTS
+from monitor.selfmetrics import SelfMetrics
 from monitor.state import State
 
 __all__ = ["CONTENT_TYPE", "FAMILIES", "OPENMETRICS_CONTENT_TYPE", "Exposition"]
@@ -377,6 +378,12 @@ class Exposition:
         # (set_targets replaces the dict, so its identity tells when to recompute).
         self._extra: tuple[str, ...] = ()
         self._extra_of: dict[str, Target] | None = None
+        # The server list whose kept lines were last checked one by one; until
+        # it changes, the listener keeps them current (reports and round trips
+        # change through State.record only).
+        self._checked_of: dict[str, Target] | None = None
+        # process_* and python_*, after the monitor's own families (monitor.selfmetrics).
+        self._self = SelfMetrics()
         state.listeners.append(self._refresh)
 
     def _refresh(self, name: str) -> None:
@@ -424,22 +431,34 @@ class Exposition:
         A snapshot: later reports do not change the list.
         """
         state = self.state
-        rows = [self._lines(name) for name in state.targets]
-        if len(self._kept) > len(state.targets):
-            for gone in self._kept.keys() - state.targets.keys():
+        targets = state.targets
+        if targets is self._checked_of:
+            # The same server list as at the last scrape: every report since
+            # was formatted by the listener, so the kept lines are current.
+            kept = self._kept
+            rows = [kept[name].lines for name in targets]
+        else:
+            rows = [self._lines(name) for name in targets]
+            self._checked_of = targets
+        if len(self._kept) > len(targets):
+            for gone in self._kept.keys() - targets.keys():
                 del self._kept[gone]
         parts: list[bytes] = []
-        for index, family in enumerate(SERVER_FAMILIES):
+        # zip(*rows): one tuple per family, transposed in C.
+        columns = zip(*rows, strict=True) if rows else ((),) * len(SERVER_FAMILIES)
+        for family, column in zip(SERVER_FAMILIES, columns, strict=True):
             parts.append(family.header(openmetrics).encode())
-            parts.extend(row[index] for row in rows)
+            parts.extend(column)
         tail = ""
         if monitor:
             tail = self._pools(state.location, openmetrics) + self._monitor(
                 state.location, openmetrics
             )
-        if openmetrics:
-            tail += "# EOF\n"
         parts.append(tail.encode("utf-8", "replace"))
+        if monitor:
+            parts.append(self._self.render(openmetrics))
+        if openmetrics:
+            parts.append(b"# EOF\n")
         return parts
 
     def _pools(self, loc: str, openmetrics: bool) -> str:

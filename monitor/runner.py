@@ -40,6 +40,7 @@ from monitor.probes.xmpp import (
     no_redirects,
     probe_xmpp,
     signalling_checks,
+    timed_connector,
 )
 
 __all__ = ["STAGES", "LadderRun", "Runner", "Stage", "register_stage", "run_ladder", "user_agent"]
@@ -74,7 +75,7 @@ class Runner:
         self.media = MediaMemory()
         # WebSockets for the signalling ladder; each is its own connection.
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
+            connector=timed_connector(
                 resolver=aiohttp.AsyncResolver(nameservers=nameservers, timeout=5.0, tries=2),
                 limit=0,
                 force_close=True,

@@ -5,14 +5,27 @@
 - At most one ladder per server at a time (``max_instances=1``); runs missed
   while the loop was busy are coalesced into one.
 - A global bound on concurrent ladders comes from the Runner's slots.
-- Every server gets a first probe within a few seconds of start (a one-off
-  job), then runs at a stable phase inside its interval derived from its
-  name, which spreads a large fleet evenly over the interval.
+- Every server gets a first probe soon after start (a one-off job), then
+  runs at a stable phase inside its interval derived from its name, which
+  spreads a large fleet evenly over the interval.
+- The first probes are spread over a window that grows with the number of
+  servers started together (``first_round_window``): a large fleet's first
+  round is not one burst that saturates the process, delays every ladder
+  and skews the first timings. Each server's place in the window comes from
+  its name, so a restart probes in the same order. A reload spreads the
+  servers it adds the same way.
+- Objects that live as long as the config (targets, jobs, the config
+  itself) are moved out of the garbage collector's sight (``gc.freeze``)
+  after start-up and after an update that adds servers, and so are the
+  survivors of each full collection (``monitor.memory``), so a full pass
+  walks only what changed since, which keeps its pauses short in a large
+  fleet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import zlib
@@ -25,16 +38,20 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import escape
 from monitor.config import Target
 from monitor.decisions import Decisions
+from monitor.memory import QuietGc
 from monitor.model import ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 
-__all__ = ["STARTUP_SPREAD", "Scheduler"]
+__all__ = ["FIRST_ROUND_PER_SERVER", "STARTUP_SPREAD", "Scheduler", "first_round_window"]
 
 log = logging.getLogger(__name__)
 
 # The first probes after start are spread over this many seconds at most.
 STARTUP_SPREAD = 5.0
+# ... unless the fleet is larger: then over this much time per server started
+# together (50 first ladders a second), at most the server's interval.
+FIRST_ROUND_PER_SERVER = 0.02
 # How long shutdown waits for cancelled ladders to leave their rooms.
 SHUTDOWN_WAIT = 5.0
 # Suffix of the one-off job that runs a new server's first probe.
@@ -44,6 +61,16 @@ _FIRST = "/first"
 def _fraction(name: str) -> float:
     """A stable number in [0, 1) for a server name."""
     return zlib.crc32(name.encode()) / 2**32
+
+
+def first_round_window(count: int, interval: float) -> float:
+    """The window over which ``count`` servers started together get their first probes.
+
+    ``STARTUP_SPREAD`` for a small fleet, ``count * FIRST_ROUND_PER_SERVER``
+    for a large one, never more than the server's ``interval`` (then the
+    first probe comes at the server's own place in its interval).
+    """
+    return min(interval, max(STARTUP_SPREAD, count * FIRST_ROUND_PER_SERVER))
 
 
 def _jitter(interval: float) -> float:
@@ -78,13 +105,17 @@ class Scheduler:
         self._due: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()
+        self._gc = QuietGc()
         self._aps = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
         self._aps.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
 
     def start(self, targets: list[Target]) -> None:
         """Schedule ``targets`` and start; call from inside the running loop."""
         self._aps.start()
+        # Start-up's garbage goes now, before anything is probed and while it is cheap.
+        gc.collect()
         self.update(targets)
+        self._gc.install()
 
     def update(self, targets: list[Target]) -> None:
         """Adopt a new target list: add, reschedule and remove jobs to match."""
@@ -94,13 +125,15 @@ class Scheduler:
                 self._remove_jobs(name)
                 del self._targets[name]
         now = datetime.now(UTC)
+        added = sum(name not in self._targets for name in new)
         for name, target in new.items():
             old = self._targets.get(name)
             self._targets[name] = target
             if old is not None and old.interval == target.interval:
                 continue  # other settings are read at each run
             offset = _fraction(name)
-            first = now + timedelta(seconds=offset * min(STARTUP_SPREAD, target.interval))
+            window = first_round_window(added, target.interval)
+            first = now + timedelta(seconds=offset * window)
             if old is None:
                 self._aps.add_job(
                     self._job, "date", run_date=first, args=[name], id=f"{name}{_FIRST}"
@@ -124,6 +157,12 @@ class Scheduler:
                 max_instances=1,
                 coalesce=True,
             )
+        if added:
+            # What was just built lives until the next update: out of the GC's
+            # sight. No collection first (it would walk the whole new config on
+            # the loop); cyclic garbage frozen with it is freed at the next thaw
+            # (monitor.memory).
+            gc.freeze()
 
     def _remove_jobs(self, name: str) -> None:
         for job_id in (name, f"{name}{_FIRST}"):
@@ -140,6 +179,7 @@ class Scheduler:
         due = self._due.pop(name, None)
         if target is None or name in self._running:
             return  # removed meanwhile, or its ladder is still running
+        self._gc.settle()
         task = asyncio.current_task()
         self._running.add(name)
         if task is not None:
@@ -166,6 +206,7 @@ class Scheduler:
 
     async def shutdown(self) -> None:
         """Stop scheduling and cancel ladders in flight (they close their connections)."""
+        self._gc.uninstall()
         if self._aps.running:
             self._aps.shutdown(wait=False)
         tasks = list(self._tasks)

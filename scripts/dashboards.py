@@ -64,6 +64,12 @@ def sel(metric: str, *matchers: str) -> str:
     return f"{metric}{{{', '.join((JOB, LOCATION, *matchers))}}}"
 
 
+def vital(expr: str) -> str:
+    """A process_* series (no location label of its own) with the monitor's location,
+    narrowed to the chosen locations through jitsi_monitor_build_info (always 1)."""
+    return f"{expr} * on (instance) group_left (location) {sel('jitsi_monitor_build_info')}"
+
+
 def cert_days(*matchers: str) -> str:
     """Days until the presented certificate expires."""
     return f"({sel('jitsi_ssl_earliest_cert_expiry', *matchers)} - time()) / 86400"
@@ -857,6 +863,75 @@ def overview() -> Json:
             unit="dtdurations",
             defaults={"color": BLUE},
             overrides=[override("byFrameRefID", "B", {"unit": "short", "decimals": 0})],
+        ),
+        w=6,
+        h=8,
+    )
+    grid.add(
+        timeseries(
+            "Monitor memory",
+            "Resident memory of each monitor process (process_resident_memory_bytes). "
+            "About 190 MB for 10,000 servers (bench/RESULTS.md); steady growth over days "
+            "is a leak worth reporting.",
+            [query(vital(f"process_resident_memory_bytes{{{JOB}}}"), "{{location}} {{instance}}")],
+            unit="bytes",
+        ),
+        w=6,
+        h=8,
+    )
+    grid.add(
+        timeseries(
+            "Monitor CPU",
+            "CPU time of each monitor process per second (rate of process_cpu_seconds_total): "
+            "1 is one core. One process runs on one core: near 1, due ladders start late "
+            "(see schedule lag); shard the fleet.",
+            [
+                query(
+                    vital(f"rate(process_cpu_seconds_total{{{JOB}}}[$__rate_interval])"),
+                    "{{location}} {{instance}}",
+                )
+            ],
+            unit="percentunit",
+        ),
+        w=6,
+        h=8,
+    )
+    grid.add(
+        timeseries(
+            "Monitor open files",
+            "Open file descriptors of each monitor process (process_open_fds; every probe "
+            "in flight holds a socket or two) and its limit (process_max_fds). Above 80 % "
+            "of the limit for 5 minutes: JitsiMonitorFileDescriptorsNearLimit.",
+            [
+                query(vital(f"process_open_fds{{{JOB}}}"), "{{location}} {{instance}}: open"),
+                query(vital(f"process_max_fds{{{JOB}}}"), "{{location}} {{instance}}: limit"),
+            ],
+            unit="short",
+            overrides=[
+                override(
+                    "byFrameRefID",
+                    "B",
+                    {"custom.lineStyle": {"fill": "dash", "dash": [10, 10]}},
+                )
+            ],
+        ),
+        w=6,
+        h=8,
+    )
+    grid.add(
+        timeseries(
+            "Monitor garbage collections",
+            "Full garbage collections per minute (python_gc_collections_total, generation "
+            "2): each pauses the monitor, in a large fleet for a tenth of a second or more.",
+            [
+                query(
+                    vital(
+                        f'increase(python_gc_collections_total{{{JOB}, generation="2"}}[5m]) / 5'
+                    ),
+                    "{{location}} {{instance}}",
+                )
+            ],
+            unit="short",
         ),
         w=6,
         h=8,

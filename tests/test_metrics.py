@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import gc
+import resource
+import socket
+import time
 from pathlib import Path
 
 import aiohttp
@@ -202,7 +207,12 @@ def test_openmetrics_has_the_same_samples() -> None:
     state = State(location="eu")
     state.set_targets(targets("a", "b"))
     state.record(report("a"))
-    assert om_samples(state) == samples(state)
+    om, text = om_samples(state), samples(state)
+    assert om.keys() == text.keys()
+    # The monitor's own process_* and python_* move between two renders.
+    assert {k: v for k, v in om.items() if k[0].startswith("jitsi_")} == {
+        k: v for k, v in text.items() if k[0].startswith("jitsi_")
+    }
 
 
 def test_hostile_values_are_escaped() -> None:
@@ -252,8 +262,84 @@ async def test_metrics_is_streamed_whole_and_head_has_no_body() -> None:
                 length = int(resp.headers["Content-Length"])
                 assert await resp.read() == b""
             async with session.get(url) as resp:
+                sent = int(resp.headers["Content-Length"])
                 body = await resp.read()
-        assert len(body) == length == len(Exposition(state).render())
+        # The process_* and python_* series at the end change between two
+        # answers (CPU seconds, collections); the servers' part does not.
+        ours, _, vitals = body.partition(b"# HELP process_")
+        assert len(body) == sent
+        assert abs(sent - length) < 200
+        assert ours == Exposition(state).render().partition(b"# HELP process_")[0]
+        assert b"process_open_fds " in vitals
         assert body.count(b"jitsi_server_up{") == 3000
+    finally:
+        await runner.cleanup()
+
+
+async def test_metrics_shows_the_monitors_own_vital_signs() -> None:
+    """process_* and python_* as every exporter has them, in both formats; not on /probe."""
+    state = State(location="eu")
+    state.set_targets(targets("a"))
+    state.record(report("a"))
+    exposition = Exposition(state)
+
+    def vitals(body: bytes) -> dict[str, float]:
+        return {
+            s.name: s.value
+            for f in text_string_to_metric_families(body.decode())
+            for s in f.samples
+            if s.name.startswith(("process_", "python_"))
+        }
+
+    before = vitals(exposition.render())
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert before["process_max_fds"] == soft
+    assert before["process_resident_memory_bytes"] > 10e6
+    assert before["process_start_time_seconds"] <= time.time()
+    assert "python_gc_collections_total" in before
+    assert "python_info" in before
+    opened = [socket.socket() for _ in range(20)]
+    try:
+        after = vitals(exposition.render())
+    finally:
+        for sock in opened:
+            sock.close()
+    assert after["process_open_fds"] >= before["process_open_fds"] + 20
+    # OpenMetrics: the same families, one # EOF at the very end.
+    body = exposition.render(openmetrics=True).decode()
+    names = {f.name for f in openmetrics_families(body)}  # the parser wants # EOF last
+    assert {"jitsi_server_up", "process_open_fds", "python_gc_collections"} <= names
+    assert body.count("# EOF") == 1
+    # What /probe answers (the servers' families only) has none of them.
+    assert b"process_" not in exposition.render(monitor=False)
+
+
+async def test_scrapes_leave_the_garbage_collector_on() -> None:
+    """A scrape holds collections off while it is answered, and only then:
+    after whole answers, a HEAD, and a client that hangs up half way."""
+    state = State(location="eu")
+    state.set_targets(targets(*(f"s{i}" for i in range(3000))))
+    for i in range(3000):
+        state.record(report(f"s{i}"))
+    runner = web.AppRunner(make_app(state))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for method in ("GET", "HEAD", "GET"):
+                async with session.request(method, f"http://127.0.0.1:{port}/metrics") as resp:
+                    await resp.read()
+                assert gc.isenabled()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readexactly(4096)  # some of the answer, then hang up
+        writer.transport.abort()
+        for _ in range(100):
+            if gc.isenabled():
+                break
+            await asyncio.sleep(0.02)
+        assert gc.isenabled()
     finally:
         await runner.cleanup()

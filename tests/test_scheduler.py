@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from monitor.config import MonitorConfig
 from monitor.runner import Runner
-from monitor.scheduler import Scheduler
+from monitor.scheduler import Scheduler, first_round_window
 from monitor.state import State
 from tests.conftest import StartSite, jitsi_app, make_config
 
@@ -149,3 +150,48 @@ async def test_shutdown_cancels_ladders_in_flight(
     assert "hang" not in state.reports, "a cancelled ladder reports nothing"
     server.close()
     await server.wait_closed()
+
+
+async def test_a_large_fleet_first_round_is_spread_by_name(
+    running: list[tuple[Scheduler, Runner]],
+) -> None:
+    """400 servers started together: their first probes come over 8 s
+    (20 ms a server), each at a place given by its name, not in one burst."""
+    first_seen: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+
+    async def page(request: web.Request) -> web.Response:
+        first_seen.setdefault(request.match_info["server"], loop.time())
+        return web.Response(text="<html><title>Jitsi Meet</title></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{server}/", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        names = [f"s{i}" for i in range(400)]
+        lines = ["servers:"]
+        for name in names:
+            lines += [f"  - name: {name}", f"    url: http://127.0.0.1:{port}/{name}/"]
+            lines += ["    interval: 60s", "    timeout: 5s", "    signalling: {enabled: false}"]
+        cfg = make_config("\n".join(lines) + "\n")
+        started = loop.time()
+        start(cfg, running)
+        await asyncio.sleep(2.0)
+        seen = dict(first_seen)
+    finally:
+        await runner.cleanup()
+    window = first_round_window(len(names), 60.0)
+    assert window == pytest.approx(8.0)
+    # About a quarter after 2 s of 8; all 400 would be a burst.
+    assert 25 <= len(seen) <= 250, len(seen)
+    # Who comes first is given by the name: the same after every restart.
+    place = {name: zlib.crc32(name.encode()) / 2**32 * window for name in names}
+    too_soon = [name for name, at in seen.items() if at - started < place[name] - 0.1]
+    assert too_soon == [], "no server is probed before its place in the window"
+    early = [name for name in names if place[name] < 1.0]
+    missing = [name for name in early if name not in seen]
+    assert len(missing) <= len(early) // 4, missing

@@ -28,7 +28,7 @@ from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
 from monitor.outbox import Outbox
 from monitor.runner import Runner, user_agent
-from monitor.scheduler import STARTUP_SPREAD, Scheduler
+from monitor.scheduler import Scheduler, first_round_window
 from monitor.selector import Decision, PoolSettings
 from monitor.server import make_app
 from monitor.server.guard import fd_budget, handler_args, listen
@@ -127,7 +127,9 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
     # The sinks first: the saved outbox keeps the events of those configured.
     notifier.configure(cfg.webhooks(), cfg.notify.command)
     if state_path is not None:
-        problem = load_state(state, state_path, first_probes_within=STARTUP_SPREAD)
+        # Every member's first probe comes within the first round's window.
+        within = max((first_round_window(len(targets), t.interval) for t in targets), default=0.0)
+        problem = load_state(state, state_path, first_probes_within=within)
         if problem:
             log.warning("%s", problem)
     state.command_exits = notifier.exits

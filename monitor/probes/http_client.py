@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, SupportsIndex
 from urllib.parse import urljoin, urlsplit
 
 import aiodns
@@ -97,6 +97,53 @@ def make_ssl_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+class _TimedReader(asyncio.StreamReader):
+    """A stream reader that notes when bytes arrive.
+
+    ``feed_data`` runs inside the protocol's ``data_received``, in the loop's
+    read callback (after TLS decryption, in the same callback): the moment
+    the bytes are there, not the later moment the waiting coroutine resumes,
+    which also counts however long the loop was busy with other ladders.
+    """
+
+    arrived: float | None = None  # the first bytes since the last reset
+    last: float | None = None  # the latest bytes
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        now = time.monotonic()
+        if self.arrived is None:
+            self.arrived = now
+        self.last = now
+        super().feed_data(data)
+
+
+class _TimedProtocol(asyncio.StreamReaderProtocol):
+    """Notes when the TCP connection was made (``connection_made``)."""
+
+    connected: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.connected is None:
+            self.connected = time.monotonic()
+        super().connection_made(transport)
+
+
+async def _open(addr: str, port: int) -> tuple[_TimedReader, asyncio.StreamWriter, float]:
+    """``asyncio.open_connection`` with a timed reader; also when the connection was made."""
+    loop = asyncio.get_running_loop()
+    reader = _TimedReader(limit=MAX_HEADER_BYTES, loop=loop)
+    protocol = _TimedProtocol(reader, loop=loop)
+    transport, _ = await loop.create_connection(lambda: protocol, addr, port)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer, protocol.connected or time.monotonic()
+
+
+def _first_byte(reader: asyncio.StreamReader, resumed: float) -> float:
+    """When the first byte of the answer arrived: noted by the reader, else ``resumed``."""
+    arrived = getattr(reader, "arrived", None)
+    return resumed if arrived is None else min(arrived, resumed)
 
 
 @dataclass(slots=True)
@@ -247,10 +294,11 @@ class HttpClient:
         conn: _Conn | None = None
         errors: list[str] = []
         refused = True
+        connected = t1
         for addr in addrs:
             attempt = time.monotonic()
             try:
-                reader, writer = await asyncio.open_connection(addr, port, limit=MAX_HEADER_BYTES)
+                reader, writer, connected = await _open(addr, port)
             except ConnectionRefusedError:
                 errors.append(f"{addr}: connection refused")
                 continue
@@ -260,9 +308,11 @@ class HttpClient:
                 continue
             conn = _Conn(reader, writer)
             if self.connect_rtt is None:
-                self.connect_rtt = time.monotonic() - attempt
+                self.connect_rtt = max(0.0, connected - attempt)
             break
-        t2 = time.monotonic()
+        # connect ends when the connection was made (connection_made), the tls
+        # phase starts there: the loop's delay in resuming this coroutine is in tls.
+        t2 = connected if conn is not None else time.monotonic()
         fetch.add("connect", t2 - t1)
         if conn is None:
             reason = Reason.CONNECT_REFUSED if refused else Reason.CONNECT_ERROR
@@ -344,14 +394,20 @@ class HttpClient:
         reusable = False
         try:
             fetch.current = "processing"
+            if isinstance(conn.reader, _TimedReader):
+                conn.reader.arrived = None  # a kept-alive connection: time this answer
             t0 = time.monotonic()
             conn.writer.write(request)
             status, headers = await self._read_head(conn.reader)
-            t1 = time.monotonic()
+            # processing ends at the answer's first byte, as it arrived.
+            t1 = _first_byte(conn.reader, time.monotonic())
             fetch.add("processing", t1 - t0)
             fetch.current = "transfer"
             body, reusable = await self._read_body(conn.reader, status, headers)
-            fetch.add("transfer", time.monotonic() - t1)
+            # transfer ends when the body's last bytes arrived.
+            last = getattr(conn.reader, "last", None)
+            end = time.monotonic() if last is None else min(last, time.monotonic())
+            fetch.add("transfer", max(0.0, end - t1))
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             raise FetchError(Reason.CONNECTION_CLOSED, f"connection closed early: {exc}") from None
         except OSError as exc:

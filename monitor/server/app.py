@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import gc
 import re
+import time
 
 from aiohttp import web
 
@@ -31,20 +33,65 @@ def _exposition(request: web.Request) -> tuple[bool, str]:
 
 # Pieces of the exposition joined per write: some 100 KiB at a time.
 _BATCH = 1024
+# How long a scrape may hold the garbage collector off (see _GcHold).
+GC_HOLD = 1.0
+
+
+class _GcHold:
+    """Keeps automatic garbage collection off while scrapes are answered.
+
+    With 10,000 servers a full collection walks some 600,000 objects and
+    takes 0.1-0.3 s; one that starts while the 55 MB answer is being sent
+    makes that scrape as much slower. While a scrape is answered (at most
+    ``GC_HOLD`` seconds, so a client that reads slowly cannot keep it off),
+    collections wait; the next allocation after it starts the one that was
+    due. Scrapes that overlap share the hold.
+    """
+
+    def __init__(self) -> None:
+        self._holders = 0
+
+    def hold(self) -> None:
+        if self._holders == 0 and not gc.isenabled():
+            return  # turned off by someone else: not ours to turn back on
+        self._holders += 1
+        gc.disable()
+
+    def release(self) -> None:
+        if self._holders == 0:
+            return
+        self._holders -= 1
+        if self._holders == 0:
+            gc.enable()
+
+
+# The collector is the process's: one hold for every app in it.
+_GC = _GcHold()
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
     """The exposition, written batch by batch: a large fleet's body (tens of
     MB) is never held whole in memory a second time."""
     openmetrics, content_type = _exposition(request)
-    parts = request.app[_EXPOSITION_KEY].parts(openmetrics)
-    response = web.StreamResponse(headers={"Content-Type": content_type})
-    response.content_length = sum(len(part) for part in parts)
-    await response.prepare(request)
-    if request.method != "HEAD":  # a HEAD answer has the headers only
-        for start in range(0, len(parts), _BATCH):
-            await response.write(b"".join(parts[start : start + _BATCH]))
-    await response.write_eof()
+    hold = _GC
+    hold.hold()
+    held = True
+    deadline = time.monotonic() + GC_HOLD
+    try:
+        parts = request.app[_EXPOSITION_KEY].parts(openmetrics)
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.content_length = sum(map(len, parts))
+        await response.prepare(request)
+        if request.method != "HEAD":  # a HEAD answer has the headers only
+            for start in range(0, len(parts), _BATCH):
+                await response.write(b"".join(parts[start : start + _BATCH]))
+                if held and time.monotonic() > deadline:
+                    held = False
+                    hold.release()
+        await response.write_eof()
+    finally:
+        if held:
+            hold.release()
     return response
 
 

@@ -14,7 +14,7 @@ from monitor.probes.xmpp.session import (
     signalling_checks,
     skipped_checks,
 )
-from monitor.probes.xmpp.transport import RedirectRefused, no_redirects
+from monitor.probes.xmpp.transport import RedirectRefused, no_redirects, timed_connector
 
 __all__ = [
     "MAX_FRAME",
@@ -25,4 +25,5 @@ __all__ = [
     "probe_xmpp",
     "signalling_checks",
     "skipped_checks",
+    "timed_connector",
 ]

@@ -52,6 +52,10 @@ class BoshTransport:
     no session is left to the server's inactivity timeout.
     """
 
+    def arrived(self) -> float | None:
+        """Not noted over BOSH: a step ends when its coroutine resumes."""
+        return None
+
     def __init__(
         self,
         session: aiohttp.ClientSession,

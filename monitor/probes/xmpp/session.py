@@ -256,7 +256,12 @@ class XmppSession:
         t0 = self.step("ping")
         await self.iq("get", self.domain, f'<ping xmlns="{NS_PING}"/>', "ping")
         # Any answer, even an error, is a full round trip through the server.
-        self.done("ping", t0)
+        # It ends when the answer's bytes arrived (over a WebSocket), not when
+        # this coroutine got the loop back.
+        now = time.monotonic()
+        arrived = self.transport.arrived() if self.transport is not None else None
+        end = min(now, arrived) if arrived is not None and arrived >= t0 else now
+        self.phases["ping"] = end - t0
         self.ping_rtt = self.phases["ping"]
 
     async def focus(self) -> None:

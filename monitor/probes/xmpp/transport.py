@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
-from typing import TYPE_CHECKING, Final
+import time
+from typing import TYPE_CHECKING, Any, Final
 from xml.etree.ElementTree import Element
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
 from monitor import escape
@@ -33,6 +36,7 @@ __all__ = [
     "connect_error",
     "no_redirects",
     "signalling_url",
+    "timed_connector",
 ]
 
 # How long the WebSocket close handshake may take before the socket is dropped.
@@ -160,6 +164,31 @@ def connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> XmppError:
     return XmppError(Reason.CONNECTION_CLOSED, f"{what} failed: {type(exc).__name__}")
 
 
+class _TimedHandler(ResponseHandler):
+    """aiohttp's connection protocol, noting when bytes last arrived.
+
+    ``data_received`` runs in the loop's read callback (after TLS decryption,
+    in the same callback): the moment a frame is there, not the later moment
+    the coroutine waiting for it resumes, which also counts however long the
+    loop was busy with other ladders.
+    """
+
+    arrived: float | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.arrived = time.monotonic()
+        super().data_received(data)
+
+
+def timed_connector(**kwargs: Any) -> aiohttp.TCPConnector:
+    """An ``aiohttp.TCPConnector`` whose connections note when bytes arrive
+    (``WebSocketTransport.arrived``). aiohttp makes each connection's protocol
+    with the connector's factory; only the protocol's class changes."""
+    connector = aiohttp.TCPConnector(**kwargs)
+    connector._factory = functools.partial(_TimedHandler, loop=connector._loop)  # type: ignore[assignment]
+    return connector
+
+
 class WebSocketTransport:
     """RFC 7395: one XML element per WebSocket message."""
 
@@ -203,6 +232,13 @@ class WebSocketTransport:
     @property
     def closed(self) -> bool:
         return self.ws.closed
+
+    def arrived(self) -> float | None:
+        """When bytes last arrived on the connection (``time.monotonic``); None
+        when the connection was not made by ``timed_connector``."""
+        conn = getattr(self.ws, "_conn", None)
+        arrived = getattr(getattr(conn, "protocol", None), "arrived", None)
+        return arrived if isinstance(arrived, float) else None
 
     async def open(self, to: str, restart: bool) -> None:
         await self.send(f'<open xmlns="{NS_FRAMING}" to="{esc(to)}" version="1.0"/>')
