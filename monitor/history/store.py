@@ -57,7 +57,8 @@ class History:
 
     @property
     def on(self) -> bool:
-        return not self._writer.off and not self.closed
+        """Whether records are written: not turned off, not closed, the writer alive."""
+        return not self._writer.off and not self.closed and self._thread.is_alive()
 
     def add(self, record: ReportRecord | PoolRecord) -> None:
         """Queue a record (on the loop; never blocks)."""
