@@ -83,6 +83,8 @@ class Writer:
         self.rounds_failed = 0
         # Servers forgotten by pruning (no rows left), since start.
         self.servers_pruned = 0
+        # Failed writes, prunes and rounds of the thread, since start.
+        self.errors = 0
 
     def _load(self) -> None:
         """What the thread keeps in memory, read from the file (again after a
@@ -160,6 +162,7 @@ class Writer:
         except Exception:
             self._rollback()
             self.rounds_failed += 1
+            self.errors += 1
             log.exception("history: the writer failed (%d time(s) in a row)", self.rounds_failed)
             if self.rounds_failed >= MAX_FAILURES and not self.off:
                 self.off = True
@@ -182,6 +185,7 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 self._load()
             self.failures += 1
+            self.errors += 1
             self.dropped += len(records)
             log.error(
                 "history: cannot write %d record(s): %s",
@@ -302,6 +306,7 @@ class Writer:
             self._prune(now)
         except Exception as exc:  # sqlite3.Error; anything else is our bug or a bad file
             self._rollback()
+            self.errors += 1
             log.error("history: cannot prune: %s", exc, exc_info=not isinstance(exc, sqlite3.Error))
 
     def _prune(self, now: float) -> None:
