@@ -239,3 +239,72 @@ async def test_a_failing_write_is_logged_and_history_turns_itself_off(
     assert not history.on
     assert history.dropped >= 5
     history.add(report_record(report("a", NOW + 10)))  # ignored, no error
+
+
+async def test_pruning_keeps_a_stable_timeline_and_forgets_servers_long_gone(
+    tmp_path: Path,
+) -> None:
+    history = await opened(tmp_path / "h.sqlite")
+    # "stable" is ok for 99 days (one change row per check, 99 days old);
+    # "gone" left the fleet 99 days ago
+    for name in ("stable", "gone"):
+        history.add(report_record(report(name, NOW - 99 * DAY)))
+    history.add(report_record(report("stable", NOW - 60)))
+    await history.flush(prune_at=NOW)
+
+    week = NOW - 7 * DAY
+    spans = await history.read(lambda db: q.check_spans(db, "stable", week, NOW))
+    assert spans["web"] == [q.CheckSpan(week, NOW, "ok")]
+    assert set(spans) == {"web", "configjs", "external_api"}
+    names = await history.read(lambda db: [n for (n,) in db.execute("SELECT name FROM servers")])
+    assert names == ["stable"]
+    writer = history._writer
+    assert set(writer.ids) == {"stable"}
+    assert {sid for sid, _ in writer.last} == {writer.ids["stable"]}
+    assert history.servers_pruned == 1
+    # a server that comes back starts afresh, its changes written again
+    history.add(report_record(report("gone", NOW, up=False)))
+    await history.flush()
+    back = await history.read(lambda db: q.check_spans(db, "gone", week, NOW + 60))
+    assert back["web"] == [q.CheckSpan(NOW, NOW + 60, "connect_refused")]
+    await history.close()
+
+
+async def test_pruning_runs_at_start_without_waiting_for_a_record(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "h.sqlite"
+    history = await opened(path)
+    history.add(report_record(report("a", NOW - 30 * DAY)))
+    history.add(report_record(report("a", NOW)))
+    await history.flush()
+
+    def days(db: sqlite3.Connection) -> list[int]:
+        return [day for (day,) in db.execute("SELECT day FROM days ORDER BY day")]
+
+    today = int(NOW // DAY)
+    assert await history.read(days) == [today - 30, today]
+    await history.close()
+
+    history = await opened(path)  # no record, no flush: the writer prunes on its own
+    deadline = time.monotonic() + 10
+    while await history.read(days) != [today]:
+        assert time.monotonic() < deadline, "the history was not pruned at start"
+        await asyncio.sleep(0.05)
+    await history.close()
+
+
+async def test_an_unexpected_error_in_the_writer_is_logged_and_the_writer_goes_on(
+    history: History, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a day number no calendar holds (a file edited by hand, or damaged):
+    # pruning it raises OverflowError, not an sqlite3.Error
+    history._writer.db.execute("INSERT INTO days(day, rows) VALUES (?, 0)", (-(10**15),))
+    with caplog.at_level(logging.ERROR, "monitor.history"):
+        await history.flush(prune_at=NOW)
+    assert "history: cannot prune" in caplog.text
+    assert history.on
+    assert history.errors == 1
+    history.add(report_record(report("a", NOW)))
+    await history.flush()
+    assert (await history.read(lambda db: q.summaries(db, ["a"], NOW)))["a"].uptime_24h == 1.0

@@ -123,7 +123,7 @@ async def test_failover_end_to_end(
 
     async with aiohttp.ClientSession() as session, session.get(f"{served.base}/") as page:
         text = await page.text()
-        assert '<tr data-pool="moodle"><td><a href="/pools/moodle">moodle</a></td>' in text
+        assert '<tr data-pool="moodle"><td><a href="pools/moodle">moodle</a></td>' in text
         assert '<span class="v up">up</span> lab-1</td>' in text
     go = f"{served.base}/go/moodle/Maths-101"
     async with aiohttp.ClientSession() as session, session.get(go, allow_redirects=False) as r:

@@ -19,7 +19,7 @@ from monitor.selector import PoolSettings
 from monitor.server import make_app
 from monitor.state import State
 from monitor.status import Pages
-from tests.conftest import StartSite
+from tests.conftest import Served, StartSite, free_port, start_serve
 from tests.hostile import HOSTILE, raw_free
 
 EVIL = HOSTILE + ' <script>alert("x")</script><img src=x onerror=alert(1)> "quoted\''
@@ -173,6 +173,13 @@ async def test_the_public_view_shows_no_url_label_detail_or_private_server(
     _, _, index = await get(base, "/")
     assert "web: http_status" in index
     assert "2 server(s)" in index
+    # labels are not shown, so not filtered on either: the count would tell them
+    for label in ("region%3Dus", "region%3Deu", "region%3Dnone"):
+        _, _, filtered = await get(base, "/?label=" + label)
+        assert "2 server(s)" in filtered, label
+        assert "match" not in filtered, label
+        assert 'data-server="alpha"' in filtered, label
+        assert 'data-server="beta"' in filtered, label
     for path in ("/servers/secret", "/badge/secret.svg"):
         status, _, _ = await get(base, path)
         assert status == 404, path
@@ -203,6 +210,7 @@ async def test_filters_and_pages_with_many_servers(start_site: StartSite) -> Non
     assert await rows("/") == names[:100]
     assert await rows("/?page=3") == names[200:]
     assert await rows("/?page=99") == names[200:]  # past the end: the last page
+    assert await rows("/?page=0") == names[:100]  # before the first: the first page
     assert await rows("/?state=down") == [n for i, n in enumerate(names) if i % 5 == 1][:100]
     unknown = [n for i, n in enumerate(names) if not i % 5]
     assert await rows("/?state=unknown&page=2") == unknown  # one page of 50: page 2 is page 1
@@ -210,7 +218,7 @@ async def test_filters_and_pages_with_many_servers(start_site: StartSite) -> Non
     assert await rows("/?label=region%3Deu&pool=p") == names[1:30:2]
     assert await rows("/?pool=nope") == []
     _, _, text = await get(base, "/?page=2")
-    assert 'href="/?page=3"' in text
+    assert 'href="?page=3"' in text
     assert "of 3" in text
     assert "History is off" in text
 
@@ -285,3 +293,91 @@ def test_history_and_status_config(tmp_path: Path) -> None:
         "status.refresh: refresh must be 0 (off) or between 10s and 1h",
     ):
         assert expected in found, found
+
+
+async def test_links_are_relative_and_work_under_a_sub_path(
+    start_site: StartSite, history: History
+) -> None:
+    """Resolved as a browser does against the pages served under ``/status/``
+    by a proxy, every link stays under it and leads to a page that answers."""
+    import re
+    import time
+    from urllib.parse import urljoin, urlsplit
+
+    state = await fleet(history, "x", time.time())
+    base = await served(start_site, state, StatusSettings(page_size=10), history)
+    proxied = "https://proxy.example/status"
+    for path in ("/", "/servers/alpha", "/servers/alpha?range=1h", "/pools/course"):
+        _, _, text = await get(base, path)
+        links = re.findall(r'(?:href|action)="([^"]*)"', text)
+        assert len(links) >= 3, path
+        for link in links:
+            if link.startswith("data:"):
+                continue
+            resolved = urlsplit(urljoin(proxied + path, link.replace("&amp;", "&")))
+            assert resolved.path.startswith("/status/"), (path, link)
+            local = resolved.path.removeprefix("/status") + (
+                f"?{resolved.query}" if resolved.query else ""
+            )
+            status, _, _ = await get(base, local)
+            assert status == 200, (path, link, local)
+
+
+async def test_a_flapping_server_gives_a_bounded_page(
+    start_site: StartSite, history: History
+) -> None:
+    """A week of a check that flips every minute: the strips are merged per pixel."""
+    import time
+
+    now = time.time()
+    state = State()
+    state.set_targets([target("flappy")])
+    for minute in range(7 * 24 * 60, 0, -1):
+        at = now - minute * 60
+        state.record(report("flappy", at, up=bool(minute % 2)))
+        history.add(report_record(state.reports["flappy"]))
+    await history.flush()
+    base = await served(start_site, state, StatusSettings(), history)
+    status, _, page = await get(base, "/servers/flappy?range=7d")
+    assert status == 200
+    strips = page.split('<svg class="strip"')[1:]
+    assert len(strips) == 4  # web, configjs, external_api, embed
+    for strip in strips:
+        assert strip.split("</svg>")[0].count("<rect") <= 640
+    flipping = strips[0].split("</svg>")[0]
+    assert 'class="bad"' in flipping  # a pixel holding both states shows the worse
+    assert "changes from" in flipping
+    assert len(page) < 400_000, len(page)
+    assert "failing for 3d 11h" in page  # the time failing is still the whole sum
+
+
+async def test_status_listen_serves_the_pages_and_nothing_else(
+    tmp_path: Path, serve: list[Served]
+) -> None:
+    """``status.listen``: a second port with the pages and badges only; the
+    main port (on loopback) keeps /metrics, /probe, the JSON."""
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "servers:\n  - {name: alpha, url: 'http://127.0.0.1:9/'}\n"
+        "pools:\n  - {name: course, servers: [alpha]}\n"
+        "history: {file: ''}\n"
+        f"status: {{public: true, listen: {{host: 127.0.0.1, port: {port}}}}}\n"
+    )
+    served = await start_serve(config, serve)
+    pages = f"http://127.0.0.1:{port}"
+    for path in ("/", "/servers/alpha", "/pools/course", "/badge/alpha.svg"):
+        status, _, _ = await get(pages, path)
+        assert status == 200, path
+    for path in (
+        "/metrics",
+        "/probe?target=alpha",
+        "/api/v1/servers",
+        "/api/v1/pools/course",
+        "/healthz",
+        "/go/course/room",
+    ):
+        status, _, _ = await get(pages, path)
+        assert status == 404, path
+        status, _, _ = await get(served.base, path.replace("/go/course/room", "/healthz"))
+        assert status != 404, path  # still on the main port

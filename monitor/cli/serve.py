@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import time
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from monitor.outbox import Outbox
 from monitor.runner import Runner, user_agent
 from monitor.scheduler import Scheduler, first_round_window
 from monitor.selector import Decision, PoolSettings
-from monitor.server import make_app
+from monitor.server import make_app, make_status_app
 from monitor.server.guard import fd_budget, handler_args, listen
 from monitor.sources.watch import Sources
 from monitor.state import State, load_state, save_state
@@ -156,6 +157,18 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
 
     app_runner = web.AppRunner(make_app(state, ondemand, pages), access_log=None, **handler_args())
     await app_runner.setup()
+    status_runner: web.AppRunner | None = None
+    status_listening: asyncio.AbstractServer | None = None
+    if cfg.status.listen is not None:
+        status_runner = web.AppRunner(make_status_app(pages), access_log=None, **handler_args())
+        await status_runner.setup()
+    elif cfg.status.public and not _loopback(host):
+        log.warning(
+            "status.public is on and %s is not a loopback address: /metrics, /probe and "
+            "/api/v1 are served there too; set status.listen for the pages and keep "
+            'listen.host on loopback (see the README\'s "The public view")',
+            host,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -238,6 +251,17 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
             listening, bound = await listen(app_runner, host, port, fds.connections)
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        if status_runner is not None and cfg.status.listen is not None:
+            where = cfg.status.listen
+            try:
+                status_listening, status_port = await listen(
+                    status_runner, where.host, where.port, fds.connections
+                )
+            except OSError as exc:
+                raise click.ClickException(
+                    f"cannot listen on {where.host}:{where.port} (status.listen): {exc.strerror}"
+                ) from None
+            log.info("status pages (only) on http://%s:%d/", where.host, status_port)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload)
@@ -260,6 +284,8 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
     finally:
         if listening is not None:
             listening.close()
+        if status_listening is not None:
+            status_listening.close()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
@@ -280,6 +306,18 @@ async def _serve(path: Path, cfg: MonitorConfig, host: str, port: int, shard: Sh
         await ondemand.close()
         await runner.close()
         await app_runner.cleanup()
+        if status_runner is not None:
+            await status_runner.cleanup()
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def _open_history(cfg: MonitorConfig, spec: Shard | None, state: State) -> History | None:

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.config.values import NAME, Duration
 
-__all__ = ["HistorySettings", "StatusSettings"]
+__all__ = ["HistorySettings", "StatusListen", "StatusSettings"]
 
 _DAY = 86400.0
 
@@ -42,6 +42,15 @@ class HistorySettings(_Strict):
         return v
 
 
+class StatusListen(_Strict):
+    """A listener of its own that serves the pages and badges only (no
+    ``/metrics``, ``/probe``, JSON): the one to expose, while ``listen``
+    stays on loopback."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535)
+
+
 class StatusSettings(_Strict):
     """The status pages of ``serve``."""
 
@@ -54,6 +63,8 @@ class StatusSettings(_Strict):
     page_size: int = Field(default=100, ge=10, le=1000)
     # A small script reloads the pages this often (0: never).
     refresh: Duration = 60.0
+    # Serve the pages and badges (only) on this address too; none: only on ``listen``.
+    listen: StatusListen | None = None
 
     @field_validator("private")
     @classmethod

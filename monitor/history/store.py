@@ -56,8 +56,19 @@ class History:
         return self._writer.dropped
 
     @property
+    def errors(self) -> int:
+        """Failed writes, prunes and rounds of the writer since start (each logged)."""
+        return self._writer.errors
+
+    @property
+    def servers_pruned(self) -> int:
+        """Servers forgotten by pruning (no report left) since start."""
+        return self._writer.servers_pruned
+
+    @property
     def on(self) -> bool:
-        return not self._writer.off and not self.closed
+        """Whether records are written: not turned off, not closed, the writer alive."""
+        return not self._writer.off and not self.closed and self._thread.is_alive()
 
     def add(self, record: ReportRecord | PoolRecord) -> None:
         """Queue a record (on the loop; never blocks)."""

@@ -15,9 +15,9 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from monitor.history.records import PoolRecord, ReportRecord
 from monitor.history.schema import BUCKET, DAY, day_table, day_tables, ensure_day
@@ -25,6 +25,7 @@ from monitor.history.schema import BUCKET, DAY, day_table, day_tables, ensure_da
 __all__ = ["BATCH", "FLUSH_EVERY", "Limits", "Writer"]
 
 log = logging.getLogger("monitor.history")
+T = TypeVar("T")
 
 BATCH: Final = 5000
 FLUSH_EVERY: Final = 1.0
@@ -71,49 +72,106 @@ class Writer:
         self.off = False
         self.dropped = 0
         self.written = 0
-        self.ids: dict[str, int] = {
-            name: sid for sid, name in db.execute("SELECT id, name FROM servers")
-        }
+        self.ids: dict[str, int] = {}
         # The latest reason of each (server, check), and each server's open incident.
-        self.last: dict[tuple[int, str], str] = {
+        self.last: dict[tuple[int, str], str] = {}
+        self.open: dict[int, int] = {}
+        self._load()
+        # When pruning last ran (monotonic); the thread prunes first thing.
+        self.pruned_at = time.monotonic()
+        # Rounds of the thread in a row that raised (see ``run``).
+        self.rounds_failed = 0
+        # Servers forgotten by pruning (no rows left), since start.
+        self.servers_pruned = 0
+        # Failed writes, prunes and rounds of the thread, since start.
+        self.errors = 0
+
+    def _load(self) -> None:
+        """What the thread keeps in memory, read from the file (again after a
+        failed write, whose rollback took back servers and changes it had noted)."""
+        db = self.db
+        self.ids = {name: sid for sid, name in db.execute("SELECT id, name FROM servers")}
+        self.last = {
             (sid, name): reason
             for sid, name, reason, _ in db.execute(
                 "SELECT server, name, reason, max(at) FROM checks GROUP BY server, name"
             )
         }
-        self.open: dict[int, int] = {
+        self.open = {
             sid: iid
             for iid, sid in db.execute("SELECT id, server FROM incidents WHERE end IS NULL")
         }
-        self.pruned_at = 0.0
 
     # -- the thread -----------------------------------------------------------
 
     def run(self) -> None:
+        """Prune at start, then write batches (and prune every ``PRUNE_EVERY``
+        seconds, records or not) until ``None`` comes.
+
+        Nothing that goes wrong in a round stops the thread: it is logged,
+        and after ``MAX_FAILURES`` failed rounds in a row history turns
+        itself off (the thread still answers flushes and the stop).
+        """
+        self._guarded(self.prune, time.time())
         while True:
-            item = self.queue.get()
-            batch: list[Item] = [item]
-            deadline = time.monotonic() + FLUSH_EVERY
-            while item is not None and not isinstance(item, _Flush) and len(batch) < BATCH:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    item = self.queue.get(timeout=left)
-                except queue.Empty:
-                    break
-                batch.append(item)
-            self.write([i for i in batch if isinstance(i, ReportRecord | PoolRecord)])
-            for i in batch:
-                if isinstance(i, _Flush):
-                    if i.prune_at is not None:
-                        self.prune(i.prune_at)
-                    i.done.set()
+            wait = max(0.0, self.pruned_at + PRUNE_EVERY - time.monotonic())
+            try:
+                item = self.queue.get(timeout=wait)
+            except queue.Empty:
+                self._guarded(self.prune, time.time())
+                continue
+            batch = self._gather(item)
+            try:
+                self._guarded(self._round, batch)
+            finally:
+                for i in batch:
+                    if isinstance(i, _Flush):
+                        i.done.set()
             if batch[-1] is None:
-                self.db.close()
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.close()
                 return
-            if time.monotonic() - self.pruned_at > PRUNE_EVERY:
-                self.prune(time.time())
+
+    def _gather(self, item: Item) -> list[Item]:
+        """``item`` and what comes within ``FLUSH_EVERY`` (up to a flush or the stop)."""
+        batch: list[Item] = [item]
+        deadline = time.monotonic() + FLUSH_EVERY
+        while item is not None and not isinstance(item, _Flush) and len(batch) < BATCH:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            batch.append(item)
+        return batch
+
+    def _round(self, batch: list[Item]) -> None:
+        self.write([i for i in batch if isinstance(i, ReportRecord | PoolRecord)])
+        for i in batch:
+            if isinstance(i, _Flush) and i.prune_at is not None:
+                self.prune(i.prune_at)
+        if time.monotonic() - self.pruned_at > PRUNE_EVERY:
+            self.prune(time.time())
+
+    def _guarded(self, step: Callable[[T], None], arg: T) -> None:
+        """Run one step of the thread; what it raises is logged, never the thread's end."""
+        try:
+            step(arg)
+        except Exception:
+            self._rollback()
+            self.rounds_failed += 1
+            self.errors += 1
+            log.exception("history: the writer failed (%d time(s) in a row)", self.rounds_failed)
+            if self.rounds_failed >= MAX_FAILURES and not self.off:
+                self.off = True
+                log.error(
+                    "history: the writer failed %d times in a row; history is off",
+                    self.rounds_failed,
+                )
+        else:
+            self.rounds_failed = 0
 
     def write(self, records: list[ReportRecord | PoolRecord]) -> None:
         if not records or self.off:
@@ -124,7 +182,10 @@ class Writer:
             self.db.execute("COMMIT")
         except Exception as exc:  # sqlite3.Error; anything else is our bug, logged as such
             self._rollback()
+            with contextlib.suppress(sqlite3.Error):
+                self._load()
             self.failures += 1
+            self.errors += 1
             self.dropped += len(records)
             log.error(
                 "history: cannot write %d record(s): %s",
@@ -243,9 +304,10 @@ class Writer:
             return
         try:
             self._prune(now)
-        except sqlite3.Error as exc:
+        except Exception as exc:  # sqlite3.Error; anything else is our bug or a bad file
             self._rollback()
-            log.error("history: cannot prune: %s", exc)
+            self.errors += 1
+            log.error("history: cannot prune: %s", exc, exc_info=not isinstance(exc, sqlite3.Error))
 
     def _prune(self, now: float) -> None:
         db, limits = self.db, self.limits
@@ -273,9 +335,57 @@ class Writer:
         db.execute(f"DELETE FROM buckets {each} at < ?", (max(kept_from, now - limits.retention),))
         events_from = now - limits.keep_events
         db.execute(f"DELETE FROM daily {each} day < ?", (int(events_from // DAY),))
-        db.execute("DELETE FROM checks WHERE at < ?", (events_from,))
+        # A check's newest change before the cutoff stays: it says what the
+        # check was from then on (a server ok for months has one row per check).
+        db.execute(
+            "DELETE FROM checks WHERE at < ? AND EXISTS (SELECT 1 FROM checks AS newer "
+            "WHERE newer.server = checks.server AND newer.name = checks.name "
+            "AND newer.at > checks.at AND newer.at <= ?)",
+            (events_from, events_from),
+        )
         db.execute("DELETE FROM incidents WHERE end IS NOT NULL AND end < ?", (events_from,))
         db.execute("DELETE FROM pool_events WHERE at < ?", (events_from,))
+        gone = self._gone_servers([d for d in days if d not in drop])
+        for sid in gone:
+            for table in ("checks", "incidents", "buckets", "servers"):
+                db.execute(
+                    f"DELETE FROM {table} WHERE {'id' if table == 'servers' else 'server'} = ?",
+                    (sid,),
+                )
         db.execute("COMMIT")
+        if gone:
+            self._forget(set(gone))
         if drop:
             log.info("history: dropped %d day(s) of reports", len(drop))
+
+    def _gone_servers(self, days: list[int]) -> list[int]:
+        """Servers with no report left (no daily roll-up, none in a kept day):
+        removed from the fleet longer ago than the limits keep anything."""
+        candidates = [
+            sid
+            for (sid,) in self.db.execute(
+                "SELECT id FROM servers WHERE NOT EXISTS "
+                "(SELECT 1 FROM daily WHERE daily.server = servers.id)"
+            )
+        ]
+        for day in days:
+            if not candidates:
+                break
+            table = day_table(day)
+            candidates = [
+                sid
+                for sid in candidates
+                if self.db.execute(
+                    f"SELECT 1 FROM {table} WHERE server = ? LIMIT 1", (sid,)
+                ).fetchone()
+                is None
+            ]
+        return candidates
+
+    def _forget(self, gone: set[int]) -> None:
+        """Drop the pruned servers from what the thread keeps in memory."""
+        self.ids = {name: sid for name, sid in self.ids.items() if sid not in gone}
+        self.last = {key: reason for key, reason in self.last.items() if key[0] not in gone}
+        self.open = {sid: iid for sid, iid in self.open.items() if sid not in gone}
+        self.servers_pruned += len(gone)
+        log.info("history: forgot %d server(s) with no report left", len(gone))

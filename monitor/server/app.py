@@ -243,9 +243,22 @@ def make_app(
     app.router.add_get("/api/v1/pools", _api_pools)
     app.router.add_get("/api/v1/pools/{pool}", _api_pool)
     app.router.add_get("/go/{pool}/{room}", _go)
+    _add_pages(app)
+    return app
+
+
+def _add_pages(app: web.Application) -> None:
     app.router.add_get("/", _index)
     app.router.add_get("/servers/{server}", _server_page)
     app.router.add_get("/pools/{pool}", _pool_page)
     app.router.add_get("/badge/pool/{pool}.svg", _pool_badge)
     app.router.add_get("/badge/{server}.svg", _server_badge)
+
+
+def make_status_app(pages: Pages) -> web.Application:
+    """The application of ``status.listen``: the status pages and badges,
+    nothing else (every other path answers 404)."""
+    app = web.Application()
+    app[PAGES_KEY] = pages
+    _add_pages(app)
     return app

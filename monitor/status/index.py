@@ -58,7 +58,7 @@ def _select(name: str, label: str, current: str, choices: Sequence[str]) -> str:
 
 def _server_cells(view: IndexView, row: Row) -> str:
     summary = view.history.get(row.name)
-    link = f'<a href="/servers/{quote(row.name, safe="")}">{_h(row.name)}</a>'
+    link = f'<a href="servers/{quote(row.name, safe="")}">{_h(row.name)}</a>'
     url = f'<br><span class="muted">{_h(row.url)}</span>' if row.url else ""
     labels = "".join(f'<span class="tag">{_h(k)}={_h(v)}</span>' for k, v in row.labels)
     if summary is None:
@@ -103,7 +103,7 @@ def _pools(view: IndexView) -> str:
         return ""
     lines = []
     for pool in view.pools:
-        link = f'<a href="/pools/{quote(pool.name, safe="")}">{_h(pool.name)}</a>'
+        link = f'<a href="pools/{quote(pool.name, safe="")}">{_h(pool.name)}</a>'
         if pool.chosen is None or pool.stale:
             chosen = verdict_tag("down") + " none eligible"
         else:
@@ -135,7 +135,7 @@ def _pager(view: IndexView) -> str:
             if number == current:
                 links.append(f"<span>page {number}</span>")
             else:
-                links.append(f'<a href="/?{_h(view.filters.query(page=number))}">{number}</a>')
+                links.append(f'<a href="?{_h(view.filters.query(page=number))}">{number}</a>')
         elif links and links[-1] != "<span>…</span>":
             links.append("<span>…</span>")
     return f'<p class="pages">{"".join(links)} <span class="muted">of {view.pages}</span></p>'
@@ -145,7 +145,7 @@ def render_index(view: IndexView) -> str:
     counts = ", ".join(f"{view.counts.get(s, 0)} {s}" for s in STATES)
     filters = view.filters
     form = (
-        '<form class="filters" method="get" action="/">'
+        '<form class="filters" method="get" action="./">'
         + (_select("pool", "pool", filters.pool, view.pool_names) if view.pool_names else "")
         + (
             _select("label", "label", filters.label, view.label_choices)

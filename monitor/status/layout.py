@@ -94,8 +94,14 @@ _REFRESH: Final = (
 )
 
 
-def page(title: str, heading: str, body: str, *, refresh: float, nav: str = "") -> str:
-    """A whole HTML document; ``title``, ``heading`` are escaped here, ``body`` is HTML."""
+def page(
+    title: str, heading: str, body: str, *, refresh: float, nav: str = "", root: str = "./"
+) -> str:
+    """A whole HTML document; ``title``, ``heading`` are escaped here, ``body`` is HTML.
+
+    Links are relative (``root``: the way back to ``/`` from this page,
+    ``./`` or ``../``), so that the pages work behind a proxy under a sub-path.
+    """
     script = _REFRESH.replace("{ms}", str(int(refresh * 1000))) if refresh > 0 else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -103,7 +109,7 @@ def page(title: str, heading: str, body: str, *, refresh: float, nav: str = "") 
         # No favicon request (a 404 would be a console error in every test).
         '<link rel="icon" href="data:,">'
         f"<title>{escape.html(title)}</title><style>{CSS}</style></head><body>"
-        f'<header><h1>{escape.html(heading)}</h1><nav><a href="/">all servers</a>{nav}</nav>'
+        f'<header><h1>{escape.html(heading)}</h1><nav><a href="{root}">all servers</a>{nav}</nav>'
         f'<span class="muted">jitsi-monitor {escape.html(__version__)} &middot; '
         f"{stamp(time.time())}</span></header>"
         f"<main>{body}</main>{script}</body></html>\n"

@@ -44,8 +44,14 @@ class Filters:
             pool=query.get("pool", "")[:64],
             label=query.get("label", "")[:200],
             state=state if state in STATES else "",
-            page=int(page) if page.isdigit() and len(page) < 7 else 1,
+            # Page 0 is page 1; a page past the end is the last (``Pages.index``).
+            page=max(1, int(page)) if page.isdigit() and len(page) < 7 else 1,
         )
+
+    def public(self) -> Filters:
+        """What the public view applies: labels are not shown there, so no
+        filter on them either (the count of matches would tell them)."""
+        return Filters(self.pool, "", self.state, self.page)
 
     def query(self, **change: object) -> str:
         """This filter's query string, with ``change`` applied."""

@@ -120,6 +120,8 @@ class Pages:
         now = time.time() if now is None else now
         state, settings = self.state, self.settings
         filters = Filters.parse(query)
+        if settings.public:
+            filters = filters.public()
         names = self._visible()
         verdicts = self._verdicts(names)
         matching = filter_servers(state, names, filters, verdicts)
@@ -218,7 +220,8 @@ class Pages:
             history_on=history is not None,
             refresh=settings.refresh,
         )
-        return render_server(view)
+        # A long flapping history makes a large page: rendered off the loop, as ``/`` is.
+        return await asyncio.to_thread(render_server, view)
 
     # -- /pools/{name} -----------------------------------------------------------
 
@@ -273,7 +276,7 @@ class Pages:
             history_on=history is not None,
             refresh=settings.refresh,
         )
-        return render_pool(view)
+        return await asyncio.to_thread(render_pool, view)
 
     # -- badges -------------------------------------------------------------------
 

@@ -110,13 +110,17 @@ def render_pool(view: PoolView) -> str:
         )
     quoted = quote(view.name, safe="")
     ranges = " ".join(
-        f"<strong>{r}</strong>"
-        if r == view.range
-        else f'<a href="/pools/{quoted}?range={r}">{r}</a>'
+        f"<strong>{r}</strong>" if r == view.range else f'<a href="?range={r}">{r}</a>'
         for r in RANGES
     )
     body = (
-        f'{head}<p><a href="/badge/pool/{quoted}.svg">badge</a></p>'
+        f'{head}<p><a href="../badge/pool/{quoted}.svg">badge</a></p>'
         f"<h2>Candidates</h2>{candidates}<h2>Failover timeline</h2><p>{ranges}</p>{events}"
     )
-    return page(f"pool {view.name} · {view.title}", f"pool {view.name}", body, refresh=view.refresh)
+    return page(
+        f"pool {view.name} · {view.title}",
+        f"pool {view.name}",
+        body,
+        refresh=view.refresh,
+        root="../",
+    )

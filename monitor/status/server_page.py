@@ -134,9 +134,7 @@ def _incidents(view: ServerView) -> str:
 def render_server(view: ServerView) -> str:
     quoted = quote(view.name, safe="")
     ranges = " ".join(
-        f"<strong>{r}</strong>"
-        if r == view.range
-        else f'<a href="/servers/{quoted}?range={r}">{r}</a>'
+        f"<strong>{r}</strong>" if r == view.range else f'<a href="?range={r}">{r}</a>'
         for r in RANGES
     )
     head = f"<p>{verdict_tag(view.verdict)}"
@@ -147,7 +145,7 @@ def render_server(view: ServerView) -> str:
             f" &middot; uptime 24 h {percent(view.summary.uptime_24h)}, 7 d "
             f"{percent(view.summary.uptime_7d)}, 30 d {percent(view.summary.uptime_30d)}"
         )
-    head += f' &middot; <a href="/badge/{quoted}.svg">badge</a></p>'
+    head += f' &middot; <a href="../badge/{quoted}.svg">badge</a></p>'
     now_rows = "".join(
         f"<tr><td>{_h(check)}</td><td>{verdict_tag(_VERDICTS.get(_css(reason), 'down'))} "
         f'{_h(reason)}</td><td class="muted">{escape.html(detail, 300)}</td></tr>'
@@ -170,4 +168,4 @@ def render_server(view: ServerView) -> str:
         f"{head}<h2>Checks now</h2>{checks}{history}"
         f'<h2>Certificate and config.js</h2><dl class="facts">{facts}</dl>'
     )
-    return page(f"{view.name} · {view.title}", view.name, body, refresh=view.refresh)
+    return page(f"{view.name} · {view.title}", view.name, body, refresh=view.refresh, root="../")

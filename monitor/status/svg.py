@@ -7,6 +7,7 @@ into a chart goes through ``monitor.escape.html``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -114,6 +115,59 @@ def _clock(at: float) -> str:
     return time.strftime("%d %b %H:%M UTC", time.gmtime(at))
 
 
+# How bad each class of a strip is: a pixel holding several spans shows the worst.
+_WORSE: Final = {"ok": 0, "skip": 1, "bad": 2, "none": 2}
+
+
+def _per_pixel(
+    spans: Sequence[tuple[float, float, str, str]], since: float, until: float, width: int
+) -> list[tuple[float, float, str, str]]:
+    """``spans`` merged to at most one rect per run of pixels of one class.
+
+    Each whole pixel takes the worst class of the spans in it; runs of
+    pixels of one class become one span, titled with the span's own title
+    when it is one span, else with how many changes it holds.
+    """
+    scale = width / max(1.0, until - since)
+    # Per pixel: (how bad, index of the first span, index of the last span, its worst span)
+    cells: list[list[int] | None] = [None] * width
+    for index, (start, end, css, _) in enumerate(spans):
+        x0 = max(0.0, (start - since) * scale)
+        x1 = min(float(width), (end - since) * scale)
+        if x1 <= x0:
+            continue
+        rank = _WORSE.get(css, 1)
+        for px in range(int(x0), min(width, math.ceil(x1))):
+            cell = cells[px]
+            if cell is None:
+                cells[px] = [rank, index, index, index]
+            else:
+                cell[2] = index
+                if rank > cell[0]:
+                    cell[0], cell[3] = rank, index
+    runs: list[tuple[int, int, str, int, int]] = []  # first px, end px, class, spans
+    for px, cell in enumerate(cells):
+        if cell is None:
+            continue
+        css = spans[cell[3]][2]
+        if runs and runs[-1][1] == px and runs[-1][2] == css:
+            prev = runs[-1]
+            runs[-1] = (prev[0], px + 1, css, prev[3], cell[2])
+        else:
+            runs.append((px, px + 1, css, cell[1], cell[2]))
+    out = []
+    for x0, x1, css, first, last in runs:
+        if first == last:
+            title = spans[first][3]
+        else:
+            title = (
+                f"{last - first + 1} changes from {_clock(spans[first][0])} "
+                f"to {_clock(spans[last][1])}; the worst shown"
+            )
+        out.append((since + x0 / scale, since + x1 / scale, css, title))
+    return out
+
+
 def timeline(
     spans: Sequence[tuple[float, float, str, str]],
     since: float,
@@ -122,8 +176,14 @@ def timeline(
     width: int = 640,
     height: int = 14,
 ) -> str:
-    """A strip of (start, end, css class, title) spans over ``since``..``until``."""
+    """A strip of (start, end, css class, title) spans over ``since``..``until``.
+
+    More spans than pixels across (a flapping check) are merged per pixel
+    (see ``_per_pixel``): a strip holds at most ``width`` rects.
+    """
     span = max(1.0, until - since)
+    if len(spans) > width:
+        spans = _per_pixel(spans, since, until, width)
     rects = []
     for start, end, css, title in spans:
         x0 = max(0.0, (start - since) / span * width)
