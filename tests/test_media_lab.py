@@ -121,6 +121,21 @@ async def test_a_server_without_the_service(lab: Lab) -> None:
     assert result(report, Check.STUN)[0] is Reason.NO_STUN_SERVICE
 
 
+async def test_discovery_takes_at_most_a_third_of_the_ladder_for_both_queries(lab: Lab) -> None:
+    # Each answer takes 1.6 s: extdisco:2 is refused after 1.6 s, :1 would be
+    # refused 1.6 s later. Both together get a third of the 8 s ladder (about
+    # 2.6 s), not that much each: the :1 query is cut short and the signalling
+    # checks after it keep their time.
+    server = await lab(services=None, services_delay=1.6)
+    (report,) = await rounds(yaml(server).replace("timeout: 5s", "timeout: 8s"))
+    reason, detail = result(report, Check.TURN)
+    assert reason is Reason.NO_TURN_SERVICE
+    assert "no answer to the urn:xmpp:extdisco:1 query" in detail
+    assert "after urn:xmpp:extdisco:2: service-unavailable" in detail
+    for check in (Check.SIGNALLING, Check.FOCUS, Check.MUC):
+        assert result(report, check)[0] is Reason.OK
+
+
 async def test_public_servers_have_no_media_checks_by_default(lab: Lab) -> None:
     server = await lab(services=rest_services("127.0.0.1", 9, "s"))
     (report,) = await rounds(yaml(server, kind="public"))
