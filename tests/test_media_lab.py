@@ -3,13 +3,18 @@
 A hostile answer (thousands of services, bogus hosts and ports, private
 addresses, overlong credentials, control characters) is bounded and refused
 entry by entry; a server without the service says so; a public server's
-media is off unless asked for; the verdicts are carried between their runs.
+media is off unless asked for; the verdicts are carried between their runs;
+discovery is bounded as a whole, and a slow DNS answer counts towards
+``media.timeout`` and is named.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import struct
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -134,6 +139,67 @@ async def test_discovery_takes_at_most_a_third_of_the_ladder_for_both_queries(la
     assert "after urn:xmpp:extdisco:2: service-unavailable" in detail
     for check in (Check.SIGNALLING, Check.FOCUS, Check.MUC):
         assert result(report, check)[0] is Reason.OK
+
+
+class _SlowDns(asyncio.DatagramProtocol):
+    """Answers every A query with 127.0.0.1 (any other with no record) after ``delay`` s."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        end = data.find(b"\0", 12) + 5  # the question: its name, type and class
+        if len(data) < 17 or end < 17 or end > len(data):
+            return
+        question = data[12:end]
+        is_a = question[-4:-2] == b"\0\1"
+        header = struct.pack(
+            "!HHHHHH", struct.unpack("!H", data[:2])[0], 0x8180, 1, int(is_a), 0, 0
+        )
+        record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([127, 0, 0, 1])
+        reply = header + question + (record if is_a else b"")
+        asyncio.get_running_loop().call_later(self.delay, self.transport.sendto, reply, addr)
+
+
+@pytest.mark.parametrize(
+    ("delay", "said"),
+    [
+        # what is left of the second after the name resolved goes to the Binding
+        (0.6, r"no answer in 0\.\d s \(resolving stun\.lab\.test took 0\.\d s of 1\.0\)"),
+        (1.5, r"no DNS answer for stun\.lab\.test in 1\.0 s"),
+    ],
+)
+async def test_a_slow_dns_answer_counts_towards_media_timeout(
+    lab: Lab, delay: float, said: str
+) -> None:
+    loop = asyncio.get_running_loop()
+    dns, _ = await loop.create_datagram_endpoint(
+        lambda: _SlowDns(delay), local_addr=("127.0.0.1", 0)
+    )
+    silent, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        dns_port = dns.get_extra_info("sockname")[1]
+        stun_port = silent.get_extra_info("sockname")[1]
+        services = f"<service type='stun' transport='udp' host='stun.lab.test' port='{stun_port}'/>"
+        server = await lab(services=services)
+        (report,) = await rounds(
+            yaml(
+                server,
+                media="    media: {timeout: 1s}\n",
+                extra=f"dns: {{nameservers: ['127.0.0.1:{dns_port}']}}\n",
+            )
+        )
+        reason, detail = result(report, Check.STUN)
+        assert reason is Reason.STUN_TIMEOUT
+        assert re.search(said, detail), detail
+    finally:
+        dns.close()
+        silent.close()
 
 
 async def test_public_servers_have_no_media_checks_by_default(lab: Lab) -> None:

@@ -173,7 +173,7 @@ async def binding(
             response, _ = await _race(protocol, protocol.request(request))
             rtt = time.monotonic() - t0
     except TimeoutError:
-        raise MediaError(Reason.STUN_TIMEOUT, f"no answer in {limit:g} s") from None
+        raise MediaError(Reason.STUN_TIMEOUT, f"no answer in {limit:.1f} s") from None
     except stun.TransactionTimeout:
         raise MediaError(Reason.STUN_TIMEOUT, "no answer to the retransmissions") from None
     except stun.TransactionFailed as exc:
@@ -223,7 +223,7 @@ async def allocate(
         await _release(protocol, end)
         return seconds
     except TimeoutError:
-        raise MediaError(Reason.TURN_TIMEOUT, f"no answer in {limit:g} s") from None
+        raise MediaError(Reason.TURN_TIMEOUT, f"no answer in {limit:.1f} s") from None
     except stun.TransactionTimeout:
         raise MediaError(Reason.TURN_TIMEOUT, "no answer to the retransmissions") from None
     except stun.TransactionFailed as exc:
