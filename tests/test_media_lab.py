@@ -221,6 +221,7 @@ async def test_verdicts_are_carried_between_their_runs(lab: Lab) -> None:
     reason, detail = result(second, Check.TURN)
     assert reason is result(first, Check.TURN)[0]
     assert "as of" in detail
+    assert detail.endswith("; media is probed every 10 min)")
 
 
 def test_google_stun_servers_from_config_js() -> None:
