@@ -14,6 +14,7 @@ import asyncio
 import json
 import re
 import struct
+import time
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 
 from monitor.config import parse_config
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from monitor.lab.media import hostile_services, rest_services
+from monitor.lab.media import LabTurn, hostile_services, rest_services
 from monitor.model import Check, Reason, ServerReport
 from monitor.probes.media import parse_stun_urls
 from monitor.runner import Runner
@@ -256,6 +257,31 @@ async def test_the_labs_simulated_turn_server(lab: Lab) -> None:
     (turn,) = [s for s in report.media.services if s.type == "turn"]
     assert turn.credentials
     assert turn.expires is not None
+
+
+async def test_turn_credentials_expiry_is_that_of_a_probed_turn_service(lab: Lab) -> None:
+    turn = await LabTurn.start()
+    try:
+        announced = turn.services()  # STUN, and TURN with credentials for a day
+        found = re.search(r"type='turn'[^>]*username='(\d+)'", announced)
+        assert found is not None
+        # an hour from now: earlier than the TURN credentials (a day)
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        earlier = (
+            # credentials on a STUN service: a browser does not use them
+            f"<service type='stun' transport='tcp' host='127.0.0.1' port='{turn.port}' "
+            f"username='1' password='p' expires='{soon}'/>"
+            # a TURN service whose address is refused: never probed
+            f"<service type='turn' transport='udp' host='0.0.0.0' port='3478' "
+            f"username='1' password='p' expires='{soon}'/>"
+        )
+        server = await lab(services=earlier + announced)
+        (report,) = await rounds(yaml(server, media="    media: {timeout: 1s}\n"))
+        assert report.media is not None
+        assert any("0.0.0.0 is the unspecified address" in r for r in report.media.refused)
+        assert report.media.turn_credentials_expiry == int(found[1])
+    finally:
+        turn.close()
 
 
 async def test_check_shows_the_media_column_and_json(lab: Lab, tmp_path: Path) -> None:
