@@ -172,6 +172,7 @@ class _SlowDns(asyncio.DatagramProtocol):
         (0.6, r"no answer in 0\.\d s \(resolving stun\.lab\.test took 0\.\d s of 1\.0\)"),
         (1.5, r"no DNS answer for stun\.lab\.test in 1\.0 s"),
     ],
+    ids=["slow", "silent"],
 )
 async def test_a_slow_dns_answer_counts_towards_media_timeout(
     lab: Lab, delay: float, said: str
