@@ -5,7 +5,8 @@ STUN servers of config.js's ``p2p.stunServers``, at most ``max_services``
 in all. Each host is resolved (the monitor's resolver), and its address
 refused when it is not a unicast address, or is private, loopback or
 link-local and the server's media settings do not allow that
-(``allow_private``: by default only for ``self_hosted`` servers).
+(``allow_private``: by default only for ``self_hosted`` servers); an IPv6
+address carrying an IPv4 one is judged by it (``check_address``).
 Credentials go only to the TURN service they were announced with.
 Each service's whole probe (resolution, connection, transaction, release)
 is bounded by ``media.timeout``.
