@@ -122,10 +122,17 @@ def _span(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def carry(carried: Carried, interval: float, now: float | None = None) -> tuple[CheckResult, ...]:
-    """The checks of an earlier matrix, their details saying how old they are."""
+def carry(
+    carried: Carried,
+    interval: float,
+    now: float | None = None,
+    *,
+    runs: str = "these cases run",
+) -> tuple[CheckResult, ...]:
+    """The checks of an earlier run, their details saying how old they are and how
+    often ``runs`` (what the checks are, e.g. "media is probed")."""
     age = max(0.0, (time.time() if now is None else now) - carried.at)
-    note = f"as of {_span(age)} ago; these cases run every {_span(interval)}"
+    note = f"as of {_span(age)} ago; {runs} every {_span(interval)}"
     return tuple(
         dataclasses.replace(c, detail=f"{c.detail} ({note})" if c.detail else note, phases=())
         for c in carried.checks

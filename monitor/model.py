@@ -200,6 +200,20 @@ class MediaReport:
     # Services announced but not probed, each with why (bounded, escaped).
     refused: tuple[str, ...] = ()
 
+    @property
+    def turn_credentials_expiry(self) -> float | None:
+        """When the earliest credentials of a probed TURN service expire (Unix time).
+
+        STUN services and services refused before their probe (their address)
+        do not count: a browser would not use their credentials.
+        """
+        expiries = [
+            p.service.expires
+            for p in self.probes
+            if p.service.type != "stun" and p.service.credentials and p.service.expires is not None
+        ]
+        return min(expiries) if expiries else None
+
 
 @dataclass(frozen=True, slots=True)
 class ServerReport:

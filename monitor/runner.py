@@ -335,7 +335,8 @@ async def _media(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult
     if last is None:
         return skipped(wanted, "the media probes")
     run.media = last.report
-    return carry(Carried(last.report.at, last.checks, ()), media.interval)
+    carried = Carried(last.report.at, last.checks, ())
+    return carry(carried, media.interval, runs="media is probed")
 
 
 def _never(run: LadderRun) -> str | None:

@@ -12,7 +12,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from monitor.config import Target
 from monitor.ladder import FAILOVER_REASONS
@@ -22,12 +22,35 @@ from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decid
 from monitor.sources.status import SourceStatus
 from monitor.statefile import UnusableFile, move_aside, read_json_bounded, write_json_atomic
 
-__all__ = ["EWMA_ALPHA", "State", "load_state", "save_state"]
+__all__ = ["EWMA_ALPHA", "HISTORY_UNUSABLE", "HistoryHealth", "State", "load_state", "save_state"]
 
 # Weight of a new sample in the smoothed round trip: one noisy sample moves
 # the average by a third of its deviation, a lasting change shows within a
 # few rounds.
 EWMA_ALPHA: Final = 0.3
+
+
+class HistoryHealth(Protocol):
+    """What the metrics show of the history writer (``monitor.history.History``)."""
+
+    @property
+    def on(self) -> bool: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class _Unusable:
+    """A history file that is configured but could not be opened (logged at start)."""
+
+    on: bool = False
+    dropped: int = 0
+    errors: int = 0
+
+
+HISTORY_UNUSABLE: Final[HistoryHealth] = _Unusable()
 
 
 @dataclass
@@ -59,6 +82,8 @@ class State:
     command_exits: Counter[str] = field(default_factory=Counter)
     # Each of server_sources, by name (kept by monitor.sources.watch.Sources).
     sources: dict[str, SourceStatus] = field(default_factory=dict)
+    # The history writer when serve keeps history (monitor.history).
+    history: HistoryHealth | None = None
 
     def set_pools(self, pools: list[PoolSettings]) -> None:
         """Adopt the pools; a pool that stays keeps its choice and timers."""

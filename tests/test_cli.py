@@ -203,6 +203,9 @@ async def test_serve_exports_metrics_and_reloads(
     assert 'jitsi_monitor_config_last_reload_successful{location="lab"} 1.0' in text
     assert "jitsi_last_probe_timestamp_seconds{" in text
     assert "jitsi_monitor_schedule_lag_seconds{" in text
+    # the history behind the status pages (on by default, beside the config)
+    assert 'jitsi_monitor_history_up{location="lab"} 1.0' in text
+    assert 'jitsi_monitor_history_errors_total{location="lab"} 0.0' in text
 
     om, content_type = await scrape(served.base, "application/openmetrics-text")
     assert content_type.startswith("application/openmetrics-text")
@@ -250,6 +253,26 @@ async def test_serve_exports_metrics_and_reloads(
     assert len(warnings) == 1, log
     assert "kept the running value of probe.concurrency (" in warnings[0]
     assert "location" not in warnings[0]
+
+
+async def test_serve_says_when_its_history_cannot_be_kept(
+    start_site: StartSite, tmp_path: Path, serve: list[Served]
+) -> None:
+    site = await start_site(jitsi_app())
+    (tmp_path / "history-dir").mkdir()
+    config = write_config(
+        tmp_path,
+        {"school-1": site.url},
+        "location: lab\ndefaults: {interval: 2s}\nhistory: {file: history-dir}",
+    )
+    served = await start_serve(config, serve)
+    text = await wait_for_metric(served.base, 'jitsi_server_up{location="lab",server="school-1"}')
+    assert 'jitsi_monitor_history_up{location="lab"} 0.0' in text
+    async with aiohttp.ClientSession() as session, session.get(f"{served.base}/") as resp:
+        assert resp.status == 200
+        assert "school-1" in await resp.text()
+    served.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(served.proc.wait(), 10) == 0
 
 
 async def promtool_check(text: str) -> None:

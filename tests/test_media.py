@@ -43,10 +43,13 @@ from tests.test_cli import promtool_check
 # (mod_external_services; jitsi/jitsi-meet
 # doc/debian/jitsi-meet-prosody/prosody.cfg.lua-jvb.example at
 # 156a6861bfb1512069f44facdb41f01899913f65, plus TCP). MEDIA uses Prosody's
-# own mod_turn_external with the same TURN server; EXPIRED hands out
+# own mod_turn_external with the same TURN server; MIXED is what the README
+# tells its operator to do instead: mod_turn_external for STUN and TURN, the
+# TLS service in external_services with credentials; EXPIRED hands out
 # credentials that have already expired; BARE announces nothing.
 JITSI = "jitsi.test"
 MEDIA = "media.test"
+MIXED = "mixed.test"
 EXPIRED = "expired.test"
 BARE = "bare.test"
 TURN_PORT = free_port()
@@ -76,6 +79,18 @@ VirtualHost "{MEDIA}"
     turn_external_port = {TURN_PORT}
     turn_external_tcp = true
     turn_external_tls_port = {TLS_PORT}
+
+VirtualHost "{MIXED}"
+    authentication = "anonymous"
+    modules_enabled = {{ "turn_external" }}
+    turn_external_secret = "{SECRET}"
+    turn_external_host = "127.0.0.1"
+    turn_external_port = {TURN_PORT}
+    turn_external_tcp = true
+    external_services = {{
+        {{ type = "turns", host = "127.0.0.1", port = {TLS_PORT}, transport = "tcp",
+          secret = "{SECRET}", ttl = 86400, algorithm = "turn" }},
+    }}
 
 VirtualHost "{EXPIRED}"
     authentication = "anonymous"
@@ -284,6 +299,24 @@ async def test_prosodys_turn_external_announces_turns_without_credentials(
     assert probes["turn/tcp"] is Reason.OK
     assert probes["turns/tcp"] is Reason.TURN_UNAUTHORIZED
     assert "no credentials announced" in detail(report, Check.TURN)
+
+
+async def test_turns_with_credentials_next_to_turn_external(
+    site: Site, coturn: Coturn, runner_for: list[Runner]
+) -> None:
+    # The README's remedy: the TLS service declared in external_services with
+    # algorithm = "turn" carries credentials, and TURN over TLS allocates.
+    cfg = await site.config(MIXED)
+    (report,) = await rounds(cfg, runner_for)
+    probes = by_transport(report.media)
+    assert probes == {
+        "stun/udp": Reason.OK,
+        "stun/tcp": Reason.OK,
+        "turn/udp": Reason.OK,
+        "turn/tcp": Reason.OK,
+        "turns/tcp": Reason.OK,
+    }
+    assert reason(report, Check.TURN) is Reason.OK
 
 
 async def test_expired_credentials(site: Site, coturn: Coturn, runner_for: list[Runner]) -> None:

@@ -5,7 +5,8 @@ succeeds within seconds (so the first was released at once, not left to
 expire after the 60 s it asked for),
 and an allocation while another of the same user is held is ``turn_quota``.
 Against a hostile UDP server: garbage answers and silence end in a reason
-within the time given, never an exception.
+within the time given, never an exception. A release (Refresh) met with
+silence or an error without a code leaves the allocation a success.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import pytest
 import trustme
+from aioice import stun
 from aioice.turn import create_turn_endpoint
 
+from monitor.lab.media import LabTurn
 from monitor.model import MediaService, Reason
 from monitor.probes.media.client import MediaError, allocate, binding
 from tests.coturn import Coturn, rest_credentials
@@ -153,3 +156,39 @@ async def test_turns_with_an_untrusted_certificate_is_turn_tls_error(
         await allocate(service, "127.0.0.1", user, password, ssl.create_default_context(), 3)
     assert failed.value.reason is Reason.TURN_TLS_ERROR
     assert "certificate" in failed.value.detail
+
+
+class _BadRelease(LabTurn):
+    """The lab's TURN server, allocating as it should but answering a Refresh
+    with silence or with an error without ERROR-CODE."""
+
+    def __init__(self, secret: str, refresh: str) -> None:
+        super().__init__(secret)
+        self.refresh = refresh
+        self.refreshes = 0
+
+    def _answer(
+        self, request: stun.Message, data: bytes, addr: tuple[str, int]
+    ) -> stun.Message | None:
+        if request.message_method != stun.Method.REFRESH:
+            return super()._answer(request, data, addr)
+        self.refreshes += 1
+        if self.refresh == "silent":
+            return None
+        return stun.Message(request.message_method, stun.Class.ERROR, request.transaction_id)
+
+
+@pytest.mark.parametrize("refresh", ["silent", "error_without_code"])
+async def test_an_allocation_is_a_success_whatever_its_release_meets(refresh: str) -> None:
+    loop = asyncio.get_running_loop()
+    server = _BadRelease("lab-secret", refresh)
+    transport, _ = await loop.create_datagram_endpoint(lambda: server, local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        user, password = rest_credentials("lab-secret", user="release")
+        # 0.5 s for the whole probe: less than the release's own bound (1 s)
+        await allocate(turn(port), "127.0.0.1", user, password, None, 0.5)
+        assert server.allocations == 1
+        assert server.refreshes >= 1
+    finally:
+        transport.close()

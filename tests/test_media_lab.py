@@ -3,13 +3,19 @@
 A hostile answer (thousands of services, bogus hosts and ports, private
 addresses, overlong credentials, control characters) is bounded and refused
 entry by entry; a server without the service says so; a public server's
-media is off unless asked for; the verdicts are carried between their runs.
+media is off unless asked for; the verdicts are carried between their runs;
+discovery is bounded as a whole, and a slow DNS answer counts towards
+``media.timeout`` and is named.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import struct
+import time
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -17,10 +23,12 @@ import pytest
 
 from monitor.config import parse_config
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from monitor.lab.media import hostile_services, rest_services
+from monitor.lab.media import LabTurn, hostile_services, rest_services
+from monitor.metrics import Exposition
 from monitor.model import Check, Reason, ServerReport
 from monitor.probes.media import parse_stun_urls
 from monitor.runner import Runner
+from monitor.state import State
 from tests.conftest import free_port
 from tests.test_cli import run_cli
 
@@ -106,7 +114,7 @@ async def test_private_addresses_only_where_allowed(lab: Lab) -> None:
     (public,) = await rounds(yaml(server, kind="public", media="    media: {enabled: true}\n"))
     reason, detail = result(public, Check.STUN)
     assert reason is Reason.NO_STUN_SERVICE
-    assert "127.0.0.1 is a private, loopback or link-local address" in detail
+    assert "127.0.0.1 is a loopback address" in detail
     (own,) = await rounds(yaml(server, media="    media: {timeout: 1s}\n"))
     assert result(own, Check.STUN)[0] in (Reason.STUN_ERROR, Reason.STUN_TIMEOUT)
 
@@ -119,6 +127,83 @@ async def test_a_server_without_the_service(lab: Lab) -> None:
     assert "urn:xmpp:extdisco:2: service-unavailable" in detail
     assert "urn:xmpp:extdisco:1: service-unavailable" in detail
     assert result(report, Check.STUN)[0] is Reason.NO_STUN_SERVICE
+
+
+async def test_discovery_takes_at_most_a_third_of_the_ladder_for_both_queries(lab: Lab) -> None:
+    # Each answer takes 1.6 s: extdisco:2 is refused after 1.6 s, :1 would be
+    # refused 1.6 s later. Both together get a third of the 8 s ladder (about
+    # 2.6 s), not that much each: the :1 query is cut short and the signalling
+    # checks after it keep their time.
+    server = await lab(services=None, services_delay=1.6)
+    (report,) = await rounds(yaml(server).replace("timeout: 5s", "timeout: 8s"))
+    reason, detail = result(report, Check.TURN)
+    assert reason is Reason.NO_TURN_SERVICE
+    assert "no answer to the urn:xmpp:extdisco:1 query" in detail
+    assert "after urn:xmpp:extdisco:2: service-unavailable" in detail
+    for check in (Check.SIGNALLING, Check.FOCUS, Check.MUC):
+        assert result(report, check)[0] is Reason.OK
+
+
+class _SlowDns(asyncio.DatagramProtocol):
+    """Answers every A query with 127.0.0.1 (any other with no record) after ``delay`` s."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        end = data.find(b"\0", 12) + 5  # the question: its name, type and class
+        if len(data) < 17 or end < 17 or end > len(data):
+            return
+        question = data[12:end]
+        is_a = question[-4:-2] == b"\0\1"
+        header = struct.pack(
+            "!HHHHHH", struct.unpack("!H", data[:2])[0], 0x8180, 1, int(is_a), 0, 0
+        )
+        record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([127, 0, 0, 1])
+        reply = header + question + (record if is_a else b"")
+        asyncio.get_running_loop().call_later(self.delay, self.transport.sendto, reply, addr)
+
+
+@pytest.mark.parametrize(
+    ("delay", "said"),
+    [
+        # what is left of the second after the name resolved goes to the Binding
+        (0.6, r"no answer in 0\.\d s \(resolving stun\.lab\.test took 0\.\d s of 1\.0\)"),
+        (1.5, r"no DNS answer for stun\.lab\.test in 1\.0 s"),
+    ],
+    ids=["slow", "silent"],
+)
+async def test_a_slow_dns_answer_counts_towards_media_timeout(
+    lab: Lab, delay: float, said: str
+) -> None:
+    loop = asyncio.get_running_loop()
+    dns, _ = await loop.create_datagram_endpoint(
+        lambda: _SlowDns(delay), local_addr=("127.0.0.1", 0)
+    )
+    silent, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        dns_port = dns.get_extra_info("sockname")[1]
+        stun_port = silent.get_extra_info("sockname")[1]
+        services = f"<service type='stun' transport='udp' host='stun.lab.test' port='{stun_port}'/>"
+        server = await lab(services=services)
+        (report,) = await rounds(
+            yaml(
+                server,
+                media="    media: {timeout: 1s}\n",
+                extra=f"dns: {{nameservers: ['127.0.0.1:{dns_port}']}}\n",
+            )
+        )
+        reason, detail = result(report, Check.STUN)
+        assert reason is Reason.STUN_TIMEOUT
+        assert re.search(said, detail), detail
+    finally:
+        dns.close()
+        silent.close()
 
 
 async def test_public_servers_have_no_media_checks_by_default(lab: Lab) -> None:
@@ -140,6 +225,7 @@ async def test_verdicts_are_carried_between_their_runs(lab: Lab) -> None:
     reason, detail = result(second, Check.TURN)
     assert reason is result(first, Check.TURN)[0]
     assert "as of" in detail
+    assert detail.endswith("; media is probed every 10 min)")
 
 
 def test_google_stun_servers_from_config_js() -> None:
@@ -174,6 +260,42 @@ async def test_the_labs_simulated_turn_server(lab: Lab) -> None:
     (turn,) = [s for s in report.media.services if s.type == "turn"]
     assert turn.credentials
     assert turn.expires is not None
+
+
+async def test_turn_credentials_expiry_is_that_of_a_probed_turn_service(lab: Lab) -> None:
+    turn = await LabTurn.start()
+    try:
+        announced = turn.services()  # STUN, and TURN with credentials for a day
+        found = re.search(r"type='turn'[^>]*username='(\d+)'", announced)
+        assert found is not None
+        # an hour from now: earlier than the TURN credentials (a day)
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        earlier = (
+            # credentials on a STUN service: a browser does not use them
+            f"<service type='stun' transport='tcp' host='127.0.0.1' port='{turn.port}' "
+            f"username='1' password='p' expires='{soon}'/>"
+            # a TURN service whose address is refused: never probed
+            f"<service type='turn' transport='udp' host='0.0.0.0' port='3478' "
+            f"username='1' password='p' expires='{soon}'/>"
+        )
+        server = await lab(services=earlier + announced)
+        text = yaml(server, media="    media: {timeout: 1s}\n")
+        (report,) = await rounds(text)
+        assert report.media is not None
+        assert any("0.0.0.0 is the unspecified address" in r for r in report.media.refused)
+        assert report.media.turn_credentials_expiry == int(found[1])
+        # ... and what Prometheus reads
+        state = State()
+        state.set_targets(parse_config(text).targets())
+        state.record(report)
+        exported = Exposition(state).render().decode()
+        expiry = float(int(found[1]))
+        assert (
+            'jitsi_turn_credentials_expiry_timestamp_seconds{location="default",server="s"} '
+            f"{expiry!r}\n" in exported
+        ), exported
+    finally:
+        turn.close()
 
 
 async def test_check_shows_the_media_column_and_json(lab: Lab, tmp_path: Path) -> None:

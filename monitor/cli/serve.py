@@ -34,7 +34,7 @@ from monitor.selector import Decision, PoolSettings
 from monitor.server import make_app, make_status_app
 from monitor.server.guard import fd_budget, handler_args, listen
 from monitor.sources.watch import Sources
-from monitor.state import State, load_state, save_state
+from monitor.state import HISTORY_UNUSABLE, State, load_state, save_state
 from monitor.status import Pages
 
 __all__ = ["serve"]
@@ -327,9 +327,12 @@ async def _open_history(cfg: MonitorConfig, spec: Shard | None, state: State) ->
         return None
     limits = Limits(cfg.history.retention, cfg.history.keep_events, cfg.history.max_rows)
     history = await asyncio.to_thread(open_history, path, limits)
-    if history is not None:
+    if history is None:
+        state.history = HISTORY_UNUSABLE  # configured, but off for this run (logged)
+    else:
         log.info("history in %s", path)
         state.listeners.append(lambda server: history.add(report_record(state.reports[server])))
+        state.history = history
     return history
 
 

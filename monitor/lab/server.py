@@ -91,6 +91,8 @@ class LabOptions:
     services: str | None = None
     # Run a simulated STUN/TURN server and announce it (monitor.lab.media.LabTurn).
     media: bool = False
+    # Seconds before each answer to a services query (a slow external-services module).
+    services_delay: float = 0.0
 
 
 @dataclass
@@ -418,6 +420,7 @@ class _XmppSession:
             return
         asked = next((ns for ns in EXTDISCO if iq.find(_q(ns, "services")) is not None), None)
         if asked is not None:  # XEP-0215: the media services (monitor.lab.media)
+            await asyncio.sleep(self.lab.options.services_delay)
             await self.send(answer(iq.get("id", ""), to, asked, self.lab.options.services))
             return
         # ping and anything else: an empty result from the server

@@ -29,6 +29,7 @@ from monitor.model import MediaService, Reason
 __all__ = ["MediaError", "allocate", "binding"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # aioice logs every allocation at INFO: one line per probe and transport is noise
 # in the monitor's log (our results say what happened).
 logging.getLogger("aioice").setLevel(logging.WARNING)
@@ -172,7 +173,7 @@ async def binding(
             response, _ = await _race(protocol, protocol.request(request))
             rtt = time.monotonic() - t0
     except TimeoutError:
-        raise MediaError(Reason.STUN_TIMEOUT, f"no answer in {limit:g} s") from None
+        raise MediaError(Reason.STUN_TIMEOUT, f"no answer in {limit:.1f} s") from None
     except stun.TransactionTimeout:
         raise MediaError(Reason.STUN_TIMEOUT, "no answer to the retransmissions") from None
     except stun.TransactionFailed as exc:
@@ -207,8 +208,9 @@ async def allocate(
     Raises ``MediaError`` with a ``turn_*`` reason.
     """
     protocol: _Protocol | None = None
+    end = asyncio.get_running_loop().time() + limit
     try:
-        async with asyncio.timeout(limit):
+        async with asyncio.timeout_at(end):
             try:
                 protocol = await _open(service, address, ssl_context, username, password)
             except ssl.SSLError as exc:
@@ -216,10 +218,12 @@ async def allocate(
             t0 = time.monotonic()
             await _race(protocol, protocol.connect())
             seconds = time.monotonic() - t0
-            await _release(protocol)
-            return seconds
+        # Allocated: whatever the release meets, the allocation worked.
+        assert protocol is not None
+        await _release(protocol, end)
+        return seconds
     except TimeoutError:
-        raise MediaError(Reason.TURN_TIMEOUT, f"no answer in {limit:g} s") from None
+        raise MediaError(Reason.TURN_TIMEOUT, f"no answer in {limit:.1f} s") from None
     except stun.TransactionTimeout:
         raise MediaError(Reason.TURN_TIMEOUT, "no answer to the retransmissions") from None
     except stun.TransactionFailed as exc:
@@ -243,17 +247,28 @@ async def allocate(
             _close(protocol)
 
 
-async def _release(protocol: _Protocol) -> None:
-    """Refresh with lifetime 0: the server frees the allocation now, not at its expiry."""
+async def _release(protocol: _Protocol, end: float) -> None:
+    """Refresh with lifetime 0: the server frees the allocation now, not at its expiry.
+
+    Bounded by ``RELEASE_TIMEOUT`` and by ``end`` (loop time, the probe's own
+    bound); any failure is only logged: a server that does not answer the
+    release keeps the allocation until its lifetime ends.
+    """
     task = protocol.refresh_task
     if task is not None:
         task.cancel()
         protocol.refresh_task = None
+    wait = min(RELEASE_TIMEOUT, end - asyncio.get_running_loop().time())
+    if wait <= 0:
+        log.debug("no time left to release the allocation on %s", protocol.server)
+        return
     request = stun.Message(stun.Method.REFRESH, stun.Class.REQUEST)
     request.attributes["LIFETIME"] = 0
-    with contextlib.suppress(stun.TransactionError, OSError, TimeoutError, ValueError):
-        async with asyncio.timeout(RELEASE_TIMEOUT):
+    try:
+        async with asyncio.timeout(wait):
             await _race(protocol, protocol.request_with_retry(request))
+    except Exception as exc:  # KeyError: aioice reading an error answer without ERROR-CODE
+        log.debug("releasing the allocation on %s: %s", protocol.server, type(exc).__name__)
 
 
 def _oserror(exc: BaseException) -> str:

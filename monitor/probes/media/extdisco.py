@@ -28,7 +28,7 @@ from monitor.probes.xmpp.framing import NS_CLIENT, XmppError, condition, q
 
 __all__ = ["Discovery", "Query"]
 
-# Longest wait for each answer: the signalling ladder goes on after it.
+# Longest wait for the answers (both namespaces together): the signalling ladder goes on after it.
 ANSWER_TIMEOUT: Final = 3.0
 
 # Sends an iq (type, to, payload, id prefix) and returns the answer.
@@ -60,23 +60,27 @@ class Discovery:
         errors = []
         loop = asyncio.get_running_loop()
         wait = min(ANSWER_TIMEOUT, max(0.0, self.deadline - loop.time()) / 3)
-        for ns in (NS_EXTDISCO_2, NS_EXTDISCO_1):
-            try:
-                async with asyncio.timeout(wait):
+        ns = NS_EXTDISCO_2
+        try:
+            # One bound for both queries: a slow refusal of :2 leaves :1 only the rest.
+            async with asyncio.timeout(wait):
+                for ns in (NS_EXTDISCO_2, NS_EXTDISCO_1):
                     answer = await query("get", domain, f'<services xmlns="{ns}"/>', "extdisco")
-            except TimeoutError:
-                self.error = f"no answer to the {ns} query in {wait:.1f} s"
-                return
-            except XmppError as exc:
-                self.error = f"the {ns} query ended the stream: {exc.detail}"
-                return
-            if answer.get("type") == "result":
-                services = answer.find(q(ns, "services"))
-                if services is None:
-                    self.error = f"the {ns} answer has no <services/>"
-                    return
-                self.namespace = ns
-                self.announced = parse_services(services, self.max_services)
-                return
-            errors.append(f"{ns}: {escape.plain(condition(answer.find(q(NS_CLIENT, 'error'))))}")
+                    if answer.get("type") == "result":
+                        services = answer.find(q(ns, "services"))
+                        if services is None:
+                            self.error = f"the {ns} answer has no <services/>"
+                            return
+                        self.namespace = ns
+                        self.announced = parse_services(services, self.max_services)
+                        return
+                    error = condition(answer.find(q(NS_CLIENT, "error")))
+                    errors.append(f"{ns}: {escape.plain(error)}")
+        except TimeoutError:
+            refused = f" (after {'; '.join(errors)})" if errors else ""
+            self.error = f"no answer to the {ns} query {wait:.1f} s into discovery{refused}"
+            return
+        except XmppError as exc:
+            self.error = f"the {ns} query ended the stream: {exc.detail}"
+            return
         self.error = "the server refused the query (" + "; ".join(errors) + ")"

@@ -5,8 +5,11 @@ STUN servers of config.js's ``p2p.stunServers``, at most ``max_services``
 in all. Each host is resolved (the monitor's resolver), and its address
 refused when it is not a unicast address, or is private, loopback or
 link-local and the server's media settings do not allow that
-(``allow_private``: by default only for ``self_hosted`` servers).
+(``allow_private``: by default only for ``self_hosted`` servers); an IPv6
+address carrying an IPv4 one is judged by it (``check_address``).
 Credentials go only to the TURN service they were announced with.
+Each service's whole probe (resolution, connection, transaction, release)
+is bounded by ``media.timeout``.
 
 Checks: ``stun`` (every STUN service answered a Binding) and ``turn``
 (every TURN service allocated, over its transport). Each fails with the
@@ -21,6 +24,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Final
 
 import aiodns
 
@@ -33,6 +37,9 @@ from monitor.probes.media.extdisco import Discovery
 from monitor.probes.media.services import Credentials, check_address, parse_stun_urls
 
 __all__ = ["MediaOutcome", "probe_media"]
+
+# A name whose resolution took this share of a probe's time or more is named in a timeout.
+SLOW_DNS: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +81,25 @@ async def _probe_one(
     """The service's probe, or why it was refused (a string)."""
     loop = asyncio.get_running_loop()
     stun_service = service.type == "stun"
+    # One bound for the whole probe: resolution, connection, transaction, release.
+    budget = max(0.05, min(media.timeout, deadline - loop.time()))
+    end = loop.time() + budget
+    resolving = 0.0
     try:
-        limit = max(0.05, min(media.timeout, deadline - loop.time()))
+        started = loop.time()
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout_at(end):
                 address = await _resolve(resolver, service.host, service.port)
         except TimeoutError:
             reason = Reason.STUN_TIMEOUT if stun_service else Reason.TURN_TIMEOUT
-            raise MediaError(reason, f"{service.host} did not resolve in {limit:g} s") from None
+            raise MediaError(
+                reason, f"no DNS answer for {service.host} in {budget:.1f} s"
+            ) from None
+        resolving = loop.time() - started
         refused = check_address(address, media.allow_private)
         if refused is not None:
             return f"{service.name}: {refused}"
-        timeout = max(0.05, min(media.timeout, deadline - loop.time()))
+        timeout = max(0.0, end - loop.time())
         if stun_service:
             rtt, mapped = await binding(service, address, timeout)
             return MediaProbe(service, Reason.OK, rtt, f"mapped address {mapped[0]}:{mapped[1]}")
@@ -98,6 +112,8 @@ async def _probe_one(
         if reason is Reason.DNS_ERROR:
             reason = Reason.STUN_ERROR if stun_service else Reason.TURN_ERROR
         detail = exc.detail
+        if reason in (Reason.STUN_TIMEOUT, Reason.TURN_TIMEOUT) and resolving >= SLOW_DNS * budget:
+            detail += f" (resolving {service.host} took {resolving:.1f} s of {budget:.1f})"
         expires = service.expires
         if reason is Reason.TURN_UNAUTHORIZED and expires is not None and expires < time.time():
             detail += " (they had expired when announced)"

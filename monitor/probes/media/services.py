@@ -197,11 +197,53 @@ def parse_stun_urls(urls: tuple[str, ...]) -> tuple[tuple[MediaService, ...], tu
     return tuple(kept), tuple(refused)
 
 
+def _kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[str, bool] | None:
+    """What ``ip`` is when it is not a global unicast address, and whether that
+    is refused even with ``allow_private``; None for a global unicast address."""
+    if ip.is_unspecified:
+        return "the unspecified address", True
+    if ip.is_multicast:
+        return "a multicast address", True
+    if ip.is_loopback:
+        return "a loopback address", False
+    if ip.is_link_local:
+        return "a link-local address", False
+    if ip.is_reserved:
+        return "a reserved address", True
+    if not ip.is_global:
+        return "a private address", False
+    return None
+
+
 def check_address(address: str, allow_private: bool) -> str | None:
-    """Why the resolved ``address`` must not be probed, or None to probe it."""
+    """Why the resolved ``address`` must not be probed, or None to probe it.
+
+    An IPv6 address that carries an IPv4 one is judged by it: IPv4-mapped
+    (``::ffff:10.0.0.1``, which the socket reaches as 10.0.0.1), 6to4
+    (``2002:a00:1::``) and Teredo (its client's address).
+    """
     ip = ipaddress.ip_address(address)
-    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
-        return f"{address} is not a unicast address"
-    if not allow_private and not ip.is_global:
-        return f"{address} is a private, loopback or link-local address"
+    what = address
+    found: tuple[str, bool] | None = None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+            what = f"{address} (IPv4-mapped {ip})"
+        else:
+            carried = (
+                ("6to4", ip.sixtofour),
+                ("Teredo", ip.teredo[1] if ip.teredo is not None else None),
+            )
+            for how, inner in carried:
+                inner_kind = _kind(inner) if inner is not None else None
+                if inner_kind is not None:
+                    what = f"{address} ({how}, carrying {inner})"
+                    found = inner_kind
+                    break
+    found = found or _kind(ip)
+    if found is None:
+        return None
+    kind, always = found
+    if always or not allow_private:
+        return f"{what} is {kind}"
     return None
