@@ -310,7 +310,7 @@ def run_monitor(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--servers", default="2500,5000,10000,14000", help="fleet sizes to try, comma-separated"
+        "--servers", default="2500,5000,10000,15000", help="fleet sizes to try, comma-separated"
     )
     parser.add_argument("--duration", type=float, default=300.0, help="seconds per fleet size")
     parser.add_argument(
@@ -436,7 +436,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     print("            the first error:\n" + error)
     passing = [r["servers"] for r in runs if r["lag"]["p99"] < 1.0]
     best = max(passing) if passing else 0
-    print(f"   largest N with lag p99 < 1 s: {best or 'none'} (target 10000)")
+    print(f"   largest N with lag p99 < 1 s: {best or 'none'} (target 15000)")
     return {
         "runs": runs,
         "largest_n_p99_under_1s": best,
