@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 # The first probes after start are spread over this many seconds at most.
 STARTUP_SPREAD = 5.0
 # ... unless the fleet is larger: then over this much time per server started
-# together (50 first ladders a second), at most the server's interval.
-FIRST_ROUND_PER_SERVER = 0.02
+# together (25 first ladders a second), at most the server's interval.
+FIRST_ROUND_PER_SERVER = 0.04
 # How long shutdown waits for cancelled ladders to leave their rooms.
 SHUTDOWN_WAIT = 5.0
 # Suffix of the one-off job that runs a new server's first probe.

@@ -185,8 +185,8 @@ async def test_a_large_fleet_first_round_is_spread_by_name(
     finally:
         await runner.cleanup()
     window = first_round_window(len(names), 60.0)
-    assert window == pytest.approx(8.0)
-    # About a quarter after 2 s of 8; all 400 would be a burst.
+    assert window == pytest.approx(16.0)
+    # About an eighth after 2 s of 16; all 400 would be a burst.
     assert 25 <= len(seen) <= 250, len(seen)
     # Who comes first is given by the name: the same after every restart.
     place = {name: zlib.crc32(name.encode()) / 2**32 * window for name in names}
