@@ -1,7 +1,8 @@
 """The event loop: uvloop when it is installed (a dependency where it builds), else asyncio's.
 
-uvloop's transports are written in C; the TLS layer and our HTTP client stay
-the same, so the gain is in the loop's own work (see bench/RESULTS.md).
+uvloop's transports and its TLS layer are its own, written in Cython over
+libuv; our HTTP client stays the same, so the gain is in the loop's own
+work (see bench/RESULTS.md).
 ``JITSI_MONITOR_LOOP=asyncio`` keeps asyncio's loop even when uvloop is there.
 """
 

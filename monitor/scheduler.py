@@ -207,6 +207,7 @@ class Scheduler:
     async def shutdown(self) -> None:
         """Stop scheduling and cancel ladders in flight (they close their connections)."""
         self._gc.uninstall()
+        gc.unfreeze()  # what start-up and reloads froze is the collector's again
         if self._aps.running:
             self._aps.shutdown(wait=False)
         tasks = list(self._tasks)

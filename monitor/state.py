@@ -6,6 +6,7 @@ The scheduler writes here; metrics, the CLI and the HTTP app only read.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections import Counter, deque
@@ -28,6 +29,8 @@ __all__ = ["EWMA_ALPHA", "HISTORY_UNUSABLE", "HistoryHealth", "State", "load_sta
 # the average by a third of its deviation, a lasting change shows within a
 # few rounds.
 EWMA_ALPHA: Final = 0.3
+
+log = logging.getLogger(__name__)
 
 
 class HistoryHealth(Protocol):
@@ -127,7 +130,10 @@ class State:
         _smooth(self.rtt_tcp_connect, report.server, report.connect_rtt)
         _smooth(self.rtt_xmpp_ping, report.server, report.ping_rtt)
         for listener in self.listeners:
-            listener(report.server)
+            try:
+                listener(report.server)
+            except Exception:  # our own bug: the other listeners (the metrics) still run
+                log.exception("a listener of %s's report failed", report.server)
         return self.select(report.server, report.finished_at)
 
     def select(self, server: str | None, now: float) -> list[Decision]:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
@@ -21,6 +22,7 @@ from monitor.config import Target
 from monitor.metrics import Exposition
 from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
 from monitor.server import make_app
+from monitor.server.app import GC_HOLD
 from monitor.state import EWMA_ALPHA, State
 
 
@@ -341,5 +343,33 @@ async def test_scrapes_leave_the_garbage_collector_on() -> None:
                 break
             await asyncio.sleep(0.02)
         assert gc.isenabled()
+
+        # A client that asks and then stops reading: the answer (some 16 MB)
+        # stalls in the socket buffers, and the hold still ends on time.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readexactly(1)
+        assert not gc.isenabled(), "collections wait while a scrape is answered"
+        await asyncio.sleep(GC_HOLD + 0.3)
+        assert gc.isenabled(), "a client that stops reading keeps the collector off"
+        writer.transport.abort()
     finally:
         await runner.cleanup()
+
+
+def test_a_failing_listener_leaves_the_metrics_current(caplog: pytest.LogCaptureFixture) -> None:
+    """Another listener's bug (one that comes first, as history's does) must
+    not leave /metrics showing a server's previous report."""
+    state = State(location="eu")
+
+    def broken(server: str) -> None:
+        raise RuntimeError("a bug")
+
+    state.listeners.append(broken)
+    state.set_targets(targets("a"))
+    exposition = Exposition(state)
+    state.record(report("a", up=True))
+    assert 'jitsi_server_up{location="eu",server="a"} 1.0' in exposition.render().decode()
+    state.record(report("a", up=False))
+    assert 'jitsi_server_up{location="eu",server="a"} 0.0' in exposition.render().decode()
+    assert "a listener of a's report failed" in caplog.text

@@ -155,8 +155,8 @@ async def test_shutdown_cancels_ladders_in_flight(
 async def test_a_large_fleet_first_round_is_spread_by_name(
     running: list[tuple[Scheduler, Runner]],
 ) -> None:
-    """400 servers started together: their first probes come over 8 s
-    (20 ms a server), each at a place given by its name, not in one burst."""
+    """400 servers started together: their first probes come over 16 s
+    (40 ms a server), each at a place given by its name, not in one burst."""
     first_seen: dict[str, float] = {}
     loop = asyncio.get_running_loop()
 

@@ -48,12 +48,13 @@ class History:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="history-reader")
         self._read_db: sqlite3.Connection | None = None
         self._warned = False
+        self._queue_full = 0
         self.closed = False
 
     @property
     def dropped(self) -> int:
         """Records not written: the queue was full, or their write failed."""
-        return self._writer.dropped
+        return self._writer.dropped + self._queue_full
 
     @property
     def errors(self) -> int:
@@ -77,7 +78,9 @@ class History:
         try:
             self._writer.queue.put_nowait(record)
         except queue.Full:
-            self._writer.dropped += 1
+            # Counted here, on the loop; the writer thread counts its own
+            # (one writer per counter: += is not atomic across threads).
+            self._queue_full += 1
             if not self._warned:
                 self._warned = True
                 log.warning("history: the writer is behind; records are dropped")

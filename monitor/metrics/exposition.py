@@ -58,8 +58,8 @@ class Exposition:
         # it changes, the listener keeps them current (reports and round trips
         # change through State.record only).
         self._checked_of: dict[str, Target] | None = None
-        # process_* and python_*, after the monitor's own families (monitor.selfmetrics).
-        self._self = SelfMetrics()
+        # process_* and python_*, after the monitor's own families (monitor.metrics.selfmetrics).
+        self._self: SelfMetrics | None = None  # made at the first whole scrape
         state.listeners.append(self._refresh)
 
     def _refresh(self, name: str) -> None:
@@ -132,6 +132,8 @@ class Exposition:
             )
         parts.append(tail.encode("utf-8", "replace"))
         if monitor:
+            if self._self is None:
+                self._self = SelfMetrics()
             parts.append(self._self.render(openmetrics))
         if openmetrics:
             parts.append(b"# EOF\n")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import re
-import time
 
 from aiohttp import web
 
@@ -75,8 +75,16 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
     openmetrics, content_type = _exposition(request)
     hold = _GC
     hold.hold()
-    held = True
-    deadline = time.monotonic() + GC_HOLD
+    held = [True]
+
+    def release() -> None:
+        if held[0]:
+            held[0] = False
+            hold.release()
+
+    # On a timer, not between writes: a client that stops reading blocks a
+    # write for as long as it likes, and must not keep the collector off.
+    timer = asyncio.get_running_loop().call_later(GC_HOLD, release)
     try:
         parts = request.app[_EXPOSITION_KEY].parts(openmetrics)
         response = web.StreamResponse(headers={"Content-Type": content_type})
@@ -85,13 +93,10 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
         if request.method != "HEAD":  # a HEAD answer has the headers only
             for start in range(0, len(parts), _BATCH):
                 await response.write(b"".join(parts[start : start + _BATCH]))
-                if held and time.monotonic() > deadline:
-                    held = False
-                    hold.release()
         await response.write_eof()
     finally:
-        if held:
-            hold.release()
+        timer.cancel()
+        release()
     return response
 
 
