@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.prosody import free_port
+from tests.support.prosody import free_port
 
 REALM = "meet.test"
 SECRET = "coturn-test-secret-0123456789"

@@ -7,6 +7,7 @@ import os
 import resource
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 # Markup, terminal escapes (clear screen, window title, bell), a bare CR and
 # LF (a forged log line), bidi controls and an emoji code: what a server may
@@ -70,3 +71,21 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def ten_thousand(path: Path, count: int = 10_000) -> Path:
+    lines = ["servers:"]
+    for i in range(count):
+        lines += [
+            f"  - name: s{i:05d}",
+            f"    url: https://s{i:05d}.example.org/",
+            f"    labels: {{team: t{i % 7}}}",
+        ]
+    lines.append("pools:")
+    for p in range(count // 10):
+        lines.append(f"  - {{name: pool{p}, servers: [s{p * 10:05d}, s{p * 10 + 1:05d}]}}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+LIMIT = 1024

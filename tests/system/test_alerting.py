@@ -10,36 +10,30 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 import yaml
 
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from tests.conftest import Served, free_port, start, start_prometheus, start_serve, wait_http
-
-ROOT = Path(__file__).resolve().parent.parent
-PROMETHEUS_DIR = ROOT / "dashboards" / "prometheus"
-RULES = PROMETHEUS_DIR / "jitsi-monitor.rules.yml"
-RULE_TESTS = PROMETHEUS_DIR / "jitsi-monitor.rules.test.yml"
-ALERTMANAGER = ROOT / "dashboards" / "alertmanager" / "alertmanager.yml"
-SEVERITIES = {"critical", "warning", "info"}
+from tests.support.alerting import (
+    ALERTMANAGER,
+    PROMETHEUS_DIR,
+    RULE_TESTS,
+    RULES,
+    alerts,
+    firing,
+    query,
+    rules_with_short_for,
+    until,
+)
+from tests.support.paths import ROOT
+from tests.support.processes import Served, start, start_prometheus, start_serve, wait_http
+from tests.support.sites import free_port
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=60)
-
-
-def alerts() -> list[dict[str, Any]]:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
-
-
-def github_anchor(heading: str) -> str:
-    """The anchor GitHub gives a Markdown heading."""
-    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-    return text.replace(" ", "-")
 
 
 def test_rules_pass_promtool() -> None:
@@ -47,49 +41,6 @@ def test_rules_pass_promtool() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tested = run("promtool", "test", "rules", RULE_TESTS)
     assert tested.returncode == 0, tested.stdout + tested.stderr
-
-
-def test_each_alert_is_tested_firing_and_not_firing() -> None:
-    cases: dict[str, set[bool]] = {}
-    for group in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
-        for case in group.get("alert_rule_test", []):
-            cases.setdefault(case["alertname"], set()).add(bool(case.get("exp_alerts")))
-    for rule in alerts():
-        assert cases.get(rule["alert"]) == {True, False}, (
-            f"{rule['alert']}: {cases.get(rule['alert'])}"
-        )
-
-
-def test_each_alert_says_how_bad_what_and_where_to_read() -> None:
-    readme = (ROOT / "README.md").read_text()
-    prose = re.sub(r"^```.*?^```", "", readme, flags=re.MULTILINE | re.DOTALL)
-    anchors = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", prose, re.MULTILINE)}
-    names = [rule["alert"] for rule in alerts()]
-    assert len(names) == len(set(names))
-    for rule in alerts():
-        name = rule["alert"]
-        assert rule["labels"]["severity"] in SEVERITIES, name
-        assert rule["labels"]["scope"] in {"server", "pool", "monitor"}, name
-        notes = rule["annotations"]
-        assert notes["summary"].strip(), name
-        assert notes["description"].strip(), name
-        url, _, anchor = notes["runbook_url"].partition("#")
-        assert url.endswith("/README.md"), name
-        assert anchor in anchors, f"{name}: no README section #{anchor}"
-
-
-def test_alerts_the_issue_asks_for() -> None:
-    by_name = {rule["alert"]: rule for rule in alerts()}
-    assert by_name["JitsiJwtNotEnforced"]["labels"]["severity"] == "critical"
-    assert by_name["JitsiJwtOptional"]["labels"]["severity"] == "critical"
-    assert "jwt_optional" in by_name["JitsiJwtOptional"]["expr"]
-    assert by_name["JitsiPoolNoEligibleServer"]["labels"]["severity"] == "critical"
-    assert by_name["JitsiPoolFailedOver"]["labels"]["severity"] == "info"
-    assert by_name["JitsiCertificateExpiring"]["labels"]["severity"] == "critical"
-    assert "3 * 86400" in by_name["JitsiCertificateExpiring"]["expr"]
-    assert "21 * 86400" in by_name["JitsiCertificateExpiringSoon"]["expr"]
-    # down means some minutes of failed probes, never one
-    assert by_name["JitsiServerDown"]["for"] in {"3m", "5m", "10m"}
 
 
 def test_prometheus_example_config() -> None:
@@ -172,41 +123,6 @@ async def test_alertmanager_mutes_members_while_their_pool_is_down(
         ("JitsiCertificateExpiringSoon", "", "c", "eu"): "suppressed",
         ("JitsiCertificateExpiringSoon", "", "d", "eu"): "active",
     }
-
-
-def rules_with_short_for(path: Path) -> None:
-    """The shipped rules, with `for:` short enough for a test."""
-    rules = yaml.safe_load(RULES.read_text())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            if "for" in rule:
-                rule["for"] = "2s"
-    path.write_text(yaml.safe_dump(rules, sort_keys=False))
-
-
-async def query(session: aiohttp.ClientSession, base: str, promql: str) -> list[dict[str, Any]]:
-    async with session.get(f"{base}/api/v1/query", params={"query": promql}) as resp:
-        body = await resp.json()
-    assert body["status"] == "success", body
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
-
-
-async def firing(session: aiohttp.ClientSession, base: str) -> list[dict[str, str]]:
-    async with session.get(f"{base}/api/v1/alerts") as resp:
-        body = await resp.json()
-    return [a["labels"] for a in body["data"]["alerts"] if a["state"] == "firing"]
-
-
-async def until(check: Any, what: str, timeout: float = 40) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        assert loop.time() < end, f"{what} never happened"
-        await asyncio.sleep(0.5)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 
 async def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:

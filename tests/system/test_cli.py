@@ -5,50 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from tests.conftest import Served, StartSite, eventually, jitsi_app, read_until, start_serve
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-async def run_cli(*args: str, timeout: float = 60) -> Result:
-    """Run ``jitsi-monitor ARGS`` in a child process while this loop keeps serving."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
-
-
-def write_config(tmp_path: Path, servers: dict[str, str], extra: str = "") -> Path:
-    lines = [extra, "servers:"]
-    for name, url in servers.items():
-        lines += [f"  - name: {name}", f"    url: {url}", "    timeout: 2s"]
-        lines += ["    signalling: {enabled: false}"]
-    path = tmp_path / "servers.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from tests.support.cli import promtool_check, run_cli, scrape, wait_for_metric, write_config
+from tests.support.paths import ROOT
+from tests.support.processes import Served, read_until, start_serve
+from tests.support.sites import StartSite, eventually, jitsi_app
 
 
 def refused_url() -> str:
@@ -157,25 +124,6 @@ async def test_check_on_unreachable_public_servers(tmp_path: Path, nxdomain_dns:
 # -- serve ----------------------------------------------------------------------
 
 
-async def scrape(base: str, accept: str = "") -> tuple[str, str]:
-    async with aiohttp.ClientSession() as session:
-        headers = {"Accept": accept} if accept else {}
-        async with session.get(f"{base}/metrics", headers=headers) as resp:
-            assert resp.status == 200
-            return await resp.text(), resp.headers["Content-Type"]
-
-
-async def wait_for_metric(base: str, needle: str, timeout: float = 20) -> str:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        text, _ = await scrape(base)
-        if needle in text:
-            return text
-        assert loop.time() < end, f"{needle!r} never appeared in /metrics:\n{text}"
-        await asyncio.sleep(0.2)
-
-
 async def test_serve_exports_metrics_and_reloads(
     start_site: StartSite, tmp_path: Path, serve: list[Served]
 ) -> None:
@@ -273,21 +221,6 @@ async def test_serve_says_when_its_history_cannot_be_kept(
         assert "school-1" in await resp.text()
     served.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(served.proc.wait(), 10) == 0
-
-
-async def promtool_check(text: str) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: scripts/check installs it (Debian package prometheus)"
-    proc = await asyncio.create_subprocess_exec(
-        promtool,
-        "check",
-        "metrics",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate(text.encode())
-    assert proc.returncode == 0, out.decode()
 
 
 async def test_serve_output_passes_promtool(

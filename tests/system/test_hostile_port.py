@@ -21,37 +21,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from monitor.server.guard import IDLE_TIMEOUT, fd_budget, share
-from tests.conftest import Served, StartSite, jitsi_app, read_until
-
-LIMIT = 1024
+from monitor.server.guard import IDLE_TIMEOUT
+from tests.support.hostile import LIMIT
+from tests.support.processes import Served, read_until
+from tests.support.sites import StartSite, jitsi_app
 
 
 def _low_limit() -> None:  # in the child, before exec
     resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
-
-
-def test_the_budget_keeps_a_share_for_probing() -> None:
-    budget = share(64 + 8, LIMIT)
-    assert budget.probing == 72 * 8
-    assert budget.connections == LIMIT - 72 * 8 - 64
-    assert budget.warning is None
-    low = share(200, LIMIT)
-    assert low.warning is not None
-    assert "too low for 200 ladders" in low.warning
-    assert share(8, 1_000_000).connections == 1000
-    # the soft limit is raised toward the hard one
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard <= LIMIT:
-        pytest.skip("the hard limit leaves nothing to raise")
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, hard))
-        raised = fd_budget(64 + 8)
-        assert raised.raised_from == LIMIT
-        assert raised.limit > LIMIT
-        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == raised.limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 async def _connect_many(port: int, count: int) -> list[socket.socket]:

@@ -12,7 +12,7 @@ Prosody's, and so on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,21 +22,16 @@ import trustme
 
 from monitor.config import MonitorConfig
 from monitor.metrics import Exposition
-from monitor.model import Check, MediaReport, Reason, ServerReport
+from monitor.model import Check, MediaReport, Reason
 from monitor.runner import Runner
 from monitor.state import State
-from tests.conftest import (
-    Served,
-    StartSite,
-    jitsi_app,
-    make_config,
-    start_prometheus,
-    start_serve,
-)
-from tests.coturn import SECRET, Coturn
-from tests.prosody import Prosody, free_port
-from tests.test_alerting import firing, query, rules_with_short_for, until
-from tests.test_cli import promtool_check
+from tests.support.alerting import firing, query, rules_with_short_for, until
+from tests.support.cli import promtool_check
+from tests.support.coturn import SECRET, Coturn
+from tests.support.media import detail, reason, rounds
+from tests.support.processes import Served, start_prometheus, start_serve
+from tests.support.prosody import Prosody, free_port
+from tests.support.sites import StartSite, jitsi_app, make_config
 
 # Virtual hosts of the test Prosody. JITSI announces STUN and TURN over UDP and
 # TCP and TURN over TLS the way Jitsi's Debian packages configure Prosody
@@ -167,32 +162,6 @@ class Site:
 @pytest.fixture
 def site(prosody: Prosody, start_site: StartSite, ca_file: Path) -> Site:
     return Site(prosody, start_site, ca_file)
-
-
-@pytest.fixture
-async def runner_for() -> AsyncIterator[list[Runner]]:
-    runners: list[Runner] = []
-    yield runners
-    for runner in runners:
-        await runner.close()
-
-
-async def rounds(cfg: MonitorConfig, runners: list[Runner], n: int = 1) -> list[ServerReport]:
-    runner = Runner(cfg)
-    runners.append(runner)
-    return [await runner.run_now(cfg.targets()[0]) for _ in range(n)]
-
-
-def reason(report: ServerReport, check: Check) -> Reason:
-    result = report.check(check)
-    assert result is not None, f"no {check.value} result: {report.checks}"
-    return result.reason
-
-
-def detail(report: ServerReport, check: Check) -> str:
-    result = report.check(check)
-    assert result is not None
-    return result.detail
 
 
 def by_transport(media: MediaReport | None) -> dict[str, Reason]:
@@ -333,18 +302,6 @@ async def test_no_services_announced(site: Site, runner_for: list[Runner]) -> No
     assert reason(report, Check.TURN) is Reason.NO_TURN_SERVICE
     assert reason(report, Check.STUN) is Reason.NO_STUN_SERVICE
     assert "service-unavailable" in detail(report, Check.TURN)
-
-
-async def test_signalling_down_skips_media(start_site: StartSite, runner_for: list[Runner]) -> None:
-    js = "var config = { hosts: { domain: 'x.test' }, websocket: 'ws://127.0.0.1:9/ws' };"
-    page = await start_site(jitsi_app(js))
-    cfg = make_config(f"servers:\n  - name: s\n    url: {page.url}\n    timeout: 3s\n")
-    (report,) = await rounds(cfg, runner_for)
-    assert reason(report, Check.SIGNALLING) is not Reason.OK
-    assert reason(report, Check.STUN) is Reason.SKIPPED
-    assert reason(report, Check.TURN) is Reason.SKIPPED
-    assert "signalling" in detail(report, Check.TURN)
-    assert asyncio.get_running_loop()  # the runner closed cleanly (fixture)
 
 
 async def test_prometheus_fires_the_turn_alert(

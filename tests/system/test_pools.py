@@ -7,111 +7,17 @@ import hashlib
 import hmac
 import json
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from monitor.config import ConfigError, parse_config
-from monitor.lab import LabOptions, LabServer, servers_yaml
-from tests.conftest import Served, StartSite, eventually, start_serve
-from tests.test_cli import run_cli, scrape
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, "s.yaml")
-    return [str(p) for p in info.value.problems]
-
-
-SERVERS = "servers:\n  - {name: a, url: 'https://a'}\n  - {name: b, url: 'https://b'}\n"
-
-
-def test_pool_config() -> None:
-    cfg = parse_config(
-        SERVERS + "pools:\n  - name: moodle\n    servers: [a, b]\n    embedding: true\n"
-        "    tiers: [[a], [b]]\n    failover: {after: 2, min_improvement: 25%, hold_down: 5m}\n"
-    )
-    (pool,) = [p.settings() for p in cfg.pools]
-    assert (pool.after, pool.min_improvement, pool.hold_down) == (2, 0.25, 300.0)
-    assert pool.min_improvement_seconds == 0.010, "the absolute floor keeps its default"
-    assert pool.require == ("web", "signalling")
-    assert pool.tier_of("b") == 1
-
-
-@pytest.mark.parametrize(
-    ("written", "ratio", "seconds"),
-    [("20% 15ms", 0.2, 0.015), ("30ms", 0.2, 0.030), ("0.1", 0.1, 0.010), ("'5%, 0s'", 0.05, 0.0)],
-)
-def test_min_improvement_takes_a_percentage_and_a_duration(
-    written: str, ratio: float, seconds: float
-) -> None:
-    cfg = parse_config(
-        SERVERS
-        + f"pools:\n  - {{name: p, servers: [a, b], failover: {{min_improvement: {written}}}}}\n"
-    )
-    (pool,) = [p.settings() for p in cfg.pools]
-    assert (pool.min_improvement, pool.min_improvement_seconds) == (ratio, seconds)
-
-
-@pytest.mark.parametrize(
-    ("pools", "message"),
-    [
-        ("  - {name: p, servers: [a, zz]}\n", "pools[0].servers[1]: no server named 'zz'"),
-        ("  - {name: p, servers: [a], tiers: [[b]]}\n", "'b' is not a server of this pool"),
-        ("  - {name: p, servers: [a]}\n  - {name: p, servers: [b]}\n", "used twice"),
-        ("  - {name: p, servers: [a], require: [wbe]}\n", "pools[0].require[0]"),
-        ("  - {name: p, servers: [a], failover: {min_improvement: 150%}}\n", "under 100%"),
-        ("  - {name: p, servers: [a], failover: {min_improvement: 5% 1h}}\n", "at most 10s"),
-        ("  - {name: p, servers: [a], failover: {min_improvement: 5% 1ms 2ms}}\n", "or both"),
-    ],
-)
-def test_bad_pools(pools: str, message: str) -> None:
-    found = problems(SERVERS + "pools:\n" + pools)
-    assert any(message in p for p in found), found
-
-
-@pytest.fixture
-async def labs() -> AsyncIterator[list[LabServer]]:
-    # Three servers, farther and farther away: 20 ms apart, so that one slow
-    # answer on a busy machine does not reorder them.
-    servers = [LabServer(LabOptions(latency=0.02 * i)) for i in range(3)]
-    for server in servers:
-        await server.start()
-    yield servers
-    for server in servers:
-        await server.stop()
-
-
-def pool_config(tmp_path: Path, servers: list[LabServer]) -> Path:
-    text = servers_yaml(servers, interval="1s", timeout="1s")
-    text += (
-        "pools:\n  - name: moodle\n    servers: [lab-1, lab-2, lab-3]\n"
-        "    failover: {after: 2, min_improvement: 20% 10ms, hold_down: 1h}\n"
-    )
-    path = tmp_path / "servers.yaml"
-    path.write_text(text)
-    return path
-
-
-async def get_json(url: str) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as session, session.get(url) as resp:
-        return resp.status, await resp.json()
-
-
-async def wait_for_choice(base: str, want: str | None, timeout: float = 20) -> dict[str, object]:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        _, pool = await get_json(f"{base}/api/v1/pools/moodle")
-        if pool["chosen"] == want and all(c["score_seconds"] for c in pool["candidates"]):
-            return pool
-        if pool["chosen"] == want and want is None:
-            return pool
-        assert loop.time() < end, f"the pool never chose {want}: {pool}"
-        await asyncio.sleep(0.2)
+from monitor.lab import LabServer
+from tests.support.cli import run_cli, scrape
+from tests.support.pools import get_json, pool_config, wait_for_choice
+from tests.support.processes import Served, start_serve
+from tests.support.sites import StartSite, eventually
 
 
 async def test_failover_end_to_end(

@@ -11,7 +11,7 @@ import pytest
 from monitor.config import parse_config
 from monitor.lab import LabOptions, LabServer
 from monitor.sources.names import derive_name
-from tests.test_cli import run_cli
+from tests.support.cli import run_cli
 
 # name: how the lab server behaves. The latencies are far apart (30 ms and
 # more), so a loaded test machine cannot swap two neighbours.

@@ -15,8 +15,9 @@ from aiohttp import web
 
 from monitor.lab import LabServer
 from monitor.sources.names import derive_name
-from tests.conftest import Served, StartSite, start_serve
-from tests.test_cli import scrape
+from tests.support.cli import scrape
+from tests.support.processes import Served, start_serve
+from tests.support.sites import StartSite
 
 
 @pytest.fixture

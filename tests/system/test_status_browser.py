@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from monitor.lab import LabOptions, LabServer, servers_yaml
-from tests.browser import Browser
-from tests.conftest import Served, start_serve
-from tests.test_pools import wait_for_choice
+from tests.support.browser import Browser
+from tests.support.paths import ROOT
+from tests.support.pools import wait_for_choice
+from tests.support.processes import Served, start_serve
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOTS = Path(os.environ.get("JM_SCREENSHOTS") or ROOT / "test-artifacts" / "browser")
 
 DESKTOP = (1200, 900, False)

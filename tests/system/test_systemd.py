@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-UNIT = ROOT / "contrib" / "systemd" / "jitsi-monitor.service"
+from tests.support.paths import SYSTEMD_UNIT
+
 ANALYZE = shutil.which("systemd-analyze")
 needs_systemd = pytest.mark.skipif(
     ANALYZE is None,
@@ -24,22 +24,10 @@ def installed_unit(tmp_path: Path) -> Path:
     (verify wants the program to exist; /opt/jitsi-monitor is not here)."""
     program = Path(sys.executable).parent / "jitsi-monitor"
     assert program.exists(), "the project is installed in the test's environment"
-    text = UNIT.read_text().replace("/opt/jitsi-monitor/bin/jitsi-monitor", str(program))
-    path = tmp_path / UNIT.name
+    text = SYSTEMD_UNIT.read_text().replace("/opt/jitsi-monitor/bin/jitsi-monitor", str(program))
+    path = tmp_path / SYSTEMD_UNIT.name
     path.write_text(text)
     return path
-
-
-def test_unit_hardening_settings() -> None:
-    settings = dict(
-        line.split("=", 1) for line in UNIT.read_text().splitlines() if re.match(r"^\w+=", line)
-    )
-    assert settings["DynamicUser"] == "yes"
-    assert settings["StateDirectory"] == "jitsi-monitor"
-    assert settings["ProtectSystem"] == "strict"
-    assert settings["NoNewPrivileges"] == "yes"
-    assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
-    assert "serve /etc/jitsi-monitor/servers.yaml" in settings["ExecStart"]
 
 
 @needs_systemd

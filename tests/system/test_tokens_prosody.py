@@ -25,8 +25,7 @@ from monitor.model import Check, ServerReport
 from monitor.probes.xmpp.bosh import BoshTransport
 from monitor.runner import Runner
 from monitor.state import State
-from tests.conftest import StartSite, eventually, jitsi_app, make_config
-from tests.prosody import (
+from tests.support.prosody import (
     APP_ID,
     APP_SECRET,
     DOMAIN,
@@ -38,6 +37,7 @@ from tests.prosody import (
     LogCounts,
     Prosody,
 )
+from tests.support.sites import StartSite, eventually, jitsi_app, make_config
 
 
 @pytest.fixture(scope="module")

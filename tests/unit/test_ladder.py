@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
 
 import pytest
 
@@ -31,9 +30,8 @@ from monitor.ondemand import OnDemand, Refused
 from monitor.runner import STAGES, LadderRun, Runner, Stage, register_stage, unregister_stage
 from monitor.state import State
 from monitor.views import report_dict
-from tests.conftest import StartSite, jitsi_app, make_config, text_handler
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+from tests.support.sites import StartSite, jitsi_app, make_config, text_handler
 
 
 class ToyCheck(StrEnum):

@@ -13,7 +13,7 @@ from monitor.config import MonitorConfig
 from monitor.runner import Runner
 from monitor.scheduler import Scheduler, first_round_window
 from monitor.state import State
-from tests.conftest import StartSite, jitsi_app, make_config
+from tests.support.sites import StartSite, jitsi_app, make_config
 
 
 class Gate:

@@ -7,11 +7,9 @@ fresh start and nothing outside the state's directory touched.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,9 +26,8 @@ from monitor.statefile import (
     read_json_bounded,
     write_json_atomic,
 )
-from tests.conftest import Served, read_until
-from tests.hostile import rss_bytes
-from tests.test_metrics import report, targets
+from tests.support.hostile import rss_bytes
+from tests.support.metrics import report, targets
 
 
 def fresh_state() -> State:
@@ -183,41 +180,3 @@ def test_a_file_that_cannot_be_moved_is_logged(
     with caplog.at_level(logging.ERROR):
         assert move_aside(tmp_path / "gone.json", "broken") is None
     assert "nor moved aside" in caplog.text
-
-
-async def test_serve_starts_despite_a_fifo_and_deep_nesting(
-    tmp_path: Path, serve: list[Served]
-) -> None:
-    """End to end: serve listens within seconds and keeps a fresh state (cause 4)."""
-    for hostile in ("fifo", "nesting"):
-        workdir = tmp_path / hostile
-        workdir.mkdir()
-        state_path = workdir / "jitsi-monitor-state.json"
-        if hostile == "fifo":
-            os.mkfifo(state_path)
-        else:
-            state_path.write_text("[" * 200_000)
-        config = workdir / "servers.yaml"
-        config.write_text("servers: []\n")
-        started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "serve",
-            "--port",
-            "0",
-            str(config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        serve.append(Served(proc, "", config))
-        err = await read_until(proc.stderr, lambda text: "metrics on" in text)
-        assert time.monotonic() - started < 15
-        proc.terminate()
-        assert proc.stderr is not None
-        err += (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
-        await proc.wait()
-        assert "Traceback" not in err
-        assert "moved aside" in err
-        assert json.loads(state_path.read_text())["version"] == 1  # saved afresh at the stop

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, load_config, parse_config, parse_duration
-from tests.conftest import rsa_pem
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+from tests.support.sites import rsa_pem
 
 
 def problems(text: str) -> list[str]:

@@ -20,32 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Target
 from monitor.metrics import Exposition
-from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
+from monitor.model import Check, CheckResult, ConfigFacts, Reason, ServerReport
 from monitor.server import make_app
 from monitor.server.app import GC_HOLD
 from monitor.state import EWMA_ALPHA, State
-
-
-def report(name: str, *, up: bool = True, connect: float = 0.01) -> ServerReport:
-    web = Reason.OK if up else Reason.HTTP_STATUS
-    return ServerReport(
-        server=name,
-        started_at=1000.0,
-        finished_at=1001.5,
-        duration=1.5,
-        checks=(
-            CheckResult(Check.WEB, web),
-            CheckResult(Check.CONFIGJS, Reason.OK),
-            CheckResult(Check.EXTERNAL_API, Reason.OK),
-            CheckResult(Check.EMBED, Reason.EMBED_LIMITED),
-        ),
-        http_phases=(Phase("resolve", 0.001), Phase("connect", connect), Phase("tls", 0.02)),
-        http_status=200 if up else 502,
-        cert=CertInfo(not_after=2_000_000_000.0, tls_version="TLSv1.3"),
-        config=ConfigFacts(domain=f"{name}.example"),
-        embed_limit_seconds=300,
-        connect_rtt=connect,
-    )
+from tests.support.metrics import report, targets
 
 
 def samples(state: State) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -59,13 +38,6 @@ def samples(state: State) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
 
 def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return (name, tuple(sorted(labels.items())))
-
-
-def targets(*names: str) -> list[Target]:
-    return [
-        Target(name=n, url=f"https://{n}.example/", kind="public", interval=60, timeout=10)
-        for n in names
-    ]
 
 
 def test_values_follow_the_latest_report() -> None:

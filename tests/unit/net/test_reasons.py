@@ -25,8 +25,8 @@ from monitor.lab.tokens import TokenPolicy
 from monitor.ladder import Check
 from monitor.model import ConfigFacts, Reason
 from monitor.probes.xmpp import XmppSettings, no_redirects, probe_xmpp
-from tests.conftest import StartSite, jitsi_app, make_config, probe_once, server_context
-from tests.test_xmpp import _xmpp_handler, reasons
+from tests.support.sites import StartSite, jitsi_app, make_config, probe_once, server_context
+from tests.support.xmpp import _xmpp_handler, reasons
 
 SECRET = "reasons-secret-0123456789abcdef0123456789"
 

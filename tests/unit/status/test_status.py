@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from monitor.config import Target
@@ -19,8 +18,9 @@ from monitor.selector import PoolSettings
 from monitor.server import make_app
 from monitor.state import State
 from monitor.status import Pages
-from tests.conftest import Served, StartSite, free_port, start_serve
-from tests.hostile import HOSTILE, raw_free
+from tests.support.hostile import HOSTILE, raw_free
+from tests.support.sites import StartSite
+from tests.support.status import get
 
 EVIL = HOSTILE + ' <script>alert("x")</script><img src=x onerror=alert(1)> "quoted\''
 
@@ -91,11 +91,6 @@ async def fleet(history: History | None, detail: str, now: float) -> State:
     if history is not None:
         await history.flush()
     return state
-
-
-async def get(base: str, path: str) -> tuple[int, str, str]:
-    async with aiohttp.ClientSession() as session, session.get(base + path) as resp:
-        return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
 
 
 async def served(
@@ -349,35 +344,3 @@ async def test_a_flapping_server_gives_a_bounded_page(
     assert "changes from" in flipping
     assert len(page) < 400_000, len(page)
     assert "failing for 3d 11h" in page  # the time failing is still the whole sum
-
-
-async def test_status_listen_serves_the_pages_and_nothing_else(
-    tmp_path: Path, serve: list[Served]
-) -> None:
-    """``status.listen``: a second port with the pages and badges only; the
-    main port (on loopback) keeps /metrics, /probe, the JSON."""
-    port = free_port()
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        "servers:\n  - {name: alpha, url: 'http://127.0.0.1:9/'}\n"
-        "pools:\n  - {name: course, servers: [alpha]}\n"
-        "history: {file: ''}\n"
-        f"status: {{public: true, listen: {{host: 127.0.0.1, port: {port}}}}}\n"
-    )
-    served = await start_serve(config, serve)
-    pages = f"http://127.0.0.1:{port}"
-    for path in ("/", "/servers/alpha", "/pools/course", "/badge/alpha.svg"):
-        status, _, _ = await get(pages, path)
-        assert status == 200, path
-    for path in (
-        "/metrics",
-        "/probe?target=alpha",
-        "/api/v1/servers",
-        "/api/v1/pools/course",
-        "/healthz",
-        "/go/course/room",
-    ):
-        status, _, _ = await get(pages, path)
-        assert status == 404, path
-        status, _, _ = await get(served.base, path.replace("/go/course/room", "/healthz"))
-        assert status != 404, path  # still on the main port

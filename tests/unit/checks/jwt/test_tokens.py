@@ -22,7 +22,7 @@ from monitor.probes.xmpp import XmppSettings, probe_xmpp
 from monitor.probes.xmpp.framing import XmppError
 from monitor.probes.xmpp.transport import check_token_target
 from monitor.views import report_dict
-from tests.conftest import (
+from tests.support.sites import (
     StartSite,
     eventually,
     jitsi_app,

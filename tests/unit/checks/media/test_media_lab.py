@@ -11,43 +11,22 @@ discovery is bounded as a whole, and a slow DNS answer counts towards
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import struct
 import time
 import typing
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
 from monitor.config import parse_config
-from monitor.lab import LabOptions, LabServer, servers_yaml
+from monitor.lab import LabServer, servers_yaml
 from monitor.lab.media import LabTurn, hostile_services, rest_services
 from monitor.metrics import Exposition
 from monitor.model import Check, Reason, ServerReport
 from monitor.probes.media import parse_stun_urls
 from monitor.runner import Runner
 from monitor.state import State
-from tests.conftest import free_port
-from tests.test_cli import run_cli
-
-Lab = Callable[..., Awaitable[LabServer]]
-
-
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
-    started: list[LabServer] = []
-
-    async def start(**options: object) -> LabServer:
-        server = LabServer(LabOptions(**options))  # type: ignore[arg-type]
-        await server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        await server.stop()
+from tests.support.lab import Lab
 
 
 def yaml(server: LabServer, *, kind: str = "self_hosted", media: str = "", extra: str = "") -> str:
@@ -296,36 +275,3 @@ async def test_turn_credentials_expiry_is_that_of_a_probed_turn_service(lab: Lab
         ), exported
     finally:
         turn.close()
-
-
-async def test_check_shows_the_media_column_and_json(lab: Lab, tmp_path: Path) -> None:
-    server = await lab(media=True)
-    config = tmp_path / "servers.yaml"
-    config.write_text(servers_yaml([server]))
-    table = await run_cli("check", str(config))
-    assert table.code == 0, table.err
-    assert "media" in table.out
-    assert re.search(r"STUN \d+ ms; TURN udp \d+ ms", table.out), table.out
-    as_json = await run_cli("check", "--json", str(config))
-    (entry,) = json.loads(as_json.out)["servers"]
-    assert [p["reason"] for p in entry["media"]["probes"]] == ["ok", "ok"]
-    assert {c["check"]: c["reason"] for c in entry["checks"]}["turn"] == "ok"
-
-
-async def test_a_pool_that_requires_media(lab: Lab, tmp_path: Path) -> None:
-    good = await lab(media=True)
-    # announces a TURN server whose port is closed
-    bad = await lab(services=rest_services("127.0.0.1", free_port(), "s", tcp=False))
-    config = tmp_path / "servers.yaml"
-    config.write_text(
-        servers_yaml([bad, good])
-        + "pools:\n  - name: school\n    servers: [lab-1, lab-2]\n"
-        + "    require: [web, signalling, media]\n"
-    )
-    result = await run_cli("check", "--json", str(config))
-    out = json.loads(result.out)
-    assert [s["up"] for s in out["servers"]] == [True, True]
-    (pool,) = out["pools"]
-    assert pool["chosen"] == "lab-2"
-    (why,) = [c["why"] for c in pool["candidates"] if not c["eligible"]]
-    assert why == "stun: stun_error"  # the first of its media checks that failed

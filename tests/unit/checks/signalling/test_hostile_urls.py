@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from monitor.ladder import Check
 from monitor.model import Reason, ServerReport
-from tests.conftest import StartSite, _NxDomain, jitsi_app, make_config, probe_once
+from tests.support.sites import StartSite, _NxDomain, jitsi_app, make_config, probe_once
 
 SECRET = "hostile-urls-secret-0123456789abcdef0123"
 

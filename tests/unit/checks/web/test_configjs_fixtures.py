@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -19,9 +18,10 @@ from aiohttp import web
 from monitor.model import Check, ConfigFacts, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.views import report_dict
-from tests.conftest import EXTERNAL_API, Site, StartSite, make_config
+from tests.support import paths
+from tests.support.sites import EXTERNAL_API, Site, StartSite, make_config
 
-FIXTURES = Path(__file__).parent / "fixtures" / "configjs"
+FIXTURES = paths.FIXTURES / "configjs"
 _ECHO = re.compile(r'<!--#\s*echo\s+var="([^"]*)"(?:\s+default="([^"]*)")?\s*-->')
 
 Probe = Callable[..., Awaitable[ServerReport]]

@@ -12,7 +12,7 @@ from monitor.config import ConfigError
 from monitor.model import Check, Reason, ServerReport
 from monitor.probes.configjs import Limits, configure, reader
 from monitor.runner import Runner
-from tests.conftest import StartSite, eventually, jitsi_app, make_config
+from tests.support.sites import StartSite, eventually, jitsi_app, make_config
 
 Probe = Callable[..., Awaitable[ServerReport]]
 
@@ -124,7 +124,7 @@ async def test_tenants_evaluated_side_by_side(start_site: StartSite, probe: Prob
 
 
 def _same(js: str) -> Callable[..., Awaitable[object]]:
-    from tests.conftest import text_handler
+    from tests.support.sites import text_handler
 
     return text_handler(js, content_type="application/javascript")
 

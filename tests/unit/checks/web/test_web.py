@@ -17,7 +17,7 @@ from aiohttp import web
 from monitor.config import MonitorConfig
 from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
-from tests.conftest import (
+from tests.support.sites import (
     CONFIG_JS,
     StartSite,
     jitsi_app,
