@@ -31,7 +31,7 @@ REALM = "meet.test"
 SECRET = "coturn-test-secret-0123456789"
 
 CONFIG = """
-# written by the tests; see tests/coturn.py
+# written by the tests; see tests/support/coturn.py
 listening-ip=127.0.0.1
 relay-ip=127.0.0.1
 listening-port={port}

@@ -56,7 +56,7 @@ def free_port() -> int:
 
 
 CONFIG = """
--- written by the tests; see tests/prosody.py
+-- written by the tests; see tests/support/prosody.py
 daemonize = false
 run_as_root = true
 pidfile = "{dir}/prosody.pid"

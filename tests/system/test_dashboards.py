@@ -1,4 +1,7 @@
-"""The Grafana dashboards: generated, conventional, valid PromQL, real metric names."""
+"""The Grafana dashboards against real tools: the committed JSON is the
+generator's output, their PromQL passes promtool, and every metric they
+name is exported by a running ``serve``. (The conventions, read from the
+JSON alone, are checked in tests/unit/metrics/test_dashboards.py.)"""
 
 from __future__ import annotations
 

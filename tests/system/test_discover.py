@@ -1,4 +1,5 @@
-"""discover: community lists, in the shapes they really have, into servers.yaml."""
+"""discover as a user runs it (a child process): a list, from a file or a
+URL, printed as a fragment the loader takes, hostile text kept as data."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Cause 1 and 2 of issue 13: server text is never markup, and never raw control characters.
-
-Markup (``[/]``, ``[link=...]``), terminal escapes, a bare CR/LF and bidi
-controls go through every output path: the ``check`` table, the log, the
-JSON API, the status page, the metrics' label values.
-"""
+"""Cause 1 and 2 of issue 13 through the commands: ``check`` and ``serve``
+print every row of hostile server text as text, never as markup or raw
+control characters."""
 
 from __future__ import annotations
 

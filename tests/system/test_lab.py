@@ -1,4 +1,6 @@
-"""The lab: simulated Jitsi servers, each step and each injected fault, and its command."""
+"""The lab command (a child process): it prints a config the monitor uses,
+every fault works from the command line, and SIGUSR1 takes lab-1 down and
+brings it back."""
 
 from __future__ import annotations
 

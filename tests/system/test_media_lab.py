@@ -1,12 +1,5 @@
-"""The media stage against the lab's simulated XEP-0215 answers: fast cases.
-
-A hostile answer (thousands of services, bogus hosts and ports, private
-addresses, overlong credentials, control characters) is bounded and refused
-entry by entry; a server without the service says so; a public server's
-media is off unless asked for; the verdicts are carried between their runs;
-discovery is bounded as a whole, and a slow DNS answer counts towards
-``media.timeout`` and is named.
-"""
+"""The media column of ``check`` (a child process) against lab servers: the
+table and the JSON, and a pool that requires media."""
 
 from __future__ import annotations
 

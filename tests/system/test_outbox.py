@@ -1,8 +1,7 @@
-"""Failover events are never lost: the outbox, independent sinks, honest restarts.
-
-Real processes: ``serve`` in a child process, lab servers and webhook
-receivers on loopback, a real script as the failover command.
-"""
+"""Failover events are never lost, through restarts of a real ``serve``:
+an event whose webhook is down at shutdown is delivered after a restart, the
+command runs while a webhook never answers, and a restart with the saved
+choice down sends no spurious event."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The status pages over HTTP: what they show, escaping of hostile texts, the
-public view's omissions, filters and pages, badges, and pages without history."""
+"""``status.listen`` on a ``serve`` child: a second port with the pages and
+badges only, while the main port keeps /metrics, /probe and the JSON."""
 
 from __future__ import annotations
 

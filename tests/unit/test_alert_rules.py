@@ -1,6 +1,7 @@
-"""The shipped Prometheus rules, Prometheus and Alertmanager examples, checked
-with Debian's promtool and amtool and run for real: a Prometheus scraping the
-monitor fires the alerts, an Alertmanager applies the inhibitions."""
+"""The shipped Prometheus alert rules read as data: each alert tested firing
+and not firing, each with a severity, a summary and a runbook link, and the
+alerts the issue asked for. (promtool, amtool and a running Prometheus and
+Alertmanager check them in tests/system/test_alerting.py.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""GET /probe (one ladder now, its own series only) and sharding a fleet."""
+"""Sharding a fleet and the /probe URL patterns, in-process: shards split a
+fleet without overlap and keep pools whole, stay stable as it grows, and each
+keeps its own state file. (GET /probe on a ``serve`` child is in
+tests/system/test_ondemand.py.)"""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from monitor.statefile import (
 )
 from tests.support.hostile import rss_bytes
 from tests.support.metrics import report, targets
+from tests.support.timing import SLACK
 
 
 def fresh_state() -> State:
@@ -40,14 +41,21 @@ def fresh_state() -> State:
 def load_bounded(path: Path, seconds: float = 1.0) -> tuple[str | None, float]:
     """load_state in a thread, so that a hang fails the test instead of blocking it."""
     out: list[str | None] = []
-    started = time.monotonic()
-    worker = threading.Thread(target=lambda: out.append(load_state(fresh_state(), path)))
+    cpu: list[float] = []
+
+    def load() -> None:
+        # CPU time of this thread: the loader's own work, whatever else the machine runs
+        started = time.thread_time()
+        out.append(load_state(fresh_state(), path))
+        cpu.append(time.thread_time() - started)
+
+    worker = threading.Thread(target=load)
     worker.daemon = True
     worker.start()
-    worker.join(seconds + 5)
-    elapsed = time.monotonic() - started
-    assert out, f"load_state did not return within {seconds + 5} s"
-    assert elapsed < seconds, f"load_state took {elapsed:.2f} s"
+    worker.join(seconds + SLACK)  # a FIFO or a device would block it for good
+    assert out, f"load_state did not return within {seconds + SLACK} s"
+    elapsed = cpu[0]
+    assert elapsed < seconds, f"load_state took {elapsed:.2f} s of CPU"
     return out[0], elapsed
 
 

@@ -1,4 +1,5 @@
-"""The systemd unit in contrib/: valid for systemd, and hardened."""
+"""The systemd unit in contrib/ is hardened (its settings, read as text;
+systemd-analyze checks it in tests/system/test_systemd.py)."""
 
 from __future__ import annotations
 

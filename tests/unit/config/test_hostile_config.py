@@ -1,10 +1,7 @@
-"""Cause 3 of issue 13: the config loader has limits, and a reload never stalls serve.
-
-Each hostile file is refused by ``validate`` with exit 2, a message naming
-the file and line, no traceback, within a second or so and without the
-memory it once took; through SIGHUP, ``serve`` keeps answering and sets
-``jitsi_monitor_config_last_reload_successful`` to 0.
-"""
+"""Cause 3 of issue 13, in-process: a config of ten thousand servers loads,
+its problems keep their lines through the fast path, and overlapping readers
+leave the garbage collector on. (The hostile files through ``validate`` and
+a reload of ``serve`` are in tests/system/test_hostile_config.py.)"""
 
 from __future__ import annotations
 
@@ -69,6 +66,7 @@ def test_overlapping_readers_leave_garbage_collection_on() -> None:
 
 def _timed(work: object) -> float:
     assert callable(work)
-    started = time.perf_counter()
+    # CPU time: the loader's own work, which other programs on the machine cannot stretch
+    started = time.process_time()
     work()
-    return time.perf_counter() - started
+    return time.process_time() - started

@@ -1,4 +1,5 @@
-"""Pools end to end: config, serve with lab servers, failover, API and /go."""
+"""Pools in the config: their settings, ``min_improvement`` as a percentage
+and a duration, and the problems a bad pool is refused with."""
 
 from __future__ import annotations
 

@@ -156,6 +156,9 @@ async def test_retention_and_the_row_limit_drop_whole_old_days(tmp_path: Path) -
     # the row limit: 4200 rows > 1000 allowed; the oldest days go, today stays
     await history.close()
     history = await opened(tmp_path / "h.sqlite", Limits(retention=3 * DAY, max_rows=10_000))
+    # The writer prunes first thing in its thread; a flush is answered after
+    # that, so the test's own use of the writer's connection cannot race it.
+    await history.flush()
     history._writer.limits = Limits(retention=3 * DAY, max_rows=150)
     await history.flush(prune_at=NOW)
     kept = await history.read(tables)
@@ -229,6 +232,9 @@ async def test_a_failing_write_is_logged_and_history_turns_itself_off(
     history: History, caplog: pytest.LogCaptureFixture
 ) -> None:
     # the writer's connection refuses writes: each batch fails, the loop goes on
+    # The writer prunes first thing in its thread; a flush is answered after
+    # that, so the test's own use of the writer's connection cannot race it.
+    await history.flush()
     history._writer.db.execute("PRAGMA query_only = ON")
     with caplog.at_level(logging.ERROR, "monitor.history"):
         for i in range(6):
@@ -299,6 +305,9 @@ async def test_an_unexpected_error_in_the_writer_is_logged_and_the_writer_goes_o
 ) -> None:
     # a day number no calendar holds (a file edited by hand, or damaged):
     # pruning it raises OverflowError, not an sqlite3.Error
+    # The writer prunes first thing in its thread; a flush is answered after
+    # that, so the test's own use of the writer's connection cannot race it.
+    await history.flush()
     history._writer.db.execute("INSERT INTO days(day, rows) VALUES (?, 0)", (-(10**15),))
     with caplog.at_level(logging.ERROR, "monitor.history"):
         await history.flush(prune_at=NOW)

@@ -1,11 +1,6 @@
-"""Cause 5 of issue 13: serve holds its port under abuse, and its probes never
-starve for file descriptors.
-
-``serve`` runs in a child under ``ulimit -n 1024``; this test opens 1,100
-idle connections (and some half-sent request heads) to its port. The
-monitor's own probes of a healthy server keep succeeding meanwhile, the idle
-sockets are closed after the idle timeout, and the port answers again.
-"""
+"""Cause 5 of issue 13, in-process: the file-descriptor budget keeps a share
+for the probes, and the open-file limit is raised where it can be. (The
+flood against a ``serve`` child is in tests/system/test_hostile_port.py.)"""
 
 from __future__ import annotations
 

@@ -1,13 +1,6 @@
-"""The media path against real servers: Debian's Prosody announcing Debian's coturn.
-
-Prosody 0.12's own ``mod_turn_external`` (with ``mod_external_services``)
-announces a coturn that the tests start on loopback (tests/coturn.py):
-STUN and TURN over UDP and TCP, TURN over TLS. Each case is what a user
-reads in the report: STUN round trips and TURN allocations per transport
-when all is well, and, within one round, ``turn_refused`` when coturn is
-stopped, ``turn_unauthorized`` when its secret no longer matches
-Prosody's, and so on.
-"""
+"""The media stage when signalling is down: STUN and TURN are skipped, and
+the detail says why. (The media path against a real Prosody and coturn is in
+tests/system/test_media.py.)"""
 
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
-"""One STUN Binding or TURN Allocate against real and hostile servers on loopback.
-
-Against coturn with a quota of one allocation per user: a second allocation
-succeeds within seconds (so the first was released at once, not left to
-expire after the 60 s it asked for),
-and an allocation while another of the same user is held is ``turn_quota``.
-Against a hostile UDP server: garbage answers and silence end in a reason
-within the time given, never an exception. A release (Refresh) met with
-silence or an error without a code leaves the allocation a success.
-"""
+"""One STUN Binding or TURN Allocate against hostile servers on loopback:
+garbage answers and silence end in a reason within the time given, never an
+exception, and a release (Refresh) met with silence or an error without a
+code leaves the allocation a success. (Against coturn: tests/system/test_media_client.py.)"""
 
 from __future__ import annotations
 

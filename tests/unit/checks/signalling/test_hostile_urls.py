@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from monitor.ladder import Check
 from monitor.model import Reason, ServerReport
 from tests.support.sites import StartSite, _NxDomain, jitsi_app, make_config, probe_once
+from tests.support.timing import SLACK
 
 SECRET = "hostile-urls-secret-0123456789abcdef0123"
 
@@ -72,7 +73,8 @@ async def test_a_malformed_url_fails_signalling_only(
     started = asyncio.get_running_loop().time()
     with caplog.at_level(logging.ERROR):
         report = await probe_once(make_config(server_config(site.url, nxdomain_dns)))
-    assert asyncio.get_running_loop().time() - started < 3 + 1
+    # ended by the ladder's 3 s deadline (and what a loaded machine adds), not a hang
+    assert asyncio.get_running_loop().time() - started < 3 + SLACK
     no_internal_error(report)
     assert "crashed" not in caplog.text
     signalling = report.check(Check.SIGNALLING)

@@ -1,4 +1,7 @@
-"""The signalling ladder against a real Prosody and a focus, and against hostile servers."""
+"""The signalling ladder against hostile servers on loopback: malformed
+URLs, servers that never finish closing, hostile BOSH answers and WebSocket
+frames, refused connections, and a token that never shows in results. (Against
+a real Prosody and a focus: tests/system/test_xmpp.py.)"""
 
 from __future__ import annotations
 
@@ -78,7 +81,9 @@ async def test_server_that_never_finishes_closing(start_site: StartSite, xmpp: X
     t0 = loop.time()
     result = await xmpp(f"ws://127.0.0.1:{site.port}/xmpp-websocket", timeout=2)
     assert reasons(result)["signalling"] == "sasl_not_allowed"
-    assert loop.time() - t0 < 4, "closing is bounded even when the server never closes"
+    # aiohttp would wait 10 s for the server's close frame; the probe gives it
+    # CLOSE_WAIT (0.5 s) after its 2 s deadline at most
+    assert loop.time() - t0 < 10, "closing is bounded even when the server never closes"
 
 
 @pytest.mark.parametrize(

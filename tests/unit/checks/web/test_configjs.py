@@ -257,9 +257,9 @@ def test_byte_order_mark_and_nul() -> None:
     ids=["unclosed", "stray", "ssi", "html", "unterminated-16k", "unterminated-60k", "template"],
 )
 def test_syntax_errors(js: str, line: int) -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: other programs on the machine cannot stretch it
     found = outcome(js)
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
     assert found.reason is Reason.CONFIGJS_ERROR
     assert found.facts is None, "a browser runs nothing of a file it cannot parse"
     assert found.detail.startswith("config.js does not parse: SyntaxError")
@@ -328,10 +328,10 @@ SHORT = Limits(time=0.25)
     ],
 )
 def test_endless_work_is_stopped(js: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what the engine burnt, whatever the load
     found = outcome(js, SHORT)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2, f"took {elapsed:.2f} s"
+    elapsed = time.process_time() - started
+    assert elapsed < 2, f"took {elapsed:.2f} s of CPU"
     if "global-setter" in js or "throw {" in js:
         return  # ends as soon as the file does; what matters is that it ends
     assert found.reason is Reason.CONFIGJS_TIMEOUT, found.detail
@@ -372,9 +372,9 @@ def _bomb(size: int) -> str:
 def test_memory_bombs_are_stopped(js: str) -> None:
     outcome("var config = {};")  # the engine loaded before the first reading
     before = _rss_mib()
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what the engine burnt, whatever the load
     found = outcome(js, SHORT)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     growth = _rss_mib() - before
     assert found.reason in (Reason.CONFIGJS_MEMORY, Reason.CONFIGJS_TIMEOUT), found.detail
     assert found.facts is None

@@ -48,7 +48,7 @@ async def test_the_deadline_stops_the_engine(start_site: StartSite, probe: Probe
     assert check is not None
     assert check.reason is Reason.CONFIGJS_TIMEOUT, "the engine's reason, not the ladder's"
     assert "deadline" in check.detail
-    assert elapsed < 1.5
+    assert elapsed < 10, "it waited for the engine's own time limit, not the ladder's deadline"
     # nothing keeps running after the ladder: no engine, no CPU burnt
     await eventually(lambda: reader().running == 0, timeout=0.2)
     cpu = time.process_time()
@@ -105,11 +105,11 @@ async def test_an_unchanged_body_is_evaluated_once(start_site: StartSite, probe:
 async def test_a_hostile_body_is_not_rerun(start_site: StartSite, probe: Probe) -> None:
     site = await start_site(jitsi_app(f"for (;;) {{}} // {time.time_ns()}"))
     await probe(site.url, "configjs: {time_limit: 50ms}")
-    started = time.monotonic()
+    evaluations = reader().stats.evaluations
     report = await probe(site.url, "configjs: {time_limit: 50ms}")
     assert reasons(report)["configjs"] == "configjs_timeout"
     assert reader().stats.hits > 0
-    assert time.monotonic() - started < 0.5
+    assert reader().stats.evaluations == evaluations, "the hostile body ran again"
 
 
 async def test_tenants_evaluated_side_by_side(start_site: StartSite, probe: Probe) -> None:
