@@ -1,7 +1,7 @@
 """Cause 3 of issue 13: the config loader has limits, and a reload never stalls serve.
 
 Each hostile file is refused by ``validate`` with exit 2, a message naming
-the file and line, no traceback, within a second or so and without the
+the file and line, no traceback, within a second or so of CPU and without the
 memory it once took; through SIGHUP, ``serve`` keeps answering and sets
 ``jitsi_monitor_config_last_reload_successful`` to 0.
 """
@@ -21,6 +21,7 @@ import pytest
 from monitor.config.source import MAX_DOCUMENT_BYTES
 from tests.support.hostile import ten_thousand
 from tests.support.processes import Served, read_until
+from tests.support.timing import SLACK
 
 # 386 bytes that expand to a billion "lol"s.
 ALIAS_BOMB = """\
@@ -35,13 +36,16 @@ h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
 i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 """
 
-# Reports the child's peak RSS (VmHWM) on stderr when it exits.
+# Reports the child's peak RSS (VmHWM) and the CPU time it used on stderr when
+# it exits. CPU time, not wall time: other programs on a loaded machine
+# stretch the latter, never the former.
 _MEASURED = (
-    "import atexit, sys\n"
+    "import atexit, os, sys\n"
     "def peak():\n"
+    "    cpu = os.times().user + os.times().system\n"
     "    for line in open('/proc/self/status'):\n"
     "        if line.startswith('VmHWM:'):\n"
-    "            sys.stderr.write(f'\\nPEAK {int(line.split()[1]) * 1024}\\n')\n"
+    "            sys.stderr.write(f'\\nPEAK {int(line.split()[1]) * 1024} CPU {cpu}\\n')\n"
     "atexit.register(peak)\n"
     "from monitor.cli import main\n"
     "sys.argv = ['jitsi-monitor', *sys.argv[1:]]\n"
@@ -50,8 +54,7 @@ _MEASURED = (
 
 
 async def measured(*args: str) -> tuple[int, str, str, float, int]:
-    """Run the CLI in a child: exit code, stdout, stderr, seconds, peak RSS in bytes."""
-    started = time.monotonic()
+    """Run the CLI in a child: exit code, stdout, stderr, CPU seconds, peak RSS in bytes."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -61,17 +64,17 @@ async def measured(*args: str) -> tuple[int, str, str, float, int]:
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
-    seconds = time.monotonic() - started
     text = err.decode()
-    peak = re.search(r"PEAK (\d+)", text)
+    peak = re.search(r"PEAK (\d+) CPU ([\d.]+)", text)
     assert peak is not None, text
     assert proc.returncode is not None
+    seconds = float(peak.group(2))
     return proc.returncode, out.decode(), text[: peak.start()], seconds, int(peak.group(1))
 
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[float, int]:
-    """Seconds and peak RSS of validating a small valid config (the interpreter's own share)."""
+    """CPU seconds and peak RSS of validating a small valid config (the interpreter's own share)."""
     path = tmp_path_factory.mktemp("base") / "ok.yaml"
     path.write_text("servers:\n  - name: a\n    url: https://a.example/\n")
     code, _, err, seconds, peak = asyncio.run(measured("validate", str(path)))
@@ -189,7 +192,7 @@ async def test_a_hostile_reload_keeps_serve_answering(tmp_path: Path, serve: lis
             assert await reload_metric() in ("1.0", "0.0")
             path.write_text(hostile)
             proc.send_signal(signal.SIGHUP)
-            slowest = 0.0
+            slowest = 0.0  # the slowest /healthz while the reload runs
             lines = ""
             reader = asyncio.ensure_future(
                 read_until(proc.stderr, lambda t, want=expected: want in t)
@@ -202,6 +205,9 @@ async def test_a_hostile_reload_keeps_serve_answering(tmp_path: Path, serve: lis
                 await asyncio.sleep(0.01)
             lines = reader.result()
             assert "Traceback" not in lines
-            assert slowest < 0.5, f"/healthz took {slowest:.2f}s during the reload"
+            # A parser holding the loop on an alias bomb would hold it for minutes (or
+            # until memory ran out); what a loaded machine adds to a /healthz is
+            # far less.
+            assert slowest < SLACK, f"/healthz took {slowest:.2f}s during the reload"
             want = "1.0" if hostile is good else "0.0"
             assert await reload_metric() == want, lines

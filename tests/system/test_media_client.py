@@ -24,6 +24,7 @@ from monitor.model import MediaService, Reason
 from monitor.probes.media.client import MediaError, allocate
 from tests.support.coturn import Coturn, rest_credentials
 from tests.support.media import turn
+from tests.support.timing import SLACK
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ async def test_each_allocation_is_released_at_once(quota_coturn: Coturn, transpo
     t0 = time.monotonic()
     while (reason := await allocated(service, user, password)) is not Reason.OK:
         assert reason is Reason.TURN_QUOTA
-        assert time.monotonic() - t0 < 10, "the first allocation was not released"
+        assert time.monotonic() - t0 < 60 - SLACK, "the first allocation was not released"
         await asyncio.sleep(0.2)
 
 

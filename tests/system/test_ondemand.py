@@ -99,7 +99,9 @@ async def test_probe_keeps_within_the_scrape_timeout(monitor: Served) -> None:
     assert status == 200, text
     assert value(text, "jitsi_server_up", server="lab-2") == 0
     assert value(text, "jitsi_check_reason_info", server="lab-2", check="web", reason="timeout")
-    assert value(text, "jitsi_probe_duration_seconds", server="lab-2") < 1
+    # ended by the 1 s scrape timeout, not by the server's own 5 s (a loaded
+    # machine may stretch the first, never into the second)
+    assert value(text, "jitsi_probe_duration_seconds", server="lab-2") < 4
 
     status, text, _ = await get(
         f"{monitor.base}/probe?target=lab-1", **{"X-Prometheus-Scrape-Timeout-Seconds": "soon"}
@@ -263,6 +265,8 @@ async def test_a_shorter_scrape_does_not_wait_for_a_longer_probe(monitor: Served
         f"{monitor.base}/probe?target=lab-2", **{"X-Prometheus-Scrape-Timeout-Seconds": "1"}
     )
     assert status == 200
-    assert value(text, "jitsi_probe_duration_seconds", server="lab-2") < 1
+    # ended by the 1 s scrape timeout, not by the server's own 5 s (a loaded
+    # machine may stretch the first, never into the second)
+    assert value(text, "jitsi_probe_duration_seconds", server="lab-2") < 4
     _, text, _ = await slow
     assert value(text, "jitsi_probe_duration_seconds", server="lab-2") > 4

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from tests.support.processes import Served, read_until
@@ -27,7 +26,6 @@ async def test_serve_starts_despite_a_fifo_and_deep_nesting(
             state_path.write_text("[" * 200_000)
         config = workdir / "servers.yaml"
         config.write_text("servers: []\n")
-        started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -40,8 +38,9 @@ async def test_serve_starts_despite_a_fifo_and_deep_nesting(
             stderr=asyncio.subprocess.PIPE,
         )
         serve.append(Served(proc, "", config))
+        # A FIFO read would block the start for good: read_until fails after
+        # 30 s without a line, far longer than a start takes on a loaded machine.
         err = await read_until(proc.stderr, lambda text: "metrics on" in text)
-        assert time.monotonic() - started < 15
         proc.terminate()
         assert proc.stderr is not None
         err += (await asyncio.wait_for(proc.stderr.read(), 15)).decode()
