@@ -1,6 +1,7 @@
 """Fixtures every test may use: loopback sites, a test CA, a DNS server that
-knows no names. The helpers live in tests/support; the fixtures that start
-child processes live in tests/system/conftest.py."""
+knows no names, in-process lab servers, the signalling ladder run directly,
+and Runners closed after the test. The helpers live in tests/support; the
+fixtures that start child processes live in tests/system/conftest.py."""
 
 from __future__ import annotations
 
