@@ -136,7 +136,7 @@ class Service:
         self._status_runner: web.AppRunner | None = None
         self.history: History | None = None
 
-    # -- start -----------------------------------------------------------------
+    # -- start ---------------------------------------------------------------
 
     async def start(self, *, signals: bool = False) -> None:
         """Build every part, listen, then start probing, the sources and the sinks.
@@ -277,7 +277,7 @@ class Service:
         if self.history is not None:
             self.history.add(pool_record(decision))
 
-    # -- the main loop -----------------------------------------------------------
+    # -- the main loop -------------------------------------------------------
 
     async def run(self) -> None:
         """What the process runs: start (with signal handlers), wait for a stop, stop."""
@@ -292,7 +292,7 @@ class Service:
         """SIGINT or SIGTERM: ``run`` stops the service."""
         self._stopping.set()
 
-    # -- reload --------------------------------------------------------------------
+    # -- reload --------------------------------------------------------------
 
     def reload(self) -> asyncio.Task[None]:
         """SIGHUP: read the config off the loop; one more read if one is under way.
@@ -375,7 +375,7 @@ class Service:
         self.state.config_reload_ok = False
         log.error("config reload failed; keeping the running config: %s", why, exc_info=trace)
 
-    # -- stop ------------------------------------------------------------------------
+    # -- stop ----------------------------------------------------------------
 
     async def stop(self) -> None:
         """Stop everything, in order; the state is saved once probing and sinks are done.
@@ -418,7 +418,7 @@ class Service:
         if self._status_runner is not None:
             await self._status_runner.cleanup()
 
-    # -- persist -----------------------------------------------------------------------
+    # -- persist -------------------------------------------------------------
 
     def persist(self) -> None:
         """Write the state file now (when there is one); a failure is logged, never raised."""

@@ -7,6 +7,7 @@ stays in the subprocess tests (tests/test_cli.py, tests/test_outbox.py, ...).
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import logging
@@ -138,7 +139,10 @@ async def test_a_reload_asked_for_while_reading_reads_once_more(
     running = await service(config)
     first = running.reload()
     await asyncio.sleep(0)  # the read is now under way in its worker thread
-    config.write_text(config.read_text() + f"  - {{name: also-gone, url: '{refused_url()}'}}\n")
+    # Replaced, not rewritten in place: the reader in the thread never sees half a file.
+    changed = config.with_suffix(".new")
+    changed.write_text(config.read_text() + f"  - {{name: also-gone, url: '{refused_url()}'}}\n")
+    changed.replace(config)
     assert running.reload() is first  # no second read beside the first
     await first
     reloads = log_lines(caplog, "config reloaded: ")
@@ -172,8 +176,9 @@ async def test_the_state_file_is_saved_on_a_period_at_pool_changes_and_at_stop(
     await running.stop()
     assert chosen() in {"lab-1", "lab-2"}  # saved again at stop
 
-    # Without a pool change, the period saves it.
+    # Without pools (so without a pool change), the period saves it.
     state_file.unlink()
+    config = write_config(tmp_path, {"lab-1": first.url, "lab-2": second.url})
     again = await service(config, save_every=0.05)
     await eventually(state_file.exists, timeout=10)
     await again.stop()
@@ -220,3 +225,14 @@ async def test_a_port_in_use_is_a_start_error(tmp_path: Path, service: MakeServi
                 await blocked.start()
         finally:
             await blocked.stop()  # what start built is closed again
+
+
+def test_the_service_reaches_not_up_into_the_cli_and_serve_stays_small() -> None:
+    """The CLI builds the Service, never the other way round; serve only runs it."""
+    root = Path(__file__).resolve().parent.parent / "monitor"
+    tree = ast.parse((root / "service.py").read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m == "monitor.cli" or m.startswith("monitor.cli.")]
+    assert not [m for m in imported if m == "click"]
+    assert len((root / "cli" / "serve.py").read_text().splitlines()) <= 120
