@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import pytest
 from pydantic import BaseModel
 
-from monitor.config import MonitorConfig
+from monitor.config import MonitorConfig, parse_config
 from monitor.model import Reason
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,3 +171,14 @@ def test_every_config_key_is_in_the_configuration_reference() -> None:
         ):
             missing.append(".".join(key))
     assert not missing, f"docs/configuration.md does not name {missing}"
+
+
+def test_the_readmes_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.partition("\n## A config in brief\n")[2]
+    block = re.search(r"^```yaml\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    assert block, "README.md has no config in brief"
+    monkeypatch.setenv("SCHOOL1_JWT_SECRET", "a secret of the test")
+    config = parse_config(block.group(1), "README.md")
+    assert [s.name for s in config.servers] == ["meet-jit-si", "school-1"]
+    assert [p.name for p in config.pools] == ["moodle"]
