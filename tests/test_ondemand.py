@@ -159,7 +159,7 @@ def test_url_patterns_stay_within_their_part() -> None:
 async def test_prometheus_scrapes_probe_with_relabeling(
     monitor: Served, tmp_path: Path, processes: list[asyncio.subprocess.Process]
 ) -> None:
-    """The README's scrape config, run by a real Prometheus."""
+    """The scrape config of docs/sources.md ("On-demand probes"), run by a real Prometheus."""
     address = monitor.base.removeprefix("http://")
     base = await start_prometheus(
         processes,
