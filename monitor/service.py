@@ -192,7 +192,7 @@ class Service:
             log.warning(
                 "status.public is on and %s is not a loopback address: /metrics, /probe and "
                 "/api/v1 are served there too; set status.listen for the pages and keep "
-                'listen.host on loopback (see the README\'s "The public view")',
+                'listen.host on loopback (see docs/status-pages.md, "The public view")',
                 self.host,
             )
         self._built = True
