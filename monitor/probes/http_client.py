@@ -1,9 +1,11 @@
 """A small HTTP/1.1 client that times every phase of a request.
 
 aiohttp's trace hooks cannot tell the TLS handshake apart from the TCP
-connect, so the probe opens its own connections on asyncio streams: resolve,
-connect and TLS handshake are timed separately, then one or more requests go
-over the same connection (keep-alive) with first-byte and transfer times.
+connect, so the probe opens its own connections through the network layer
+(``monitor.net.open_connection``): resolve, connect and TLS handshake are
+timed separately, then one or more requests go over the same connection
+(keep-alive) with first-byte and transfer times. Redirects are this
+client's policy, not the network layer's.
 
 Everything a server sends is treated as hostile: header and body sizes are
 capped, compressed bodies are inflated only up to the cap, and every failure
