@@ -4,7 +4,9 @@ the WebSocket client and the aiohttp adapter, against servers on loopback."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hashlib
 import socket
 import ssl
 import struct
@@ -102,6 +104,7 @@ async def _hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     writer.write(b"hello\n")
     await writer.drain()
     writer.close()
+    await writer.wait_closed()
 
 
 # -- the resolver -------------------------------------------------------------
@@ -413,7 +416,10 @@ async def test_a_wrong_accept_key_is_refused() -> None:
         await writer.drain()
         await reader.read()
         writer.close()
+        await writer.wait_closed()
+        done.set()
 
+    done = asyncio.Event()
     server, port = await _listen(liar)
     async with server:
         with pytest.raises(NetError) as failed:
@@ -426,5 +432,108 @@ async def test_a_wrong_accept_key_is_refused() -> None:
                 headers={},
                 max_message=1024,
             )
+        await asyncio.wait_for(done.wait(), 5)  # the probe hung up
     assert failed.value.reason is Reason.WS_UPGRADE_REFUSED
     assert "Invalid challenge response" in failed.value.detail
+
+
+async def _raw_websocket(
+    frames: bytes, seen: asyncio.Queue[bytes], hang_up: bool = False
+) -> tuple[asyncio.Server, int, list[asyncio.Task[None]]]:
+    """A WebSocket server on raw sockets: after the handshake it sends ``frames``, then
+    puts every frame header the client sends in ``seen`` (or hangs up). Also its
+    connections' handlers, to wait for (each ends when the client hangs up)."""
+    handlers: list[asyncio.Task[None]] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(typing.cast("asyncio.Task[None]", asyncio.current_task()))
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
+        )
+        accept = base64.b64encode(
+            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+        )
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + frames
+        )
+        if hang_up:
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            return
+        try:
+            while True:
+                first, second = await reader.readexactly(2)
+                await reader.readexactly(4 + (second & 0x7F))  # mask key and a short payload
+                seen.put_nowait(bytes([first, second]))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            await writer.wait_closed()
+
+    server, port = await _listen(handle)
+    return server, port, handlers
+
+
+async def _connect_raw(port: int) -> WebSocket:
+    return await WebSocket.connect(
+        None, secure=False, host="127.0.0.1", port=port, target="/", headers={}, max_message=1024
+    )
+
+
+async def test_fragments_are_joined_and_pings_answered() -> None:
+    seen: asyncio.Queue[bytes] = asyncio.Queue()
+    frames = (
+        bytes([0x01, 3])
+        + b"<op"  # text, not final
+        + bytes([0x89, 1])
+        + b"p"  # a ping between the fragments
+        + bytes([0x80, 3])
+        + b"en>"  # the final continuation
+    )
+    server, port, handlers = await _raw_websocket(frames, seen)
+    async with server:
+        ws = await _connect_raw(port)
+        assert await ws.receive() == Message(MessageType.TEXT, "<open>")
+        pong = await asyncio.wait_for(seen.get(), 5)
+        ws.abort()
+        await asyncio.wait_for(asyncio.gather(*handlers), 5)
+    assert pong == bytes([0x8A, 0x81])  # a final pong, masked as a client's frames are
+
+
+@pytest.mark.parametrize(
+    ("frames", "words"),
+    [
+        (bytes([0xC1, 1]) + b"x", "reserved bits"),
+        (bytes([0x80, 1]) + b"x", "Unexpected opcode=0"),
+        (bytes([0x89, 126, 0, 200]) + b"x" * 200, "Control frame"),
+        (bytes([0x81, 127]) + struct.pack("!Q", 1 << 40), "exceeds limit"),
+        (bytes([0x81, 2]) + b"\xff\xfe", "Invalid UTF-8"),
+    ],
+    ids=["reserved-bits", "stray-continuation", "long-ping", "huge", "not-utf8"],
+)
+async def test_broken_frames_are_errors(frames: bytes, words: str) -> None:
+    server, port, handlers = await _raw_websocket(frames, asyncio.Queue())
+    async with server:
+        ws = await _connect_raw(port)
+        message = await asyncio.wait_for(ws.receive(), 5)
+        ws.abort()
+        await asyncio.wait_for(asyncio.gather(*handlers), 5)
+    assert message.type is MessageType.ERROR
+    assert words in str(message.data)
+    assert ws.closed
+
+
+async def test_a_connection_that_ends_mid_frame_is_closed() -> None:
+    frames = bytes([0x81, 10]) + b"<op"
+    server, port, handlers = await _raw_websocket(frames, asyncio.Queue(), hang_up=True)
+    async with server:
+        ws = await _connect_raw(port)
+        message = await asyncio.wait_for(ws.receive(), 5)
+        ws.abort()
+        await asyncio.wait_for(asyncio.gather(*handlers), 5)
+    assert message.type is MessageType.CLOSE
+    assert ws.close_code == 1006
