@@ -4,7 +4,7 @@
 bottom: each stage says which of its checks a server runs, whether an
 earlier failure stops it (its checks are then reported as skipped, with
 why), and runs its probe. ``Runner`` only holds what ladders share: a DNS
-resolver, TLS contexts, the WebSocket session and the concurrency bound.
+resolver, TLS contexts, the BOSH session and the concurrency bound.
 The checks themselves are declared in ``monitor.ladder``.
 """
 
@@ -20,16 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import aiodns
-import aiohttp
-
 from monitor import __version__, escape
 from monitor.carried import Carried, MatrixMemory, carry
 from monitor.config import MonitorConfig, Target
 from monitor.ladder import LADDER, Check, CheckSpec, JwtCase
 from monitor.model import CheckResult, ConfigFacts, MediaReport, Reason, ServerReport, skipped
+from monitor.net import Resolver, make_ssl_context
+from monitor.net.aio import client_session
 from monitor.probes.configjs import configure as configure_configjs
-from monitor.probes.http_client import HttpClient, make_ssl_context, origin_of
+from monitor.probes.http_client import HttpClient, origin_of
 from monitor.probes.matrix import probe_matrix, valid_check
 from monitor.probes.media import Discovery, MediaMemory, MediaVerdicts, probe_media
 from monitor.probes.tokens import mint, origin_of_url
@@ -40,7 +39,6 @@ from monitor.probes.xmpp import (
     no_redirects,
     probe_xmpp,
     signalling_checks,
-    timed_connector,
 )
 
 __all__ = ["STAGES", "LadderRun", "Runner", "Stage", "register_stage", "run_ladder", "user_agent"]
@@ -65,24 +63,16 @@ class Runner:
     def __init__(self, config: MonitorConfig) -> None:
         self.user_agent = user_agent(config.contact)
         configure_configjs(config.configjs.limits(), len(config.servers))
-        nameservers = config.dns.nameservers or None
-        self.resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
+        # The one resolver of every probe: HTTP, XMPP (WebSocket and BOSH) and media.
+        self.resolver = Resolver(config.dns.nameservers or ())
         self._ssl: dict[tuple[bool, Path | None], ssl.SSLContext] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
         # The last token matrix of each server, carried between its runs.
         self.matrices = MatrixMemory()
         # The last media (STUN, TURN) verdicts of each server, carried likewise.
         self.media = MediaMemory()
-        # WebSockets for the signalling ladder; each is its own connection.
-        self.session = aiohttp.ClientSession(
-            connector=timed_connector(
-                resolver=aiohttp.AsyncResolver(nameservers=nameservers, timeout=5.0, tries=2),
-                limit=0,
-                force_close=True,
-            ),
-            timeout=aiohttp.ClientTimeout(total=None),
-            trace_configs=[no_redirects()],
-        )
+        # BOSH for the signalling ladder; each request is its own connection.
+        self.session = client_session(self.resolver, [no_redirects()])
 
     async def close(self) -> None:
         await self.session.close()
@@ -142,6 +132,7 @@ class LadderRun:
             join=target.join,
             user_agent=self.runner.user_agent,
             ssl_context=self.ssl_context,
+            resolver=self.runner.resolver,
             token_for=None if key is None else functools.partial(mint, key),
             # The main ladder is the moderator: false case on a matrix round.
             settle=key.settle if key is not None and self.matrix_due else 0.0,

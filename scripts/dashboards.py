@@ -1168,7 +1168,7 @@ def server_dashboard() -> Json:
             "Why a check did not pass, over time (jitsi_check_reason_info with reason "
             'other than "ok"): one row per check and reason code, e.g. dns_error, '
             "connect_refused, tls_expired, focus_unavailable, jwt_not_enforced. skipped "
-            "(grey) means an earlier check failed to reach the server. The README lists "
+            "(grey) means an earlier check failed to reach the server. docs/checks.md lists "
             "every reason code.",
             [
                 query(

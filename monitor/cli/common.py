@@ -1,4 +1,4 @@
-"""What every command shares: exit codes, the config argument, --shard, loading."""
+"""What every command shares: exit codes, logging, the config argument, --shard, loading."""
 
 from __future__ import annotations
 
@@ -18,12 +18,23 @@ __all__ = [
     "config_arg",
     "load",
     "log",
+    "setup_logging",
     "shard_option",
 ]
 
 log = logging.getLogger("monitor")
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
+
+
+def setup_logging(level: str) -> None:
+    """Log lines to stderr at ``level`` (debug, info, warning, error), escaped."""
+    handler = logging.StreamHandler(sys.stderr)
+    # Every argument of a log line is shown through monitor.escape.plain.
+    handler.setFormatter(escape.LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
 
 config_arg = click.argument(
     "config", type=click.Path(dir_okay=False, path_type=Path), default="servers.yaml"

@@ -12,9 +12,8 @@ import os
 import stat
 from pathlib import Path
 
-import aiodns
-
-from monitor.probes.http_client import FetchError, HttpClient, make_ssl_context
+from monitor.net import NetError, Resolver, make_ssl_context
+from monitor.probes.http_client import HttpClient
 
 __all__ = ["SourceError", "fetch_url", "is_url", "read_bounded", "read_source"]
 
@@ -33,7 +32,7 @@ async def fetch_url(
     user_agent: str,
     time_limit: float,
     max_bytes: int,
-    resolver: aiodns.DNSResolver | None = None,
+    resolver: Resolver | None = None,
 ) -> bytes:
     """The body of a ``GET url`` answered 200 (redirects followed); SourceError otherwise."""
     client = HttpClient(
@@ -48,7 +47,7 @@ async def fetch_url(
             fetch = await client.get(url)
     except TimeoutError:
         raise SourceError(f"no complete answer within {time_limit:g}s") from None
-    except FetchError as exc:
+    except NetError as exc:
         raise SourceError(f"{exc.reason.value}: {exc.detail}") from None
     response = fetch.response
     assert response is not None

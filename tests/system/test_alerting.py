@@ -183,8 +183,8 @@ async def test_prometheus_scrapes_the_monitor_and_fires_alerts(
         used = set(re.findall(r"\bjitsi_[a-z_]+\b", exprs))
         assert used <= exported, f"not exported: {sorted(used - exported)}"
 
-        # the README's "nearest healthy server per pool": lab-1 has no added latency
-        nearest = next(e for e in readme_promql() if "by (location, pool)" in e)
+        # docs/sources.md's "nearest healthy server per pool": lab-1 has no added latency
+        nearest = next(e for e in docs_promql() if "by (location, pool)" in e)
 
         async def nearest_is_lab1() -> bool:
             result = await query(session, base, nearest)
@@ -192,7 +192,7 @@ async def test_prometheus_scrapes_the_monitor_and_fires_alerts(
                 ("moodle", "lab-1")
             ]
 
-        await until(nearest_is_lab1, "the README's query naming lab-1")
+        await until(nearest_is_lab1, "the docs' query naming lab-1")
 
         await tls_labs[0].set_fault("refuse")
 
@@ -221,11 +221,14 @@ async def test_prometheus_scrapes_the_monitor_and_fires_alerts(
         assert ("JitsiPoolNoEligibleServer", None) not in names
 
 
-def readme_promql() -> list[str]:
-    """The expressions of the README's promql blocks (comment lines separate them)."""
-    readme = (ROOT / "README.md").read_text()
+def docs_promql() -> list[str]:
+    """The expressions of the promql blocks of README.md and docs/ (comment
+    lines separate them)."""
+    text = "\n".join(
+        page.read_text() for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    )
     found: list[str] = []
-    for block in re.findall(r"^```promql\n(.*?)^```", readme, re.MULTILINE | re.DOTALL):
+    for block in re.findall(r"^```promql\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
         current: list[str] = []
         for line in [*block.splitlines(), "#"]:
             if line.lstrip().startswith("#"):
@@ -237,20 +240,20 @@ def readme_promql() -> list[str]:
     return found
 
 
-def test_readme_promql_is_valid(tmp_path: Path) -> None:
-    expressions = readme_promql()
+def test_docs_promql_is_valid(tmp_path: Path) -> None:
+    expressions = docs_promql()
     assert len(expressions) >= 6
     rules = {
         "groups": [
             {
-                "name": "readme",
+                "name": "docs",
                 "rules": [
-                    {"record": f"readme:expr_{i}", "expr": e} for i, e in enumerate(expressions)
+                    {"record": f"docs:expr_{i}", "expr": e} for i, e in enumerate(expressions)
                 ],
             }
         ]
     }
-    path = tmp_path / "readme.rules.yml"
+    path = tmp_path / "docs.rules.yml"
     path.write_text(yaml.safe_dump(rules))
     checked = run("promtool", "check", "rules", path)
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -90,7 +90,7 @@ async def test_every_fault_works_from_the_command_line() -> None:
 
 
 async def test_sigusr1_takes_lab_1_down_and_brings_it_back() -> None:
-    """What the README's walk-through of the status pages does to the lab."""
+    """What the walk-through of docs/status-pages.md ("Try it with the lab") does to the lab."""
     import signal
 
     lab_proc = await asyncio.create_subprocess_exec(

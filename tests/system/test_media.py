@@ -38,7 +38,7 @@ from tests.support.sites import StartSite, jitsi_app, make_config
 # (mod_external_services; jitsi/jitsi-meet
 # doc/debian/jitsi-meet-prosody/prosody.cfg.lua-jvb.example at
 # 156a6861bfb1512069f44facdb41f01899913f65, plus TCP). MEDIA uses Prosody's
-# own mod_turn_external with the same TURN server; MIXED is what the README
+# own mod_turn_external with the same TURN server; MIXED is what docs/checks.md
 # tells its operator to do instead: mod_turn_external for STUN and TURN, the
 # TLS service in external_services with credentials; EXPIRED hands out
 # credentials that have already expired; BARE announces nothing.
@@ -273,7 +273,7 @@ async def test_prosodys_turn_external_announces_turns_without_credentials(
 async def test_turns_with_credentials_next_to_turn_external(
     site: Site, coturn: Coturn, runner_for: list[Runner]
 ) -> None:
-    # The README's remedy: the TLS service declared in external_services with
+    # The remedy docs/checks.md gives: the TLS service declared in external_services with
     # algorithm = "turn" carries credentials, and TURN over TLS allocates.
     cfg = await site.config(MIXED)
     (report,) = await rounds(cfg, runner_for)

@@ -138,7 +138,7 @@ async def test_probe_refuses_what_is_not_configured_or_allowed(
 async def test_prometheus_scrapes_probe_with_relabeling(
     monitor: Served, tmp_path: Path, processes: list[asyncio.subprocess.Process]
 ) -> None:
-    """The README's scrape config, run by a real Prometheus."""
+    """The scrape config of docs/sources.md ("On-demand probes"), run by a real Prometheus."""
     address = monitor.base.removeprefix("http://")
     base = await start_prometheus(
         processes,

@@ -3,7 +3,7 @@ lab fleet with an outage, a failover and a failback; then a restart.
 
 Screenshots at desktop and phone widths go to ``test-artifacts/browser/``
 (or to ``$JM_SCREENSHOTS``: ``scripts/screenshots`` points it at the
-README's pictures).
+pictures of README.md and docs/status-pages.md).
 """
 
 from __future__ import annotations

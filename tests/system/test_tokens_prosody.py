@@ -299,7 +299,7 @@ async def test_what_a_matrix_round_costs(
     server: str,
     cost: tuple[int, int, int],
 ) -> None:
-    """Streams, conference requests and joins of one matrix round (README: Token checks)."""
+    """Streams, conference requests and joins of one matrix round (docs/checks.md: Token checks)."""
     focus.grant_owner = owner_for_all
     cfg = await site.config(domain, server=server)
     (first,) = await rounds(cfg, prosody, focus, 1)

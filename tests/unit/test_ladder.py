@@ -7,7 +7,6 @@ everywhere a check does: in the report and its verdict, in a pool's
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from enum import StrEnum
 
@@ -179,17 +178,24 @@ def test_every_check_has_one_row_and_each_stage_a_function() -> None:
         LADDER.add(LADDER.spec(Check.WEB))
 
 
-def test_the_readme_documents_every_check_phase_case_and_reason() -> None:
-    readme = (ROOT / "README.md").read_text()
-    for word in [
-        *(r.check.value for r in LADDER),
-        *HTTP_PHASES,
-        *XMPP_PHASES,
-        *LADDER.requirements,
-    ]:
-        assert re.search(rf"`{word}`", readme), f"the README does not name `{word}`"
+def test_the_docs_document_every_check_phase_case_and_reason() -> None:
+    def page(name: str) -> str:
+        return (ROOT / "docs" / name).read_text()
+
+    checks, metrics, configuration, pools = (
+        page("checks.md"),
+        page("metrics.md"),
+        page("configuration.md"),
+        page("pools.md"),
+    )
+    for r in LADDER:
+        assert f"| `{r.check.value}` |" in checks, f"docs/checks.md has no row `{r.check.value}`"
+    for phase in [*HTTP_PHASES, *XMPP_PHASES]:
+        assert f"`{phase}`" in metrics, f"docs/metrics.md does not name the phase `{phase}`"
+    for word in LADDER.requirements:
+        assert f"`{word}`" in configuration, f"docs/configuration.md does not name `{word}`"
     for change in PoolChange:
-        assert f"`{change.value}`" in readme, f"the README does not define `{change.value}`"
+        assert f"| `{change.value}` |" in pools, f"docs/pools.md does not define `{change.value}`"
     assert {c.value for c in FAILOVER_REASONS} < {c.value for c in PoolChange}
 
 

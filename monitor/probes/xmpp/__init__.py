@@ -14,7 +14,7 @@ from monitor.probes.xmpp.session import (
     signalling_checks,
     skipped_checks,
 )
-from monitor.probes.xmpp.transport import RedirectRefused, no_redirects, timed_connector
+from monitor.probes.xmpp.transport import RedirectRefused, no_redirects
 
 __all__ = [
     "MAX_FRAME",
@@ -25,5 +25,4 @@ __all__ = [
     "probe_xmpp",
     "signalling_checks",
     "skipped_checks",
-    "timed_connector",
 ]

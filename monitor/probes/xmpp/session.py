@@ -30,6 +30,7 @@ import aiohttp
 from monitor import escape
 from monitor.ladder import LADDER, XMPP_PHASES, Check
 from monitor.model import CheckResult, ConfigFacts, Phase, Reason, skipped
+from monitor.net import Resolver
 from monitor.probes.xmpp.bosh import BoshTransport
 from monitor.probes.xmpp.framing import (
     NS_BIND,
@@ -91,6 +92,9 @@ class XmppSettings:
     on_joined: Callable[[], None] | None = None
     user_agent: str = "jitsi-monitor"
     ssl_context: ssl.SSLContext | None = None
+    # Resolves the WebSocket's host (None: the system's resolver); BOSH
+    # resolves through its aiohttp session.
+    resolver: Resolver | None = None
     # Refuse signalling on another host than the server's (an on-demand probe of a URL).
     same_host: bool = False
     # Origins besides the server's own where a token may go (see check_token_target).
@@ -215,7 +219,7 @@ class XmppSession:
             self.transport = BoshTransport(self.session, url, query, self.origin, self.settings)
         else:
             self.transport = await WebSocketTransport.connect(
-                self.session, url, query, self.origin, self.settings
+                self.settings.resolver, url, query, self.origin, self.settings
             )
         self.done("upgrade", t0)
 

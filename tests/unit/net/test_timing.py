@@ -14,13 +14,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 from yarl import URL
 
-from monitor.probes.http_client import HttpClient, make_ssl_context
-from monitor.probes.xmpp import XmppSettings, timed_connector
+from monitor.net import make_ssl_context
+from monitor.probes.http_client import HttpClient
+from monitor.probes.xmpp import XmppSettings
 from monitor.probes.xmpp.transport import WebSocketTransport
 
 DELAY = 0.1  # the server's think time before its answer
@@ -146,20 +146,19 @@ def slow_websocket() -> Iterator[int]:
 
 async def test_a_websocket_frame_is_timed_when_it_arrived(slow_websocket: int) -> None:
     url = URL(f"ws://127.0.0.1:{slow_websocket}/xmpp-websocket")
-    async with aiohttp.ClientSession(connector=timed_connector(force_close=True)) as session:
-        transport = await WebSocketTransport.connect(
-            session, url, {}, f"http://127.0.0.1:{slow_websocket}", XmppSettings()
-        )
-        stop = busy_loop(asyncio.get_running_loop())
-        try:
-            sent = time.monotonic()
-            await transport.send('<iq xmlns="jabber:client" type="get" id="ping-1"/>')
-            frame = await transport.recv()
-            resumed = time.monotonic()
-        finally:
-            stop.set()
-        arrived = transport.arrived()
-        await transport.abort()
+    transport = await WebSocketTransport.connect(
+        None, url, {}, f"http://127.0.0.1:{slow_websocket}", XmppSettings()
+    )
+    stop = busy_loop(asyncio.get_running_loop())
+    try:
+        sent = time.monotonic()
+        await transport.send('<iq xmlns="jabber:client" type="get" id="ping-1"/>')
+        frame = await transport.recv()
+        resumed = time.monotonic()
+    finally:
+        stop.set()
+    arrived = transport.arrived()
+    await transport.abort()
     assert frame.get("id") == "ping-1"
     assert arrived is not None
     # The answer came DELAY after it was sent; the probe got the loop back at
