@@ -20,10 +20,8 @@ from pydantic import BaseModel
 
 from monitor.config import MonitorConfig, parse_config
 from monitor.model import Reason
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-while not (ROOT / "pyproject.toml").exists():  # the tests may move a level down
-    ROOT = ROOT.parent
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 

@@ -2,7 +2,7 @@
 
 The Service runs on the test's loop on 127.0.0.1, port 0, as uvicorn's tests
 run its ``Server``; what needs a real process (signals, kill -9, systemd)
-stays in the subprocess tests (tests/test_cli.py, tests/test_outbox.py, ...).
+stays in the subprocess tests (tests/system/test_cli.py, tests/system/test_outbox.py, ...).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import pytest
 from monitor.config import load_config
 from monitor.service import Service, StartError
 from monitor.state import State
-from tests.conftest import StartSite, eventually, jitsi_app
+from tests.support.paths import ROOT
+from tests.support.sites import StartSite, eventually, jitsi_app
 
 MakeService = Callable[..., Awaitable[Service]]
 
@@ -229,7 +230,7 @@ async def test_a_port_in_use_is_a_start_error(tmp_path: Path, service: MakeServi
 
 def test_the_service_reaches_not_up_into_the_cli_and_serve_stays_small() -> None:
     """The CLI builds the Service, never the other way round; serve only runs it."""
-    root = Path(__file__).resolve().parent.parent / "monitor"
+    root = ROOT / "monitor"
     tree = ast.parse((root / "service.py").read_text())
     imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]

@@ -32,7 +32,7 @@ from monitor.net import (
 )
 from monitor.net.aio import aiohttp_failure, client_session
 from monitor.net.websocket import Message, MessageType, WebSocket
-from tests.conftest import StartSite, free_port, server_context
+from tests.support.sites import StartSite, free_port, server_context
 
 NAMES = {"probe.test": "127.0.0.1"}
 
