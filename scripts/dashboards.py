@@ -10,7 +10,7 @@ itself standard library only) for the checks, phases and token cases; the
 output is deterministic (sorted keys, 2-space indent, trailing newline) so a
 change reviews as a small diff.
 
-Conventions (tests/test_dashboards.py checks them): every panel and query
+Conventions (tests/unit/metrics/test_dashboards.py checks them): every panel and query
 uses the `datasource` variable, every panel has a unit and a description,
 every selector filters by `location=~"$location"`, rates use
 `$__rate_interval`, and every metric is one the monitor exports.
