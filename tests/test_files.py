@@ -168,3 +168,18 @@ def test_read_secret_warns_once_per_file_and_mode(
     warned = [r.getMessage() for r in caplog.records if "secret file" in r.getMessage()]
     assert warned == [f"secret file {secret} has mode 0604: others may read it; "
                       f"it should be 0600 or 0400 (chmod 600 {secret})"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["-", "/dev/stdin"])
+def test_a_config_piped_in_is_read_from_standard_input(name: str) -> None:
+    # A pipe is a stream that ends: read as standard input, not as a file at a path.
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "validate", name],
+        input="servers:\n  - name: one\n    url: http://127.0.0.1:9/\n",
+        capture_output=True,
+        text=True,
+        timeout=GUARD,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{name}: valid; 1 server(s): one")

@@ -1,6 +1,7 @@
 """A restart keeps the whole story: a pool change decided just before a kill -9
 reaches the history (once, however often serve restarts), and
-``/api/v1/pools/{pool}`` keeps its ``why``.
+``/api/v1/pools/{pool}`` keeps its ``why``. The lab serves on any loopback
+address (``lab --host``), as large as the open-file limit allows.
 
 The monitor is a real ``serve`` process probing a lab server on loopback; the
 kill is SIGKILL through os.kill, 0.2 s after the change is seen, well before
@@ -12,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -21,12 +25,13 @@ from pathlib import Path
 
 import pytest
 
+from monitor.config import parse_config
 from monitor.lab import LabServer, servers_yaml
 from monitor.ladder import PoolChange
 from monitor.selector import Decision, PoolSettings
 from monitor.state import State, load_state, save_state
 from monitor.statefile import write_json_atomic
-from tests.conftest import Served, start_serve
+from tests.conftest import Served, read_until, start_serve
 
 
 @pytest.fixture
@@ -170,3 +175,92 @@ def test_a_malformed_saved_decision_is_skipped(tmp_path: Path, saved: object) ->
     state = _state(tmp_path)
     assert load_state(state, path) is None
     assert list(state.decisions) == []
+
+
+# -- the lab on any loopback address ------------------------------------------------
+
+
+async def test_lab_on_another_loopback_address_serves_a_working_fleet() -> None:
+    lab_proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "lab",
+        "--host",
+        "127.0.0.2",
+        "--servers",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        text = await read_until(lab_proc.stdout, lambda t: t.count("url:") >= 2)
+        urls = [t.url for t in parse_config(text).targets()]
+        assert all(url.startswith("http://127.0.0.2:") for url in urls), urls
+        config_js = await asyncio.to_thread(_get, urls[0] + "config.js")
+        assert f"websocket: '{urls[0].replace('http', 'ws')}xmpp-websocket'" in config_js
+        assert "127.0.0.1" not in config_js
+        check = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "monitor",
+            "check",
+            "--json",
+            "/dev/stdin",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(check.communicate(text.encode()), 60)
+        assert check.returncode == 0, out
+        assert [s["verdict"] for s in json.loads(out)["servers"]] == ["up", "up"]
+
+        # SIGUSR1 takes lab-1 down and back: it listens again on its own address.
+        async def answers() -> bool:
+            try:
+                await asyncio.to_thread(_get, urls[0])
+            except OSError:
+                return False
+            return True
+
+        for want in (False, True):
+            lab_proc.send_signal(signal.SIGUSR1)
+            for _ in range(200):
+                if await answers() is want:
+                    break
+                await asyncio.sleep(0.05)
+            assert await answers() is want
+    finally:
+        lab_proc.terminate()
+        assert await asyncio.wait_for(lab_proc.wait(), 10) == 0
+
+
+@pytest.mark.parametrize("host", ["::1", "localhost", "127.0.0.256"])
+def test_lab_takes_only_an_ipv4_loopback_address(host: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "lab", "--host", host],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "give a loopback address, 127.0.0.0/8" in result.stderr
+
+
+def test_lab_says_when_its_servers_would_not_fit_the_open_file_limit() -> None:
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "lab", "--servers", "5000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=low_limit,
+    )
+    assert result.returncode == 2
+    assert "5000 lab servers need some 20064 open files, and the limit is 256 (hard 256)" in (
+        result.stderr.replace("\n", " ").replace("  ", " ")
+    )
+    assert result.stdout == ""
