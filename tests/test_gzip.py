@@ -1,12 +1,15 @@
 """The cost of a scrape: ``/metrics`` answers gzip to a scraper that accepts it
-(the body decompresses to the text it serves otherwise), identity to one that
-does not; no answer of serve names the server software in a ``Server`` header.
+(the body decompresses to the text it serves otherwise; a real Prometheus
+asks for it and reads it), identity to one that does not; no answer of serve
+names the server software in a ``Server`` header.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,6 +21,7 @@ from monitor.server import make_status_app
 from monitor.server.app import accepts_gzip
 from monitor.state import State
 from monitor.status import Pages
+from tests.conftest import start_prometheus
 
 # Lines that change from one scrape to the next on their own (the process's
 # CPU time and memory, the collector's counts): compared by name only.
@@ -146,5 +150,52 @@ async def test_no_server_header_on_the_status_port() -> None:
             status, headers, _ = await _get(base + path)
             assert status == (404 if path == "/metrics" else 200)
             assert "Server" not in headers, headers
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_real_prometheus_scrapes_the_gzipped_answer(
+    tmp_path: Path, processes: list[asyncio.subprocess.Process]
+) -> None:
+    _, app = build_state(50, 5)
+    encodings: list[str] = []
+
+    async def seen(request: web.Request, response: web.StreamResponse) -> None:
+        if request.path == "/metrics":
+            encodings.append(response.headers.get("Content-Encoding", "identity"))
+
+    app.on_response_prepare.append(seen)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        target = f"127.0.0.1:{runner.addresses[0][1]}"
+        base = await start_prometheus(
+            processes,
+            tmp_path,
+            {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [
+                    {"job_name": "jitsi-monitor", "static_configs": [{"targets": [target]}]}
+                ],
+            },
+        )
+        async with aiohttp.ClientSession() as session:
+            servers: list[dict[str, object]] = []
+            for _ in range(300):  # Prometheus scrapes every second
+                url = f"{base}/api/v1/query"
+                async with session.get(url, params={"query": "jitsi_monitor_servers"}) as resp:
+                    servers = (await resp.json())["data"]["result"]
+                if servers:
+                    break
+                await asyncio.sleep(0.1)
+            assert [s["value"][1] for s in servers] == ["50"]  # type: ignore[index]
+            query = {"query": 'count(jitsi_server_up{job="jitsi-monitor"})'}
+            async with session.get(f"{base}/api/v1/query", params=query) as resp:
+                counted = (await resp.json())["data"]["result"]
+            assert [c["value"][1] for c in counted] == ["50"]
+        assert encodings
+        assert set(encodings) == {"gzip"}
     finally:
         await runner.cleanup()
