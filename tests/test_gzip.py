@@ -199,3 +199,16 @@ async def test_a_real_prometheus_scrapes_the_gzipped_answer(
         assert set(encodings) == {"gzip"}
     finally:
         await runner.cleanup()
+
+
+async def test_a_request_aiohttp_cannot_parse_names_no_versions(base: str) -> None:
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await reader.read()  # the connection is closed after the 400
+    writer.close()
+    await writer.wait_closed()
+    head = answer.split(b"\r\n\r\n")[0].decode()
+    assert head.startswith("HTTP/1.0 400")
+    assert "aiohttp" not in head
+    assert "Python" not in head

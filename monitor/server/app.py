@@ -13,7 +13,7 @@ import gc
 import re
 import zlib
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from monitor import __version__, escape
 from monitor.config.status import StatusSettings
@@ -125,6 +125,13 @@ def gzip_parts(parts: list[bytes]) -> list[bytes]:
 async def _no_server_header(_: web.Request, response: web.StreamResponse) -> None:
     """Leave out the Server header: it names the library and its version."""
     response.headers.popall("Server", None)
+
+
+def _no_versions_in_errors() -> None:
+    """aiohttp answers a request it cannot parse (a 400) before any app sees it,
+    with ``Server: Python/3.x aiohttp/3.x``; that default is process-wide and
+    has no setting, so it is replaced by a name without versions."""
+    setattr(web_response, "SERVER_SOFTWARE", "jitsi-monitor")  # noqa: B010 (not exported)
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
@@ -298,6 +305,7 @@ def make_app(
 ) -> web.Application:
     """The web application for ``serve``; ``/probe`` needs ``ondemand``; the
     status pages show history when ``pages`` has it."""
+    _no_versions_in_errors()
     app = web.Application()
     app.on_response_prepare.append(_no_server_header)
     app[STATE_KEY] = state
@@ -327,6 +335,7 @@ def _add_pages(app: web.Application) -> None:
 def make_status_app(pages: Pages) -> web.Application:
     """The application of ``status.listen``: the status pages and badges,
     nothing else (every other path answers 404)."""
+    _no_versions_in_errors()
     app = web.Application()
     app.on_response_prepare.append(_no_server_header)
     app[PAGES_KEY] = pages
