@@ -242,6 +242,11 @@ class Service:
             log.info("history in %s", path)
             state.listeners.append(lambda server: history.add(report_record(state.reports[server])))
             state.history = history
+            # The pool changes the state file kept (saved before any delivery):
+            # one decided just before a crash reaches the history now; those
+            # already there are not written twice.
+            for decision in state.decisions:
+                history.add(pool_record(decision))
         return history
 
     async def _listen(self, fds: FdBudget) -> None:

@@ -8,10 +8,9 @@ the ``contact`` of the config, so whoever serves the list can tell who asks.
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
 from pathlib import Path
 
+from monitor.files import UnusableFile, read_regular
 from monitor.net import NetError, Resolver, make_ssl_context
 from monitor.probes.http_client import HttpClient
 
@@ -59,17 +58,13 @@ async def fetch_url(
 def read_bounded(path: Path, max_bytes: int) -> bytes:
     """A regular file's bytes, at most ``max_bytes``; SourceError otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        return read_regular(path, max_bytes)
+    except UnusableFile as exc:
+        if "larger" in str(exc) or "grew" in str(exc):
+            raise SourceError(f"{path} is larger than {max_bytes} bytes") from None
+        raise SourceError(f"{path} is not a regular file") from None
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SourceError(f"{path} is not a regular file")
-        data = file.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise SourceError(f"{path} is larger than {max_bytes} bytes")
-    return data
 
 
 async def read_source(
