@@ -182,13 +182,17 @@ class Database:
         self.drop_servers_table()
         self.execute("DROP TABLE IF EXISTS {prefix}config_plugins")
         servers = _OLD_SERVERS_COLUMNS if old else _SERVERS_COLUMNS
-        serial = "BIGSERIAL" if self.kind == "postgresql" else "BIGINT AUTO_INCREMENT"
-        self.execute(
-            f"CREATE TABLE {{prefix}}jitsi_servers (id {serial} PRIMARY KEY, {servers})"
-        )
+        plugins = _CONFIG_PLUGINS_COLUMNS
+        serial = "BIGSERIAL"
+        if self.kind == "mariadb":
+            # XMLDB's text is LONGTEXT on MySQL (TEXT there holds only 64 KB).
+            servers = servers.replace(" TEXT", " LONGTEXT")
+            plugins = plugins.replace(" TEXT", " LONGTEXT")
+            serial = "BIGINT AUTO_INCREMENT"
+        self.execute(f"CREATE TABLE {{prefix}}jitsi_servers (id {serial} PRIMARY KEY, {servers})")
         self.execute(
             f"CREATE TABLE {{prefix}}config_plugins (id {serial} PRIMARY KEY, "
-            f"{_CONFIG_PLUGINS_COLUMNS}, UNIQUE (plugin, name))"
+            f"{plugins}, UNIQUE (plugin, name))"
         )
         self._grant()
 
@@ -201,9 +205,7 @@ class Database:
             if self.kind == "postgresql":
                 self.execute(f"GRANT SELECT ON {{prefix}}{table} TO {MONITOR_USER}")
             else:
-                self.execute(
-                    f"GRANT SELECT ON {DB_NAME}.{{prefix}}{table} TO '{MONITOR_USER}'@'%'"
-                )
+                self.execute(f"GRANT SELECT ON {DB_NAME}.{{prefix}}{table} TO '{MONITOR_USER}'@'%'")
 
     def pause(self) -> None:
         """Stop the server process (SIGSTOP): connections hang, nothing is refused."""
@@ -387,6 +389,10 @@ def mariadb(prefix: str = "mdl_") -> Iterator[Database]:
             process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
 
         def connect() -> Any:
+            # Probe with our own socket first: a PyMySQL connect that fails leaves its
+            # socket to the garbage collector (a ResourceWarning, an error in pytest).
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.connect(str(sock))
             return pymysql.connect(unix_socket=str(sock), user="root", connect_timeout=5)
 
         admin = _wait_ready(process, connect, log)
