@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DB_NAME",
     "MONITOR_PASSWORD",
     "MONITOR_USER",
     "Database",
