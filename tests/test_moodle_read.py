@@ -8,6 +8,7 @@ Debian's, started on loopback by tests/support/databases.py.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,5 +285,13 @@ def test_the_password_comes_from_a_file_or_the_environment(
         read_password(path, {})
     assert "mode 0644" in caplog.text
     assert "from-file" not in caplog.text
+    path.write_bytes(b"\xffbinary-pass")
+    with pytest.raises(ValueError, match="not UTF-8") as caught:
+        read_password(path, {})
+    assert "binary-pass" not in str(caught.value)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_password(fifo, {})
     assert repr(Password("from-file")) == "Password(<hidden>)"
     assert "from-file" not in str(Password("from-file"))

@@ -188,6 +188,8 @@ def test_the_dsn() -> None:
     with pytest.raises(ValueError, match="holds a password") as caught:
         parse_dsn("postgresql://mon:Dsn-Pass-1@db.test/moodle")
     assert "Dsn-Pass-1" not in str(caught.value)
+    with pytest.raises(ValueError, match="holds a password"):
+        parse_dsn("postgresql://mon@db.test/moodle?password=Dsn-Pass-1")
     for bad, words in [
         ("oracle://mon@db/moodle", "must start with postgresql://"),
         ("postgresql://db.test/moodle", "name the user"),

@@ -144,7 +144,8 @@ def parse_dsn(text: str) -> Dsn:
             f"the database DSN must start with postgresql:// or mysql:// (or mariadb://), "
             f"not {escape.plain(parts.scheme, 20)!r}://"
         )
-    if parts.password is not None:
+    params = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    if parts.password is not None or any(k == "password" for k, _ in params):
         raise ValueError(
             "the database DSN holds a password: put it in password_file "
             f"or {PASSWORD_ENV} instead (the DSN is shown in logs)"
@@ -157,7 +158,6 @@ def parse_dsn(text: str) -> Dsn:
     user = unquote(parts.username or "")
     if not user:
         raise ValueError("the database DSN must name the user: scheme://jitsi_monitor@host/moodle")
-    params = tuple(parse_qsl(parts.query, keep_blank_values=True))
     if kind == "mysql":
         unknown = sorted({k for k, _ in params} - _MYSQL_PARAMS)
         if unknown:
@@ -183,7 +183,11 @@ def read_password(file: Path | None, env: Mapping[str, str] | None = None) -> Pa
     # TODO(issue 26): use monitor.files.read_secret once it is merged; this is the same rule.
     if file is not None:
         data = _read_secret_file(file)
-        text = data.decode("utf-8", errors="strict") if data else ""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            # Its own words: the codec's would quote a byte of the password.
+            raise ValueError(f"the password file {file} is not UTF-8 text") from None
         return Password(text[:-1] if text.endswith("\n") else text)
     value = (os.environ if env is None else env).get(PASSWORD_ENV)
     return Password(value) if value is not None else None
