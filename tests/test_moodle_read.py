@@ -295,3 +295,16 @@ def test_the_password_comes_from_a_file_or_the_environment(
         read_password(fifo, {})
     assert repr(Password("from-file")) == "Password(<hidden>)"
     assert "from-file" not in str(Password("from-file"))
+
+
+async def test_a_real_database_that_stops_answering_ends_with_a_timeout(db: Database) -> None:
+    _three_rows(db)
+    db.pause()  # SIGSTOP: the kernel still accepts connections, nothing answers
+    try:
+        with pytest.raises(MoodleReadError) as caught:
+            await read_site(parse_dsn(db.dsn), PASSWORD, connect_timeout=1, query_timeout=1)
+    finally:
+        db.resume()
+    assert caught.value.reason == "timeout"
+    site = await read_site(parse_dsn(db.dsn), PASSWORD)
+    assert len(site.servers) == 3

@@ -208,11 +208,20 @@ class Database:
             else:
                 self.execute(f"GRANT SELECT ON {DB_NAME}.{{prefix}}{table} TO '{MONITOR_USER}'@'%'")
 
+    def server_pid(self) -> int:
+        """The server's own process (for PostgreSQL under runuser, not runuser's)."""
+        if self.kind == "postgresql":
+            pidfile = self.socket_dir / "data" / "postmaster.pid"
+            return int(pidfile.read_text().split("\n", 1)[0])
+        return self.process.pid
+
     def pause(self) -> None:
         """Stop the server process (SIGSTOP): connections hang, nothing is refused."""
-        os.kill(self.process.pid, signal.SIGSTOP)
+        os.kill(self.server_pid(), signal.SIGSTOP)
 
     def resume(self) -> None:
+        os.kill(self.server_pid(), signal.SIGCONT)
+        # runuser stops itself when its child stops (as su does): continue it too.
         os.kill(self.process.pid, signal.SIGCONT)
 
 
@@ -227,11 +236,18 @@ def _run(argv: list[str], *, user: str | None = None, timeout: float = START_TIM
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes], server_pid: int | None = None) -> None:
+    """Stop the server: SIGINT to PostgreSQL's postmaster is its fast shutdown (SIGTERM
+    to runuser would be a smart one, waiting for every session), SIGTERM to
+    mariadbd; ``process`` is then reaped."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGCONT)  # a paused server cannot handle SIGTERM
-            process.terminate()
+            os.kill(process.pid, signal.SIGCONT)  # a paused server (or runuser) handles nothing
+            if server_pid is not None:
+                os.kill(server_pid, signal.SIGCONT)
+                os.kill(server_pid, signal.SIGINT)
+            else:
+                process.terminate()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -278,6 +294,7 @@ def postgresql(prefix: str = "mdl_") -> Iterator[Database]:
     port = free_port()
     process: subprocess.Popen[bytes] | None = None
     admin: Any = None
+    postmaster: int | None = None
     try:
         _run(
             [
@@ -323,6 +340,7 @@ def postgresql(prefix: str = "mdl_") -> Iterator[Database]:
             )
 
         boot = _wait_ready(process, connect, log)
+        postmaster = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
         boot.autocommit = True
         boot.execute(f"CREATE ROLE {MONITOR_USER} LOGIN PASSWORD '{MONITOR_PASSWORD}'")
         boot.execute(f"CREATE DATABASE {DB_NAME}")
@@ -338,7 +356,7 @@ def postgresql(prefix: str = "mdl_") -> Iterator[Database]:
             with contextlib.suppress(Exception):
                 admin.close()
         if process is not None:
-            _stop(process)
+            _stop(process, postmaster)
         shutil.rmtree(base, ignore_errors=True)
 
 
