@@ -60,8 +60,8 @@ def worker_arguments(parser: argparse.ArgumentParser) -> None:
 async def _probe_many(args: argparse.Namespace) -> dict[str, Any]:
     import aiodns
 
+    from monitor.checks.web.probe import probe_web
     from monitor.probes.http_client import FetchError, HttpClient, make_ssl_context
-    from monitor.probes.web import probe_web
     from monitor.runner import user_agent
 
     # As the Runner builds them: one resolver, one context per (verify, ca_file).

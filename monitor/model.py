@@ -71,7 +71,7 @@ class Reason(StrEnum):
     MODERATION_CLAIM_IGNORED = "moderation_claim_ignored"
     MODERATION_NOT_GRANTED = "moderation_not_granted"
     MODERATION_UNKNOWN = "moderation_unknown"
-    # The media path (STUN and TURN, monitor.probes.media).
+    # The media path (STUN and TURN, monitor.checks.media).
     NO_STUN_SERVICE = "no_stun_service"
     STUN_TIMEOUT = "stun_timeout"
     STUN_ERROR = "stun_error"

@@ -24,17 +24,10 @@ import aiodns
 import aiohttp
 
 from monitor import __version__, escape
-from monitor.carried import Carried, MatrixMemory, carry
-from monitor.config import MonitorConfig, Target
-from monitor.ladder import LADDER, Check, CheckSpec, JwtCase
-from monitor.model import CheckResult, ConfigFacts, MediaReport, Reason, ServerReport, skipped
-from monitor.probes.configjs import configure as configure_configjs
-from monitor.probes.http_client import HttpClient, make_ssl_context, origin_of
-from monitor.probes.matrix import probe_matrix, valid_check
-from monitor.probes.media import Discovery, MediaMemory, MediaVerdicts, probe_media
-from monitor.probes.tokens import mint, origin_of_url
-from monitor.probes.web import WebResult, probe_web
-from monitor.probes.xmpp import (
+from monitor.checks.carry import Carried, MatrixMemory, carry
+from monitor.checks.jwt.matrix import probe_matrix, valid_check
+from monitor.checks.media import Discovery, MediaMemory, MediaVerdicts, probe_media
+from monitor.checks.signalling.xmpp import (
     XmppResult,
     XmppSettings,
     no_redirects,
@@ -42,6 +35,13 @@ from monitor.probes.xmpp import (
     signalling_checks,
     timed_connector,
 )
+from monitor.checks.tokens import mint, origin_of_url
+from monitor.checks.web.configjs import configure as configure_configjs
+from monitor.checks.web.probe import WebResult, probe_web
+from monitor.config import MonitorConfig, Target
+from monitor.ladder import LADDER, Check, CheckSpec, JwtCase
+from monitor.model import CheckResult, ConfigFacts, MediaReport, Reason, ServerReport, skipped
+from monitor.probes.http_client import HttpClient, make_ssl_context, origin_of
 
 __all__ = ["STAGES", "LadderRun", "Runner", "Stage", "register_stage", "run_ladder", "user_agent"]
 
@@ -269,7 +269,7 @@ async def _jwt(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
     """The token checks; the signalling stage's ladder was the valid-token case.
 
     The refusal cases and the moderator pair run when due; other rounds
-    carry their last verdicts (``monitor.carried``).
+    carry their last verdicts (``monitor.checks.carry``).
     """
     config, target, main = run.config, run.target, run.xmpp
     key = target.token_key

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from monitor.checks.web.configjs import Limits, configure, reader
 from monitor.config import ConfigError
 from monitor.model import Check, Reason, ServerReport
-from monitor.probes.configjs import Limits, configure, reader
 from monitor.runner import Runner
 from tests.conftest import StartSite, eventually, jitsi_app, make_config
 

@@ -12,11 +12,11 @@ import aiohttp
 import jwt
 import pytest
 
+from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.config import parse_config
 from monitor.lab import LabOptions, LabServer, servers_yaml
 from monitor.lab.tokens import TokenPolicy
 from monitor.model import ConfigFacts, ServerReport
-from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.runner import Runner
 from tests.conftest import eventually, read_until
 

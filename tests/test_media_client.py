@@ -21,9 +21,9 @@ import trustme
 from aioice import stun
 from aioice.turn import create_turn_endpoint
 
+from monitor.checks.media.client import MediaError, allocate, binding
 from monitor.lab.media import LabTurn
 from monitor.model import MediaService, Reason
-from monitor.probes.media.client import MediaError, allocate, binding
 from tests.coturn import Coturn, rest_credentials
 
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from monitor.checks.media import parse_stun_urls
 from monitor.config import parse_config
 from monitor.lab import LabOptions, LabServer, servers_yaml
 from monitor.lab.media import LabTurn, hostile_services, rest_services
 from monitor.metrics import Exposition
 from monitor.model import Check, Reason, ServerReport
-from monitor.probes.media import parse_stun_urls
 from monitor.runner import Runner
 from monitor.state import State
 from tests.conftest import free_port

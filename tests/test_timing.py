@@ -19,9 +19,9 @@ import pytest
 from aiohttp import WSMsgType, web
 from yarl import URL
 
+from monitor.checks.signalling.xmpp import XmppSettings, timed_connector
+from monitor.checks.signalling.xmpp.transport import WebSocketTransport
 from monitor.probes.http_client import HttpClient, make_ssl_context
-from monitor.probes.xmpp import XmppSettings, timed_connector
-from monitor.probes.xmpp.transport import WebSocketTransport
 
 DELAY = 0.1  # the server's think time before its answer
 BLOCK = 0.015  # each neighbour's turn on the loop

@@ -11,16 +11,16 @@ import aiohttp
 import jwt
 import pytest
 
-from monitor.carried import Carried, MatrixMemory
+from monitor.checks.carry import Carried, MatrixMemory
+from monitor.checks.signalling.xmpp import XmppSettings, probe_xmpp
+from monitor.checks.signalling.xmpp.framing import XmppError
+from monitor.checks.signalling.xmpp.transport import check_token_target
+from monitor.checks.tokens import TokenKey, mint
 from monitor.config import ConfigError, parse_config
 from monitor.lab import LabOptions, LabServer
 from monitor.lab.tokens import TokenPolicy
 from monitor.ladder import JwtCase
 from monitor.model import Check, ConfigFacts
-from monitor.probes.tokens import TokenKey, mint
-from monitor.probes.xmpp import XmppSettings, probe_xmpp
-from monitor.probes.xmpp.framing import XmppError
-from monitor.probes.xmpp.transport import check_token_target
 from monitor.views import report_dict
 from tests.conftest import (
     StartSite,

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from monitor.checks.signalling.xmpp.bosh import BoshTransport
 from monitor.cli.check import _jwt
 from monitor.config import MonitorConfig
 from monitor.metrics import Exposition
 from monitor.model import Check, ServerReport
-from monitor.probes.xmpp.bosh import BoshTransport
 from monitor.runner import Runner
 from monitor.state import State
 from tests.conftest import StartSite, eventually, jitsi_app, make_config

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, no_redirects, probe_xmpp
 from monitor.config import MonitorConfig
 from monitor.model import Check, ConfigFacts, ServerReport
-from monitor.probes.xmpp import XmppResult, XmppSettings, no_redirects, probe_xmpp
 from tests.conftest import StartSite, eventually, jitsi_app, make_config, probe_once
 from tests.prosody import (
     APP_ID,

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
+from monitor.checks.tokens import origin_of_url
 from monitor.config.values import Duration
-from monitor.probes.tokens import origin_of_url
 
 __all__ = ["JwtSettings"]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import jwt
 
+from monitor.checks.tokens import TokenKey, mint, origin_of_url
 from monitor.config.errors import Where
 from monitor.config.schema import ServerConfig
-from monitor.probes.tokens import TokenKey, mint, origin_of_url
 
 __all__ = ["token_key"]
 

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.checks.tokens import TokenKey
+from monitor.checks.web.configjs import Limits
 from monitor.config.jwt import JwtSettings
 from monitor.config.media import MediaSettings, MediaTarget, resolve_media
 from monitor.config.sharding import shard_of
@@ -43,8 +45,6 @@ from monitor.config.values import (
 )
 from monitor.config.webhook import Webhook
 from monitor.ladder import DEFAULT_REQUIRE, LADDER
-from monitor.probes.configjs import Limits
-from monitor.probes.tokens import TokenKey
 from monitor.selector import PoolSettings
 
 __all__ = [

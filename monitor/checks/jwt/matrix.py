@@ -36,11 +36,11 @@ from typing import Any, Final
 
 import aiohttp
 
+from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
+from monitor.checks.signalling.xmpp.session import xmpp_domain
+from monitor.checks.tokens import TokenKey, mint
 from monitor.ladder import Check, JwtCase
 from monitor.model import CheckResult, ConfigFacts, Reason, skipped
-from monitor.probes.tokens import TokenKey, mint
-from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
-from monitor.probes.xmpp.session import xmpp_domain
 
 __all__ = ["MatrixResult", "probe_matrix", "valid_check"]
 

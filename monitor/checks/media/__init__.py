@@ -7,10 +7,10 @@
 - ``memory``: the last verdicts, carried between rounds (``media.interval``).
 """
 
-from monitor.probes.media.extdisco import Discovery
-from monitor.probes.media.memory import MediaMemory, MediaVerdicts
-from monitor.probes.media.probe import MediaOutcome, probe_media
-from monitor.probes.media.services import is_google, parse_services, parse_stun_urls
+from monitor.checks.media.extdisco import Discovery
+from monitor.checks.media.memory import MediaMemory, MediaVerdicts
+from monitor.checks.media.probe import MediaOutcome, probe_media
+from monitor.checks.media.services import is_google, parse_services, parse_stun_urls
 
 __all__ = [
     "Discovery",

@@ -18,13 +18,13 @@ from typing import Final
 from xml.etree.ElementTree import Element
 
 from monitor import escape
-from monitor.probes.media.services import (
+from monitor.checks.media.services import (
     NS_EXTDISCO_1,
     NS_EXTDISCO_2,
     Announced,
     parse_services,
 )
-from monitor.probes.xmpp.framing import NS_CLIENT, XmppError, condition, q
+from monitor.checks.signalling.xmpp.framing import NS_CLIENT, XmppError, condition, q
 
 __all__ = ["Discovery", "Query"]
 

@@ -3,7 +3,7 @@
 STUN and TURN are probed at most every ``media.interval`` (one allocation
 per transport per round is polite, one per minute per server is not
 needed); the rounds in between carry the last verdicts, their details
-saying how old they are, as the token matrix does (``monitor.carried``).
+saying how old they are, as the token matrix does (``monitor.checks.carry``).
 A verdict is forgotten when the settings or config.js facts it was found
 under change, and is not carried past twice the interval.
 """

@@ -29,12 +29,12 @@ from typing import Final
 import aiodns
 
 from monitor import escape
+from monitor.checks.media.client import MediaError, allocate, binding
+from monitor.checks.media.extdisco import Discovery
+from monitor.checks.media.services import Credentials, check_address, parse_stun_urls
 from monitor.config.media import MediaTarget
 from monitor.ladder import Check
 from monitor.model import CheckResult, MediaProbe, MediaReport, MediaService, Reason
-from monitor.probes.media.client import MediaError, allocate, binding
-from monitor.probes.media.extdisco import Discovery
-from monitor.probes.media.services import Credentials, check_address, parse_stun_urls
 
 __all__ = ["MediaOutcome", "probe_media"]
 

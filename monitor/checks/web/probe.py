@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin
 
+from monitor.checks.web.configjs import read_config_js
 from monitor.ladder import LADDER, Check
 from monitor.model import CertInfo, CheckResult, ConfigFacts, Phase, Reason, skipped
-from monitor.probes.configjs import read_config_js
 from monitor.probes.http_client import Fetch, FetchError, HttpClient
 
 __all__ = ["EMBED_LIMIT_SECONDS", "WebResult", "probe_web"]

@@ -6,15 +6,15 @@
 - ``session``: the steps (login, ping, focus, join, leave) and ``probe_xmpp``.
 """
 
-from monitor.probes.xmpp.framing import MAX_FRAME
-from monitor.probes.xmpp.session import (
+from monitor.checks.signalling.xmpp.framing import MAX_FRAME
+from monitor.checks.signalling.xmpp.session import (
     XmppResult,
     XmppSettings,
     probe_xmpp,
     signalling_checks,
     skipped_checks,
 )
-from monitor.probes.xmpp.transport import RedirectRefused, no_redirects, timed_connector
+from monitor.checks.signalling.xmpp.transport import RedirectRefused, no_redirects, timed_connector
 
 __all__ = [
     "MAX_FRAME",

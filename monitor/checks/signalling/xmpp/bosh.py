@@ -13,8 +13,7 @@ from xml.etree.ElementTree import Element
 import aiohttp
 from yarl import URL
 
-from monitor.model import Reason
-from monitor.probes.xmpp.framing import (
+from monitor.checks.signalling.xmpp.framing import (
     MAX_FRAME,
     NS_HTTPBIND,
     NS_STREAM_ERRORS,
@@ -27,10 +26,11 @@ from monitor.probes.xmpp.framing import (
     parse_frame,
     q,
 )
-from monitor.probes.xmpp.transport import CLOSE_WAIT, connect_error
+from monitor.checks.signalling.xmpp.transport import CLOSE_WAIT, connect_error
+from monitor.model import Reason
 
 if TYPE_CHECKING:
-    from monitor.probes.xmpp.session import XmppSettings
+    from monitor.checks.signalling.xmpp.session import XmppSettings
 
 __all__ = ["BoshTransport"]
 

@@ -28,10 +28,8 @@ from xml.etree.ElementTree import Element
 import aiohttp
 
 from monitor import escape
-from monitor.ladder import LADDER, XMPP_PHASES, Check
-from monitor.model import CheckResult, ConfigFacts, Phase, Reason, skipped
-from monitor.probes.xmpp.bosh import BoshTransport
-from monitor.probes.xmpp.framing import (
+from monitor.checks.signalling.xmpp.bosh import BoshTransport
+from monitor.checks.signalling.xmpp.framing import (
     NS_BIND,
     NS_CLIENT,
     NS_FOCUS,
@@ -46,12 +44,14 @@ from monitor.probes.xmpp.framing import (
     esc,
     q,
 )
-from monitor.probes.xmpp.transport import (
+from monitor.checks.signalling.xmpp.transport import (
     WebSocketTransport,
     check_same_host,
     check_token_target,
     signalling_url,
 )
+from monitor.ladder import LADDER, XMPP_PHASES, Check
+from monitor.model import CheckResult, ConfigFacts, Phase, Reason, skipped
 
 __all__ = [
     "XmppResult",
@@ -96,7 +96,7 @@ class XmppSettings:
     # Origins besides the server's own where a token may go (see check_token_target).
     token_origins: tuple[str, ...] = ()
     # Called after the ping with the session's iq sender and hosts.domain
-    # (the media stage's extdisco query, monitor.probes.media.extdisco).
+    # (the media stage's extdisco query, monitor.checks.media.extdisco).
     after_login: Callable[[Callable[..., Awaitable[Element]], str], Awaitable[None]] | None = None
 
 

@@ -19,13 +19,20 @@ from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
 from monitor import escape
+from monitor.checks.signalling.xmpp.framing import (
+    MAX_FRAME,
+    NS_FRAMING,
+    XmppError,
+    esc,
+    parse_frame,
+    q,
+)
+from monitor.checks.tokens import origin_of_url
 from monitor.model import Reason
 from monitor.probes.http_client import tls_failure
-from monitor.probes.tokens import origin_of_url
-from monitor.probes.xmpp.framing import MAX_FRAME, NS_FRAMING, XmppError, esc, parse_frame, q
 
 if TYPE_CHECKING:
-    from monitor.probes.xmpp.session import XmppSettings
+    from monitor.checks.signalling.xmpp.session import XmppSettings
 
 __all__ = [
     "CLOSE_WAIT",

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin
 
+from monitor.checks.web.configjs import sandbox
+from monitor.checks.web.configjs.facts import Verdict, verdict
 from monitor.model import Reason
-from monitor.probes.configjs import sandbox
-from monitor.probes.configjs.facts import Verdict, verdict
 
 __all__ = [
     "MAX_SOURCE",

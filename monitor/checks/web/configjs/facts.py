@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin, urlsplit
 
+from monitor.checks.web.configjs.sandbox import MAX_LIST, MAX_TEXT, EngineResult
 from monitor.model import ConfigFacts, Reason
-from monitor.probes.configjs.sandbox import MAX_LIST, MAX_TEXT, EngineResult
 
 __all__ = ["MAX_DETAIL", "Verdict", "clean", "verdict"]
 
@@ -67,7 +67,7 @@ def _url(raw: object, page_url: str) -> str | None:
 
     A string that cannot be resolved is kept as it is: the signalling stage
     parses it in its one guarded place and fails with ``protocol_error``,
-    naming it (``monitor.probes.xmpp.transport.signalling_url``).
+    naming it (``monitor.checks.signalling.xmpp.transport.signalling_url``).
     """
     text = _text(raw)
     if text is None:

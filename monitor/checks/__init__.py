@@ -1,0 +1,1 @@
+"""The check families: one folder each (web, signalling, jwt, media)."""

@@ -1,0 +1,1 @@
+"""The jwt check family."""

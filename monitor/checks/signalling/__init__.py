@@ -1,0 +1,1 @@
+"""The signalling check family."""

@@ -1,0 +1,1 @@
+"""The web check family."""
