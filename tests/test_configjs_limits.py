@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from monitor.checks.web.configjs import Limits, configure, reader
+from monitor.checks.web.probe import WebResult
 from monitor.config import ConfigError
 from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
@@ -85,7 +86,7 @@ async def test_reasons_through_the_ladder(
     report = await probe(site.url, "configjs: {memory_limit: 16MiB}")
     assert reasons(report)["configjs"] == reason
     assert reasons(report)["embed"] == "skipped"
-    assert report.config is None
+    assert report.result(WebResult).config is None
 
 
 async def test_an_unchanged_body_is_evaluated_once(start_site: StartSite, probe: Probe) -> None:
@@ -117,7 +118,10 @@ async def test_tenants_evaluated_side_by_side(start_site: StartSite, probe: Prob
     site = await start_site(
         jitsi_app(js, routes={"/a/config.js": _same(js), "/b/config.js": _same(js)})
     )
-    a, b = await asyncio.gather(probe(site.url + "a/"), probe(site.url + "b/"))
+    reports = await asyncio.gather(probe(site.url + "a/"), probe(site.url + "b/"))
+    a, b = (report.result(WebResult) for report in reports)
+    assert a is not None
+    assert b is not None
     assert a.config is not None
     assert b.config is not None
     assert (a.config.websocket, b.config.websocket) == ("wss://x/a/ws", "wss://x/b/ws")

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from monitor.checks import LADDER
 from monitor.lab import LabOptions, LabServer, servers_yaml
 from monitor.lab.tokens import TokenPolicy
-from monitor.model import Check
 from tests.conftest import Served, start_serve
 from tests.test_cli import scrape
 
@@ -309,7 +309,7 @@ def test_fleet_table() -> None:
         assert target["format"] == "table", f'panel "Fleet" query {target["refId"]} not a table'
     assert [t["id"] for t in table["transformations"]] == ["merge", "organize"]
     exprs = " ".join(t["expr"] for t in table["targets"])
-    for check in Check:
+    for check in LADDER.checks():
         assert f'check="{check.value}"' in exprs, f'panel "Fleet" has no column for {check.value}'
     for metric in ("jitsi_server_up", "jitsi_rtt_seconds", "jitsi_ssl_earliest_cert_expiry"):
         assert metric in exprs, f'panel "Fleet" does not show {metric}'

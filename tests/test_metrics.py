@@ -18,7 +18,9 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import Target
+from monitor.checks import LADDER, make_report
+from monitor.checks.web.probe import WebResult
+from monitor.domain import Target
 from monitor.metrics import Exposition
 from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
 from monitor.server import make_app
@@ -28,7 +30,8 @@ from monitor.state import EWMA_ALPHA, State
 
 def report(name: str, *, up: bool = True, connect: float = 0.01) -> ServerReport:
     web = Reason.OK if up else Reason.HTTP_STATUS
-    return ServerReport(
+    return make_report(
+        LADDER,
         server=name,
         started_at=1000.0,
         finished_at=1001.5,
@@ -39,12 +42,20 @@ def report(name: str, *, up: bool = True, connect: float = 0.01) -> ServerReport
             CheckResult(Check.EXTERNAL_API, Reason.OK),
             CheckResult(Check.EMBED, Reason.EMBED_LIMITED),
         ),
-        http_phases=(Phase("resolve", 0.001), Phase("connect", connect), Phase("tls", 0.02)),
-        http_status=200 if up else 502,
-        cert=CertInfo(not_after=2_000_000_000.0, tls_version="TLSv1.3"),
-        config=ConfigFacts(domain=f"{name}.example"),
-        embed_limit_seconds=300,
-        connect_rtt=connect,
+        results=(
+            WebResult(
+                http_phases=(
+                    Phase("resolve", 0.001),
+                    Phase("connect", connect),
+                    Phase("tls", 0.02),
+                ),
+                http_status=200 if up else 502,
+                cert=CertInfo(not_after=2_000_000_000.0, tls_version="TLSv1.3"),
+                config=ConfigFacts(domain=f"{name}.example"),
+                embed_limit_seconds=300,
+                connect_rtt=connect,
+            ),
+        ),
     )
 
 
@@ -138,7 +149,8 @@ def test_rtt_is_smoothed() -> None:
 def test_internal_errors_are_counted() -> None:
     state = State()
     state.set_targets(targets("a"))
-    broken = ServerReport(
+    broken = make_report(
+        LADDER,
         server="a",
         started_at=1,
         finished_at=2,
@@ -221,7 +233,11 @@ def test_hostile_values_are_escaped() -> None:
     state = State(location='eu "west"')
     state.set_targets(targets("a"))
     hostile = 'x"} 1\njitsi_server_up{server="evil'
-    state.record(dataclasses.replace(report("a"), config=ConfigFacts(domain=hostile + "\\ \udc00")))
+    base = report("a")
+    web = dataclasses.replace(
+        base.result(WebResult), config=ConfigFacts(domain=hostile + "\\ \udc00")
+    )
+    state.record(dataclasses.replace(base, results={**base.results, "web": web}))
     got = samples(state)
     info = next(labels for name, labels in got if name == "jitsi_server_info")
     # control characters (and a lone surrogate, which cannot be sent) are shown as escapes

@@ -1,117 +1,120 @@
-"""The last token matrix of each server, carried between its runs.
+"""Carried verdicts: the last run of a family's slow checks, kept between rounds.
 
-The refusal cases and the moderator pair of the token matrix run at most
-every ``jwt.matrix_interval``; the rounds in between carry their last
-verdicts, with their age, so that reports, metrics and alerts keep showing
-them. ``MatrixMemory`` keeps those verdicts, one entry per server.
+Some checks run less often than the ladder: the token matrix's refusal cases
+and moderator pair (every ``jwt.matrix_interval``), STUN and TURN (every
+``media.interval``). The rounds in between carry their last verdicts, their
+details saying how old they are, so that reports, metrics and alerts keep
+showing them. One mechanism serves every such family: a ``Memory`` per
+family, with that family's ``Policy`` (what shapes a verdict, how often the
+checks run, how long a verdict may be carried).
 
-It belongs to the ``Runner``, not to ``State``: the runner is what both the
-schedule and ``/probe`` run ladders with, so one memory serves both (a
-``/probe`` scrape does not run again the matrix the schedule has just run,
-nor the other way round), while ``State`` is what the schedule's results
-are written to and others only read. A one-shot ``check`` has a fresh runner,
-so it always runs the whole matrix.
+A memory belongs to the ``Runner``, not to ``State``: the runner is what both
+the schedule and ``/probe`` run ladders with, so one memory serves both (a
+``/probe`` scrape does not run again what the schedule has just run, nor the
+other way round), while ``State`` is what the schedule's results are written
+to and others only read. A one-shot ``check`` has a fresh runner, so it
+always runs everything.
 
 A verdict lives neither for nothing nor forever: it is forgotten when the
-server's settings that shaped it (its URL, TLS, signalling and token
-settings) or the facts its config.js gave change, since it was found under
-other conditions; and it is no longer carried once it is older than twice
-the interval (the matrix could not run since, e.g. the valid token failed):
-the checks then say they were not run.
+server's settings that shaped it or the facts its config.js gave change,
+since it was found under other conditions; and it is no longer carried once
+it is older than twice the interval (the checks could not run since, e.g.
+the login failed): the checks then say they were not run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from monitor.config import Target
-from monitor.ladder import JwtCase
+from monitor.domain import Target
 from monitor.model import CheckResult, ConfigFacts
 
-__all__ = ["Carried", "MatrixMemory", "carry"]
+__all__ = ["Carried", "Memory", "Policy", "carry"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class Carried:
-    """One run of the matrix: when, its checks (jwt_enforced, moderation) and cases."""
+class Carried(Generic[T]):
+    """One run of a family's slow checks: when, their results, what else it found."""
 
     at: float  # Unix time
     checks: tuple[CheckResult, ...]
-    cases: tuple[tuple[JwtCase, bool], ...]
+    found: T
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class Policy:
+    """How a family carries its verdicts."""
+
+    # What a verdict depends on (not the schedule, the timeout or the labels).
+    shaped_by: Callable[[Target, ConfigFacts | None], Hashable]
+    # How often the checks run for ``target`` (None: they do not run for it).
+    interval: Callable[[Target], float | None]
+    # What the checks are, for the carried details ("media is probed").
+    runs: str = "these cases run"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[T]):
     shaped_by: Hashable
-    carried: Carried
+    carried: Carried[T]
     until: float  # Unix time after which it is no longer carried
 
 
-def _shaped_by(target: Target, facts: ConfigFacts | None) -> Hashable:
-    """What a matrix verdict depends on: not the schedule, the timeout or the labels."""
-    return (
-        target.url,
-        target.tls_verify,
-        target.ca_file,
-        target.signalling,
-        target.focus,
-        target.join,
-        target.token_key,
-        facts,
-    )
+class Memory(Generic[T]):
+    """The last run of one family's slow checks for each server, as long as it may be carried."""
 
-
-def _lifetime(target: Target) -> float:
-    key = target.token_key
-    interval = key.matrix_interval if key is not None else 0.0
-    return 2 * max(interval, target.interval)
-
-
-class MatrixMemory:
-    """The last matrix of each server, as long as it may be carried."""
-
-    def __init__(self) -> None:
-        self._kept: dict[str, _Entry] = {}
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._kept: dict[str, _Entry[T]] = {}
 
     def __len__(self) -> int:
         return len(self._kept)
 
     def last(
         self, target: Target, facts: ConfigFacts | None, now: float | None = None
-    ) -> Carried | None:
-        """The verdicts to carry into this round, or None (forgotten, or none yet)."""
+    ) -> Carried[T] | None:
+        """The run to carry into this round, or None (forgotten, or none yet)."""
         entry = self._kept.get(target.name)
         if entry is None:
             return None
         now = time.time() if now is None else now
-        if entry.shaped_by != _shaped_by(target, facts) or now > entry.until:
+        if entry.shaped_by != self.policy.shaped_by(target, facts) or now > entry.until:
             del self._kept[target.name]
             return None
         return entry.carried
 
     def due(self, target: Target, facts: ConfigFacts | None, now: float | None = None) -> bool:
-        """Whether this round runs the matrix: nothing to carry, or the interval has passed.
+        """Whether this round runs the checks: nothing to carry, or the interval has passed.
 
         Half a probe interval of slack, so that the scheduler's jitter does not
         push a run one round later.
         """
-        key = target.token_key
-        if key is None or not key.matrix:
+        interval = self.policy.interval(target)
+        if interval is None:
             return False
         now = time.time() if now is None else now
         carried = self.last(target, facts, now)
-        return carried is None or now - carried.at >= key.matrix_interval - target.interval / 2
+        return carried is None or now - carried.at >= interval - target.interval / 2
 
-    def keep(self, target: Target, facts: ConfigFacts | None, carried: Carried) -> None:
-        """Remember a matrix that ran; drop what no server can carry any more."""
+    def keep(self, target: Target, facts: ConfigFacts | None, carried: Carried[T]) -> None:
+        """Remember a run; drop what no server can carry any more."""
         for name in [n for n, e in self._kept.items() if carried.at > e.until]:
             del self._kept[name]
-        self._kept[target.name] = _Entry(
-            _shaped_by(target, facts), carried, carried.at + _lifetime(target)
-        )
+        interval = self.policy.interval(target) or 0.0
+        until = carried.at + 2 * max(interval, target.interval)
+        self._kept[target.name] = _Entry(self.policy.shaped_by(target, facts), carried, until)
+
+    def carry(
+        self, target: Target, carried: Carried[T], now: float | None = None
+    ) -> tuple[CheckResult, ...]:
+        """The checks of ``carried``, their details saying how old they are."""
+        return carry(carried, self.policy.interval(target) or 0.0, now, runs=self.policy.runs)
 
 
 def _span(seconds: float) -> str:
@@ -123,7 +126,7 @@ def _span(seconds: float) -> str:
 
 
 def carry(
-    carried: Carried,
+    carried: Carried[T],
     interval: float,
     now: float | None = None,
     *,

@@ -21,12 +21,13 @@ from __future__ import annotations
 import secrets
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 from yarl import URL
+
+from monitor.domain import TokenKey
 
 __all__ = ["GUESTS", "TokenKey", "mint", "origin_of_url"]
 
@@ -53,35 +54,6 @@ def origin_of_url(text: str) -> str | None:
         return None
     host = host.lower()
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenKey:
-    """What signs a server's tokens, and the claims it fixes."""
-
-    algorithm: str
-    key: str = ""  # the shared secret (HS*) or the PEM private key (RS*)
-    key_id: str | None = None
-    issuer: str = ""
-    audience: str = "jitsi"
-    subject: str = "*"
-    lifetime: float = 300.0
-    jaas: bool = False
-    matrix: bool = True  # run the whole token check matrix, not only a valid token
-    settle: float = 2.5
-    # Run the refusal cases and the moderator pair at most this often (seconds).
-    matrix_interval: float = 900.0
-    # Whether a client without a token may log in and join (a guest domain on purpose).
-    guests_allowed: bool = False
-    # Origins besides the server's own where tokens may go (``origin_of_url`` form).
-    signalling_origins: tuple[str, ...] = ()
-    user_name: str = "jitsi-monitor"
-    user_email: str = ""
-    features: tuple[tuple[str, object], ...] = ()
-    extra: tuple[tuple[str, object], ...] = ()  # more top-level claims
-
-    def __repr__(self) -> str:  # never show the key material
-        return f"TokenKey(algorithm={self.algorithm!r}, key_id={self.key_id!r}, key=<hidden>)"
 
 
 def mint(

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import jwt
 
-from monitor.checks.tokens import TokenKey, mint, origin_of_url
+from monitor.checks.tokens import mint, origin_of_url
 from monitor.config.errors import Where
 from monitor.config.schema import ServerConfig
+from monitor.domain import TokenKey
 
 __all__ = ["token_key"]
 

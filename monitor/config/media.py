@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.config.values import Duration
+from monitor.domain import MediaTarget
 
 __all__ = ["MediaSettings", "MediaTarget", "resolve_media"]
 
@@ -47,16 +46,6 @@ class MediaSettings(BaseModel):
         if not 0.1 <= v <= 60:
             raise ValueError("timeout must be between 100ms and 60s")
         return v
-
-
-@dataclass(frozen=True, slots=True)
-class MediaTarget:
-    """A server's media settings with the kind's defaults filled in."""
-
-    interval: float = 300.0
-    timeout: float = 5.0
-    max_services: int = 8
-    allow_private: bool = False
 
 
 def resolve_media(settings: MediaSettings, kind: str, signalling: bool) -> MediaTarget | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -24,10 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.checks.tokens import TokenKey
+from monitor.checks import LADDER
 from monitor.checks.web.configjs import Limits
 from monitor.config.jwt import JwtSettings
-from monitor.config.media import MediaSettings, MediaTarget, resolve_media
+from monitor.config.media import MediaSettings, resolve_media
 from monitor.config.sharding import shard_of
 from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.status import HistorySettings, StatusSettings
@@ -44,7 +43,8 @@ from monitor.config.values import (
     url_pattern,
 )
 from monitor.config.webhook import Webhook
-from monitor.ladder import DEFAULT_REQUIRE, LADDER
+from monitor.domain import Target, TokenKey
+from monitor.ladder import DEFAULT_REQUIRE
 from monitor.selector import PoolSettings
 
 __all__ = [
@@ -548,29 +548,3 @@ def _joins(settings: SignallingSettings, kind: str) -> bool:
 
 def _under(base: Path, path: Path | None) -> Path | None:
     return None if path is None else base / path
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A server to probe, with every setting resolved."""
-
-    name: str
-    url: str
-    kind: str
-    interval: float
-    timeout: float
-    labels: tuple[tuple[str, str], ...] = ()
-    tls_verify: bool = True
-    ca_file: Path | None = None
-    max_body_bytes: int = 4 * 1024 * 1024
-    max_redirects: int = 5
-    signalling: bool = True
-    focus: bool = True
-    join: bool = True
-    token_key: TokenKey | None = None
-    # Probed by URL on demand: redirects and signalling must stay on its origin.
-    confined: bool = False
-    # Only the checks of these groups run (/probe's checks=); None: all of them.
-    groups: frozenset[str] | None = None
-    # The media checks (STUN, TURN); None: not checked.
-    media: MediaTarget | None = None

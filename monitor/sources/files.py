@@ -19,10 +19,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitor.checks.tokens import TokenKey
 from monitor.config import ConfigError, MonitorConfig, Problem, parse_config
 from monitor.config.schema import ServerConfig, TlsSettings
 from monitor.config.sources import ServerSourceConfig
+from monitor.domain import TokenKey
 from monitor.sources.fetch import SourceError, read_bounded
 from monitor.sources.merge import Given
 

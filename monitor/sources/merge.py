@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from monitor.checks.tokens import TokenKey
 from monitor.config import MonitorConfig
 from monitor.config.schema import ServerConfig
+from monitor.domain import TokenKey
 
 __all__ = ["Given", "merge"]
 

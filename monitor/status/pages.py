@@ -17,8 +17,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from monitor.config import Target
+from monitor.checks.web.probe import WebResult
 from monitor.config.status import StatusSettings
+from monitor.domain import Target
 from monitor.history import History, ServerSummary
 from monitor.history import queries as q
 from monitor.model import ServerReport
@@ -305,13 +306,14 @@ def _facts(report: ServerReport | None, public: bool, now: float) -> list[tuple[
     if report is None:
         return [("probed", "not yet")]
     facts: list[tuple[str, str]] = []
-    cert = report.cert
+    web = report.result(WebResult) or WebResult()
+    cert = web.cert
     if cert is not None:
         facts.append(("certificate expires in", f"{(cert.not_after - now) / 86400:.1f} days"))
         facts.append(("TLS version", cert.tls_version))
         if not public:
             facts += [("certificate subject", cert.subject), ("issuer", cert.issuer)]
-    config = report.config
+    config = web.config
     if config is not None:
         if not public:
             for key in ("domain", "muc", "focus", "websocket", "bosh", "token_auth_url"):
@@ -327,6 +329,6 @@ def _facts(report: ServerReport | None, public: bool, now: float) -> list[tuple[
         ):
             if value is not None:
                 facts.append((key, "yes" if value else "no"))
-    if report.embed_limit_seconds:
-        facts.append(("embed limit", f"{report.embed_limit_seconds // 60} min"))
+    if web.embed_limit_seconds:
+        facts.append(("embed limit", f"{web.embed_limit_seconds // 60} min"))
     return facts

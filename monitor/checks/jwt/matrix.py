@@ -38,7 +38,8 @@ import aiohttp
 
 from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.checks.signalling.xmpp.session import xmpp_domain
-from monitor.checks.tokens import TokenKey, mint
+from monitor.checks.tokens import mint
+from monitor.domain import TokenKey
 from monitor.ladder import Check, JwtCase
 from monitor.model import CheckResult, ConfigFacts, Reason, skipped
 

@@ -4,19 +4,16 @@
 - ``extdisco``: the query after the XMPP login (the signalling stage's hook);
 - ``client``: one STUN Binding or TURN Allocate over UDP, TCP or TLS (aioice);
 - ``probe``: the stage's probe: every service once, the ``stun`` and ``turn`` checks;
-- ``memory``: the last verdicts, carried between rounds (``media.interval``).
+- ``family``: the family (rows, run, carried verdicts), ``metrics``, ``view``.
 """
 
 from monitor.checks.media.extdisco import Discovery
-from monitor.checks.media.memory import MediaMemory, MediaVerdicts
 from monitor.checks.media.probe import MediaOutcome, probe_media
 from monitor.checks.media.services import is_google, parse_services, parse_stun_urls
 
 __all__ = [
     "Discovery",
-    "MediaMemory",
     "MediaOutcome",
-    "MediaVerdicts",
     "is_google",
     "parse_services",
     "parse_stun_urls",

@@ -32,7 +32,7 @@ from monitor import escape
 from monitor.checks.media.client import MediaError, allocate, binding
 from monitor.checks.media.extdisco import Discovery
 from monitor.checks.media.services import Credentials, check_address, parse_stun_urls
-from monitor.config.media import MediaTarget
+from monitor.domain import MediaTarget
 from monitor.ladder import Check
 from monitor.model import CheckResult, MediaProbe, MediaReport, MediaService, Reason
 

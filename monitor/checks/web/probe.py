@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 from urllib.parse import urljoin
 
 from monitor.checks.web.configjs import read_config_js
-from monitor.ladder import LADDER, Check
+from monitor.checks.web.rows import ROWS
+from monitor.ladder import Check
 from monitor.model import CertInfo, CheckResult, ConfigFacts, Phase, Reason, skipped
 from monitor.probes.http_client import Fetch, FetchError, HttpClient
 
@@ -38,22 +39,29 @@ _TRANSPORT: Final = frozenset(
 
 
 # The checks that fetch a file; the embed verdict comes from config.js.
-_WEB_CHECKS: Final = tuple(c for c in LADDER.checks("web") if c is not Check.EMBED)
+_WEB_CHECKS: Final = tuple(r.check for r in ROWS if r.check is not Check.EMBED)
 
 
 @dataclass(frozen=True, slots=True)
 class WebResult:
-    """What the web ladder found."""
+    """What the web ladder found (a report's ``result(WebResult)``)."""
 
-    checks: tuple[CheckResult, ...]
-    http_phases: tuple[Phase, ...]
-    http_status: int | None
-    cert: CertInfo | None
-    config: ConfigFacts | None
-    embed_limit_seconds: int | None
-    connect_rtt: float | None
+    family: ClassVar[str] = "web"
+
+    checks: tuple[CheckResult, ...] = ()
+    http_phases: tuple[Phase, ...] = ()
+    http_status: int | None = None
+    cert: CertInfo | None = None
+    config: ConfigFacts | None = None
+    embed_limit_seconds: int | None = None
+    # One TCP connect, for the smoothed round trip (None: no connection made).
+    connect_rtt: float | None = None
     # The page's URL after its redirects (the server's own URL without an answer).
     page_url: str = ""
+
+    def phase_seconds(self, name: str) -> float | None:
+        """How long the page GET's phase ``name`` took (None: it did not happen)."""
+        return next((p.seconds for p in self.http_phases if p.name == name), None)
 
 
 class _WebSteps:

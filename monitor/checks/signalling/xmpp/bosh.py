@@ -30,7 +30,7 @@ from monitor.checks.signalling.xmpp.transport import CLOSE_WAIT, connect_error
 from monitor.model import Reason
 
 if TYPE_CHECKING:
-    from monitor.checks.signalling.xmpp.session import XmppSettings
+    from monitor.checks.signalling.xmpp.settings import XmppSettings
 
 __all__ = ["BoshTransport"]
 

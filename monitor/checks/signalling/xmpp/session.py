@@ -17,17 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import ClassVar, Final
 from xml.etree.ElementTree import Element
 
 import aiohttp
 
 from monitor import escape
+from monitor.checks.signalling.rows import ROWS
 from monitor.checks.signalling.xmpp.bosh import BoshTransport
 from monitor.checks.signalling.xmpp.framing import (
     NS_BIND,
@@ -44,13 +44,14 @@ from monitor.checks.signalling.xmpp.framing import (
     esc,
     q,
 )
+from monitor.checks.signalling.xmpp.settings import XmppSettings
 from monitor.checks.signalling.xmpp.transport import (
     WebSocketTransport,
     check_same_host,
     check_token_target,
     signalling_url,
 )
-from monitor.ladder import LADDER, XMPP_PHASES, Check
+from monitor.ladder import XMPP_PHASES, Check
 from monitor.model import CheckResult, ConfigFacts, Phase, Reason, skipped
 
 __all__ = [
@@ -73,39 +74,13 @@ _FOCUS_GONE: Final = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class XmppSettings:
-    """What the signalling ladder does for one server."""
-
-    focus: bool = True
-    join: bool = True
-    token: str | None = None
-    # Mints a token for the ladder's room (servers with JWT authentication).
-    token_for: Callable[[str], str] | None = None
-    # After joining, keep reading presences this long for role changes.
-    settle: float = 0.0
-    # Log in on this virtual host instead of the one config.js implies.
-    login_domain: str | None = None
-    # Use this room instead of a fresh random one (it must be a healthcheck- room).
-    room: str | None = None
-    # Called once the join has been answered with our self-presence.
-    on_joined: Callable[[], None] | None = None
-    user_agent: str = "jitsi-monitor"
-    ssl_context: ssl.SSLContext | None = None
-    # Refuse signalling on another host than the server's (an on-demand probe of a URL).
-    same_host: bool = False
-    # Origins besides the server's own where a token may go (see check_token_target).
-    token_origins: tuple[str, ...] = ()
-    # Called after the ping with the session's iq sender and hosts.domain
-    # (the media stage's extdisco query, monitor.checks.media.extdisco).
-    after_login: Callable[[Callable[..., Awaitable[Element]], str], Awaitable[None]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class XmppResult:
-    """What the signalling ladder found."""
+    """What the signalling ladder found (a report's ``result(XmppResult)``)."""
 
-    checks: tuple[CheckResult, ...]
-    phases: tuple[Phase, ...]
+    family: ClassVar[str] = "signalling"
+
+    checks: tuple[CheckResult, ...] = ()
+    phases: tuple[Phase, ...] = ()
     ping_rtt: float | None = None
     room: str | None = None
     role: str | None = None
@@ -516,7 +491,7 @@ def _phases(ladder: XmppSession) -> tuple[Phase, ...]:
 def signalling_checks(settings: XmppSettings) -> tuple[Check, ...]:
     """The signalling checks ``settings`` run, in ladder order."""
     runs = {Check.SIGNALLING: True, Check.FOCUS: settings.focus, Check.MUC: settings.join}
-    return tuple(c for c in LADDER.checks("signalling") if runs.get(c, False))
+    return tuple(r.check for r in ROWS if runs.get(r.check, False))
 
 
 def skipped_checks(

@@ -32,7 +32,7 @@ from monitor.model import Reason
 from monitor.probes.http_client import tls_failure
 
 if TYPE_CHECKING:
-    from monitor.checks.signalling.xmpp.session import XmppSettings
+    from monitor.checks.signalling.xmpp.settings import XmppSettings
 
 __all__ = [
     "CLOSE_WAIT",
