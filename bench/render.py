@@ -38,11 +38,12 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
     do its work as each report is recorded).
     """
     from monitor.checks import LADDER, make_report
+    from monitor.checks.jwt.cases import JwtCase
     from monitor.checks.jwt.result import JwtResult
     from monitor.checks.signalling.xmpp import XmppResult
     from monitor.checks.web.probe import WebResult
     from monitor.domain import Target
-    from monitor.ladder import HTTP_PHASES, XMPP_PHASES, JwtCase
+    from monitor.ladder import HTTP_PHASES, XMPP_PHASES
     from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason
     from monitor.selector import PoolSettings
     from monitor.server import make_app

@@ -28,7 +28,6 @@ __all__ = [
     "XMPP_PHASES",
     "Check",
     "CheckSpec",
-    "JwtCase",
     "Ladder",
     "PoolChange",
     "Verdict",
@@ -190,18 +189,6 @@ XMPP_PHASES: tuple[str, ...] = (
     "settle",
     "leave",
 )
-
-
-class JwtCase(StrEnum):
-    """The cases of the token matrix (``jitsi_jwt_case_success{case}``), in order."""
-
-    VALID = "valid"
-    BAD_SIGNATURE = "bad_signature"
-    EXPIRED = "expired"
-    NO_TOKEN = "no_token"
-    OTHER_ROOM = "other_room"
-    MODERATOR_FALSE = "moderator_false"
-    MODERATOR_TRUE = "moderator_true"
 
 
 class PoolChange(StrEnum):

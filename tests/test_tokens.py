@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from monitor.checks.carry import Carried, Memory
+from monitor.checks.jwt.cases import JwtCase
 from monitor.checks.jwt.family import MATRIX_CARRY
 from monitor.checks.jwt.result import JwtResult
 from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
@@ -22,7 +23,6 @@ from monitor.config import ConfigError, parse_config
 from monitor.domain import TokenKey
 from monitor.lab import LabOptions, LabServer
 from monitor.lab.tokens import TokenPolicy
-from monitor.ladder import JwtCase
 from monitor.model import Check, ConfigFacts
 from monitor.views import report_dict
 from tests.conftest import (

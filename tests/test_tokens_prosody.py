@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import pytest
 
 from monitor.checks.jwt.result import JwtResult
+from monitor.checks.jwt.view import COLUMNS as JWT_COLUMNS
 from monitor.checks.signalling.xmpp import XmppResult
 from monitor.checks.signalling.xmpp.bosh import BoshTransport
-from monitor.cli.check import _jwt
 from monitor.config import MonitorConfig
 from monitor.metrics import Exposition
 from monitor.model import Check, ServerReport
@@ -148,7 +148,7 @@ async def test_open_token_server_fails_with_jwt_optional(
     assert reasons(report)["jwt_enforced"] == "jwt_optional", report.checks
     assert f"logs in on {OPEN} and joins a room" in detail(report, Check.JWT_ENFORCED)
     assert dict(report.result(JwtResult).cases)["no_token"] is False
-    assert "TOKEN OPTIONAL" in _jwt(report)
+    assert "TOKEN OPTIONAL" in JWT_COLUMNS[0].cell(report)
     # the token-less client joined the moderator's room: one join more, no conference more
     assert (first.cost.streams, first.conferences, first.cost.joins) == (6, 2, 4)
 
@@ -162,7 +162,7 @@ async def test_open_token_server_with_guests_allowed_is_information(
     assert reasons(report)["jwt_enforced"] == "ok", report.checks
     assert "guests are allowed (jwt.guests)" in detail(report, Check.JWT_ENFORCED)
     assert dict(report.result(JwtResult).cases)["no_token"] is True
-    assert "guests" in _jwt(report)
+    assert "guests" in JWT_COLUMNS[0].cell(report)
 
 
 async def test_guest_domain_counts_as_guests(site: Site, prosody: Prosody, focus: Focus) -> None:
@@ -182,7 +182,7 @@ async def test_closed_token_server(site: Site, prosody: Prosody, focus: Focus) -
         "refused at login: bad signature, expired, no token; "
         "refused at the join: token for another room"
     )
-    assert _jwt(report) == "[green]ok[/]"
+    assert JWT_COLUMNS[0].cell(report) == "[green]ok[/]"
 
 
 # -- the cadence -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from monitor.checks.carry import Carried, Policy
 from monitor.checks.family import Family
+from monitor.checks.jwt.cases import JwtCase
 from monitor.checks.jwt.matrix import probe_matrix, valid_check
 from monitor.checks.jwt.metrics import METRICS, lines
 from monitor.checks.jwt.panels import panels
@@ -21,7 +22,7 @@ from monitor.checks.jwt.rows import ROWS
 from monitor.checks.jwt.view import COLUMNS, JSON, tags
 from monitor.checks.signalling.xmpp import XmppResult
 from monitor.domain import Target
-from monitor.ladder import Check, JwtCase
+from monitor.ladder import Check
 from monitor.model import CheckResult, ConfigFacts, Reason, skipped
 
 if TYPE_CHECKING:

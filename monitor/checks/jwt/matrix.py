@@ -36,11 +36,12 @@ from typing import Any, Final
 
 import aiohttp
 
+from monitor.checks.jwt.cases import JwtCase
 from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.checks.signalling.xmpp.session import xmpp_domain
 from monitor.checks.tokens import mint
 from monitor.domain import TokenKey
-from monitor.ladder import Check, JwtCase
+from monitor.ladder import Check
 from monitor.model import CheckResult, ConfigFacts, Reason, skipped
 
 __all__ = ["MatrixResult", "probe_matrix", "valid_check"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from monitor.checks.family import PanelRow, Placed
+from monitor.checks.jwt.cases import JwtCase
 from monitor.grafana import (
     OK_FAIL,
     ONE_SERVER,
@@ -12,7 +13,6 @@ from monitor.grafana import (
     state_timeline,
     timeseries,
 )
-from monitor.ladder import JwtCase
 
 __all__ = ["panels"]
 

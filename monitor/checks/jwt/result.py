@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from monitor.ladder import JwtCase
+from monitor.checks.jwt.cases import JwtCase
 
 __all__ = ["JwtResult"]
 
