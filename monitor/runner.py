@@ -33,7 +33,7 @@ from monitor.checks.media import Discovery
 from monitor.checks.media.family import MEDIA_CARRY
 from monitor.checks.signalling.xmpp import XmppSettings, no_redirects, timed_connector
 from monitor.checks.tokens import mint, origin_of_url
-from monitor.checks.web.configjs import configure as configure_configjs
+from monitor.checks.web.configjs import for_fleet as configjs_reader
 from monitor.checks.web.probe import WebResult
 from monitor.config import MonitorConfig
 from monitor.domain import Target
@@ -62,7 +62,8 @@ class Runner:
 
     def __init__(self, config: MonitorConfig, families: tuple[Family, ...] = FAMILIES) -> None:
         self.user_agent = user_agent(config.contact)
-        configure_configjs(config.configjs.limits(), len(config.servers))
+        # config.js's engine and cache, with the config's limits (its own, not the process's).
+        self.configjs = configjs_reader(config.configjs.limits(), len(config.servers))
         nameservers = config.dns.nameservers or None
         self.resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
         self._ssl: dict[tuple[bool, Path | None], ssl.SSLContext] = {}
@@ -86,6 +87,7 @@ class Runner:
     async def close(self) -> None:
         await self.session.close()
         await self.resolver.close()
+        self.configjs.close()
 
     def ssl_context(self, target: Target) -> ssl.SSLContext:
         key = (target.tls_verify, target.ca_file)

@@ -27,7 +27,7 @@ from monitor.checks import LADDER
 from monitor.checks.web.configjs import Limits
 from monitor.config.jwt import JwtSettings
 from monitor.config.media import MediaSettings, resolve_media
-from monitor.config.sharding import shard_of
+from monitor.config.sharding import shards
 from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.status import HistorySettings, StatusSettings
 from monitor.config.values import (
@@ -55,6 +55,7 @@ __all__ = [
     "ServerSourceConfig",
     "SignallingSettings",
     "Target",
+    "shard_of",
 ]
 
 
@@ -548,3 +549,9 @@ def _joins(settings: SignallingSettings, kind: str) -> bool:
 
 def _under(base: Path, path: Path | None) -> Path | None:
     return None if path is None else base / path
+
+
+def shard_of(config: MonitorConfig, count: int) -> dict[str, int]:
+    """Each server's shard (1 to ``count``): servers that share a pool share a shard."""
+    groups = [list(pool.member_names(config.servers)) for pool in config.pools]
+    return shards((s.name for s in config.servers), groups, count)

@@ -42,7 +42,7 @@ async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
         max_redirects=target.max_redirects,
         confine_to=origin_of(target.url) if target.confined else None,
     ) as client:
-        web = await probe_web(client, target.url, target.kind, run.deadline)
+        web = await probe_web(client, target.url, target.kind, run.deadline, run.runner.configjs)
     run.results[web.family] = web
     return web.checks
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Final
 from urllib.parse import urljoin
 
-from monitor.checks.web.configjs import read_config_js
+from monitor.checks.web.configjs import Reader, reader
 from monitor.checks.web.rows import ROWS
 from monitor.ladder import Check
 from monitor.model import CertInfo, CheckResult, ConfigFacts, Phase, Reason, skipped
@@ -65,8 +65,11 @@ class WebResult:
 
 
 class _WebSteps:
-    def __init__(self, client: HttpClient, base_url: str, kind: str, deadline: float) -> None:
+    def __init__(
+        self, client: HttpClient, base_url: str, kind: str, deadline: float, configjs: Reader
+    ) -> None:
         self.client = client
+        self.configjs = configjs
         self.base_url = base_url
         self.kind = kind
         self.deadline = deadline
@@ -129,7 +132,7 @@ class _WebSteps:
 
         cfg = await self.fetch(Check.CONFIGJS, "config.js")
         if cfg is not None and cfg.response is not None:
-            found = await read_config_js(
+            found = await self.configjs.read(
                 cfg.response.body, self.page_url(), cfg.response.url, self.deadline
             )
             self.config = found.facts
@@ -192,12 +195,20 @@ class _WebSteps:
         return CheckResult(Check.EMBED, Reason.OK, "embedded meetings are not cut off"), 0
 
 
-async def probe_web(client: HttpClient, base_url: str, kind: str, deadline: float) -> WebResult:
+async def probe_web(
+    client: HttpClient,
+    base_url: str,
+    kind: str,
+    deadline: float,
+    configjs: Reader | None = None,
+) -> WebResult:
     """Run the web ladder against ``base_url`` until the loop time ``deadline``.
 
-    Never raises for the server's faults; every outcome is in the result.
+    ``configjs`` evaluates config.js (the runner's; without one, the module's
+    default reader, for tools and benchmarks). Never raises for the server's
+    faults; every outcome is in the result.
     """
-    ladder = _WebSteps(client, base_url, kind, deadline)
+    ladder = _WebSteps(client, base_url, kind, deadline, configjs or reader())
     try:
         async with asyncio.timeout_at(deadline):
             await ladder.run()

@@ -36,8 +36,8 @@ __all__ = [
     "Limits",
     "Reader",
     "Verdict",
-    "configure",
     "evaluate",
+    "for_fleet",
     "read_config_js",
     "reader",
 ]
@@ -118,6 +118,12 @@ class Reader:
 
     def clear(self) -> None:
         self._cache.clear()
+
+    def close(self) -> None:
+        """Let its worker threads go (runs in progress stop at their own limits)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -243,20 +249,19 @@ _reader = Reader()
 
 
 def reader() -> Reader:
-    """The process's reader (its cache is shared by every ladder)."""
+    """The default reader, with the default limits, for tools and benchmarks that
+    probe without a runner (a ``Runner`` holds its own, with the config's limits)."""
     return _reader
 
 
-def configure(limits: Limits, servers: int) -> None:
-    """Apply the ``configjs`` settings; the cache holds at least one entry per server."""
-    if limits != _reader.limits:
-        _reader.limits = limits
-        _reader.clear()  # verdicts under other limits may differ
-    _reader.cache_size = max(1024, servers)
+def for_fleet(limits: Limits, servers: int) -> Reader:
+    """A reader with the ``configjs`` settings, whose cache holds at least one
+    entry per server."""
+    return Reader(limits, max(1024, servers))
 
 
 async def read_config_js(body: bytes, page_url: str, script_url: str, deadline: float) -> Verdict:
-    """The verdict on a fetched config.js; see ``Reader.read``."""
+    """The verdict on a fetched config.js by the default reader; see ``Reader.read``."""
     return await _reader.read(body, page_url, script_url, deadline)
 
 
