@@ -33,10 +33,9 @@ from monitor.ladder import (
     PoolChange,
 )
 from monitor.metrics import Exposition
-from monitor.metrics.families import MetricFamily, gauge
 from monitor.metrics.lines import server_families
-from monitor.metrics.text import num
 from monitor.model import CheckResult, Reason, ServerReport
+from monitor.promtext import MetricFamily, gauge, num
 from monitor.runner import LadderRun, Runner
 from monitor.state import State
 from monitor.views import report_dict

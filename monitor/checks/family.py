@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from monitor.domain import Target
 from monitor.grafana import Grid
 from monitor.ladder import Check, CheckSpec
-from monitor.metrics.families import MetricFamily
 from monitor.model import CheckResult, ServerReport
+from monitor.promtext import MetricFamily
 
 if TYPE_CHECKING:  # the runner runs families; families only read what it hands them
     from monitor.runner import LadderRun

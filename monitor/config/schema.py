@@ -24,9 +24,10 @@ from pydantic import (
 )
 
 from monitor.checks import LADDER
+from monitor.checks.jwt.settings import JwtSettings
+from monitor.checks.media.settings import MediaSettings, resolve_media
+from monitor.checks.signalling.settings import SignallingSettings, joins
 from monitor.checks.web.configjs import Limits
-from monitor.config.jwt import JwtSettings
-from monitor.config.media import MediaSettings, resolve_media
 from monitor.config.sharding import shards
 from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.status import HistorySettings, StatusSettings
@@ -68,15 +69,6 @@ class TlsSettings(_Strict):
 
     verify: bool = True
     ca_file: Path | None = None
-
-
-class SignallingSettings(_Strict):
-    """How far the signalling (XMPP) part of the ladder goes for a server."""
-
-    enabled: bool = True
-    focus: bool = True
-    # None: join for self-hosted and JaaS servers, not for public ones.
-    join: bool | None = None
 
 
 class DefaultSettings(_Strict):
@@ -494,7 +486,7 @@ class MonitorConfig(_Strict):
                 signalling=(s.signalling or d.signalling).enabled,
                 focus=(s.signalling or d.signalling).enabled
                 and (s.signalling or d.signalling).focus,
-                join=_joins(s.signalling or d.signalling, s.kind),
+                join=joins(s.signalling or d.signalling, s.kind),
                 token_key=self._token_keys.get(s.name),
                 media=resolve_media(
                     s.media or d.media, s.kind, (s.signalling or d.signalling).enabled
@@ -535,16 +527,10 @@ class MonitorConfig(_Strict):
             max_redirects=d.max_redirects,
             signalling=d.signalling.enabled,
             focus=d.signalling.enabled and d.signalling.focus,
-            join=_joins(d.signalling, self.probe.kind),
+            join=joins(d.signalling, self.probe.kind),
             confined=True,
             media=resolve_media(d.media, self.probe.kind, d.signalling.enabled),
         )
-
-
-def _joins(settings: SignallingSettings, kind: str) -> bool:
-    if not settings.enabled:
-        return False
-    return settings.join if settings.join is not None else kind != "public"
 
 
 def _under(base: Path, path: Path | None) -> Path | None:

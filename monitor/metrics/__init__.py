@@ -2,14 +2,14 @@
 
 - ``families``: the ladder's, the pools' and the monitor's metric families
   (each check family declares its own, in ``monitor.checks.<family>.metrics``);
-- ``text``: a sample value, a label value, one line;
 - ``lines``: one server's lines, formatted once per report;
 - ``exposition``: a scrape's answer, from the kept lines plus the pools' and
   the monitor's own families;
 - ``selfmetrics``: ``process_*`` and ``python_*`` from prometheus_client's collectors.
 
-``Exposition`` is imported on first use (PEP 562): the check families import
-``families`` and ``text`` from here, and the exposition imports the families.
+``Exposition`` is imported on first use (PEP 562), so that importing a
+submodule does not pull in the exposition and, through it, the families.
+The text format's pieces are in ``monitor.promtext``.
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ from monitor.metrics.families import MONITOR_FAMILIES, POOL_FAMILIES
 from monitor.metrics.lines import server_families
 from monitor.metrics.lines import server_lines as _server_lines
 from monitor.metrics.selfmetrics import SelfMetrics
-from monitor.metrics.text import line as _line
 from monitor.model import ServerReport
 from monitor.outbox import RESULTS
+from monitor.promtext import line as _line
 from monitor.state import State
 
 __all__ = ["CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE", "Exposition"]

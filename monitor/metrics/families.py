@@ -4,54 +4,20 @@ A check family declares its own metric families in its folder
 (``monitor.checks.<family>.metrics``); ``monitor.metrics.lines.server_families``
 puts them between the ladder's own (``SERVER_HEAD``, ``SERVER_TAIL``). The
 pools' families (``POOL_FAMILIES``) and the monitor's (``MONITOR_FAMILIES``) are
-made by ``monitor.metrics.exposition.Exposition``. This module imports nothing
-of the monitor, so that the families can use ``MetricFamily``.
+made by ``monitor.metrics.exposition.Exposition``. ``MetricFamily`` itself is in
+``monitor.promtext``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from monitor.promtext import MetricFamily, gauge, info
 
 __all__ = [
     "MONITOR_FAMILIES",
     "POOL_FAMILIES",
     "SERVER_HEAD",
     "SERVER_TAIL",
-    "MetricFamily",
-    "gauge",
-    "info",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class MetricFamily:
-    """One metric family: its sample name, type and help text."""
-
-    name: str
-    type: str  # gauge, counter or info
-    help: str
-
-    def header(self, openmetrics: bool) -> str:
-        """HELP and TYPE lines, in the text format or in OpenMetrics."""
-        if not openmetrics:
-            text = self.help.replace("\\", r"\\").replace("\n", r"\n")
-            kind = "gauge" if self.type == "info" else self.type
-            return f"# HELP {self.name} {text}\n# TYPE {self.name} {kind}\n"
-        text = self.help.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-        base = self.name
-        if self.type == "info":
-            base = base.removesuffix("_info")
-        elif self.type == "counter":
-            base = base.removesuffix("_total")
-        return f"# HELP {base} {text}\n# TYPE {base} {self.type}\n"
-
-
-def gauge(name: str, help: str) -> MetricFamily:
-    return MetricFamily(name, "gauge", help)
-
-
-def info(name: str, help: str) -> MetricFamily:
-    return MetricFamily(name, "info", help)
 
 
 # The ladder's own per-server families: those before the check families' and

@@ -10,9 +10,9 @@ from monitor.checks import FAMILIES
 from monitor.checks.family import Family, Labels
 from monitor.checks.web.probe import WebResult
 from monitor.domain import Target
-from monitor.metrics.families import SERVER_HEAD, SERVER_TAIL, MetricFamily
-from monitor.metrics.text import esc, line, num
+from monitor.metrics.families import SERVER_HEAD, SERVER_TAIL
 from monitor.model import ServerReport
+from monitor.promtext import MetricFamily, esc, line, num
 
 __all__ = ["line", "server_families", "server_lines"]
 

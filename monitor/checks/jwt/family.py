@@ -19,6 +19,7 @@ from monitor.checks.jwt.metrics import METRICS, lines
 from monitor.checks.jwt.panels import panels
 from monitor.checks.jwt.result import JwtResult
 from monitor.checks.jwt.rows import ROWS
+from monitor.checks.jwt.settings import JwtSettings
 from monitor.checks.jwt.view import COLUMNS, JSON, tags
 from monitor.checks.signalling.xmpp import XmppResult
 from monitor.domain import Target
@@ -114,6 +115,7 @@ FAMILY = Family(
     lines=lines,
     json=JSON,
     columns=COLUMNS,
+    settings=JwtSettings,
     panels=panels,
     tags=tags,
 )

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
 from monitor.checks.tokens import origin_of_url
-from monitor.config.values import Duration
+from monitor.units import Duration
 
 __all__ = ["JwtSettings"]
 

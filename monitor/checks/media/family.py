@@ -18,6 +18,7 @@ from monitor.checks.media.metrics import METRICS, lines
 from monitor.checks.media.panels import panels
 from monitor.checks.media.probe import probe_media
 from monitor.checks.media.rows import ROWS
+from monitor.checks.media.settings import MediaSettings
 from monitor.checks.media.view import COLUMNS, JSON
 from monitor.domain import Target
 from monitor.ladder import Check
@@ -89,5 +90,6 @@ FAMILY = Family(
     lines=lines,
     json=JSON,
     columns=COLUMNS,
+    settings=MediaSettings,
     panels=panels,
 )

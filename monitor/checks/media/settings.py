@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.config.values import Duration
 from monitor.domain import MediaTarget
+from monitor.units import Duration
 
 __all__ = ["MediaSettings", "MediaTarget", "resolve_media"]
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from monitor.checks.family import Family
 from monitor.checks.signalling.metrics import METRICS, lines
 from monitor.checks.signalling.rows import ROWS
+from monitor.checks.signalling.settings import SignallingSettings
 from monitor.checks.signalling.view import COLUMNS, JSON
 from monitor.checks.signalling.xmpp import XmppSettings, probe_xmpp, signalling_checks
 from monitor.domain import Target
@@ -55,4 +56,5 @@ FAMILY = Family(
     lines=lines,
     json=JSON,
     columns=COLUMNS,
+    settings=SignallingSettings,
 )

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 
 from monitor.checks.family import Labels, Slot
 from monitor.checks.signalling.xmpp import XmppResult
-from monitor.metrics.families import MetricFamily, gauge
-from monitor.metrics.text import esc, num
 from monitor.model import ServerReport
+from monitor.promtext import MetricFamily, esc, gauge, num
 
 __all__ = ["METRICS", "lines"]
 

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 
 from monitor.checks.family import Labels, Slot
 from monitor.checks.web.probe import WebResult
-from monitor.metrics.families import MetricFamily, gauge, info
-from monitor.metrics.text import esc, num
 from monitor.model import ServerReport
+from monitor.promtext import MetricFamily, esc, gauge, info, num
 
 __all__ = ["METRICS", "lines"]
 
