@@ -113,6 +113,9 @@ class Family:
     columns: tuple[Column, ...] = ()
     # Its small labels on the status pages: (text, "ok" or "bad").
     tags: Callable[[ServerReport], tuple[tuple[str, str], ...]] | None = None
+    # Its facts on a server's status page: (name, value), given the report,
+    # whether the page is the public one (no names, no URLs) and the time.
+    page_facts: Callable[[ServerReport, bool, float], list[tuple[str, str]]] | None = None
     # Its rows of Grafana panels on the dashboard of a uid (``monitor.grafana``),
     # which the generator (``scripts/dashboards.py``) lays out by slot.
     panels: Callable[[str], tuple[PanelRow, ...]] | None = None

@@ -12,7 +12,7 @@ from monitor.checks.family import Family
 from monitor.checks.web.metrics import METRICS, lines
 from monitor.checks.web.probe import probe_web
 from monitor.checks.web.rows import ROWS
-from monitor.checks.web.view import COLUMNS, JSON, tags
+from monitor.checks.web.view import COLUMNS, JSON, page_facts, tags
 from monitor.domain import Target
 from monitor.ladder import Check
 from monitor.model import CheckResult
@@ -58,4 +58,5 @@ FAMILY = Family(
     json=JSON,
     columns=COLUMNS,
     tags=tags,
+    page_facts=page_facts,
 )

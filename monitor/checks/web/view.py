@@ -11,7 +11,7 @@ from monitor.checks.web.probe import WebResult
 from monitor.ladder import Check
 from monitor.model import Reason, ServerReport
 
-__all__ = ["COLUMNS", "JSON", "cert_days_left", "ms", "tags"]
+__all__ = ["COLUMNS", "JSON", "cert_days_left", "ms", "page_facts", "tags"]
 
 
 def cert_days_left(report: ServerReport, now: float | None = None) -> float | None:
@@ -118,3 +118,35 @@ def tags(report: ServerReport) -> tuple[tuple[str, str], ...]:
     if embed.reason is Reason.EMBED_LIMITED and limit:
         return ((f"embed limited {limit // 60} min", "bad"),)
     return ((f"embed {embed.reason.value}", "bad"),)
+
+
+def page_facts(report: ServerReport, public: bool, now: float) -> list[tuple[str, str]]:
+    """A server's page: the certificate and config.js facts (in the public view:
+    no names, no URLs)."""
+    facts: list[tuple[str, str]] = []
+    web = report.result(WebResult) or WebResult()
+    cert = web.cert
+    if cert is not None:
+        facts.append(("certificate expires in", f"{(cert.not_after - now) / 86400:.1f} days"))
+        facts.append(("TLS version", cert.tls_version))
+        if not public:
+            facts += [("certificate subject", cert.subject), ("issuer", cert.issuer)]
+    config = web.config
+    if config is not None:
+        if not public:
+            for key in ("domain", "muc", "focus", "websocket", "bosh", "token_auth_url"):
+                value = getattr(config, key)
+                if value:
+                    facts.append((key, str(value)))
+        facts.append(
+            ("signalling", "websocket" if config.websocket else "BOSH" if config.bosh else "none")
+        )
+        for key, value in (
+            ("iframe API disabled", config.disable_iframe_api),
+            ("peer-to-peer", config.p2p_enabled),
+        ):
+            if value is not None:
+                facts.append((key, "yes" if value else "no"))
+    if web.embed_limit_seconds:
+        facts.append(("embed limit", f"{web.embed_limit_seconds // 60} min"))
+    return facts
