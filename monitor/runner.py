@@ -12,14 +12,11 @@ their families (``monitor.checks.<family>``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import ssl
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiodns
 import aiohttp
@@ -28,20 +25,16 @@ from monitor import __version__, escape
 from monitor.checks import FAMILIES, ladder_of, make_report
 from monitor.checks.carry import Memory, Policy
 from monitor.checks.family import Family
-from monitor.checks.jwt.family import MATRIX_CARRY
-from monitor.checks.media import Discovery
-from monitor.checks.media.family import MEDIA_CARRY
-from monitor.checks.signalling.xmpp import XmppSettings, no_redirects, timed_connector
-from monitor.checks.tokens import mint, origin_of_url
+from monitor.checks.run import LadderRun
+from monitor.checks.signalling.xmpp import no_redirects, timed_connector
 from monitor.checks.web.configjs import for_fleet as configjs_reader
-from monitor.checks.web.probe import WebResult
 from monitor.config import MonitorConfig
 from monitor.domain import Target
 from monitor.ladder import Check
-from monitor.model import CheckResult, ConfigFacts, FamilyResult, R, Reason, ServerReport, skipped
+from monitor.model import CheckResult, Reason, ServerReport, skipped
 from monitor.probes.http_client import make_ssl_context
 
-__all__ = ["LadderRun", "Runner", "run_ladder", "user_agent"]
+__all__ = ["Runner", "run_ladder", "user_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -117,115 +110,22 @@ class Runner:
         return await run_ladder(self, target)
 
 
-@dataclass
-class LadderRun:
-    """One ladder in progress: what its families share, and what they found so far."""
-
-    runner: Runner
-    target: Target
-    deadline: float  # on the event loop's clock
-    checks: list[CheckResult] = field(default_factory=list)
-    # What each family found besides its checks, by family name (the report's ``results``).
-    results: dict[str, FamilyResult] = field(default_factory=dict)
-
-    def found(self, kind: type[R]) -> R | None:
-        """What the family of ``kind`` found so far (None: it has not run)."""
-        found = self.results.get(kind.family)
-        return found if isinstance(found, kind) else None
-
-    @functools.cached_property
-    def ssl_context(self) -> ssl.SSLContext:
-        return self.runner.ssl_context(self.target)
-
-    @functools.cached_property
-    def origin(self) -> str:
-        parts = urlsplit(self.target.url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    # -- what the families hand one another ------------------------------------
-    # The signalling login is the jwt family's valid-token case and the media
-    # family's discovery; the settings below wire them into it.
-
-    @functools.cached_property
-    def xmpp_settings(self) -> XmppSettings:
-        """The signalling settings of the target (the token matrix varies them per case)."""
-        target, key = self.target, self.target.token_key
-        return XmppSettings(
-            focus=target.focus,
-            join=target.join,
-            user_agent=self.runner.user_agent,
-            ssl_context=self.ssl_context,
-            token_for=None if key is None else functools.partial(mint, key),
-            # The main ladder is the moderator: false case on a matrix round.
-            settle=key.settle if key is not None and self.matrix_due else 0.0,
-            same_host=target.confined,
-            token_origins=self.token_origins,
-            after_login=self.discovery,
-        )
-
-    @functools.cached_property
-    def media_due(self) -> bool:
-        """Whether this round probes STUN and TURN (else it carries their last verdicts)."""
-        if not self.in_groups(Check.TURN):
-            return False
-        return self.runner.memory("media", MEDIA_CARRY).due(self.target, self.config, time.time())
-
-    @functools.cached_property
-    def discovery(self) -> Discovery | None:
-        """The extdisco query the signalling family makes after its login, when media is due."""
-        media = self.target.media
-        if media is None or not self.media_due:
-            return None
-        return Discovery(media.max_services, self.deadline)
-
-    @functools.cached_property
-    def matrix_due(self) -> bool:
-        """Whether this round runs the refusal cases and the moderator pair."""
-        if not self.in_groups(Check.JWT_ENFORCED):
-            return False
-        return self.runner.memory("jwt", MATRIX_CARRY).due(self.target, self.config)
-
-    @property
-    def token_origins(self) -> tuple[str, ...]:
-        """Where tokens may go besides the server's origin: the origin its page
-        redirected to, and the signalling origins of its jwt block."""
-        key = self.target.token_key
-        if key is None:
-            return ()
-        web = self.found(WebResult)
-        page = origin_of_url(web.page_url) if web is not None else None
-        return (*((page,) if page else ()), *key.signalling_origins)
-
-    @property
-    def config(self) -> ConfigFacts | None:
-        """What config.js said, once the web family has read it."""
-        web = self.found(WebResult)
-        return web.config if web is not None else None
-
-    def in_groups(self, check: Check) -> bool:
-        """Whether ``check`` is in the groups the target runs (``/probe``'s ``checks=``)."""
-        groups = self.target.groups
-        return groups is None or self.runner.ladder.spec(check).group in groups
-
-    def result(self, check: Check) -> CheckResult | None:
-        return next((r for r in self.checks if r.check is check), None)
-
-    def first_failure(self) -> str:
-        """The check that failed first (what later skips name as their cause)."""
-        failed = next(
-            (r for r in self.checks if not r.success and r.reason is not Reason.SKIPPED), None
-        )
-        return failed.check.value if failed else "an earlier check"
-
-
 async def run_ladder(runner: Runner, target: Target) -> ServerReport:
     """Run ``target``'s ladder, family by family, under one deadline; never raises
     except on cancellation."""
     started_at = time.time()
     t0 = time.monotonic()
     run = LadderRun(runner, target, asyncio.get_running_loop().time() + target.timeout)
+    wanted_of = {
+        family.name: tuple(c for c in family.wanted(target) if run.in_groups(c))
+        for family in runner.families
+    }
     for family in runner.families:
-        wanted = tuple(c for c in family.wanted(target) if run.in_groups(c))
+        # What a family hands the earlier ones' probes (e.g. the login's token).
+        if wanted_of[family.name] and family.prepare is not None:
+            family.prepare(run)
+    for family in runner.families:
+        wanted = wanted_of[family.name]
         if not wanted:
             continue
         cause = family.blocked(run)

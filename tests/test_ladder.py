@@ -21,6 +21,7 @@ import pytest
 
 from monitor.checks import FAMILIES, LADDER, ladder_of, make_report
 from monitor.checks.family import Column, Family, JsonPart, Labels, PanelRow, Placed, lay_out
+from monitor.checks.run import LadderRun
 from monitor.config import ConfigError
 from monitor.domain import Target
 from monitor.grafana import ONE_SERVER, SERVER_UID, Grid, query, sel, timeseries
@@ -36,7 +37,7 @@ from monitor.metrics import Exposition
 from monitor.metrics.lines import server_families
 from monitor.model import CheckResult, Reason, ServerReport
 from monitor.promtext import MetricFamily, gauge, num
-from monitor.runner import LadderRun, Runner
+from monitor.runner import Runner
 from monitor.state import State
 from monitor.views import report_dict
 from tests.conftest import StartSite, jitsi_app, make_config, text_handler

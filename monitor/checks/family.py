@@ -22,16 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from monitor.checks.run import LadderRun
 from monitor.domain import Target
 from monitor.grafana import Grid
 from monitor.ladder import Check, CheckSpec
 from monitor.model import CheckResult, ServerReport
 from monitor.promtext import MetricFamily
-
-if TYPE_CHECKING:  # the runner runs families; families only read what it hands them
-    from monitor.runner import LadderRun
 
 __all__ = ["Column", "Family", "JsonPart", "Labels", "PanelRow", "Placed", "Slot", "lay_out"]
 
@@ -103,6 +101,9 @@ class Family:
     # Runs its probe for the wanted checks, returning a result for each, and
     # leaves what else it found in ``run.results[name]``.
     run: Callable[[LadderRun, tuple[Check, ...]], Awaitable[tuple[CheckResult, ...]]]
+    # Before any family runs, what it hands the earlier families' probes
+    # (``LadderRun.login``); called when it has checks to run this round.
+    prepare: Callable[[LadderRun], None] | None = None
     # Its metric families (per server), with where they go in ``/metrics``.
     metrics: tuple[tuple[Slot, MetricFamily], ...] = ()
     # Its lines for one report, by metric family name (only its own families).

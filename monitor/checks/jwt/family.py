@@ -7,9 +7,9 @@ rounds in between carry their last verdicts (``monitor.checks.carry``).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
 
 from monitor.checks.carry import Carried, Policy
 from monitor.checks.family import Family
@@ -21,13 +21,13 @@ from monitor.checks.jwt.result import JwtResult
 from monitor.checks.jwt.rows import ROWS
 from monitor.checks.jwt.settings import JwtSettings
 from monitor.checks.jwt.view import COLUMNS, JSON, tags
+from monitor.checks.run import LadderRun
+from monitor.checks.signalling.family import xmpp_settings
 from monitor.checks.signalling.xmpp import XmppResult
+from monitor.checks.tokens import mint
 from monitor.domain import Target
 from monitor.ladder import Check
 from monitor.model import CheckResult, ConfigFacts, Reason, skipped
-
-if TYPE_CHECKING:
-    from monitor.runner import LadderRun
 
 __all__ = ["FAMILY", "MATRIX_CARRY"]
 
@@ -53,6 +53,28 @@ def _interval(target: Target) -> float | None:
 
 # How the matrix's verdicts are carried between its runs.
 MATRIX_CARRY = Policy(_shaped_by, _interval)
+
+
+def _matrix_due(run: LadderRun) -> bool:
+    """Whether this round runs the refusal cases and the moderator pair (asked once
+    config.js has been read: a verdict is carried only under the same facts)."""
+    due = run.notes.get("jwt")
+    if not isinstance(due, bool):
+        due = run.notes["jwt"] = run.in_groups(Check.JWT_ENFORCED) and run.runner.memory(
+            "jwt", MATRIX_CARRY
+        ).due(run.target, run.config)
+    return due
+
+
+def _prepare(run: LadderRun) -> None:
+    """The login mints the server's tokens; on a matrix round it is the
+    moderator: false case, so it waits for role changes."""
+    key = run.target.token_key
+    if key is None:
+        return
+    run.login.token_for = functools.partial(mint, key)
+    run.login.token_origins = key.signalling_origins
+    run.login.settle = lambda: key.settle if _matrix_due(run) else 0.0
 
 
 def _wanted(target: Target) -> tuple[Check, ...]:
@@ -88,10 +110,11 @@ async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
     if not {Check.JWT_ENFORCED, Check.MODERATION} & set(wanted):
         return (valid,)
     memory = run.runner.memory("jwt", MATRIX_CARRY)
-    if run.matrix_due:
+    if _matrix_due(run):
         at = time.time()
+        settings = xmpp_settings(run)
         matrix = await probe_matrix(
-            run.runner.session, config, run.origin, run.xmpp_settings, key, main, run.deadline
+            run.runner.session, config, run.origin, settings, key, main, run.deadline
         )
         if matrix.cases or any(c.reason is not Reason.SKIPPED for c in matrix.checks):
             memory.keep(target, config, Carried(at, matrix.checks, matrix.cases))
@@ -99,7 +122,7 @@ async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
             return (valid, *matrix.checks)
     carried = memory.last(target, config)
     if carried is None:
-        cause = "the valid token's login" if run.matrix_due else "the token matrix"
+        cause = "the valid token's login" if _matrix_due(run) else "the token matrix"
         return (valid, *skipped((Check.JWT_ENFORCED, Check.MODERATION), cause))
     run.results[JwtResult.family] = JwtResult(cases + carried.found, carried.at)
     return (valid, *memory.carry(target, carried))
@@ -111,6 +134,7 @@ FAMILY = Family(
     wanted=_wanted,
     blocked=_needs_signalling,
     run=_run,
+    prepare=_prepare,
     metrics=METRICS,
     lines=lines,
     json=JSON,

@@ -1,7 +1,7 @@
 """The media family: STUN and TURN, found the way a participant's browser finds them.
 
 The services come from the signalling family's login (an extdisco query,
-``LadderRun.discovery``) and from config.js. They are probed every
+``LadderRun.login``) and from config.js. They are probed every
 ``media.interval`` (``MEDIA_CARRY``); the rounds in between carry the last
 verdicts (``monitor.checks.carry``).
 """
@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
 
 from monitor.checks.carry import Carried, Policy
 from monitor.checks.family import Family
+from monitor.checks.media.extdisco import Discovery
 from monitor.checks.media.metrics import METRICS, lines
 from monitor.checks.media.panels import panels
 from monitor.checks.media.probe import probe_media
 from monitor.checks.media.rows import ROWS
 from monitor.checks.media.settings import MediaSettings
 from monitor.checks.media.view import COLUMNS, JSON
+from monitor.checks.run import LadderRun
 from monitor.domain import Target
 from monitor.ladder import Check
 from monitor.model import CheckResult, ConfigFacts, MediaReport, skipped
-
-if TYPE_CHECKING:
-    from monitor.runner import LadderRun
 
 __all__ = ["FAMILY", "MEDIA_CARRY"]
 
@@ -40,6 +38,33 @@ def _interval(target: Target) -> float | None:
 
 # How the media verdicts are carried between their runs.
 MEDIA_CARRY = Policy(_shaped_by, _interval, runs="media is probed")
+
+
+def _media_due(run: LadderRun) -> bool:
+    """Whether this round probes STUN and TURN (else it carries their last verdicts)."""
+    due = run.notes.get("media")
+    if not isinstance(due, bool):
+        due = run.notes["media"] = run.in_groups(Check.TURN) and run.runner.memory(
+            "media", MEDIA_CARRY
+        ).due(run.target, run.config, time.time())
+    return due
+
+
+def _discovery(run: LadderRun) -> Discovery | None:
+    """The extdisco query the signalling login makes for this run, when media is due."""
+    made = run.notes.get("media.discovery")
+    if isinstance(made, Discovery):
+        return made
+    media = run.target.media
+    if media is None or not _media_due(run):
+        return None
+    made = run.notes["media.discovery"] = Discovery(media.max_services, run.deadline)
+    return made
+
+
+def _prepare(run: LadderRun) -> None:
+    """The services are asked for after the signalling login."""
+    run.login.after_login = lambda: _discovery(run)
 
 
 def _wanted(target: Target) -> tuple[Check, ...]:
@@ -60,9 +85,9 @@ async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
     assert config is not None
     assert media is not None
     memory = run.runner.memory("media", MEDIA_CARRY)
-    if run.media_due:
+    if _media_due(run):
         outcome = await probe_media(
-            run.discovery,
+            _discovery(run),
             config.stun_servers,
             media,
             run.runner.resolver,
@@ -86,6 +111,7 @@ FAMILY = Family(
     wanted=_wanted,
     blocked=_needs_login,
     run=_run,
+    prepare=_prepare,
     metrics=METRICS,
     lines=lines,
     json=JSON,

@@ -6,9 +6,9 @@ is what the later families read (``LadderRun.config``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from monitor.checks.family import Family
+from monitor.checks.run import LadderRun
+from monitor.checks.web.configjs import Reader
 from monitor.checks.web.metrics import METRICS, lines
 from monitor.checks.web.probe import probe_web
 from monitor.checks.web.rows import ROWS
@@ -17,9 +17,6 @@ from monitor.domain import Target
 from monitor.ladder import Check
 from monitor.model import CheckResult
 from monitor.probes.http_client import HttpClient, origin_of
-
-if TYPE_CHECKING:
-    from monitor.runner import LadderRun
 
 __all__ = ["FAMILY"]
 
@@ -34,6 +31,8 @@ def _never(run: LadderRun) -> str | None:
 
 async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, ...]:
     target = run.target
+    configjs = run.runner.configjs
+    assert isinstance(configjs, Reader), "the runner holds this family's config.js reader"
     async with HttpClient(
         resolver=run.runner.resolver,
         ssl_context=run.ssl_context,
@@ -42,8 +41,9 @@ async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
         max_redirects=target.max_redirects,
         confine_to=origin_of(target.url) if target.confined else None,
     ) as client:
-        web = await probe_web(client, target.url, target.kind, run.deadline, run.runner.configjs)
+        web = await probe_web(client, target.url, target.kind, run.deadline, configjs)
     run.results[web.family] = web
+    run.config = web.config
     return web.checks
 
 
