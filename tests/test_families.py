@@ -47,3 +47,16 @@ def test_each_metric_family_is_declared_by_one_family() -> None:
     exported = [m.name for m in server_families()]
     assert len(exported) == len(set(exported))
     assert set(names) <= set(exported)
+
+
+def test_each_family_s_settings_block_is_the_schema_s() -> None:
+    # The schema names each family's block after the family, with the family's model.
+    from monitor.config.schema import DefaultSettings, ServerConfig
+
+    blocks = {f.name: f.settings for f in FAMILIES if f.settings is not None}
+    assert set(blocks) == {"signalling", "jwt", "media"}
+    for name, model in blocks.items():
+        field = ServerConfig.model_fields[name]
+        assert field.annotation == model | None, name
+        if name in DefaultSettings.model_fields:
+            assert DefaultSettings.model_fields[name].annotation is model, name

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 from monitor.checks.family import Family
 from monitor.checks.jwt.family import FAMILY as JWT
@@ -64,5 +65,5 @@ def make_report(
         checks=ordered,
         up=ladder.up(ordered),
         first_failure=ladder.first_failure(ordered),
-        results=found,
+        results=MappingProxyType(found),
     )
