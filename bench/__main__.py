@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [cpu|scale|accuracy|metrics|configjs|config|history|all] [options]``.
+"""``python -m bench [--quick] [BENCH|all] [options]``, BENCH one of cpu, scale, accuracy,
+metrics, scrape, configjs, config, history.
 
 Subcommands starting with ``_`` are the workers the benchmarks start in
 processes of their own; they are not meant to be run by hand.
@@ -12,11 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, config, configjs, cpu, delayserver, driver, render, scale
+from bench import accuracy, config, configjs, cpu, delayserver, driver, render, scale, scrape
 from bench import history as history_bench
 from bench.common import have_uvloop, machine_info
 
 BENCHES = ("cpu", "scale", "accuracy", "metrics", "configjs", "config", "history")
+# Run by name only, not by ``all`` (bench 4 already measures the text at --quick sizes).
+BY_NAME_ONLY = ("scrape",)
 
 # Sizes for --quick: every benchmark runs in seconds (a smoke test, not figures).
 QUICK: dict[str, dict[str, Any]] = {
@@ -34,6 +37,7 @@ QUICK: dict[str, dict[str, Any]] = {
         "targets": 2,
     },
     "metrics": {"servers": 200, "requests": 3},
+    "scrape": {"sizes": "100,200", "requests": 3},
     "configjs": {"repeat": 5, "servers": 40, "rounds": 3, "hostile": 1},
     "config": {"servers": 300, "loads": 1, "reloads": 1},
     "history": {"servers": 200, "minutes": 3, "pages": "50", "repeat": 2},
@@ -51,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_arguments(sub.add_parser("scale", parents=[common], help=scale.__doc__))
     accuracy.add_arguments(sub.add_parser("accuracy", parents=[common], help=accuracy.__doc__))
     render.add_arguments(sub.add_parser("metrics", parents=[common], help=render.__doc__))
+    scrape.add_arguments(sub.add_parser("scrape", parents=[common], help=scrape.__doc__))
     configjs.add_arguments(sub.add_parser("configjs", parents=[common], help=configjs.__doc__))
     config.add_arguments(sub.add_parser("config", parents=[common], help=config.__doc__))
     history_bench.add_arguments(
@@ -78,6 +83,7 @@ _RUNS = {
     "scale": scale.run,
     "accuracy": accuracy.run,
     "metrics": render.run,
+    "scrape": scrape.run,
     "configjs": configjs.run,
     "config": config.run,
     "history": history_bench.run,
@@ -87,6 +93,7 @@ _ADDERS = {
     "scale": scale.add_arguments,
     "accuracy": accuracy.add_arguments,
     "metrics": render.add_arguments,
+    "scrape": scrape.add_arguments,
     "configjs": configjs.add_arguments,
     "config": config.add_arguments,
     "history": history_bench.add_arguments,

@@ -7,9 +7,10 @@ that probing is quiet once every server's first ladder is done); this
 process GETs ``/healthz`` every few milliseconds over one kept-alive
 connection, changes the config (one more server each time) and sends
 SIGHUP. The stall is the longest the loop was late to wake a 2 ms sleep
-while the reload ran (a ticker inside serve's loop, as bench/scale.py
-does it); how much later ``/healthz`` answered than before is shown beside
-it (each answer takes several turns of the loop). Target: under 50 ms.
+while the reload ran (a ticker on the loop of the service, which runs in
+the worker process as serve runs it); how much later ``/healthz``
+answered than before is shown beside it (each answer takes several turns
+of the loop). Target: under 50 ms.
 """
 
 from __future__ import annotations
@@ -49,14 +50,16 @@ def worker_arguments(parser: argparse.ArgumentParser) -> None:
 def worker(args: argparse.Namespace) -> None:
     """``jitsi-monitor serve``, with a 2 ms ticker on its loop; the lags go to ``out``.
 
-    As bench/scale.py does, serve's own ``State`` is swapped for a subclass
-    that starts the ticker inside serve's loop; nothing in monitor/ changes.
+    The service runs in this process as the serve command runs it (its
+    logging, its loop, SIGHUP and SIGTERM), with the ticker as one more task
+    on that loop; nothing in monitor/ changes.
     """
     import asyncio
 
-    import monitor.cli
-    import monitor.cli.serve
-    from monitor.state import State
+    from monitor import loop as event_loop
+    from monitor.cli.common import setup_logging
+    from monitor.config import load_config
+    from monitor.service import Service
 
     lags: list[tuple[float, float]] = []
     pauses: list[tuple[float, int, float]] = []
@@ -70,20 +73,23 @@ def worker(args: argparse.Namespace) -> None:
 
     gc.callbacks.append(collected)
 
-    class TickingState(State):
-        def __init__(self, *a: Any, **k: Any) -> None:
-            super().__init__(*a, **k)
-            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+    async def tick() -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.002)
+            lags.append((time.monotonic(), time.perf_counter() - started - 0.002))
 
-        async def _tick(self) -> None:
-            while True:
-                started = time.perf_counter()
-                await asyncio.sleep(0.002)
-                lags.append((time.monotonic(), time.perf_counter() - started - 0.002))
+    async def main(service: Service) -> None:
+        ticker = asyncio.create_task(tick())
+        try:
+            await service.run()
+        finally:
+            ticker.cancel()
 
-    setattr(monitor.cli.serve, "State", TickingState)  # noqa: B010 (serve builds its State here)
-    command = ["serve", str(args.config), "--host", "127.0.0.1", "--port", str(args.port)]
-    monitor.cli.cli.main(args=["--log-level", "info", *command], standalone_mode=False)
+    setup_logging("info")
+    service = Service(args.config, load_config(args.config), host="127.0.0.1", port=args.port)
+    with contextlib.suppress(KeyboardInterrupt):
+        event_loop.run(main(service))
     args.out.write_text(json.dumps({"lags": lags, "gc": pauses}))
 
 

@@ -58,14 +58,13 @@ def worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _probe_many(args: argparse.Namespace) -> dict[str, Any]:
-    import aiodns
-
     from monitor.checks.web.probe import probe_web
-    from monitor.probes.http_client import FetchError, HttpClient, make_ssl_context
+    from monitor.net import NetError, Resolver, make_ssl_context
+    from monitor.probes.http_client import HttpClient
     from monitor.runner import user_agent
 
     # As the Runner builds them: one resolver, one context per (verify, ca_file).
-    resolver = aiodns.DNSResolver(timeout=5.0, tries=2)
+    resolver = Resolver()
     ctx = make_ssl_context(True, args.ca_file)
     agent = user_agent(None)
     loop = asyncio.get_running_loop()
@@ -87,7 +86,7 @@ async def _probe_many(args: argparse.Namespace) -> dict[str, Any]:
                 return
             try:
                 fetch = await client.get(args.url)
-            except FetchError as exc:
+            except NetError as exc:
                 failures.append(f"{exc.reason}: {exc.detail}")
                 return
             if fetch.response is None or fetch.response.status != 200:

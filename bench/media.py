@@ -1,7 +1,7 @@
 """Benchmark: the media checks against Debian's coturn on loopback (aioice's client).
 
 Run on its own: ``python -m bench.media [--rounds N] [--quick]``. It starts a
-turnserver (tests/coturn.py: UDP, TCP, TLS with a throwaway CA) and times,
+turnserver (tests/support/coturn.py: UDP, TCP, TLS with a throwaway CA) and times,
 ``--rounds`` times each: a STUN Binding over UDP and TCP; a TURN Allocate
 with REST credentials (401 challenge included) and its release, over UDP,
 TCP and TLS; and the whole call as the media stage makes it (connection,
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.checks.media.client import MediaError, allocate, binding
 from monitor.model import MediaService
-from tests.coturn import Coturn, rest_credentials
+from tests.support.coturn import Coturn, rest_credentials
 
 
 async def measure(rounds: int) -> dict[str, dict[str, float]]:

@@ -1,13 +1,14 @@
 """Benchmark 2: sustained scale, N servers on 60 s intervals with the web ladder.
 
-The monitor is ``jitsi-monitor serve`` itself, run in a worker process (the
-CLI's own code: config loader, Runner, Scheduler, the app, the event loop it
-picks), with signalling turned off, against nginx in another process. Every
-server has its own path and its own config.js. To see every ladder's
-schedule lag, the worker swaps the ``State`` that serve builds for a subclass
-whose ``schedule_lag`` attribute keeps each value the Scheduler writes (the
-same figure as ``jitsi_monitor_schedule_lag_seconds``: due time to start,
-waiting for a free slot included); nothing in monitor/ is changed. Samples
+The monitor is serve's ``monitor.service.Service`` itself, run in a worker
+process as the serve command runs it (config loader, Runner, Scheduler, the
+app, the event loop it picks, its logging), with signalling turned off,
+against nginx in another process. Every server has its own path and its own
+config.js. To see every ladder's schedule lag, the worker hands the Service
+a ``State`` subclass (its ``make_state``) whose ``schedule_lag`` attribute
+keeps each value the Scheduler writes (the same figure as
+``jitsi_monitor_schedule_lag_seconds``: due time to start, waiting for a
+free slot included); nothing in monitor/ is changed. Samples
 count once the warm-up is over (due times after it), so the burst of first
 probes at start is left out. A scraper in this process GETs /metrics on the
 usual interval meanwhile, as Prometheus would.
@@ -28,13 +29,12 @@ import logging
 import math
 import os
 import signal
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from bench.common import (
     Child,
@@ -69,8 +69,6 @@ class RecordingState(State):
     shows how late the loop runs a 50 ms sleep.
     """
 
-    made: ClassVar[list[RecordingState]] = []
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.lags: list[tuple[float, float]] = []  # (due, lag), Unix time
         self.rows: list[Row] = []
@@ -83,7 +81,6 @@ class RecordingState(State):
         self._recording = False
         super().__init__(*args, **kwargs)
         self._recording = True
-        RecordingState.made.append(self)
         with contextlib.suppress(RuntimeError):  # no running loop: no ticker
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
@@ -181,20 +178,17 @@ class _Counter(logging.Handler):
 
 
 def worker(args: argparse.Namespace) -> None:
-    """``jitsi-monitor serve`` for ``duration`` seconds; what it did goes to ``out``."""
-    import monitor.cli
-    import monitor.cli.serve
+    """serve's Service for ``duration`` seconds; what it did goes to ``out``."""
+    from monitor import loop as event_loop
+    from monitor.cli.common import setup_logging
+    from monitor.config import load_config, parse_shard
+    from monitor.service import Service
 
     # serve picks uvloop when it is installed, unless told otherwise.
     os.environ["JITSI_MONITOR_LOOP"] = args.loop
-    setattr(monitor.cli.serve, "State", RecordingState)  # noqa: B010 (serve builds its State here)
-    # As the CLI sets logging up (its own basicConfig then finds it done),
-    # plus a handler that counts warnings and keeps the first errors.
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # As the CLI sets logging up, plus a handler that counts warnings and
+    # keeps the first errors.
+    setup_logging("info")
     counter = _Counter()
     logging.getLogger().addHandler(counter)
     cpu: list[tuple[float, float]] = []
@@ -217,14 +211,19 @@ def worker(args: argparse.Namespace) -> None:
     memory: dict[str, float] = {}
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    command = ["serve", str(args.config), "--host", "127.0.0.1", "--port", str(args.port)]
-    if args.shard:
-        command += ["--shard", args.shard]
-    monitor.cli.cli.main(args=["--log-level", "info", *command], standalone_mode=False)
+    service = Service(
+        args.config,
+        load_config(args.config),
+        host="127.0.0.1",
+        port=args.port,
+        shard=parse_shard(args.shard) if args.shard else None,
+        make_state=RecordingState,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        event_loop.run(service.run())
     stop.set()
-    if not RecordingState.made:
-        raise SystemExit("serve did not build its State through monitor.cli.serve.State any more")
-    state = RecordingState.made[-1]
+    state = service.state
+    assert isinstance(state, RecordingState)
     args.out.write_text(
         json.dumps(
             {

@@ -4,7 +4,7 @@
 and reads top to bottom: each family says which of its checks a server
 runs, whether an earlier failure stops it (its checks are then reported as
 skipped, with why), and runs its probe. ``Runner`` only holds what ladders
-share: a DNS resolver, TLS contexts, the WebSocket session, the carried
+share: the one resolver, TLS contexts, the BOSH session, the carried
 verdicts and the concurrency bound. The checks themselves are declared by
 their families (``monitor.checks.<family>``).
 """
@@ -18,21 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiodns
-import aiohttp
-
 from monitor import __version__, escape
 from monitor.checks import FAMILIES, ladder_of, make_report
 from monitor.checks.carry import Memory, Policy
 from monitor.checks.family import Family
 from monitor.checks.run import LadderRun
-from monitor.checks.signalling.xmpp import no_redirects, timed_connector
+from monitor.checks.signalling.xmpp import no_redirects
 from monitor.checks.web.configjs import for_fleet as configjs_reader
 from monitor.config import MonitorConfig
 from monitor.domain import Target
 from monitor.ladder import Check
 from monitor.model import CheckResult, Reason, ServerReport, skipped
-from monitor.probes.http_client import make_ssl_context
+from monitor.net import Resolver, make_ssl_context
+from monitor.net.aio import client_session
 
 __all__ = ["Runner", "run_ladder", "user_agent"]
 
@@ -57,8 +55,8 @@ class Runner:
         self.user_agent = user_agent(config.contact)
         # config.js's engine and cache, with the config's limits (its own, not the process's).
         self.configjs = configjs_reader(config.configjs.limits(), len(config.servers))
-        nameservers = config.dns.nameservers or None
-        self.resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
+        # The one resolver of every probe: HTTP, XMPP (WebSocket and BOSH) and media.
+        self.resolver = Resolver(config.dns.nameservers or ())
         self._ssl: dict[tuple[bool, Path | None], ssl.SSLContext] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
         # The families it runs, in ladder order, and their table.
@@ -66,16 +64,8 @@ class Runner:
         self.ladder = ladder_of(families)
         # Each family's carried verdicts (monitor.checks.carry), by family name.
         self._memories: dict[str, Memory[Any]] = {}
-        # WebSockets for the signalling ladder; each is its own connection.
-        self.session = aiohttp.ClientSession(
-            connector=timed_connector(
-                resolver=aiohttp.AsyncResolver(nameservers=nameservers, timeout=5.0, tries=2),
-                limit=0,
-                force_close=True,
-            ),
-            timeout=aiohttp.ClientTimeout(total=None),
-            trace_configs=[no_redirects()],
-        )
+        # BOSH for the signalling ladder; each request is its own connection.
+        self.session = client_session(self.resolver, [no_redirects()])
 
     async def close(self) -> None:
         await self.session.close()

@@ -18,7 +18,7 @@ from typing import Final, Protocol
 from monitor.checks.signalling.xmpp import XmppResult
 from monitor.checks.web.probe import WebResult
 from monitor.domain import Target
-from monitor.ladder import FAILOVER_REASONS
+from monitor.ladder import FAILOVER_REASONS, PoolChange
 from monitor.model import Reason, ServerReport
 from monitor.outbox import Outbox
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
@@ -173,6 +173,10 @@ STATE_MAX_DEPTH: Final = 16
 # Restored numbers are clamped: round trips under an hour, counts below 2**53.
 _MAX_RTT: Final = 3600.0
 _MAX_COUNT: Final = 2**53
+# A restored decision's texts: names are the config's, details a line or two.
+_MAX_NAME: Final = 256
+_MAX_DETAIL: Final = 4096
+_CHANGES: Final = frozenset(c.value for c in PoolChange)
 
 
 def save_state(state: State, path: Path) -> None:
@@ -185,6 +189,9 @@ def save_state(state: State, path: Path) -> None:
         "rtt_xmpp_ping": state.rtt_xmpp_ping,
         "pools": {name: dataclasses.asdict(p) for name, p in state.pool_states.items()},
         "outbox": state.outbox.dump(),
+        # The latest changes (what /api/v1/pools shows as "why"); start hands
+        # them to the history again, which keeps each once (see Service.start).
+        "decisions": [_decision_dict(d) for d in state.decisions],
     }
     write_json_atomic(path, data)
 
@@ -239,8 +246,43 @@ def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> st
             changed_at=max(0.0, min(float(changed_at), now)),
             failovers=_counts(failovers),
         )
+    decisions = data.get("decisions")  # absent from state files of before
+    for raw in decisions[: state.decisions.maxlen] if isinstance(decisions, list) else ():
+        decision = _decision(raw, state)
+        if decision is not None:
+            state.decisions.append(decision)
     # Sinks first (the notifier configures them): the outbox keeps only theirs.
     return state.outbox.restore(data.get("outbox"))
+
+
+def _decision_dict(decision: Decision) -> dict[str, object]:
+    return {
+        "pool": decision.pool,
+        "previous": decision.previous,
+        "chosen": decision.chosen,
+        "reason": decision.reason.value,
+        "detail": decision.detail,
+        "at": decision.at,
+    }
+
+
+def _decision(raw: object, state: State) -> Decision | None:
+    """A saved decision of a pool still configured; None when anything is off."""
+    if not isinstance(raw, dict):
+        return None
+    pool, at, detail = raw.get("pool"), raw.get("at"), raw.get("detail")
+    if not (isinstance(pool, str) and pool in state.pools and _finite(at)):
+        return None
+    if not (isinstance(detail, str) and len(detail) <= _MAX_DETAIL):
+        return None
+    names = [raw.get("previous"), raw.get("chosen")]
+    if not all(n is None or (isinstance(n, str) and len(n) <= _MAX_NAME) for n in names):
+        return None
+    previous, chosen = (n if isinstance(n, str) else None for n in names)
+    reason = raw.get("reason")
+    if reason not in _CHANGES or not isinstance(at, int | float):
+        return None
+    return Decision(pool, previous, chosen, PoolChange(reason), detail, float(at))
 
 
 def _counts(items: list[object]) -> tuple[tuple[str, int], ...]:

@@ -6,9 +6,9 @@ cannot be turned against it.
   file or symbolic link), written, fsynced, renamed over the target (which
   replaces a symbolic link there instead of writing through it), and the
   directory is fsynced.
-- ``read_json_bounded``: regular files only (``O_NOFOLLOW|O_NONBLOCK`` then
-  ``fstat``: a FIFO, a device, a directory or a symbolic link is refused
-  without blocking), at most ``max_bytes``, nesting checked before parsing
+- ``read_json_bounded``: regular files only, never through a symbolic link,
+  at most ``max_bytes`` (``monitor.files.read_regular``: a FIFO, a device or
+  a directory is refused without blocking), nesting checked before parsing
   (no RecursionError), no ``NaN``/``Infinity``.
 - ``move_aside``: a file that cannot be used is renamed to
   ``<name>.corrupt-<UTC time>`` next to it, with a log line, so that a
@@ -18,18 +18,17 @@ cannot be turned against it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
 import re
 import secrets
-import stat
 import time
 from pathlib import Path
 from typing import Any, Final
 
 from monitor import escape
+from monitor.files import UnusableFile, read_regular
 
 __all__ = [
     "UnusableFile",
@@ -43,12 +42,7 @@ log = logging.getLogger(__name__)
 _OPEN_NEW: Final = (
     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 )
-_OPEN_READ: Final = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _OPEN_DIR: Final = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-class UnusableFile(ValueError):
-    """The file is there but must not be used: what is wrong, in a few words."""
 
 
 def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> None:
@@ -85,30 +79,8 @@ def read_json_bounded(path: Path, max_bytes: int, max_depth: int) -> Any:
     ``max_bytes`` holding JSON nested at most ``max_depth`` deep, and
     OSError when it cannot be read.
     """
-    try:
-        fd = os.open(path, _OPEN_READ)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
-            raise UnusableFile("it is a symbolic link, not a regular file") from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnusableFile(f"it is not a regular file ({_kind(info.st_mode)})")
-        if info.st_size > max_bytes:
-            raise UnusableFile(f"it is larger than {max_bytes} bytes ({info.st_size})")
-        chunks, size = [], 0
-        while size <= max_bytes:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > max_bytes:
-            raise UnusableFile(f"it grew past {max_bytes} bytes while being read")
-    finally:
-        os.close(fd)
-    return parse_json_bounded(b"".join(chunks), max_depth)
+    data = read_regular(path, max_bytes, follow=False)
+    return parse_json_bounded(data, max_depth)
 
 
 def parse_json_bounded(data: bytes, max_depth: int) -> Any:
@@ -150,19 +122,6 @@ def _depth(text: str, limit: int) -> int:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def move_aside(path: Path, why: str, what: str = "state file") -> Path | None:

@@ -12,7 +12,7 @@ families (monitor/checks/), each of which adds its own rows of panels
 The output is deterministic (sorted keys, 2-space indent, trailing newline)
 so a change reviews as a small diff.
 
-Conventions (tests/test_dashboards.py checks them): every panel and query
+Conventions (tests/unit/metrics/test_dashboards.py checks them): every panel and query
 uses the `datasource` variable, every panel has a unit and a description,
 every selector filters by `location=~"$location"`, rates use
 `$__rate_interval`, and every metric is one the monitor exports.
@@ -693,7 +693,7 @@ def server_dashboard() -> Json:
             "Why a check did not pass, over time (jitsi_check_reason_info with reason "
             'other than "ok"): one row per check and reason code, e.g. dns_error, '
             "connect_refused, tls_expired, focus_unavailable, jwt_not_enforced. skipped "
-            "(grey) means an earlier check failed to reach the server. The README lists "
+            "(grey) means an earlier check failed to reach the server. docs/checks.md lists "
             "every reason code.",
             [
                 query(

@@ -22,13 +22,13 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
-import aiodns
 import aiohttp
 
 from monitor.checks.carry import Memory, Policy
 from monitor.domain import Target
 from monitor.ladder import Check, Ladder
 from monitor.model import CheckResult, ConfigFacts, FamilyResult, R, Reason
+from monitor.net import Resolver
 
 __all__ = ["AfterLogin", "LadderRun", "Login", "Probing"]
 
@@ -43,7 +43,7 @@ class Probing(Protocol):
     def user_agent(self) -> str: ...
 
     @property
-    def resolver(self) -> aiodns.DNSResolver: ...
+    def resolver(self) -> Resolver: ...
 
     @property
     def session(self) -> aiohttp.ClientSession: ...

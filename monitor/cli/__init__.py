@@ -6,14 +6,11 @@ Exit codes: 0 all healthy (or config valid), 1 a server is not healthy,
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
 from monitor import __version__
 from monitor.cli import check, discover, lab, rank, serve, token, validate
-from monitor.escape import LogFormatter
+from monitor.cli.common import setup_logging
 
 __all__ = ["cli", "main"]
 
@@ -28,11 +25,7 @@ __all__ = ["cli", "main"]
 )
 def cli(log_level: str) -> None:
     """Health and failover monitor for Jitsi Meet servers."""
-    handler = logging.StreamHandler(sys.stderr)
-    # Every argument of a log line is shown through monitor.escape.plain.
-    handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=log_level.upper(), handlers=[handler])
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    setup_logging(log_level)
 
 
 # Each command lives in the module of its name.

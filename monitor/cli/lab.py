@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
+import resource
 import secrets
 import signal
 import sys
@@ -34,12 +36,50 @@ def _fault_spec(value: tuple[str, ...]) -> dict[int, str]:
     return faults
 
 
+def _loopback_v4(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        address = None
+    if address is None or address not in ipaddress.IPv4Network("127.0.0.0/8"):
+        raise click.BadParameter(f"{value!r}: give a loopback address, 127.0.0.0/8")
+    return str(address)
+
+
+# Open files per lab server: its listening socket, the UDP socket of its
+# simulated TURN server (--media), and room for the monitor's connections
+# to it while a ladder runs (a page, config.js, a WebSocket).
+FDS_PER_SERVER = 4
+# Besides: the interpreter, the event loop, logs, a CA's files.
+FDS_RESERVE = 64
+
+
+def _fit_open_files(count: int, media: bool) -> None:
+    """Raise the soft open-file limit toward the hard one for ``count`` servers,
+    or stop with a message that says what they need (exit 2)."""
+    wanted = count * (FDS_PER_SERVER + int(media)) + FDS_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return
+    raise click.UsageError(
+        f"{count} lab servers need some {wanted} open files, and the limit is {soft} "
+        f"(hard {'unlimited' if hard == resource.RLIM_INFINITY else hard}): raise it "
+        "(ulimit -n) or run fewer servers, or several labs on other loopback addresses "
+        "(--host 127.0.0.2, ...)"
+    )
+
+
 async def _lab(
     count: int,
     port: int,
     options: LabOptions,
     faults: dict[int, str],
     latency_step: float,
+    host: str = "127.0.0.1",
 ) -> None:
     servers = []
     ca = LabCA() if options.tls else None
@@ -53,7 +93,7 @@ async def _lab(
                 ),
                 ca,
             )
-            await server.start(port + index - 1 if port else 0)
+            await server.start(port + index - 1 if port else 0, host)
             servers.append(server)
         sys.stdout.write(servers_yaml(servers))
         sys.stdout.flush()
@@ -82,7 +122,22 @@ async def _lab(
 
 
 @click.command()
-@click.option("--servers", "count", type=click.IntRange(1, 1000), default=3, show_default=True)
+@click.option(
+    "--servers",
+    "count",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="How many; as many as the open-file limit allows.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=_loopback_v4,
+    help="The loopback address to serve on (127.0.0.0/8): several labs, or one large fleet "
+    "spread over several addresses.",
+)
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=0, help="First port (default: any free)."
 )
@@ -126,6 +181,7 @@ async def _lab(
 )
 def lab(
     count: int,
+    host: str,
     port: int,
     shape: str,
     disable_iframe_api: bool,
@@ -143,6 +199,11 @@ def lab(
     Save the output and point the monitor at it:
     jitsi-monitor lab > lab.yaml, then jitsi-monitor serve lab.yaml.
     """
+    if port and port + count - 1 > 65535:
+        raise click.BadParameter(
+            f"{count} servers from port {port} would pass 65535", param_hint="--port"
+        )
+    _fit_open_files(count, media)
     options = LabOptions(
         shape=shape,  # type: ignore[arg-type]
         disable_iframe_api=disable_iframe_api,
@@ -159,4 +220,4 @@ def lab(
         media=media,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        event_loop.run(_lab(count, port, options, _fault_spec(faults), latency_step))
+        event_loop.run(_lab(count, port, options, _fault_spec(faults), latency_step, host))

@@ -11,6 +11,7 @@ from monitor.checks.tokens import mint, origin_of_url
 from monitor.config.errors import Where
 from monitor.config.schema import ServerConfig
 from monitor.domain import TokenKey
+from monitor.files import UnusableFile, read_secret
 
 __all__ = ["token_key"]
 
@@ -94,9 +95,13 @@ def _read_secret(path: Path, where: Where, errors: list[tuple[Where, str]]) -> s
     # The path is shown only when short: a secret pasted in its place is not echoed.
     shown = str(path) if len(path.name) <= 64 else "the file it names"
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        # Regular files only, bounded; group- or world-readable ones are warned about.
+        text = read_secret(path).decode("utf-8").strip()
     except FileNotFoundError:
         errors.append((where, f"no such file: {shown}"))
+        return ""
+    except UnusableFile as exc:
+        errors.append((where, f"cannot read {shown}: {exc}"))
         return ""
     except (OSError, UnicodeDecodeError) as exc:
         errors.append((where, f"cannot read {shown}: {type(exc).__name__}"))

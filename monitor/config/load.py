@@ -19,6 +19,7 @@ from monitor.config.errors import ConfigError, Problem, Where
 from monitor.config.keys import token_key
 from monitor.config.schema import MonitorConfig, PoolConfig, ServerConfig
 from monitor.config.source import MAX_DOCUMENT_BYTES, parse_yaml
+from monitor.files import UnusableFile, read_regular
 
 __all__ = ["load_config", "parse_config"]
 
@@ -161,16 +162,16 @@ def load_config(path: str | Path) -> MonitorConfig:
     """Read and validate a config file (at most ``MAX_DOCUMENT_BYTES``)."""
     path = Path(path)
     try:
-        with path.open("rb") as source:
-            raw = source.read(MAX_DOCUMENT_BYTES + 1)
+        # A regular file only: a FIFO or a device would block the read for ever.
+        raw = read_regular(path, MAX_DOCUMENT_BYTES)
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), None, "", "no such file")]) from None
+    except UnusableFile as exc:
+        message = str(exc).replace("it is", "the file is", 1)
+        raise ConfigError([Problem(str(path), None, "", message)]) from None
     except OSError as exc:
         why = exc.strerror or exc
         raise ConfigError([Problem(str(path), None, "", f"cannot read: {why}")]) from None
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        message = f"the file is larger than {MAX_DOCUMENT_BYTES} bytes"
-        raise ConfigError([Problem(str(path), None, "", message)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -223,9 +223,12 @@ class Writer:
         daily: dict[tuple[int, int], list[int]] = {}
         for record in records:
             if isinstance(record, PoolRecord):
+                # Once only: start hands the state file's latest changes over
+                # again (one decided just before a crash never reached the file).
                 db.execute(
                     "INSERT INTO pool_events(pool, at, previous, chosen, reason, detail) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM pool_events "
+                    "WHERE pool = ? AND at = ? AND chosen IS ?)",
                     (
                         record.pool,
                         record.at,
@@ -233,6 +236,9 @@ class Writer:
                         record.chosen,
                         record.reason,
                         record.detail,
+                        record.pool,
+                        record.at,
+                        record.chosen,
                     ),
                 )
                 continue

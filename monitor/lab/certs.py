@@ -49,8 +49,8 @@ class LabCA:
         self.ca_file = self.dir / "lab-ca.pem"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def server_context(self, expired: bool = False) -> ssl.SSLContext:
-        """A server context with a leaf for 127.0.0.1 and localhost (expired if asked)."""
+    def server_context(self, expired: bool = False, host: str = "127.0.0.1") -> ssl.SSLContext:
+        """A server context with a leaf for ``host``, 127.0.0.1 and localhost (expired if asked)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         not_after = now - dt.timedelta(days=1) if expired else now + dt.timedelta(days=90)
@@ -66,7 +66,10 @@ class LabCA:
                 x509.SubjectAlternativeName(
                     [
                         x509.DNSName("localhost"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        *(
+                            x509.IPAddress(ipaddress.ip_address(a))
+                            for a in dict.fromkeys(("127.0.0.1", host))
+                        ),
                     ]
                 ),
                 critical=False,

@@ -116,21 +116,21 @@ class LabTurn(asyncio.DatagramProtocol):
         self.allocations = 0
         self.transport: asyncio.DatagramTransport | None = None
         self.port = 0
+        self.host = "127.0.0.1"  # the loopback address it listens on
 
     @classmethod
-    async def start(cls, secret: str | None = None) -> LabTurn:
+    async def start(cls, secret: str | None = None, host: str = "127.0.0.1") -> LabTurn:
         loop = asyncio.get_running_loop()
         server = cls(secret or secrets.token_hex(16))
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: server, local_addr=("127.0.0.1", 0)
-        )
+        server.host = host
+        transport, _ = await loop.create_datagram_endpoint(lambda: server, local_addr=(host, 0))
         server.transport = transport
         server.port = transport.get_extra_info("sockname")[1]
         return server
 
     def services(self) -> str:
         """What the lab's XMPP server announces for it."""
-        return rest_services("127.0.0.1", self.port, self.secret, tcp=False)
+        return rest_services(self.host, self.port, self.secret, tcp=False)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -179,7 +179,7 @@ class LabTurn(asyncio.DatagramProtocol):
         reply = self._reply(request, True)
         if method == stun.Method.ALLOCATE:
             self.allocations += 1
-            reply.attributes["XOR-RELAYED-ADDRESS"] = ("127.0.0.1", self.port + 1)
+            reply.attributes["XOR-RELAYED-ADDRESS"] = (self.host, self.port + 1)
             reply.attributes["XOR-MAPPED-ADDRESS"] = addr
         reply.attributes["LIFETIME"] = min(600, int(request.attributes.get("LIFETIME", 600)))
         reply.add_message_integrity(key)

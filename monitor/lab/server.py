@@ -127,6 +127,9 @@ class LabServer:
         # Occupants that left with an unavailable presence (not by dropping the stream).
         self.leaves: list[str] = []
         self.port = 0
+        # The loopback address it listens on (start's host): in its URL, in
+        # the config.js it serves and when it listens again after a fault.
+        self.host = "127.0.0.1"
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self.turn: LabTurn | None = None
@@ -135,12 +138,12 @@ class LabServer:
     @property
     def url(self) -> str:
         scheme = "https" if self.options.tls else "http"
-        return f"{scheme}://127.0.0.1:{self.port}/"
+        return f"{scheme}://{self.host}:{self.port}/"
 
     @property
     def websocket(self) -> str:
         scheme = "wss" if self.options.tls else "ws"
-        return f"{scheme}://127.0.0.1:{self.port}/xmpp-websocket"
+        return f"{scheme}://{self.host}:{self.port}/xmpp-websocket"
 
     @property
     def muc(self) -> str:
@@ -160,13 +163,14 @@ class LabServer:
         return app
 
     async def start(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.host = host
         # A short shutdown timeout: a "hang" fault holds requests open.
         self._runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
         await self._runner.setup()
         if self.options.media and self.turn is None:
-            self.turn = await LabTurn.start()
+            self.turn = await LabTurn.start(host=host)
             self.options.services = self.turn.services()
         await self._listen(host, port)
         if self.options.fault == "refuse":
@@ -179,7 +183,9 @@ class LabServer:
         assert self._runner is not None
         context = None
         if self.ca is not None:
-            context = self.ca.server_context(expired=self.options.fault == "expired_cert")
+            context = self.ca.server_context(
+                expired=self.options.fault == "expired_cert", host=host
+            )
         self._site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=context)
         await self._site.start()
         self.port = self._runner.addresses[-1][1]
@@ -193,7 +199,7 @@ class LabServer:
             await self._site.stop()
             self._site = None
         if fault != "refuse" and self._site is None and self._runner is not None:
-            await self._listen("127.0.0.1", self.port)
+            await self._listen(self.host, self.port)
 
     async def stop(self) -> None:
         if self.turn is not None:

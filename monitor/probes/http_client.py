@@ -1,9 +1,11 @@
 """A small HTTP/1.1 client that times every phase of a request.
 
 aiohttp's trace hooks cannot tell the TLS handshake apart from the TCP
-connect, so the probe opens its own connections on asyncio streams: resolve,
-connect and TLS handshake are timed separately, then one or more requests go
-over the same connection (keep-alive) with first-byte and transfer times.
+connect, so the probe opens its own connections through the network layer
+(``monitor.net.open_connection``): resolve, connect and TLS handshake are
+timed separately, then one or more requests go over the same connection
+(keep-alive) with first-byte and transfer times. Redirects are this
+client's policy, not the network layer's.
 
 Everything a server sends is treated as hostile: header and body sizes are
 capped, compressed bodies are inflated only up to the cap, and every failure
@@ -13,24 +15,27 @@ becomes a ``FetchError`` carrying a reason code from the closed set.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
-import socket
 import ssl
 import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final, SupportsIndex
+from typing import Final
 from urllib.parse import urljoin, urlsplit
 
-import aiodns
-import aiodns.error
-
-from monitor import escape
 from monitor.ladder import HTTP_PHASES
 from monitor.model import CertInfo, Phase, Reason
+from monitor.net import (
+    Connection,
+    NetError,
+    Resolver,
+    TimedReader,
+    cert_info,
+    make_ssl_context,
+    open_connection,
+    tls_failure,
+)
 
 __all__ = [
     "Fetch",
@@ -49,13 +54,9 @@ _DIGITS: Final = re.compile(r"[0-9]{1,18}")
 _HEX: Final = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
-class FetchError(Exception):
-    """A request failed for a reason on the server's side (or the network's)."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+# A request failed for a reason on the server's side (or the network's): the
+# network layer's one error class, under the name the web probe knows.
+FetchError = NetError
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,129 +87,10 @@ class Fetch:
         return tuple(Phase(name, self.phases[name]) for name in HTTP_PHASES if name in self.phases)
 
 
-def make_ssl_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:
-    """A client context: system trust store (or ``ca_file``), TLS 1.2 or newer."""
-    if not verify:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-class _TimedReader(asyncio.StreamReader):
-    """A stream reader that notes when bytes arrive.
-
-    ``feed_data`` runs inside the protocol's ``data_received``, in the loop's
-    read callback (after TLS decryption, in the same callback): the moment
-    the bytes are there, not the later moment the waiting coroutine resumes,
-    which also counts however long the loop was busy with other ladders.
-    """
-
-    arrived: float | None = None  # the first bytes since the last reset
-    last: float | None = None  # the latest bytes
-
-    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
-        now = time.monotonic()
-        if self.arrived is None:
-            self.arrived = now
-        self.last = now
-        super().feed_data(data)
-
-
-class _TimedProtocol(asyncio.StreamReaderProtocol):
-    """Notes when the TCP connection was made (``connection_made``)."""
-
-    connected: float | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.connected is None:
-            self.connected = time.monotonic()
-        super().connection_made(transport)
-
-
-async def _open(addr: str, port: int) -> tuple[_TimedReader, asyncio.StreamWriter, float]:
-    """``asyncio.open_connection`` with a timed reader; also when the connection was made."""
-    loop = asyncio.get_running_loop()
-    reader = _TimedReader(limit=MAX_HEADER_BYTES, loop=loop)
-    protocol = _TimedProtocol(reader, loop=loop)
-    transport, _ = await loop.create_connection(lambda: protocol, addr, port)
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return reader, writer, protocol.connected or time.monotonic()
-
-
-def _first_byte(reader: asyncio.StreamReader, resumed: float) -> float:
+def _first_byte(reader: TimedReader, resumed: float) -> float:
     """When the first byte of the answer arrived: noted by the reader, else ``resumed``."""
-    arrived = getattr(reader, "arrived", None)
+    arrived = reader.arrived
     return resumed if arrived is None else min(arrived, resumed)
-
-
-@dataclass(slots=True)
-class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-
-
-# OpenSSL's words for "no TLS version in common".
-_VERSION_WORDS: Final = ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "WRONG_VERSION_NUMBER")
-
-
-def tls_failure(exc: BaseException) -> tuple[Reason, str]:
-    """The reason of a failed TLS handshake and a detail that is never empty.
-
-    A name that does not match (a host name, or an IP address in the URL) is
-    ``tls_hostname_mismatch``; a server that only speaks TLS 1.0 or 1.1 is
-    said to, whether it alerts or just drops the connection.
-    """
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        code = getattr(exc, "verify_code", 0)
-        message = escape.plain(getattr(exc, "verify_message", "") or str(exc), 200)
-        if code == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
-            return Reason.TLS_EXPIRED, f"certificate has expired ({message})"
-        # 62 X509_V_ERR_HOSTNAME_MISMATCH, 64 X509_V_ERR_IP_ADDRESS_MISMATCH
-        if code in (62, 64) or "mismatch" in message.lower():
-            return Reason.TLS_HOSTNAME_MISMATCH, f"certificate does not match the host ({message})"
-        if code == 9:  # X509_V_ERR_CERT_NOT_YET_VALID
-            return Reason.TLS_EXPIRED, f"certificate is not valid yet ({message})"
-        return Reason.TLS_UNTRUSTED, f"certificate is not trusted ({message})"
-    words = escape.plain(getattr(exc, "reason", None) or str(exc) or "", 200).strip()
-    if any(w in words.upper() for w in _VERSION_WORDS):
-        return Reason.TLS_ERROR, (
-            f"TLS handshake failed: {words} (no TLS version in common: "
-            "the monitor, like browsers, needs TLS 1.2 or newer)"
-        )
-    if isinstance(exc, ConnectionError | EOFError | ssl.SSLEOFError):
-        closed = words or type(exc).__name__
-        return Reason.TLS_ERROR, (
-            f"TLS handshake failed: the server closed the connection ({closed}); it may offer "
-            "only TLS 1.0 or 1.1, and the monitor, like browsers, needs TLS 1.2 or newer"
-        )
-    return Reason.TLS_ERROR, f"TLS handshake failed: {words or type(exc).__name__}"
-
-
-def _cert_info(writer: asyncio.StreamWriter) -> CertInfo | None:
-    sslobj = writer.get_extra_info("ssl_object")
-    if not isinstance(sslobj, ssl.SSLObject):
-        return None
-    version = sslobj.version() or ""
-    der = sslobj.getpeercert(binary_form=True)
-    if not der:
-        return None
-    from cryptography import x509  # imported lazily: only TLS servers need it
-
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        return None
-    return CertInfo(
-        not_after=cert.not_valid_after_utc.timestamp(),
-        tls_version=version,
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-    )
 
 
 class HttpClient:
@@ -222,7 +104,7 @@ class HttpClient:
     def __init__(
         self,
         *,
-        resolver: aiodns.DNSResolver | None,
+        resolver: Resolver | None,
         ssl_context: ssl.SSLContext,
         user_agent: str,
         max_body_bytes: int,
@@ -236,7 +118,7 @@ class HttpClient:
         self._user_agent = user_agent
         self._max_body = max_body_bytes
         self._max_redirects = max_redirects
-        self._idle: dict[tuple[str, str, int], _Conn] = {}
+        self._idle: dict[tuple[str, str, int], Connection] = {}
         self.cert: CertInfo | None = None
         # Time of the ladder's first successful TCP connect: one network round
         # trip, unlike the connect phase, which sums redirects and failed addresses.
@@ -250,84 +132,19 @@ class HttpClient:
 
     def close(self) -> None:
         for conn in self._idle.values():
-            conn.writer.transport.abort()
+            conn.abort()
         self._idle.clear()
 
     # -- connecting ------------------------------------------------------------
-    async def _resolve(self, host: str, port: int) -> list[str]:
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            return [host]
-        try:
-            if self._resolver is None:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-                addrs = [str(info[4][0]) for info in infos]
-            else:
-                result = await self._resolver.getaddrinfo(host, port=port, type=socket.SOCK_STREAM)
-                addrs = [
-                    node.addr[0].decode() if isinstance(node.addr[0], bytes) else str(node.addr[0])
-                    for node in result.nodes
-                ]
-        except aiodns.error.DNSError as exc:
-            message = exc.args[1] if len(exc.args) > 1 else str(exc)
-            raise FetchError(Reason.DNS_ERROR, f"cannot resolve {host}: {message}") from None
-        except socket.gaierror as exc:
-            raise FetchError(Reason.DNS_ERROR, f"cannot resolve {host}: {exc.strerror}") from None
-        if not addrs:
-            raise FetchError(Reason.DNS_ERROR, f"{host} has no address")
-        return list(dict.fromkeys(addrs))
-
-    async def _connect(self, scheme: str, host: str, port: int, fetch: Fetch) -> _Conn:
-        fetch.current = "resolve"
-        t0 = time.monotonic()
-        try:
-            addrs = await self._resolve(host, port)
-        finally:
-            t1 = time.monotonic()
-            fetch.add("resolve", t1 - t0)
-        fetch.current = "connect"
-        conn: _Conn | None = None
-        errors: list[str] = []
-        refused = True
-        connected = t1
-        for addr in addrs:
-            attempt = time.monotonic()
-            try:
-                reader, writer, connected = await _open(addr, port)
-            except ConnectionRefusedError:
-                errors.append(f"{addr}: connection refused")
-                continue
-            except OSError as exc:
-                refused = False
-                errors.append(f"{addr}: {exc.strerror or exc}")
-                continue
-            conn = _Conn(reader, writer)
-            if self.connect_rtt is None:
-                self.connect_rtt = max(0.0, connected - attempt)
-            break
-        # connect ends when the connection was made (connection_made), the tls
-        # phase starts there: the loop's delay in resuming this coroutine is in tls.
-        t2 = connected if conn is not None else time.monotonic()
-        fetch.add("connect", t2 - t1)
-        if conn is None:
-            reason = Reason.CONNECT_REFUSED if refused else Reason.CONNECT_ERROR
-            raise FetchError(reason, f"cannot connect to {host}:{port} ({'; '.join(errors)})")
-        if scheme == "https":
-            fetch.current = "tls"
-            try:
-                await conn.writer.start_tls(self._ssl, server_hostname=host)
-            except (ssl.SSLError, ConnectionError, OSError) as exc:
-                conn.writer.transport.abort()
-                reason, detail = tls_failure(exc)
-                raise FetchError(reason, detail) from None
-            fetch.add("tls", time.monotonic() - t2)
-            if self.cert is None:
-                self.cert = _cert_info(conn.writer)
+    async def _connect(self, scheme: str, host: str, port: int, fetch: Fetch) -> Connection:
+        tls = self._ssl if scheme == "https" else None
+        conn = await open_connection(
+            self._resolver, host, port, fetch, tls=tls, limit=MAX_HEADER_BYTES
+        )
+        if self.connect_rtt is None:
+            self.connect_rtt = conn.rtt
+        if tls is not None and self.cert is None:
+            self.cert = cert_info(conn.writer)
         return conn
 
     # -- requests ---------------------------------------------------------------
@@ -389,13 +206,12 @@ class HttpClient:
         return await self._exchange(conn, key, request, url, fetch)
 
     async def _exchange(
-        self, conn: _Conn, key: tuple[str, str, int], request: bytes, url: str, fetch: Fetch
+        self, conn: Connection, key: tuple[str, str, int], request: bytes, url: str, fetch: Fetch
     ) -> Response:
         reusable = False
         try:
             fetch.current = "processing"
-            if isinstance(conn.reader, _TimedReader):
-                conn.reader.arrived = None  # a kept-alive connection: time this answer
+            conn.reader.arrived = None  # a kept-alive connection: time this answer
             t0 = time.monotonic()
             conn.writer.write(request)
             status, headers = await self._read_head(conn.reader)
@@ -405,7 +221,7 @@ class HttpClient:
             fetch.current = "transfer"
             body, reusable = await self._read_body(conn.reader, status, headers)
             # transfer ends when the body's last bytes arrived.
-            last = getattr(conn.reader, "last", None)
+            last = conn.reader.last
             end = time.monotonic() if last is None else min(last, time.monotonic())
             fetch.add("transfer", max(0.0, end - t1))
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
@@ -416,7 +232,7 @@ class HttpClient:
             if reusable and key not in self._idle:
                 self._idle[key] = conn
             else:
-                conn.writer.transport.abort()
+                conn.abort()
         headers_t = tuple(headers)
         encoding = _header(headers_t, "content-encoding")
         if encoding:

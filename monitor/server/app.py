@@ -1,4 +1,9 @@
-"""aiohttp application serving what the monitor knows; it only reads State."""
+"""aiohttp application serving what the monitor knows; it only reads State.
+
+No answer names the server software (aiohttp adds ``Server: Python/3.x
+aiohttp/3.x`` by default: it is taken out before the headers are sent).
+``/metrics`` is gzipped when the scraper accepts it (Prometheus always does).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import functools
 import gc
 import re
+import zlib
 
 from aiohttp import web
 
@@ -68,6 +74,58 @@ class _GcHold:
 # The collector is the process's: one hold for every app in it.
 _GC = _GcHold()
 
+# zlib's fastest level: the exposition repeats itself so much that it still
+# comes out some 13 times smaller, at a fifth of the CPU of level 6 (bench/RESULTS.md).
+GZIP_LEVEL = 1
+# Bytes handed to the compressor at a time.
+_GZIP_CHUNK = 1 << 20
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip (``gzip;q=0`` refuses it,
+    and so does ``*;q=0`` without a word on gzip)."""
+    wildcard: bool | None = None
+    for item in header.lower().split(","):
+        name, _, params = item.partition(";")
+        name = name.strip()
+        if name not in ("gzip", "x-gzip", "*"):
+            continue
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if name != "*":
+            return quality > 0  # gzip named: its own quality decides
+        wildcard = quality > 0
+    return bool(wildcard)
+
+
+def gzip_parts(parts: list[bytes]) -> list[bytes]:
+    """One gzip stream of the pieces, joined a megabyte at a time (in a worker thread:
+    zlib lets the event loop run meanwhile)."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: the gzip wrapper
+    out: list[bytes] = []
+    batch: list[bytes] = []
+    size = 0
+    for part in parts:
+        batch.append(part)
+        size += len(part)
+        if size >= _GZIP_CHUNK:
+            out.append(compressor.compress(b"".join(batch)))
+            batch, size = [], 0
+    out.append(compressor.compress(b"".join(batch)))
+    out.append(compressor.flush())
+    return [piece for piece in out if piece]
+
+
+async def _no_server_header(_: web.Request, response: web.StreamResponse) -> None:
+    """Leave out the Server header: it names the library and its version."""
+    response.headers.popall("Server", None)
+
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
     """The exposition, written batch by batch: a large fleet's body (tens of
@@ -87,7 +145,12 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
     timer = asyncio.get_running_loop().call_later(GC_HOLD, release)
     try:
         parts = request.app[_EXPOSITION_KEY].parts(openmetrics)
-        response = web.StreamResponse(headers={"Content-Type": content_type})
+        headers = {"Content-Type": content_type, "Vary": "Accept-Encoding"}
+        if accepts_gzip(request.headers.get("Accept-Encoding", "")):
+            # A tenth of the bytes to send; the body decompresses to the same text.
+            parts = await asyncio.to_thread(gzip_parts, parts)
+            headers["Content-Encoding"] = "gzip"
+        response = web.StreamResponse(headers=headers)
         response.content_length = sum(map(len, parts))
         await response.prepare(request)
         if request.method != "HEAD":  # a HEAD answer has the headers only
@@ -236,6 +299,7 @@ def make_app(
     """The web application for ``serve``; ``/probe`` needs ``ondemand``; the
     status pages show history when ``pages`` has it."""
     app = web.Application()
+    app.on_response_prepare.append(_no_server_header)
     app[STATE_KEY] = state
     app[PAGES_KEY] = pages if pages is not None else Pages(state, StatusSettings())
     app[_EXPOSITION_KEY] = Exposition(state)
@@ -264,6 +328,7 @@ def make_status_app(pages: Pages) -> web.Application:
     """The application of ``status.listen``: the status pages and badges,
     nothing else (every other path answers 404)."""
     app = web.Application()
+    app.on_response_prepare.append(_no_server_header)
     app[PAGES_KEY] = pages
     _add_pages(app)
     return app

@@ -8,13 +8,11 @@ the ``contact`` of the config, so whoever serves the list can tell who asks.
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
 from pathlib import Path
 
-import aiodns
-
-from monitor.probes.http_client import FetchError, HttpClient, make_ssl_context
+from monitor.files import UnusableFile, read_regular
+from monitor.net import NetError, Resolver, make_ssl_context
+from monitor.probes.http_client import HttpClient
 
 __all__ = ["SourceError", "fetch_url", "is_url", "read_bounded", "read_source"]
 
@@ -33,7 +31,7 @@ async def fetch_url(
     user_agent: str,
     time_limit: float,
     max_bytes: int,
-    resolver: aiodns.DNSResolver | None = None,
+    resolver: Resolver | None = None,
 ) -> bytes:
     """The body of a ``GET url`` answered 200 (redirects followed); SourceError otherwise."""
     client = HttpClient(
@@ -48,7 +46,7 @@ async def fetch_url(
             fetch = await client.get(url)
     except TimeoutError:
         raise SourceError(f"no complete answer within {time_limit:g}s") from None
-    except FetchError as exc:
+    except NetError as exc:
         raise SourceError(f"{exc.reason.value}: {exc.detail}") from None
     response = fetch.response
     assert response is not None
@@ -60,17 +58,13 @@ async def fetch_url(
 def read_bounded(path: Path, max_bytes: int) -> bytes:
     """A regular file's bytes, at most ``max_bytes``; SourceError otherwise."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        return read_regular(path, max_bytes)
+    except UnusableFile as exc:
+        if "larger" in str(exc) or "grew" in str(exc):
+            raise SourceError(f"{path} is larger than {max_bytes} bytes") from None
+        raise SourceError(f"{path} is not a regular file") from None
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SourceError(f"{path} is not a regular file")
-        data = file.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise SourceError(f"{path} is larger than {max_bytes} bytes")
-    return data
 
 
 async def read_source(

@@ -21,11 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiodns
-
 from monitor.config import MonitorConfig
 from monitor.config.schema import ServerConfig
 from monitor.config.sources import ServerSourceConfig
+from monitor.net import Resolver
 from monitor.sources.fetch import SourceError, fetch_url
 from monitor.sources.files import FileSource, FileState
 from monitor.sources.http_sd import parse_sd
@@ -61,7 +60,7 @@ class Sources:
         self._apply = apply
         self._runs: dict[str, _Run] = {}
         self._started = False
-        self._resolver: aiodns.DNSResolver | None = None
+        self._resolver: Resolver | None = None
         self._applied: list[ServerConfig] = list(config.servers)
         # Shared with State (its identity is kept across reloads).
         self.status: dict[str, SourceStatus] = {}
@@ -119,7 +118,7 @@ class Sources:
         self._started = True
         nameservers = self._base.dns.nameservers
         if nameservers and self._resolver is None:
-            self._resolver = aiodns.DNSResolver(nameservers=nameservers, timeout=5.0, tries=2)
+            self._resolver = Resolver(nameservers)
         for run in self._runs.values():
             if run.task is None:
                 run.task = asyncio.ensure_future(self._loop(run))

@@ -25,6 +25,7 @@ from aioice.turn import TurnClientTcpProtocol, TurnClientUdpProtocol
 
 from monitor import escape
 from monitor.model import MediaService, Reason
+from monitor.net import NetError
 
 __all__ = ["MediaError", "allocate", "binding"]
 
@@ -39,13 +40,9 @@ LIFETIME: Final = 60
 RELEASE_TIMEOUT: Final = 1.0
 
 
-class MediaError(Exception):
-    """A probe failed for a reason on the server's side."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+# A probe failed for a reason on the server's side: the network layer's one
+# error class, under the name the media probe knows.
+MediaError = NetError
 
 
 class _Guard:

@@ -26,15 +26,13 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-import aiodns
-
-from monitor import escape
 from monitor.checks.media.client import MediaError, allocate, binding
 from monitor.checks.media.extdisco import Discovery
 from monitor.checks.media.services import Credentials, check_address, parse_stun_urls
 from monitor.domain import MediaTarget
 from monitor.ladder import Check
 from monitor.model import CheckResult, MediaProbe, MediaReport, MediaService, Reason
+from monitor.net import Resolver
 
 __all__ = ["MediaOutcome", "probe_media"]
 
@@ -48,24 +46,8 @@ class MediaOutcome:
     report: MediaReport
 
 
-async def _resolve(resolver: aiodns.DNSResolver, host: str, port: int) -> str:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return host
-    except OSError:
-        pass
-    try:
-        result = await resolver.getaddrinfo(host, port=port, type=socket.SOCK_DGRAM)
-    except aiodns.error.DNSError as exc:
-        message = exc.args[1] if len(exc.args) > 1 else str(exc)
-        raise MediaError(
-            Reason.DNS_ERROR, f"cannot resolve {host}: {escape.plain(message)}"
-        ) from None
-    addrs = [
-        n.addr[0].decode() if isinstance(n.addr[0], bytes) else str(n.addr[0]) for n in result.nodes
-    ]
-    if not addrs:
-        raise MediaError(Reason.DNS_ERROR, f"{host} has no address")
+async def _resolve(resolver: Resolver, host: str, port: int) -> str:
+    addrs = await resolver.resolve(host, port, socket.SOCK_DGRAM)
     # IPv4 first: what most TURN deployments listen on.
     return next((a for a in addrs if ":" not in a), addrs[0])
 
@@ -74,7 +56,7 @@ async def _probe_one(
     service: MediaService,
     credentials: Credentials | None,
     media: MediaTarget,
-    resolver: aiodns.DNSResolver,
+    resolver: Resolver,
     ssl_context: ssl.SSLContext | None,
     deadline: float,
 ) -> MediaProbe | str:
@@ -138,7 +120,7 @@ async def probe_media(
     discovery: Discovery | None,
     stun_urls: tuple[str, ...],
     media: MediaTarget,
-    resolver: aiodns.DNSResolver,
+    resolver: Resolver,
     ssl_context: ssl.SSLContext | None,
     deadline: float,
 ) -> MediaOutcome:

@@ -55,6 +55,7 @@ def xmpp_settings(run: LadderRun) -> XmppSettings:
         join=target.join,
         user_agent=run.runner.user_agent,
         ssl_context=run.ssl_context,
+        resolver=run.runner.resolver,
         token_for=login.token_for,
         settle=login.settle(),
         same_host=target.confined,

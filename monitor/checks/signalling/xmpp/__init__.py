@@ -14,7 +14,7 @@ from monitor.checks.signalling.xmpp.session import (
     signalling_checks,
     skipped_checks,
 )
-from monitor.checks.signalling.xmpp.transport import RedirectRefused, no_redirects, timed_connector
+from monitor.checks.signalling.xmpp.transport import RedirectRefused, no_redirects
 
 __all__ = [
     "MAX_FRAME",
@@ -25,5 +25,4 @@ __all__ = [
     "probe_xmpp",
     "signalling_checks",
     "skipped_checks",
-    "timed_connector",
 ]

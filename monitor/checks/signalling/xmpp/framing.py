@@ -14,6 +14,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
 from monitor.model import Reason
+from monitor.net import NetError
 
 __all__ = [
     "MAX_FRAME",
@@ -42,13 +43,9 @@ NS_MUC: Final = "http://jabber.org/protocol/muc"
 NS_MUC_USER: Final = "http://jabber.org/protocol/muc#user"
 
 
-class XmppError(Exception):
-    """A step failed for a reason on the server's side."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+# A step failed for a reason on the server's side: the network layer's one
+# error class, under the name the signalling steps know.
+XmppError = NetError
 
 
 def q(ns: str, tag: str) -> str:

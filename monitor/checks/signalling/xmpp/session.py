@@ -190,7 +190,7 @@ class XmppSession:
             self.transport = BoshTransport(self.session, url, query, self.origin, self.settings)
         else:
             self.transport = await WebSocketTransport.connect(
-                self.session, url, query, self.origin, self.settings
+                self.settings.resolver, url, query, self.origin, self.settings
             )
         self.done("upgrade", t0)
 

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
+from monitor.net import Resolver
+
 __all__ = ["XmppSettings"]
 
 
@@ -33,10 +35,13 @@ class XmppSettings:
     on_joined: Callable[[], None] | None = None
     user_agent: str = "jitsi-monitor"
     ssl_context: ssl.SSLContext | None = None
+    # Resolves the WebSocket's host (None: the system's resolver); BOSH
+    # resolves through its aiohttp session.
+    resolver: Resolver | None = None
     # Refuse signalling on another host than the server's (an on-demand probe of a URL).
     same_host: bool = False
     # Origins besides the server's own where a token may go (see check_token_target).
     token_origins: tuple[str, ...] = ()
     # Called after the ping with the session's iq sender and hosts.domain
-    # (the media stage's extdisco query, monitor.checks.media.extdisco).
+    # (the media family's extdisco query, monitor.checks.media.extdisco).
     after_login: Callable[[Callable[..., Awaitable[Element]], str], Awaitable[None]] | None = None

@@ -1,21 +1,20 @@
 """Where signalling may go, and the WebSocket transport (RFC 7395).
 
 A browser's WebSocket does not follow redirects, so neither does the probe;
-a token goes only to the server it is for.
+a token goes only to the server it is for. The WebSocket is the network
+layer's (``monitor.net.websocket``), on the probes' resolver and timed
+connection; BOSH's aiohttp session refuses redirects (``no_redirects``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import re
-import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 from xml.etree.ElementTree import Element
 
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
 from yarl import URL
 
 from monitor import escape
@@ -29,7 +28,9 @@ from monitor.checks.signalling.xmpp.framing import (
 )
 from monitor.checks.tokens import origin_of_url
 from monitor.model import Reason
-from monitor.probes.http_client import tls_failure
+from monitor.net import Resolver
+from monitor.net.aio import aiohttp_failure
+from monitor.net.websocket import MessageType, WebSocket
 
 if TYPE_CHECKING:
     from monitor.checks.signalling.xmpp.settings import XmppSettings
@@ -43,7 +44,6 @@ __all__ = [
     "connect_error",
     "no_redirects",
     "signalling_url",
-    "timed_connector",
 ]
 
 # How long the WebSocket close handshake may take before the socket is dropped.
@@ -156,84 +156,38 @@ def check_same_host(url: URL, origin: str) -> None:
 
 
 def connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> XmppError:
-    """An aiohttp connection failure as a reason an operator can act on."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return XmppError(*tls_failure(exc.certificate_error))
-    if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return XmppError(*tls_failure(exc.os_error))
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return XmppError(Reason.DNS_ERROR, f"cannot resolve {url.host}")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        refused = isinstance(exc.os_error, ConnectionRefusedError)
-        reason = Reason.CONNECT_REFUSED if refused else Reason.CONNECT_ERROR
-        return XmppError(reason, f"cannot connect to {url.host}:{url.port}")
-    # Never the exception's text: aiohttp puts the URL in it, with the token.
-    return XmppError(Reason.CONNECTION_CLOSED, f"{what} failed: {type(exc).__name__}")
-
-
-class _TimedHandler(ResponseHandler):
-    """aiohttp's connection protocol, noting when bytes last arrived.
-
-    ``data_received`` runs in the loop's read callback (after TLS decryption,
-    in the same callback): the moment a frame is there, not the later moment
-    the coroutine waiting for it resumes, which also counts however long the
-    loop was busy with other ladders.
-    """
-
-    arrived: float | None = None
-
-    def data_received(self, data: bytes) -> None:
-        self.arrived = time.monotonic()
-        super().data_received(data)
-
-
-def timed_connector(**kwargs: Any) -> aiohttp.TCPConnector:
-    """An ``aiohttp.TCPConnector`` whose connections note when bytes arrive
-    (``WebSocketTransport.arrived``). aiohttp makes each connection's protocol
-    with the connector's factory; only the protocol's class changes."""
-    connector = aiohttp.TCPConnector(**kwargs)
-    connector._factory = functools.partial(_TimedHandler, loop=connector._loop)  # type: ignore[assignment]
-    return connector
+    """An aiohttp connection failure (BOSH) as a reason an operator can act on."""
+    return aiohttp_failure(exc, url.host, url.port, what)
 
 
 class WebSocketTransport:
     """RFC 7395: one XML element per WebSocket message."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
 
     @classmethod
     async def connect(
         cls,
-        session: aiohttp.ClientSession,
+        resolver: Resolver | None,
         url: URL,
         query: dict[str, str],
         origin: str,
         settings: XmppSettings,
     ) -> WebSocketTransport:
-        try:
-            ws = await session.ws_connect(
-                url.update_query(query),
-                protocols=("xmpp",),
-                origin=origin,
-                headers={"User-Agent": settings.user_agent},
-                max_msg_size=MAX_FRAME,
-                ssl=(settings.ssl_context or True) if url.scheme == "wss" else False,
-                autoping=True,
-            )
-        except aiohttp.WSServerHandshakeError as exc:
-            raise XmppError(
-                Reason.WS_UPGRADE_REFUSED,
-                f"WebSocket upgrade refused: HTTP {exc.status} {exc.message}"[:200],
-            ) from None
-        except RedirectRefused as exc:
-            raise XmppError(
-                Reason.WS_UPGRADE_REFUSED,
-                f"WebSocket upgrade answered with a redirect (HTTP {exc.status}), "
-                "which browsers do not follow",
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise connect_error(exc, url, "WebSocket") from None
+        full = url.update_query(query)
+        secure = url.scheme == "wss"
+        ws = await WebSocket.connect(
+            resolver,
+            secure=secure,
+            host=url.raw_host or "",
+            port=url.port or (443 if secure else 80),
+            target=full.raw_path_qs,
+            headers={"Origin": origin, "User-Agent": settings.user_agent},
+            protocols=("xmpp",),
+            ssl_context=settings.ssl_context,
+            max_message=MAX_FRAME,
+        )
         return cls(ws)
 
     @property
@@ -241,11 +195,8 @@ class WebSocketTransport:
         return self.ws.closed
 
     def arrived(self) -> float | None:
-        """When bytes last arrived on the connection (``time.monotonic``); None
-        when the connection was not made by ``timed_connector``."""
-        conn = getattr(self.ws, "_conn", None)
-        arrived = getattr(getattr(conn, "protocol", None), "arrived", None)
-        return arrived if isinstance(arrived, float) else None
+        """When bytes last arrived on the connection (``time.monotonic``)."""
+        return self.ws.arrived()
 
     async def open(self, to: str, restart: bool) -> None:
         await self.send(f'<open xmlns="{NS_FRAMING}" to="{esc(to)}" version="1.0"/>')
@@ -258,25 +209,22 @@ class WebSocketTransport:
                 )
 
     async def send(self, xml: str) -> None:
-        try:
-            await self.ws.send_str(xml)
-        except (ConnectionError, aiohttp.ClientError) as exc:
-            raise XmppError(Reason.CONNECTION_CLOSED, f"cannot send: {exc}") from None
+        await self.ws.send_text(xml)
 
     async def recv(self) -> Element:
         """The next frame as an element; stream errors and closes raise."""
         msg = await self.ws.receive()
-        if msg.type is aiohttp.WSMsgType.TEXT:
+        if msg.type is MessageType.TEXT:
             elem = parse_frame(msg.data)
             if elem.tag == q(NS_FRAMING, "close"):
                 raise XmppError(Reason.CONNECTION_CLOSED, "the server closed the stream")
             return elem
-        if msg.type is aiohttp.WSMsgType.ERROR:
+        if msg.type is MessageType.ERROR:
             detail = str(msg.data)[:120] if msg.data else "WebSocket error"
             if "too big" in detail.lower() or "message size" in detail.lower():
                 raise XmppError(Reason.XML_ERROR, f"frame too large: {detail}")
             raise XmppError(Reason.CONNECTION_CLOSED, f"WebSocket error: {detail}")
-        if msg.type is aiohttp.WSMsgType.BINARY:
+        if msg.type is MessageType.BINARY:
             raise XmppError(Reason.XML_ERROR, "binary frame on an XMPP stream")
         code = self.ws.close_code
         raise XmppError(Reason.CONNECTION_CLOSED, f"the WebSocket was closed (code {code})")
@@ -287,8 +235,9 @@ class WebSocketTransport:
             await self.recv()
 
     async def abort(self) -> None:
-        # aiohttp waits for the server's close frame; a server that never sends
-        # one must not hold the probe: on the timeout aiohttp drops the socket.
+        # The close handshake waits for the server's close frame; a server that
+        # never sends one must not hold the probe: on the timeout the socket drops.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_WAIT):
                 await self.ws.close()
+        self.ws.abort()

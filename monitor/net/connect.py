@@ -1,0 +1,188 @@
+"""A timed connection: resolve, TCP connect and TLS handshake, each its own phase.
+
+The phase ends are taken where the loop learns of them, not where the
+waiting coroutine resumes (which also counts however long the loop was busy
+with other ladders): ``connect`` ends in the protocol's ``connection_made``,
+and bytes are noted as they arrive, in ``data_received`` (after TLS
+decryption, in the same read callback). The ``tls`` phase starts at
+``connection_made``, so the loop's delay in resuming falls in ``tls``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol, SupportsIndex
+
+from monitor.model import CertInfo
+from monitor.net.errors import NetError, connect_failure, tls_failure
+from monitor.net.resolve import Resolver
+
+__all__ = [
+    "MAX_LINE",
+    "Connection",
+    "Phases",
+    "TimedReader",
+    "cert_info",
+    "make_ssl_context",
+    "open_connection",
+]
+
+# The longest line (HTTP header line, status line) a reader accepts.
+MAX_LINE: Final = 64 * 1024
+
+# Names resolved without configured name servers: the system's resolver.
+_SYSTEM: Final = Resolver(system=True)
+
+
+class Phases(Protocol):
+    """Where a connection's phase times go (e.g. an HTTP fetch)."""
+
+    current: str
+
+    def add(self, phase: str, seconds: float) -> None: ...
+
+
+class TimedReader(asyncio.StreamReader):
+    """A stream reader that notes when bytes arrive.
+
+    ``feed_data`` runs inside the protocol's ``data_received``, in the loop's
+    read callback: the moment the bytes are there.
+    """
+
+    arrived: float | None = None  # the first bytes since the last reset
+    last: float | None = None  # the latest bytes
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        now = time.monotonic()
+        if self.arrived is None:
+            self.arrived = now
+        self.last = now
+        super().feed_data(data)
+
+
+class _TimedProtocol(asyncio.StreamReaderProtocol):
+    """Notes when the TCP connection was made (``connection_made``)."""
+
+    connected: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.connected is None:
+            self.connected = time.monotonic()
+        super().connection_made(transport)
+
+
+@dataclass(slots=True)
+class Connection:
+    """An open connection, TLS done when asked for."""
+
+    reader: TimedReader
+    writer: asyncio.StreamWriter
+    # How long the TCP connect took: one network round trip.
+    rtt: float
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+
+async def _open(
+    addr: str, port: int, limit: int
+) -> tuple[TimedReader, asyncio.StreamWriter, float]:
+    """``asyncio.open_connection`` with a timed reader; also when the connection was made."""
+    loop = asyncio.get_running_loop()
+    reader = TimedReader(limit=limit, loop=loop)
+    protocol = _TimedProtocol(reader, loop=loop)
+    transport, _ = await loop.create_connection(lambda: protocol, addr, port)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer, protocol.connected or time.monotonic()
+
+
+async def open_connection(
+    resolver: Resolver | None,
+    host: str,
+    port: int,
+    phases: Phases,
+    *,
+    tls: ssl.SSLContext | None = None,
+    limit: int = MAX_LINE,
+) -> Connection:
+    """Resolve ``host``, connect to its first address that answers, then TLS when
+    ``tls`` is given (checking the certificate against ``host``).
+
+    Adds the ``resolve``, ``connect`` and ``tls`` phases to ``phases`` (also
+    when they fail) and raises ``NetError`` for the server's faults.
+    """
+    phases.current = "resolve"
+    t0 = time.monotonic()
+    try:
+        addrs = await (resolver or _SYSTEM).resolve(host, port)
+    finally:
+        t1 = time.monotonic()
+        phases.add("resolve", t1 - t0)
+    phases.current = "connect"
+    errors: list[tuple[str, OSError]] = []
+    for addr in addrs:
+        attempt = time.monotonic()
+        try:
+            reader, writer, connected = await _open(addr, port, limit)
+        except OSError as exc:
+            errors.append((addr, exc))
+            continue
+        break
+    else:
+        phases.add("connect", time.monotonic() - t1)
+        raise connect_failure(host, port, errors)
+    phases.add("connect", connected - t1)
+    conn = Connection(reader, writer, max(0.0, connected - attempt))
+    if tls is not None:
+        phases.current = "tls"
+        try:
+            await writer.start_tls(tls, server_hostname=host)
+        except (ssl.SSLError, ConnectionError, OSError) as exc:
+            conn.abort()
+            raise NetError(*tls_failure(exc)) from None
+        except BaseException:  # a timeout or cancellation: nothing may stay open
+            conn.abort()
+            raise
+        phases.add("tls", time.monotonic() - connected)
+    return conn
+
+
+def make_ssl_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:
+    """A client context: system trust store (or ``ca_file``), TLS 1.2 or newer."""
+    if not verify:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def cert_info(writer: asyncio.StreamWriter) -> CertInfo | None:
+    """The peer certificate of a TLS connection, as the report shows it."""
+    sslobj = writer.get_extra_info("ssl_object")
+    if not isinstance(sslobj, ssl.SSLObject):
+        return None
+    version = sslobj.version() or ""
+    der = sslobj.getpeercert(binary_form=True)
+    if not der:
+        return None
+    from cryptography import x509  # imported lazily: only TLS servers need it
+
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    return CertInfo(
+        not_after=cert.not_valid_after_utc.timestamp(),
+        tls_version=version,
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+    )

@@ -1,0 +1,67 @@
+"""The shipped Prometheus rules and Alertmanager config, and asking a running
+Prometheus what it has (queries, firing alerts)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from tests.support.paths import ROOT
+
+PROMETHEUS_DIR = ROOT / "dashboards" / "prometheus"
+
+
+RULES = PROMETHEUS_DIR / "jitsi-monitor.rules.yml"
+
+
+RULE_TESTS = PROMETHEUS_DIR / "jitsi-monitor.rules.test.yml"
+
+
+ALERTMANAGER = ROOT / "dashboards" / "alertmanager" / "alertmanager.yml"
+
+
+def rules_with_short_for(path: Path) -> None:
+    """The shipped rules, with `for:` short enough for a test."""
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = "2s"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+
+
+async def query(session: aiohttp.ClientSession, base: str, promql: str) -> list[dict[str, Any]]:
+    async with session.get(f"{base}/api/v1/query", params={"query": promql}) as resp:
+        body = await resp.json()
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+async def firing(session: aiohttp.ClientSession, base: str) -> list[dict[str, str]]:
+    async with session.get(f"{base}/api/v1/alerts") as resp:
+        body = await resp.json()
+    return [a["labels"] for a in body["data"]["alerts"] if a["state"] == "firing"]
+
+
+async def until(check: Any, what: str, timeout: float = 40) -> Any:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        got = await check()
+        if got:
+            return got
+        assert loop.time() < end, f"{what} never happened"
+        await asyncio.sleep(0.5)
+
+
+SEVERITIES = {"critical", "warning", "info"}
+
+
+def alerts() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]

@@ -1,0 +1,167 @@
+"""Phase times are taken where the bytes are, not when a busy loop gets round to the probe.
+
+The servers run in threads of their own, so the monitor's busy loop does not
+hold it up; "neighbours" keep the monitor's loop busy as other ladders would
+(each iteration of the loop takes some 60 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+from yarl import URL
+
+from monitor.checks.signalling.xmpp import XmppSettings
+from monitor.checks.signalling.xmpp.transport import WebSocketTransport
+from monitor.net import make_ssl_context
+from monitor.probes.http_client import HttpClient
+
+DELAY = 0.1  # the server's think time before its answer
+BLOCK = 0.015  # each neighbour's turn on the loop
+NEIGHBOURS = 4
+
+
+@pytest.fixture
+def slow_server() -> Iterator[int]:
+    """A plain HTTP/1.1 server in a thread: answers each request DELAY s after it came."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            time.sleep(DELAY)
+            body = b"<html><title>Jitsi Meet</title></html>"
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield port
+    listener.close()
+    thread.join(5)
+
+
+def busy_loop(loop: asyncio.AbstractEventLoop) -> threading.Event:
+    """Neighbours that each hold the loop for BLOCK s per iteration until the event is set."""
+    stop = threading.Event()
+
+    def turn() -> None:
+        if stop.is_set():
+            return
+        time.sleep(BLOCK)
+        loop.call_soon(turn)
+
+    for _ in range(NEIGHBOURS):
+        loop.call_soon(turn)
+    return stop
+
+
+async def test_http_phases_leave_out_the_loops_own_delays(slow_server: int) -> None:
+    client = HttpClient(
+        resolver=None,
+        ssl_context=make_ssl_context(True, None),
+        user_agent="jitsi-monitor-test",
+        max_body_bytes=1 << 20,
+        max_redirects=3,
+    )
+    stop = busy_loop(asyncio.get_running_loop())
+    try:
+        started = time.monotonic()
+        async with client:
+            fetch = await client.get(f"http://127.0.0.1:{slow_server}/")
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+    assert fetch.response is not None
+    assert fetch.response.status == 200
+    phases = fetch.phases
+    assert set(phases) == {"resolve", "connect", "processing", "transfer"}
+    # The server's think time is all in processing ...
+    assert phases["processing"] >= DELAY
+    # ... and the loop's turns after the connection was made and after the
+    # last bytes came (two or more iterations of some 60 ms) are in no phase:
+    # the probe's own wait is not the server's time. Measured on the
+    # coroutine's resumption (as before), the phases would add up to all of it.
+    assert elapsed - sum(phases.values()) >= 1.5 * NEIGHBOURS * BLOCK
+    assert client.connect_rtt is not None
+    assert client.connect_rtt < elapsed
+
+
+@pytest.fixture
+def slow_websocket() -> Iterator[int]:
+    """A WebSocket server (subprotocol xmpp) in a thread of its own: answers each
+    text frame DELAY s after it came, with the same text."""
+    running: dict[str, Any] = {}
+    started = threading.Event()
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(protocols=("xmpp",))
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await asyncio.sleep(DELAY)
+                await ws.send_str(msg.data)
+        return ws
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_get("/xmpp-websocket", echo)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        done = asyncio.Event()
+        running.update(port=runner.addresses[0][1], loop=asyncio.get_running_loop(), done=done)
+        started.set()
+        await done.wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    yield running["port"]
+    running["loop"].call_soon_threadsafe(running["done"].set)
+    thread.join(10)
+
+
+async def test_a_websocket_frame_is_timed_when_it_arrived(slow_websocket: int) -> None:
+    url = URL(f"ws://127.0.0.1:{slow_websocket}/xmpp-websocket")
+    transport = await WebSocketTransport.connect(
+        None, url, {}, f"http://127.0.0.1:{slow_websocket}", XmppSettings()
+    )
+    stop = busy_loop(asyncio.get_running_loop())
+    try:
+        sent = time.monotonic()
+        await transport.send('<iq xmlns="jabber:client" type="get" id="ping-1"/>')
+        frame = await transport.recv()
+        resumed = time.monotonic()
+    finally:
+        stop.set()
+    arrived = transport.arrived()
+    await transport.abort()
+    assert frame.get("id") == "ping-1"
+    assert arrived is not None
+    # The answer came DELAY after it was sent; the probe got the loop back at
+    # least one round of the neighbours (4 x 15 ms) after the frame was there.
+    assert arrived - sent >= DELAY
+    assert resumed - arrived >= 0.9 * NEIGHBOURS * BLOCK
