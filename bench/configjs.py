@@ -73,7 +73,7 @@ def _bodies() -> dict[str, bytes]:
 
 
 def _cost(repeat: int) -> dict[str, Any]:
-    from monitor.probes.configjs import Reader
+    from monitor.checks.web.configjs import Reader
 
     reader = Reader()
     results: dict[str, Any] = {}
@@ -96,7 +96,7 @@ def _cost(repeat: int) -> dict[str, Any]:
 
 
 async def _cache(servers: int, rounds: int, churn: float) -> dict[str, Any]:
-    from monitor.probes.configjs import Reader
+    from monitor.checks.web.configjs import Reader
 
     rnd = random.Random(7)
     bodies = list(_bodies().values())
@@ -150,7 +150,7 @@ HOSTILE = {
 
 
 async def _lag(runs: int) -> dict[str, Any]:
-    from monitor.probes.configjs import Reader
+    from monitor.checks.web.configjs import Reader
 
     loop = asyncio.get_running_loop()
     late: list[float] = []

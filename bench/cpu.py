@@ -58,9 +58,9 @@ def worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _probe_many(args: argparse.Namespace) -> dict[str, Any]:
+    from monitor.checks.web.probe import probe_web
     from monitor.net import NetError, Resolver, make_ssl_context
     from monitor.probes.http_client import HttpClient
-    from monitor.probes.web import probe_web
     from monitor.runner import user_agent
 
     # As the Runner builds them: one resolver, one context per (verify, ca_file).

@@ -25,8 +25,8 @@ from bench.common import ROOT, ms, summary
 
 sys.path.insert(0, str(ROOT))
 
+from monitor.checks.media.client import MediaError, allocate, binding
 from monitor.model import MediaService
-from monitor.probes.media.client import MediaError, allocate, binding
 from tests.support.coturn import Coturn, rest_credentials
 
 

@@ -37,9 +37,14 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
     As in serve, the app is made before the reports come in (a renderer may
     do its work as each report is recorded).
     """
-    from monitor.config import Target
-    from monitor.ladder import HTTP_PHASES, XMPP_PHASES, JwtCase
-    from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
+    from monitor.checks import LADDER, make_report
+    from monitor.checks.jwt.cases import JwtCase
+    from monitor.checks.jwt.result import JwtResult
+    from monitor.checks.signalling.xmpp import XmppResult
+    from monitor.checks.web.probe import WebResult
+    from monitor.domain import Target
+    from monitor.ladder import HTTP_PHASES, XMPP_PHASES
+    from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason
     from monitor.selector import PoolSettings
     from monitor.server import make_app
     from monitor.state import State
@@ -101,12 +106,7 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
             CheckResult(Check.MODERATION, Reason.OK, ""),
         ]
         started = now - rnd.uniform(1, 60)
-        report = ServerReport(
-            server=name,
-            started_at=started,
-            finished_at=started + rnd.uniform(2, 6),
-            duration=rnd.uniform(2, 6),
-            checks=tuple(checks),
+        web_found = WebResult(
             http_phases=ph(HTTP_PHASES, 0.02),
             http_status=200,
             cert=CertInfo(
@@ -125,11 +125,21 @@ def build_state(servers: int, pools: int, seed: int = 1, app: bool = True) -> tu
             ),
             embed_limit_seconds=0,
             connect_rtt=rnd.uniform(0.002, 0.05),
-            xmpp_phases=ph(XMPP_PHASES, 0.05),
+        )
+        xmpp_found = XmppResult(
+            phases=ph(XMPP_PHASES, 0.05),
             ping_rtt=rnd.uniform(0.005, 0.08),
             role="participant",
             affiliation="member",
-            jwt_cases=tuple((case, True) for case in JwtCase),
+        )
+        report = make_report(
+            LADDER,
+            server=name,
+            started_at=started,
+            finished_at=started + rnd.uniform(2, 6),
+            duration=rnd.uniform(2, 6),
+            checks=tuple(checks),
+            results=(web_found, xmpp_found, JwtResult(tuple((case, True) for case in JwtCase))),
         )
         state.record(report)
     return state, application

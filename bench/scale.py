@@ -48,6 +48,8 @@ from bench.common import (
     wait_port,
 )
 from bench.targets import Certs, Nginx
+from monitor.checks.signalling.xmpp import XmppResult
+from monitor.checks.web.probe import WebResult
 from monitor.model import ServerReport
 from monitor.selector import Decision
 from monitor.state import State
@@ -107,14 +109,15 @@ class RecordingState(State):
 
     def record(self, report: ServerReport) -> list[Decision]:
         failure = report.first_failure
+        web, xmpp = report.result(WebResult), report.result(XmppResult)
         self.rows.append(
             (
                 report.started_at,
                 report.finished_at,
                 report.duration,
                 report.up,
-                report.phase_seconds("processing") or math.nan,
-                report.ping_rtt if report.ping_rtt is not None else math.nan,
+                (web.phase_seconds("processing") if web else None) or math.nan,
+                xmpp.ping_rtt if xmpp and xmpp.ping_rtt is not None else math.nan,
                 f"{failure.check.value}: {failure.reason.value}: {failure.detail}"
                 if failure
                 else "",

@@ -1,65 +1,105 @@
 """What a ladder is: every check, phase, token case and pool-change reason, declared once.
 
-A ladder is the sequence of checks the monitor runs against one server, in
-stages: ``web`` (page, config.js, external_api.js, embed limit), then
+A ladder is the sequence of checks the monitor runs against one server, by
+family: ``web`` (page, config.js, external_api.js, embed limit), then
 ``signalling`` (XMPP login, focus, MUC join), then ``jwt`` (the token
 matrix), then ``media`` (STUN and TURN, from the services the login
-found). Each check is one row of the table below; everything that lists
-checks is derived from it: which checks decide the verdict, which every
-ladder runs, the words of a pool's ``require``, the groups of ``/probe``'s
-``checks=``, the CLI's columns, the dashboards' panels.
-
-The stage functions that run a stage live in ``monitor.runner`` (``STAGES``,
-in ladder order). A new check is one row here plus its probe; a new stage is
-its rows plus one stage function (``monitor.runner.register_stage``).
+found). Each check is one row (``CheckSpec``) declared by its family
+(``monitor.checks.<family>.rows``); ``Ladder`` derives from the rows what
+lists checks: which decide the verdict, which every ladder runs, the words
+of a pool's ``require``, the groups of ``/probe``'s ``checks=``.
+``monitor.checks.LADDER`` is the table of the shipped families.
 
 This module imports nothing from the monitor, so that anything (the result
-types, the dashboard generator, the benchmarks) can read the table.
+types, the dashboard generator, the benchmarks) can read it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar, Protocol, TypeVar
 
 __all__ = [
     "DEFAULT_REQUIRE",
     "FAILOVER_REASONS",
     "HTTP_PHASES",
-    "LADDER",
     "XMPP_PHASES",
     "Check",
     "CheckSpec",
-    "JwtCase",
     "Ladder",
     "PoolChange",
+    "Verdict",
 ]
 
 
-class Check(StrEnum):
-    """The name of a check (a ``check`` label value); its row in ``LADDER`` says the rest."""
+class Check(str):
+    """The name of a check (a ``check`` label value); its family's row says the rest.
 
-    WEB = "web"
-    CONFIGJS = "configjs"
-    EXTERNAL_API = "external_api"
-    EMBED = "embed"
-    SIGNALLING = "signalling"
-    FOCUS = "focus"
-    MUC = "muc"
-    JWT_VALID = "jwt_valid"
-    JWT_ENFORCED = "jwt_enforced"
-    MODERATION = "moderation"
-    STUN = "stun"
-    TURN = "turn"
+    An open set: a family declares its checks with ``Check("name")`` next to
+    their rows (``monitor.checks.<family>.rows``). Names are interned, so that
+    ``Check("web") is Check.WEB`` and checks compare with ``is`` as enum
+    members did. The shipped checks are also named here, as attributes, for
+    the code and the tests that refer to them.
+    """
+
+    __slots__ = ()
+    _interned: ClassVar[dict[str, Check]] = {}
+
+    WEB: ClassVar[Check]
+    CONFIGJS: ClassVar[Check]
+    EXTERNAL_API: ClassVar[Check]
+    EMBED: ClassVar[Check]
+    SIGNALLING: ClassVar[Check]
+    FOCUS: ClassVar[Check]
+    MUC: ClassVar[Check]
+    JWT_VALID: ClassVar[Check]
+    JWT_ENFORCED: ClassVar[Check]
+    MODERATION: ClassVar[Check]
+    STUN: ClassVar[Check]
+    TURN: ClassVar[Check]
+
+    def __new__(cls, name: str) -> Check:
+        known = cls._interned.get(name)
+        if known is None:
+            if not name.isidentifier() or name != name.lower():
+                raise ValueError(f"not a check name: {name!r}")
+            known = cls._interned[name] = super().__new__(cls, name)
+        return known
+
+    @property
+    def value(self) -> str:
+        """The name as a plain string (what enum members called ``value``)."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"Check({self.value!r})"
+
+    def __reduce__(self) -> tuple[type[Check], tuple[str]]:
+        return (Check, (self.value,))
+
+
+Check.WEB = Check("web")
+Check.CONFIGJS = Check("configjs")
+Check.EXTERNAL_API = Check("external_api")
+Check.EMBED = Check("embed")
+Check.SIGNALLING = Check("signalling")
+Check.FOCUS = Check("focus")
+Check.MUC = Check("muc")
+Check.JWT_VALID = Check("jwt_valid")
+Check.JWT_ENFORCED = Check("jwt_enforced")
+Check.MODERATION = Check("moderation")
+Check.STUN = Check("stun")
+Check.TURN = Check("turn")
 
 
 @dataclass(frozen=True, slots=True)
 class CheckSpec:
-    """One row of the ladder table."""
+    """One row of the ladder table (declared by the check's family)."""
 
     check: Check
-    # The stage that runs it (a name in monitor.runner.STAGES).
+    # The family that runs it (a ``Family.name`` in ``monitor.checks.FAMILIES``).
     stage: str
     # A title for tables and dashboard panels.
     title: str
@@ -69,100 +109,68 @@ class CheckSpec:
     always: bool = False
     # The word of a pool's ``require`` list that asks for it (None: no word).
     require: str | None = None
-    # What ``/probe``'s ``checks=`` names to keep its stage.
+    # What ``/probe``'s ``checks=`` names to keep its family.
     group: str = "web"
 
 
 class Ladder:
     """The table of checks, in ladder order, with the sets derived from it.
 
-    Rows may be added at run time (a new stage registers its checks); the
-    derived sets follow.
+    Built once from the families' rows (``monitor.checks.LADDER``); a test
+    builds its own from its own families.
     """
 
-    def __init__(self, rows: tuple[CheckSpec, ...]) -> None:
-        self._rows: list[CheckSpec] = []
+    def __init__(self, rows: Iterable[CheckSpec]) -> None:
+        self._rows: tuple[CheckSpec, ...] = tuple(rows)
         self._by_check: dict[Check, CheckSpec] = {}
-        for row in rows:
-            self.add(row)
-
-    def add(self, row: CheckSpec, *, after: Check | None = None) -> None:
-        """Add a row (at the end, or right after the row of ``after``)."""
-        if row.check in self._by_check:
-            raise ValueError(f"check {row.check.value!r} is declared twice")
-        index = len(self._rows) if after is None else self._rows.index(self.spec(after)) + 1
-        self._rows.insert(index, row)
-        self._by_check[row.check] = row
-        self._derive()
-
-    def remove(self, check: Check) -> None:
-        """Take a row out again (a test's toy stage)."""
-        self._rows.remove(self._by_check.pop(check))
-        self._derive()
-
-    def _derive(self) -> None:
-        rows = self._rows
-        self.order: dict[Check, int] = {r.check: i for i, r in enumerate(rows)}
-        self.verdict: frozenset[Check] = frozenset(r.check for r in rows if r.verdict)
-        self.always: frozenset[Check] = frozenset(r.check for r in rows if r.always)
+        for row in self._rows:
+            if row.check in self._by_check:
+                raise ValueError(f"check {row.check.value!r} is declared twice")
+            self._by_check[row.check] = row
+        rows_ = self._rows
+        self.order: dict[Check, int] = {r.check: i for i, r in enumerate(rows_)}
+        self.verdict: frozenset[Check] = frozenset(r.check for r in rows_ if r.verdict)
+        self.always: frozenset[Check] = frozenset(r.check for r in rows_ if r.always)
         words: dict[str, tuple[Check, ...]] = {}
-        for r in rows:
+        for r in rows_:
             if r.require is not None:
                 words[r.require] = (*words.get(r.require, ()), r.check)
         self.requirements: dict[str, tuple[Check, ...]] = words
-        self.groups: tuple[str, ...] = tuple(dict.fromkeys(r.group for r in rows))
+        self.groups: tuple[str, ...] = tuple(dict.fromkeys(r.group for r in rows_))
 
     def __iter__(self) -> Iterator[CheckSpec]:
-        return iter(tuple(self._rows))
+        return iter(self._rows)
 
     def spec(self, check: Check) -> CheckSpec:
         return self._by_check[check]
 
     def checks(self, stage: str | None = None) -> tuple[Check, ...]:
-        """The checks in ladder order (of one stage, when named)."""
+        """The checks in ladder order (of one family, when named)."""
         return tuple(r.check for r in self._rows if stage is None or r.stage == stage)
 
+    def up(self, results: Iterable[Verdict]) -> bool:
+        """Healthy when every check that decides the verdict and was run passed,
+        and every check each ladder runs was run."""
+        verdict = [r for r in results if r.check in self.verdict]
+        return all(r.success for r in verdict) and {r.check for r in verdict} >= self.always
 
-LADDER = Ladder(
-    (
-        CheckSpec(Check.WEB, "web", "web", verdict=True, always=True, require="web"),
-        CheckSpec(Check.CONFIGJS, "web", "config.js", verdict=True, always=True, require="web"),
-        CheckSpec(
-            Check.EXTERNAL_API,
-            "web",
-            "external_api.js",
-            verdict=True,
-            always=True,
-            require="web",
-        ),
-        # What a server is fit for, not whether it works: reported on its own
-        # (pools that serve embedded meetings ask for it with `embedding`).
-        CheckSpec(Check.EMBED, "web", "embed"),
-        CheckSpec(
-            Check.SIGNALLING,
-            "signalling",
-            "signalling",
-            verdict=True,
-            require="signalling",
-            group="signalling",
-        ),
-        CheckSpec(
-            Check.FOCUS, "signalling", "focus", verdict=True, require="focus", group="signalling"
-        ),
-        CheckSpec(Check.MUC, "signalling", "MUC", verdict=True, require="muc", group="signalling"),
-        # The signalling stage's login is the valid-token case, so it comes with it.
-        CheckSpec(
-            Check.JWT_VALID, "jwt", "JWT valid", verdict=True, require="jwt", group="signalling"
-        ),
-        CheckSpec(Check.JWT_ENFORCED, "jwt", "JWT enforced", require="jwt", group="jwt"),
-        CheckSpec(Check.MODERATION, "jwt", "moderation", require="moderation", group="jwt"),
-        # The media path (after the XMPP login, which discovers its services):
-        # what participants' sound and picture rely on behind NAT and firewalls.
-        # Not part of the verdict; pools that need it ask with `media`.
-        CheckSpec(Check.STUN, "media", "STUN", require="media", group="media"),
-        CheckSpec(Check.TURN, "media", "TURN", require="media", group="media"),
-    )
-)
+    def first_failure(self, results: Iterable[V]) -> V | None:
+        """The first failing check that decides the verdict, if any."""
+        return next((r for r in results if r.check in self.verdict and not r.success), None)
+
+
+class Verdict(Protocol):
+    """What the table judges of a check's result (``monitor.model.CheckResult``)."""
+
+    @property
+    def check(self) -> Check: ...
+
+    @property
+    def success(self) -> bool: ...
+
+
+V = TypeVar("V", bound=Verdict)
+
 
 # The words a pool requires of its members when its config names none.
 DEFAULT_REQUIRE: tuple[str, ...] = ("web", "signalling")
@@ -181,18 +189,6 @@ XMPP_PHASES: tuple[str, ...] = (
     "settle",
     "leave",
 )
-
-
-class JwtCase(StrEnum):
-    """The cases of the token matrix (``jitsi_jwt_case_success{case}``), in order."""
-
-    VALID = "valid"
-    BAD_SIGNATURE = "bad_signature"
-    EXPIRED = "expired"
-    NO_TOKEN = "no_token"
-    OTHER_ROOM = "other_room"
-    MODERATOR_FALSE = "moderator_false"
-    MODERATOR_TRUE = "moderator_true"
 
 
 class PoolChange(StrEnum):

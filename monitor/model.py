@@ -7,17 +7,19 @@ Unix seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar, Protocol, TypeVar
 
-from monitor.ladder import LADDER, Check, JwtCase
+from monitor.ladder import Check
 
 __all__ = [
     "CertInfo",
     "Check",
     "CheckResult",
     "ConfigFacts",
+    "FamilyResult",
     "MediaProbe",
     "MediaReport",
     "MediaService",
@@ -71,7 +73,7 @@ class Reason(StrEnum):
     MODERATION_CLAIM_IGNORED = "moderation_claim_ignored"
     MODERATION_NOT_GRANTED = "moderation_not_granted"
     MODERATION_UNKNOWN = "moderation_unknown"
-    # The media path (STUN and TURN, monitor.probes.media).
+    # The media path (STUN and TURN, monitor.checks.media).
     NO_STUN_SERVICE = "no_stun_service"
     STUN_TIMEOUT = "stun_timeout"
     STUN_ERROR = "stun_error"
@@ -194,6 +196,8 @@ class MediaProbe:
 class MediaReport:
     """What the media stage found: the services, each one's probe, what was refused."""
 
+    family: ClassVar[str] = "media"
+
     at: float  # when the probes ran (Unix time), this round or carried from an earlier one
     services: tuple[MediaService, ...] = ()
     probes: tuple[MediaProbe, ...] = ()
@@ -215,36 +219,36 @@ class MediaReport:
         return min(expiries) if expiries else None
 
 
+class FamilyResult(Protocol):
+    """What a check family found beyond its checks' verdicts (its ``result``
+    type names its family, so that a report holds one per family)."""
+
+    family: ClassVar[str]
+
+
+R = TypeVar("R", bound=FamilyResult)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerReport:
-    """Everything one ladder found out about one server."""
+    """Everything one ladder found out about one server.
+
+    ``checks`` are the verdicts, in ladder order; ``up`` and ``first_failure``
+    are judged from them by the ladder's table when the report is made
+    (``monitor.checks.report``); ``results`` holds what each family found
+    besides, by family name (read it with ``result``).
+    """
 
     server: str
     started_at: float
     finished_at: float
     duration: float
     checks: tuple[CheckResult, ...]
-    http_phases: tuple[Phase, ...] = ()
-    http_status: int | None = None
-    cert: CertInfo | None = None
-    config: ConfigFacts | None = None
-    embed_limit_seconds: int | None = None
-    # One TCP connect, for the smoothed round trip (None: no connection made).
-    connect_rtt: float | None = None
-    xmpp_phases: tuple[Phase, ...] = ()
-    ping_rtt: float | None = None
-    role: str | None = None
-    affiliation: str | None = None
-    # The token matrix, case by case: (case, passed). The refusal cases and
-    # the moderator pair may be carried from an earlier round (``jwt_ages``).
-    jwt_cases: tuple[tuple[JwtCase, bool], ...] = ()
-    # How old each case's verdict was when this report was made, in seconds.
-    jwt_ages: tuple[tuple[JwtCase, float], ...] = ()
-    # When the refusal cases and the moderator pair shown here last ran (Unix
-    # time; None: they have not run for this server).
-    jwt_matrix_at: float | None = None
-    # The media path's services and probes (None: the media stage did not run).
-    media: MediaReport | None = None
+    # Healthy: every check that decides the verdict and was run passed.
+    up: bool = False
+    # The first failing check that decides the verdict, if any.
+    first_failure: CheckResult | None = None
+    results: Mapping[str, FamilyResult] = field(default_factory=dict)
 
     def check(self, check: Check) -> CheckResult | None:
         for result in self.checks:
@@ -252,22 +256,7 @@ class ServerReport:
                 return result
         return None
 
-    @property
-    def up(self) -> bool:
-        """Healthy when every check that decides the verdict and was run passed."""
-        verdict = [r for r in self.checks if r.check in LADDER.verdict]
-        return all(r.success for r in verdict) and {r.check for r in verdict} >= LADDER.always
-
-    @property
-    def first_failure(self) -> CheckResult | None:
-        """The first failing check that decides the verdict, if any."""
-        for result in self.checks:
-            if result.check in LADDER.verdict and not result.success:
-                return result
-        return None
-
-    def phase_seconds(self, name: str) -> float | None:
-        for phase in self.http_phases:
-            if phase.name == name:
-                return phase.seconds
-        return None
+    def result(self, kind: type[R]) -> R | None:
+        """What the family of ``kind`` found (None: it did not run)."""
+        found = self.results.get(kind.family)
+        return found if isinstance(found, kind) else None

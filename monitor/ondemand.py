@@ -12,8 +12,9 @@ import asyncio
 import dataclasses
 import math
 
-from monitor.config import MonitorConfig, Target, server_url
-from monitor.ladder import LADDER
+from monitor.checks import LADDER
+from monitor.config import MonitorConfig, server_url
+from monitor.domain import Target
 from monitor.metrics import Exposition
 from monitor.model import ServerReport
 from monitor.runner import Runner

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.config import Target
+from monitor.domain import Target
 from monitor.model import ServerReport
 from monitor.selector import PoolSettings
 from monitor.state import State

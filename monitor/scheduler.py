@@ -36,8 +36,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import escape
-from monitor.config import Target
 from monitor.decisions import Decisions
+from monitor.domain import Target
 from monitor.memory import QuietGc
 from monitor.model import ServerReport
 from monitor.runner import Runner

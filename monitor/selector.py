@@ -35,7 +35,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from monitor.ladder import DEFAULT_REQUIRE, FAILOVER_REASONS, LADDER, PoolChange
+from monitor.checks import LADDER
+from monitor.checks.web.probe import WebResult
+from monitor.ladder import DEFAULT_REQUIRE, FAILOVER_REASONS, PoolChange
 from monitor.model import ServerReport
 
 __all__ = [
@@ -131,12 +133,10 @@ def judge(
             if not result.success:
                 why = f"{check.value}: {result.reason.value}"
                 return Candidate(server, False, why, tier, score)
-    if pool.embedding and report.embed_limit_seconds != 0:
-        why = (
-            "embed limit unknown"
-            if report.embed_limit_seconds is None
-            else f"embedded meetings end after {report.embed_limit_seconds} s"
-        )
+    web = report.result(WebResult)
+    embed = web.embed_limit_seconds if web is not None else None
+    if pool.embedding and embed != 0:
+        why = "embed limit unknown" if embed is None else f"embedded meetings end after {embed} s"
         return Candidate(server, False, why, tier, score)
     return Candidate(server, True, "", tier, score)
 

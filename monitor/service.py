@@ -30,10 +30,11 @@ from pathlib import Path
 from aiohttp import web
 
 from monitor import loop as event_loop
-from monitor.config import ConfigError, MonitorConfig, Shard, Target, load_config
+from monitor.config import ConfigError, MonitorConfig, Shard, load_config
 from monitor.config.reload import restart_only_changes
 from monitor.config.source import beside_the_loop
 from monitor.decisions import Decisions
+from monitor.domain import Target
 from monitor.history import History, Limits, open_history, pool_record, report_record
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand

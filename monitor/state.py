@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
-from monitor.config import Target
+from monitor.checks.signalling.xmpp import XmppResult
+from monitor.checks.web.probe import WebResult
+from monitor.domain import Target
 from monitor.ladder import FAILOVER_REASONS, PoolChange
 from monitor.model import Reason, ServerReport
 from monitor.outbox import Outbox
@@ -127,8 +129,9 @@ class State:
         for result in report.checks:
             if result.reason is Reason.INTERNAL_ERROR:
                 self.probe_errors[result.check.value] += 1
-        _smooth(self.rtt_tcp_connect, report.server, report.connect_rtt)
-        _smooth(self.rtt_xmpp_ping, report.server, report.ping_rtt)
+        web, xmpp = report.result(WebResult), report.result(XmppResult)
+        _smooth(self.rtt_tcp_connect, report.server, web.connect_rtt if web else None)
+        _smooth(self.rtt_xmpp_ping, report.server, xmpp.ping_rtt if xmpp else None)
         for listener in self.listeners:
             try:
                 listener(report.server)

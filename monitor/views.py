@@ -1,12 +1,19 @@
-"""Plain-data and human views of reports, shared by the CLI and the HTTP app."""
+"""Plain-data and human views of reports, shared by the CLI and the HTTP app.
+
+A server's view is the ladder's own keys plus each check family's
+(``monitor.checks.<family>.view``).
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from monitor.config import Target
-from monitor.model import Check, MediaReport, ServerReport
+from monitor.checks import FAMILIES
+from monitor.checks.family import Family
+from monitor.checks.media.view import media_dict
+from monitor.checks.web.view import cert_days_left
+from monitor.domain import Target
+from monitor.model import ServerReport
 from monitor.state import State
 
 __all__ = ["cert_days_left", "media_dict", "pool_dict", "report_dict", "verdict"]
@@ -19,14 +26,14 @@ def verdict(report: ServerReport | None) -> str:
     return "up" if report.up else "down"
 
 
-def cert_days_left(report: ServerReport, now: float | None = None) -> float | None:
-    if report.cert is None:
-        return None
-    return (report.cert.not_after - (time.time() if now is None else now)) / 86400
+def report_dict(
+    target: Target, report: ServerReport | None, families: tuple[Family, ...] = FAMILIES
+) -> dict[str, Any]:
+    """A JSON-ready description of one server and its latest report.
 
-
-def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
-    """A JSON-ready description of one server and its latest report."""
+    The keys of each family come from its ``json`` parts, placed by their
+    slot (``monitor.checks.family.Slot``).
+    """
     out: dict[str, Any] = {
         "server": target.name,
         "url": target.url,
@@ -37,56 +44,23 @@ def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
     if report is None:
         return out
     failure = report.first_failure
-    embed = report.check(Check.EMBED)
-    days = cert_days_left(report)
+
+    def slot(name: str) -> dict[str, Any]:
+        keys: dict[str, Any] = {}
+        for family in families:
+            for part in family.json:
+                if part.slot == name:
+                    keys.update(part.keys(report))
+        return keys
+
     out.update(
         {
             "up": report.up,
             "started_at": report.started_at,
             "finished_at": report.finished_at,
             "duration_seconds": round(report.duration, 6),
-            "http": {
-                "status": report.http_status,
-                "phases": {p.name: round(p.seconds, 6) for p in report.http_phases},
-            },
-            "tls": None
-            if report.cert is None
-            else {
-                "version": report.cert.tls_version,
-                "not_after": report.cert.not_after,
-                "days_left": round(days, 2) if days is not None else None,
-                "subject": report.cert.subject,
-                "issuer": report.cert.issuer,
-            },
-            "xmpp": {
-                "phases": {p.name: round(p.seconds, 6) for p in report.xmpp_phases},
-                "ping_rtt_seconds": None if report.ping_rtt is None else round(report.ping_rtt, 6),
-                "role": report.role,
-                "affiliation": report.affiliation,
-            },
-            "jwt": _jwt_dict(report),
-            "embed_limit_seconds": report.embed_limit_seconds,
-            "embed": None
-            if embed is None
-            else {"reason": embed.reason.value, "detail": embed.detail},
-            "config": None
-            if report.config is None
-            else {
-                "domain": report.config.domain,
-                "anonymousdomain": report.config.anonymousdomain,
-                "authdomain": report.config.authdomain,
-                "muc": report.config.muc,
-                "muc_fallback": report.config.muc_fallback,
-                "focus": report.config.focus,
-                "websocket": report.config.websocket,
-                "bosh": report.config.bosh,
-                "token_auth_url": report.config.token_auth_url,
-                "disable_iframe_api": report.config.disable_iframe_api,
-                "p2p": {
-                    "enabled": report.config.p2p_enabled,
-                    "stun_servers": list(report.config.stun_servers),
-                },
-            },
+            **slot("steps"),
+            **slot("facts"),
             "checks": [
                 {
                     "check": r.check.value,
@@ -104,60 +78,10 @@ def report_dict(target: Target, report: ServerReport | None) -> dict[str, Any]:
                 "reason": failure.reason.value,
                 "detail": failure.detail,
             },
+            **slot("end"),
         }
     )
-    if report.media is not None:
-        out["media"] = media_dict(report.media)
     return out
-
-
-def media_dict(media: MediaReport) -> dict[str, Any]:
-    """The media run a report shows: its services, each probe, what was refused."""
-    return {
-        "at": media.at,
-        "services": [
-            {
-                "service": s.name,
-                "type": s.type,
-                "host": s.host,
-                "port": s.port,
-                "transport": s.transport,
-                "source": s.source,
-                "credentials": s.credentials,
-                "expires": s.expires,
-                "google": s.google,
-            }
-            for s in media.services
-        ],
-        "probes": [
-            {
-                "service": p.service.name,
-                "transport": p.service.transport,
-                "reason": p.reason.value,
-                "seconds": None if p.seconds is None else round(p.seconds, 6),
-                "detail": p.detail,
-            }
-            for p in media.probes
-        ],
-        "refused": list(media.refused),
-    }
-
-
-def _jwt_dict(report: ServerReport) -> dict[str, Any] | None:
-    """The token cases, each with how old its verdict is (the matrix runs at its interval)."""
-    if not report.jwt_cases:
-        return None
-    ages = dict(report.jwt_ages)
-    return {
-        "matrix_at": report.jwt_matrix_at,
-        "cases": {
-            case.value: {
-                "passed": passed,
-                "age_seconds": None if case not in ages else round(ages[case], 3),
-            }
-            for case, passed in report.jwt_cases
-        },
-    }
 
 
 def pool_dict(state: State, name: str) -> dict[str, Any]:

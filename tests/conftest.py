@@ -16,9 +16,9 @@ import pytest
 import trustme
 from aiohttp import web
 
+from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, no_redirects, probe_xmpp
 from monitor.lab import LabOptions, LabServer
 from monitor.model import ConfigFacts
-from monitor.probes.xmpp import XmppResult, XmppSettings, no_redirects, probe_xmpp
 from monitor.runner import Runner
 from tests.support.lab import Lab
 from tests.support.prosody import DOMAIN, FOCUS, MUC

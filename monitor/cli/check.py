@@ -13,6 +13,8 @@ from rich.table import Table
 
 from monitor import escape
 from monitor import loop as event_loop
+from monitor.checks import FAMILIES
+from monitor.checks.web.view import ms
 from monitor.cli.common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -21,13 +23,13 @@ from monitor.cli.common import (
     load,
     shard_option,
 )
-from monitor.config import MonitorConfig, Shard, Target
+from monitor.config import MonitorConfig, Shard
 from monitor.decisions import Decisions
-from monitor.ladder import LADDER, Check
-from monitor.model import Reason, ServerReport
+from monitor.domain import Target
+from monitor.model import ServerReport
 from monitor.runner import Runner
 from monitor.state import State
-from monitor.views import cert_days_left, pool_dict, report_dict, verdict
+from monitor.views import pool_dict, report_dict, verdict
 
 __all__ = ["check"]
 
@@ -40,81 +42,11 @@ async def _check_all(cfg: MonitorConfig, targets: list[Target]) -> list[ServerRe
         await runner.close()
 
 
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
-
-
-def _signalling(report: ServerReport) -> str:
-    """The signalling verdict in a few words: the ping RTT, or what failed."""
-    checks = [report.check(c) for c in LADDER.checks("signalling")]
-    run = [c for c in checks if c is not None]
-    if not run:
-        return "off"
-    failed = next((c for c in run if not c.success), None)
-    if failed is not None and failed.reason is Reason.SKIPPED:
-        return "skipped"
-    if failed is not None:
-        return f"[red]{escape.term(f'{failed.check.value}: {failed.reason.value}')}[/]"
-    return f"[green]ok[/] {_ms(report.ping_rtt)}"
-
-
-def _jwt(report: ServerReport) -> str:
-    """The token verdicts in plain words."""
-    valid = report.check(Check.JWT_VALID)
-    if valid is None:
-        return "-"
-    if not valid.success:
-        shown = escape.term(valid.reason.value)
-        return f"[red]token {shown}[/]" if valid.reason is not Reason.SKIPPED else "-"
-    words = []
-    enforced = report.check(Check.JWT_ENFORCED)
-    if enforced is not None and enforced.reason is Reason.JWT_NOT_ENFORCED:
-        words.append("[red]NOT ENFORCED[/]")
-    elif enforced is not None and enforced.reason is Reason.JWT_OPTIONAL:
-        words.append("[red]TOKEN OPTIONAL[/]")
-    elif enforced is not None and not enforced.success:
-        words.append(escape.term(f"enforcement {enforced.reason.value}"))
-    moderation = report.check(Check.MODERATION)
-    if moderation is not None and moderation.reason is Reason.MODERATION_CLAIM_IGNORED:
-        words.append("[red]moderator claim ignored[/]")
-    elif moderation is not None and not moderation.success:
-        words.append(escape.term(moderation.reason.value))
-    if words:
-        return "; ".join(words)
-    guests = enforced is not None and "guests are allowed" in enforced.detail
-    return "[green]ok[/] (guests allowed)" if guests else "[green]ok[/]"
-
-
-def _media(report: ServerReport) -> str:
-    """STUN's slowest round trip and TURN's allocation per transport, or what failed."""
-    stun, turn, media = report.check(Check.STUN), report.check(Check.TURN), report.media
-    if stun is None or turn is None:
-        return "off"
-    if Reason.SKIPPED in (stun.reason, turn.reason) or media is None:
-        return "skipped"
-    words = []
-    rtts = [p.seconds for p in media.probes if p.service.type == "stun" and p.seconds]
-    if stun.success:
-        words.append(f"[green]STUN[/] {_ms(max(rtts))}" if rtts else "[green]STUN[/]")
-    else:
-        words.append(f"[red]STUN {escape.term(stun.reason.value)}[/]")
-    if not turn.success:
-        words.append(f"[red]TURN {escape.term(turn.reason.value)}[/]")
-    else:
-        times = [
-            f"{'tls' if p.service.type == 'turns' else p.service.transport} {_ms(p.seconds)}"
-            for p in media.probes
-            if p.service.type != "stun"
-        ]
-        words.append(f"[green]TURN[/] {', '.join(times)}")
-    return "; ".join(words)
-
-
 def _pool_line(state: State, name: str) -> str:
     pool = pool_dict(state, name)
     if pool["chosen"] is not None:
         chosen = next(c for c in pool["candidates"] if c["server"] == pool["chosen"])
-        score = _ms(chosen["score_seconds"])
+        score = ms(chosen["score_seconds"])
         shown = escape.term(pool["chosen"])
         return f"pool {escape.term(name)}: [green]{shown}[/] (tier {chosen['tier']}, {score})"
     out = [f"{c['server']}: {c['why']}" for c in pool["candidates"] if not c["eligible"]]
@@ -123,34 +55,28 @@ def _pool_line(state: State, name: str) -> str:
 
 
 def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
+    """The table: the server and its verdict, each family's columns by slot
+    (``monitor.checks.family.Slot``), the first failing check."""
+    columns = [
+        column
+        for slot in ("steps", "facts", "end")
+        for family in FAMILIES
+        for column in family.columns
+        if column.slot == slot
+    ]
     table = Table(title="jitsi-monitor check", title_justify="left")
-    for column in ("server", "verdict", "DNS", "connect", "TLS", "first byte"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("cert days", justify="right", no_wrap=True)
-    table.add_column("signalling", no_wrap=True)
-    table.add_column("JWT", no_wrap=True)
-    table.add_column("embed limit", no_wrap=True)
-    table.add_column("media", no_wrap=True)
+    for title in ("server", "verdict"):
+        table.add_column(title, no_wrap=True)
+    for column in columns:
+        table.add_column(column.title, justify=column.justify, no_wrap=True)
     table.add_column("first failing check")
     for target, report in zip(targets, reports, strict=True):
-        days = cert_days_left(report)
         state = verdict(report)
-        embed = report.embed_limit_seconds
         failure = report.first_failure
         table.add_row(
             escape.term(target.name),
             f"[green]{state}[/]" if report.up else f"[red]{state}[/]",
-            _ms(report.phase_seconds("resolve")),
-            _ms(report.phase_seconds("connect")),
-            _ms(report.phase_seconds("tls")),
-            _ms(report.phase_seconds("processing")),
-            "-" if days is None else f"{days:.0f}",
-            _signalling(report),
-            _jwt(report),
-            "unknown"
-            if embed is None
-            else ("none" if embed == 0 else f"[yellow]ends after {embed} s[/]"),
-            _media(report),
+            *(column.cell(report) for column in columns),
             "-"
             if failure is None
             else escape.term(f"{failure.check.value}: {failure.reason.value}: {failure.detail}"),

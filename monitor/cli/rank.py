@@ -15,11 +15,13 @@ from rich.table import Table
 
 from monitor import escape
 from monitor import loop as event_loop
+from monitor.checks import LADDER
+from monitor.checks.web.probe import WebResult
 from monitor.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_UNHEALTHY, load
 from monitor.cli.discover import discover_options, discovered, fragment, summary
-from monitor.config import ConfigError, MonitorConfig, Target, parse_config
+from monitor.config import ConfigError, MonitorConfig, parse_config
 from monitor.config.values import NAME
-from monitor.ladder import LADDER
+from monitor.domain import Target
 from monitor.model import ServerReport
 from monitor.rank import DEFAULT_REQUIRE, Ranked, rank, tiers
 from monitor.runner import Runner
@@ -66,12 +68,17 @@ def _where(target: Target) -> str:
     return ", ".join(v for k in ("country", "region", "hoster") if (v := labels.get(k)))
 
 
+def _embed(report: ServerReport) -> int | None:
+    web = report.result(WebResult)
+    return web.embed_limit_seconds if web is not None else None
+
+
 def _table(ranked: list[Ranked]) -> Table:
     table = Table(title="jitsi-monitor rank", title_justify="left")
     for column in ("#", "server", "fit", "round trip", "embed limit", "where", "why out"):
         table.add_column(column, no_wrap=column not in ("where", "why out"))
     for index, r in enumerate(ranked, 1):
-        embed = r.report.embed_limit_seconds
+        embed = _embed(r.report)
         rtt = _ms(r.score) + (" (connect)" if r.method == "tcp_connect" else "")
         table.add_row(
             str(index),
@@ -94,7 +101,7 @@ def _as_dict(index: int, r: Ranked) -> dict[str, Any]:
         "why": r.why or None,
         "rtt_seconds": r.score,
         "rtt_method": r.method,
-        "embed_limit_seconds": r.report.embed_limit_seconds,
+        "embed_limit_seconds": _embed(r.report),
         "up": r.report.up,
         "labels": dict(r.target.labels),
     }

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from monitor.checks.tokens import mint
 from monitor.cli.common import EXIT_CONFIG, config_arg, load
-from monitor.probes.tokens import mint
 
 __all__ = ["token"]
 

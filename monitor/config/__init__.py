@@ -12,8 +12,7 @@
 
 from monitor.config.errors import ConfigError, Problem
 from monitor.config.load import load_config, parse_config
-from monitor.config.schema import MonitorConfig, Target
-from monitor.config.sharding import shard_of
+from monitor.config.schema import MonitorConfig, Target, shard_of
 from monitor.config.values import (
     Shard,
     parse_duration,

@@ -101,7 +101,7 @@ def needed_timeout(settle: float, settles: int) -> float:
 
     The steps and the waits to watch roles settle run one after the other,
     and the signalling keeps a quarter of what is left back to leave the
-    room (``monitor.probes.xmpp.session.LEAVE_GRACE``): a ladder shorter than
+    room (``monitor.checks.signalling.xmpp.session.LEAVE_GRACE``): a ladder shorter than
     this is cut in its settle and reported as ``muc: timeout``.
     """
     return math.ceil((settles * settle + LADDER_STEPS) * 4 / 3 * 10) / 10

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import jwt
 
+from monitor.checks.tokens import mint, origin_of_url
 from monitor.config.errors import Where
 from monitor.config.schema import ServerConfig
+from monitor.domain import TokenKey
 from monitor.files import UnusableFile, read_secret
-from monitor.probes.tokens import TokenKey, mint, origin_of_url
 
 __all__ = ["token_key"]
 

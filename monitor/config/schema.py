@@ -8,7 +8,6 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -24,9 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.config.jwt import JwtSettings
-from monitor.config.media import MediaSettings, MediaTarget, resolve_media
-from monitor.config.sharding import shard_of
+from monitor.checks import LADDER
+from monitor.checks.jwt.settings import JwtSettings
+from monitor.checks.media.settings import MediaSettings, resolve_media
+from monitor.checks.signalling.settings import SignallingSettings, joins
+from monitor.checks.web.configjs import Limits
+from monitor.config.sharding import shards
 from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.status import HistorySettings, StatusSettings
 from monitor.config.values import (
@@ -42,9 +44,8 @@ from monitor.config.values import (
     url_pattern,
 )
 from monitor.config.webhook import Webhook
-from monitor.ladder import DEFAULT_REQUIRE, LADDER
-from monitor.probes.configjs import Limits
-from monitor.probes.tokens import TokenKey
+from monitor.domain import Target, TokenKey
+from monitor.ladder import DEFAULT_REQUIRE
 from monitor.selector import PoolSettings
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "ServerSourceConfig",
     "SignallingSettings",
     "Target",
+    "shard_of",
 ]
 
 
@@ -67,15 +69,6 @@ class TlsSettings(_Strict):
 
     verify: bool = True
     ca_file: Path | None = None
-
-
-class SignallingSettings(_Strict):
-    """How far the signalling (XMPP) part of the ladder goes for a server."""
-
-    enabled: bool = True
-    focus: bool = True
-    # None: join for self-hosted and JaaS servers, not for public ones.
-    join: bool | None = None
 
 
 class DefaultSettings(_Strict):
@@ -493,7 +486,7 @@ class MonitorConfig(_Strict):
                 signalling=(s.signalling or d.signalling).enabled,
                 focus=(s.signalling or d.signalling).enabled
                 and (s.signalling or d.signalling).focus,
-                join=_joins(s.signalling or d.signalling, s.kind),
+                join=joins(s.signalling or d.signalling, s.kind),
                 token_key=self._token_keys.get(s.name),
                 media=resolve_media(
                     s.media or d.media, s.kind, (s.signalling or d.signalling).enabled
@@ -534,43 +527,17 @@ class MonitorConfig(_Strict):
             max_redirects=d.max_redirects,
             signalling=d.signalling.enabled,
             focus=d.signalling.enabled and d.signalling.focus,
-            join=_joins(d.signalling, self.probe.kind),
+            join=joins(d.signalling, self.probe.kind),
             confined=True,
             media=resolve_media(d.media, self.probe.kind, d.signalling.enabled),
         )
-
-
-def _joins(settings: SignallingSettings, kind: str) -> bool:
-    if not settings.enabled:
-        return False
-    return settings.join if settings.join is not None else kind != "public"
 
 
 def _under(base: Path, path: Path | None) -> Path | None:
     return None if path is None else base / path
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A server to probe, with every setting resolved."""
-
-    name: str
-    url: str
-    kind: str
-    interval: float
-    timeout: float
-    labels: tuple[tuple[str, str], ...] = ()
-    tls_verify: bool = True
-    ca_file: Path | None = None
-    max_body_bytes: int = 4 * 1024 * 1024
-    max_redirects: int = 5
-    signalling: bool = True
-    focus: bool = True
-    join: bool = True
-    token_key: TokenKey | None = None
-    # Probed by URL on demand: redirects and signalling must stay on its origin.
-    confined: bool = False
-    # Only the checks of these groups run (/probe's checks=); None: all of them.
-    groups: frozenset[str] | None = None
-    # The media checks (STUN, TURN); None: not checked.
-    media: MediaTarget | None = None
+def shard_of(config: MonitorConfig, count: int) -> dict[str, int]:
+    """Each server's shard (1 to ``count``): servers that share a pool share a shard."""
+    groups = [list(pool.member_names(config.servers)) for pool in config.pools]
+    return shards((s.name for s in config.servers), groups, count)

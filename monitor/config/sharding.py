@@ -1,24 +1,24 @@
-"""Which shard of the fleet each server belongs to: pools stay whole."""
+"""Which shard of the fleet each server belongs to: pools stay whole.
+
+Plain names in, shards out: it knows nothing of the config's models, so that
+``schema`` can use it without a circle (``schema.shard_of`` feeds it).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
 
-if TYPE_CHECKING:
-    from monitor.config.schema import MonitorConfig
-
-
-__all__ = ["shard_of"]
+__all__ = ["shards"]
 
 
-def shard_of(config: MonitorConfig, count: int) -> dict[str, int]:
-    """Each server's shard (1 to ``count``): servers that share a pool share a shard.
+def shards(names: Iterable[str], groups: Iterable[Sequence[str]], count: int) -> dict[str, int]:
+    """Each server's shard (1 to ``count``): servers in one group share a shard.
 
-    Pools join their members into groups; a group goes to the shard its
-    smallest name hashes to, so the split stays put as servers come and go.
+    Groups (the pools' members) join servers; a joined set goes to the shard
+    its smallest name hashes to, so the split stays put as servers come and go.
     """
-    parent = {s.name: s.name for s in config.servers}
+    parent = {name: name for name in names}
 
     def root(name: str) -> str:
         while parent[name] != name:
@@ -26,8 +26,7 @@ def shard_of(config: MonitorConfig, count: int) -> dict[str, int]:
             name = parent[name]
         return name
 
-    for pool in config.pools:
-        members = list(pool.member_names(config.servers))
+    for members in groups:
         for other in members[1:]:
             a, b = root(members[0]), root(other)
             if a != b:

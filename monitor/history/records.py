@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from monitor.checks.signalling.xmpp import XmppResult
+from monitor.checks.web.probe import WebResult
 from monitor.model import ServerReport
 from monitor.selector import Decision
 
@@ -60,10 +62,8 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _phase(report: ServerReport, name: str) -> float | None:
-    for phase in report.http_phases:
-        if phase.name == name:
-            return phase.seconds
-    return None
+    web = report.result(WebResult)
+    return web.phase_seconds(name) if web is not None else None
 
 
 def report_record(report: ServerReport) -> ReportRecord:
@@ -79,7 +79,7 @@ def report_record(report: ServerReport) -> ReportRecord:
         connect=_phase(report, "connect"),
         tls=_phase(report, "tls"),
         first_byte=_phase(report, "processing"),
-        ping=report.ping_rtt,
+        ping=xmpp.ping_rtt if (xmpp := report.result(XmppResult)) is not None else None,
         checks=tuple((r.check.value, r.reason.value) for r in report.checks),
     )
 

@@ -16,14 +16,17 @@ import time
 from dataclasses import dataclass
 
 from monitor import __version__
-from monitor.config import Target
-from monitor.ladder import FAILOVER_REASONS, LADDER
-from monitor.metrics.families import MONITOR_FAMILIES, POOL_FAMILIES, SERVER_FAMILIES
-from monitor.metrics.lines import line as _line
+from monitor.checks import FAMILIES, ladder_of
+from monitor.checks.family import Family
+from monitor.domain import Target
+from monitor.ladder import FAILOVER_REASONS
+from monitor.metrics.families import MONITOR_FAMILIES, POOL_FAMILIES
+from monitor.metrics.lines import server_families
 from monitor.metrics.lines import server_lines as _server_lines
 from monitor.metrics.selfmetrics import SelfMetrics
 from monitor.model import ServerReport
 from monitor.outbox import RESULTS
+from monitor.promtext import line as _line
 from monitor.state import State
 
 __all__ = ["CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE", "Exposition"]
@@ -47,8 +50,13 @@ class _Kept:
 class Exposition:
     """Renders a State as the text exposition format, keeping each server's lines."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, families: tuple[Family, ...] = FAMILIES) -> None:
         self.state = state
+        # The check families whose lines it shows, their metric families and table.
+        self.families = families
+        self._server_families = server_families(families)
+        self._names = tuple(f.name for f in self._server_families)
+        self._ladder = ladder_of(families)
         self._kept: dict[str, _Kept] = {}
         # The user label names of jitsi_server_info, for the current server list
         # (set_targets replaces the dict, so its identity tells when to recompute).
@@ -83,7 +91,16 @@ class Exposition:
             or k.rtt_xmpp != rtt_xmpp
             or k.extra != extra
         ):
-            lines = _server_lines(target, report, state.location, extra, rtt_tcp, rtt_xmpp)
+            lines = _server_lines(
+                target,
+                report,
+                state.location,
+                extra,
+                rtt_tcp,
+                rtt_xmpp,
+                self.families,
+                self._names,
+            )
             k = self._kept[name] = _Kept(target, report, rtt_tcp, rtt_xmpp, extra, lines)
         return k.lines
 
@@ -121,8 +138,9 @@ class Exposition:
                 del self._kept[gone]
         parts: list[bytes] = []
         # zip(*rows): one tuple per family, transposed in C.
-        columns = zip(*rows, strict=True) if rows else ((),) * len(SERVER_FAMILIES)
-        for family, column in zip(SERVER_FAMILIES, columns, strict=True):
+        families = self._server_families
+        columns = zip(*rows, strict=True) if rows else ((),) * len(families)
+        for family, column in zip(families, columns, strict=True):
             parts.append(family.header(openmetrics).encode())
             parts.extend(column)
         tail = ""
@@ -272,7 +290,7 @@ class Exposition:
                     [("check", row.check.value), *lo],
                     state.probe_errors.get(row.check.value, 0),
                 )
-                for row in LADDER
+                for row in self._ladder
             ),
             "jitsi_monitor_schedule_lag_seconds": _line(
                 "jitsi_monitor_schedule_lag_seconds", lo, state.schedule_lag

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from monitor.config import MonitorConfig
 from monitor.config.schema import ServerConfig
-from monitor.probes.tokens import TokenKey
+from monitor.domain import TokenKey
 
 __all__ = ["Given", "merge"]
 

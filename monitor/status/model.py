@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlencode
 
-from monitor.config import Target
+from monitor.checks import FAMILIES
 from monitor.config.status import StatusSettings
-from monitor.ladder import Check
-from monitor.model import Reason, ServerReport
+from monitor.domain import Target
+from monitor.model import ServerReport
 from monitor.state import State
 from monitor.views import verdict
 
@@ -119,23 +119,15 @@ def label_choices(state: State, names: list[str]) -> list[str]:
 
 
 def tags(report: ServerReport | None) -> tuple[Tag, ...]:
-    """The embed verdict and the token verdicts, as small labels."""
+    """Each family's small labels (the embed verdict, the token verdicts)."""
     if report is None:
         return ()
-    out = []
-    embed = report.check(Check.EMBED)
-    if embed is not None and embed.reason is not Reason.SKIPPED:
-        if embed.success:
-            out.append(Tag("embed ok", "ok"))
-        elif embed.reason is Reason.EMBED_LIMITED and report.embed_limit_seconds:
-            out.append(Tag(f"embed limited {report.embed_limit_seconds // 60} min", "bad"))
-        else:
-            out.append(Tag(f"embed {embed.reason.value}", "bad"))
-    for case, passed in report.jwt_cases:
-        out.append(
-            Tag(f"jwt {case.value} {'ok' if passed else 'failed'}", "ok" if passed else "bad")
-        )
-    return tuple(out)
+    return tuple(
+        Tag(text, kind)
+        for family in FAMILIES
+        if family.tags is not None
+        for text, kind in family.tags(report)
+    )
 
 
 def row(target: Target, report: ServerReport | None, public: bool) -> Row:

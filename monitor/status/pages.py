@@ -17,8 +17,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from monitor.config import Target
+from monitor.checks import FAMILIES
 from monitor.config.status import StatusSettings
+from monitor.domain import Target
 from monitor.history import History, ServerSummary
 from monitor.history import queries as q
 from monitor.model import ServerReport
@@ -301,32 +302,12 @@ class Pages:
 
 
 def _facts(report: ServerReport | None, public: bool, now: float) -> list[tuple[str, str]]:
-    """The certificate and config.js facts (in the public view: no names, no URLs)."""
+    """Each family's facts on a server's page (in the public view: no names, no URLs)."""
     if report is None:
         return [("probed", "not yet")]
-    facts: list[tuple[str, str]] = []
-    cert = report.cert
-    if cert is not None:
-        facts.append(("certificate expires in", f"{(cert.not_after - now) / 86400:.1f} days"))
-        facts.append(("TLS version", cert.tls_version))
-        if not public:
-            facts += [("certificate subject", cert.subject), ("issuer", cert.issuer)]
-    config = report.config
-    if config is not None:
-        if not public:
-            for key in ("domain", "muc", "focus", "websocket", "bosh", "token_auth_url"):
-                value = getattr(config, key)
-                if value:
-                    facts.append((key, str(value)))
-        facts.append(
-            ("signalling", "websocket" if config.websocket else "BOSH" if config.bosh else "none")
-        )
-        for key, value in (
-            ("iframe API disabled", config.disable_iframe_api),
-            ("peer-to-peer", config.p2p_enabled),
-        ):
-            if value is not None:
-                facts.append((key, "yes" if value else "no"))
-    if report.embed_limit_seconds:
-        facts.append(("embed limit", f"{report.embed_limit_seconds // 60} min"))
-    return facts
+    return [
+        fact
+        for family in FAMILIES
+        if family.page_facts is not None
+        for fact in family.page_facts(report, public, now)
+    ]

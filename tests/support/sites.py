@@ -18,7 +18,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from monitor.config import MonitorConfig, Target, parse_config
+from monitor.config import MonitorConfig, parse_config
+from monitor.domain import Target
 from monitor.model import ServerReport
 from monitor.runner import Runner
 

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from monitor.checks.signalling.xmpp import XmppResult
 from monitor.model import ServerReport
-from monitor.probes.xmpp import XmppResult
 
 
 def reasons(result: XmppResult | ServerReport) -> dict[str, str]:

@@ -177,8 +177,8 @@ async def test_all_good_reports_stun_and_turn_per_transport(
     assert reason(report, Check.SIGNALLING) is Reason.OK
     assert reason(report, Check.STUN) is Reason.OK, detail(report, Check.STUN)
     assert reason(report, Check.TURN) is Reason.OK, detail(report, Check.TURN)
-    assert report.media is not None
-    assert by_transport(report.media) == {
+    assert report.result(MediaReport) is not None
+    assert by_transport(report.result(MediaReport)) == {
         "stun/udp": Reason.OK,
         "stun/tcp": Reason.OK,
         "turn/udp": Reason.OK,
@@ -186,9 +186,9 @@ async def test_all_good_reports_stun_and_turn_per_transport(
         "turns/tcp": Reason.OK,
     }
     # config.js's STUN server is the announced one: probed once
-    assert len(report.media.services) == 5
-    assert len(report.media.probes) == 5
-    turn = [s for s in report.media.services if s.type != "stun"]
+    assert len(report.result(MediaReport).services) == 5
+    assert len(report.result(MediaReport).probes) == 5
+    turn = [s for s in report.result(MediaReport).services if s.type != "stun"]
     assert all(s.credentials and s.expires for s in turn)
     assert "ok in" in detail(report, Check.TURN)
 
@@ -221,7 +221,7 @@ async def test_stopping_coturn_fails_turn_within_one_round(
     assert reason(after, Check.SIGNALLING) is Reason.OK
     assert reason(after, Check.TURN) in (Reason.TURN_REFUSED, Reason.TURN_TIMEOUT)
     assert reason(after, Check.STUN) is Reason.STUN_ERROR
-    assert by_transport(after.media)["turn/tcp"] is Reason.TURN_REFUSED
+    assert by_transport(after.result(MediaReport))["turn/tcp"] is Reason.TURN_REFUSED
     assert after.up, "the media path is not part of the verdict"
 
 
@@ -234,7 +234,10 @@ async def test_a_changed_secret_is_turn_unauthorized(
     assert reason(report, Check.STUN) is Reason.OK
     assert reason(report, Check.TURN) is Reason.TURN_UNAUTHORIZED
     assert "401" in detail(report, Check.TURN)
-    assert set(by_transport(report.media).values()) == {Reason.OK, Reason.TURN_UNAUTHORIZED}
+    assert set(by_transport(report.result(MediaReport)).values()) == {
+        Reason.OK,
+        Reason.TURN_UNAUTHORIZED,
+    }
 
 
 async def test_only_udp_reachable(
@@ -248,7 +251,7 @@ async def test_only_udp_reachable(
         (report,) = await rounds(cfg, runner_for)
     finally:
         udp_only.stop()
-    probes = by_transport(report.media)
+    probes = by_transport(report.result(MediaReport))
     assert probes["turn/udp"] is Reason.OK
     assert probes["turn/tcp"] is Reason.TURN_REFUSED
     assert probes["turns/tcp"] is Reason.TURN_REFUSED
@@ -263,7 +266,7 @@ async def test_prosodys_turn_external_announces_turns_without_credentials(
     # algorithm = "turn": a browser cannot use TURN over TLS from it.
     cfg = await site.config(MEDIA)
     (report,) = await rounds(cfg, runner_for)
-    probes = by_transport(report.media)
+    probes = by_transport(report.result(MediaReport))
     assert probes["turn/udp"] is Reason.OK
     assert probes["turn/tcp"] is Reason.OK
     assert probes["turns/tcp"] is Reason.TURN_UNAUTHORIZED
@@ -277,7 +280,7 @@ async def test_turns_with_credentials_next_to_turn_external(
     # algorithm = "turn" carries credentials, and TURN over TLS allocates.
     cfg = await site.config(MIXED)
     (report,) = await rounds(cfg, runner_for)
-    probes = by_transport(report.media)
+    probes = by_transport(report.result(MediaReport))
     assert probes == {
         "stun/udp": Reason.OK,
         "stun/tcp": Reason.OK,

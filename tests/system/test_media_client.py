@@ -20,8 +20,8 @@ import pytest
 import trustme
 from aioice.turn import create_turn_endpoint
 
+from monitor.checks.media.client import MediaError, allocate
 from monitor.model import MediaService, Reason
-from monitor.probes.media.client import MediaError, allocate
 from tests.support.coturn import Coturn, rest_credentials
 from tests.support.media import turn
 from tests.support.timing import SLACK

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from monitor.cli.check import _jwt
+from monitor.checks.jwt.result import JwtResult
+from monitor.checks.jwt.view import COLUMNS as JWT_COLUMNS
+from monitor.checks.signalling.xmpp import XmppResult
+from monitor.checks.signalling.xmpp.bosh import BoshTransport
 from monitor.config import MonitorConfig
 from monitor.metrics import Exposition
 from monitor.model import Check, ServerReport
-from monitor.probes.xmpp.bosh import BoshTransport
 from monitor.runner import Runner
 from monitor.state import State
 from tests.support.prosody import (
@@ -145,8 +147,8 @@ async def test_open_token_server_fails_with_jwt_optional(
     assert reasons(report)["jwt_valid"] == "ok"
     assert reasons(report)["jwt_enforced"] == "jwt_optional", report.checks
     assert f"logs in on {OPEN} and joins a room" in detail(report, Check.JWT_ENFORCED)
-    assert dict(report.jwt_cases)["no_token"] is False
-    assert "TOKEN OPTIONAL" in _jwt(report)
+    assert dict(report.result(JwtResult).cases)["no_token"] is False
+    assert "TOKEN OPTIONAL" in JWT_COLUMNS[0].cell(report)
     # the token-less client joined the moderator's room: one join more, no conference more
     assert (first.cost.streams, first.conferences, first.cost.joins) == (6, 2, 4)
 
@@ -159,8 +161,8 @@ async def test_open_token_server_with_guests_allowed_is_information(
     report = first.report
     assert reasons(report)["jwt_enforced"] == "ok", report.checks
     assert "guests are allowed (jwt.guests)" in detail(report, Check.JWT_ENFORCED)
-    assert dict(report.jwt_cases)["no_token"] is True
-    assert "guests" in _jwt(report)
+    assert dict(report.result(JwtResult).cases)["no_token"] is True
+    assert "guests" in JWT_COLUMNS[0].cell(report)
 
 
 async def test_guest_domain_counts_as_guests(site: Site, prosody: Prosody, focus: Focus) -> None:
@@ -180,7 +182,7 @@ async def test_closed_token_server(site: Site, prosody: Prosody, focus: Focus) -
         "refused at login: bad signature, expired, no token; "
         "refused at the join: token for another room"
     )
-    assert _jwt(report) == "[green]ok[/]"
+    assert JWT_COLUMNS[0].cell(report) == "[green]ok[/]"
 
 
 # -- the cadence -------------------------------------------------------------------
@@ -196,8 +198,10 @@ async def test_refusal_cases_run_at_their_interval(
     try:
         first, second, third = await run_rounds(runner, cfg, prosody, focus, 3)
         # once the interval has passed (less half a probe interval), it runs again
-        assert first.report.jwt_matrix_at is not None
-        await asyncio.sleep(max(0.0, first.report.jwt_matrix_at + 12 - 5 - time.time()) + 0.2)
+        assert first.report.result(JwtResult).matrix_at is not None
+        await asyncio.sleep(
+            max(0.0, first.report.result(JwtResult).matrix_at + 12 - 5 - time.time()) + 0.2
+        )
         (fourth,) = await run_rounds(runner, cfg, prosody, focus, 1)
     finally:
         await runner.close()
@@ -206,21 +210,21 @@ async def test_refusal_cases_run_at_their_interval(
     for matrix_round in (first, fourth):
         cost = (matrix_round.cost.streams, matrix_round.conferences, matrix_round.cost.joins)
         assert cost == (6, 2, 3)
-        assert "settle" in {p.name for p in matrix_round.report.xmpp_phases}
-    assert fourth.report.jwt_matrix_at != first.report.jwt_matrix_at
+        assert "settle" in {p.name for p in matrix_round.report.result(XmppResult).phases}
+    assert fourth.report.result(JwtResult).matrix_at != first.report.result(JwtResult).matrix_at
     # rounds in between: only the valid token's login and join, and no settle
     for between in (second, third):
         assert (between.cost.streams, between.conferences, between.cost.joins) == (1, 1, 1)
         report = between.report
-        assert "settle" not in {p.name for p in report.xmpp_phases}
+        assert "settle" not in {p.name for p in report.result(XmppResult).phases}
         assert reasons(report)["jwt_enforced"] == "ok"
         assert reasons(report)["moderation"] == "ok"
         assert "(as of " in detail(report, Check.JWT_ENFORCED)
-        assert report.jwt_matrix_at == first.report.jwt_matrix_at
-        ages = dict(report.jwt_ages)
+        assert report.result(JwtResult).matrix_at == first.report.result(JwtResult).matrix_at
+        ages = dict(report.result(JwtResult).ages(report.finished_at))
         assert ages["valid"] == 0.0
         assert 0 < ages["bad_signature"] < 12
-        assert dict(report.jwt_cases) == dict(first.report.jwt_cases)
+        assert dict(report.result(JwtResult).cases) == dict(first.report.result(JwtResult).cases)
 
     # the ages go out as a metric
     state = State(location="here")

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp import web
 
+from monitor.checks.jwt.result import JwtResult
+from monitor.checks.signalling.xmpp import XmppResult
 from monitor.config import MonitorConfig
 from monitor.model import Check
 from tests.support.prosody import (
@@ -70,7 +72,7 @@ async def test_full_ladder_through_the_runner(
         "turn": "no_turn_service",
     }
     assert report.up
-    assert [p.name for p in report.xmpp_phases] == [
+    assert [p.name for p in report.result(XmppResult).phases] == [
         "upgrade",
         "open",
         "auth",
@@ -80,10 +82,13 @@ async def test_full_ladder_through_the_runner(
         "join",
         "leave",
     ]
-    assert report.ping_rtt is not None
-    assert report.ping_rtt > 0
+    assert report.result(XmppResult).ping_rtt is not None
+    assert report.result(XmppResult).ping_rtt > 0
     # an anonymous user in a room focus created: no special rights
-    assert (report.affiliation, report.role) == ("none", "participant")
+    assert (report.result(XmppResult).affiliation, report.result(XmppResult).role) == (
+        "none",
+        "participant",
+    )
     # the probe asked focus for a fresh healthcheck room, left it, and it is gone
     (room,) = focus.requests
     assert room.startswith("healthcheck-")
@@ -240,7 +245,7 @@ async def test_token_matrix_on_prosody(
             "ok",
             moderation,
         ), report.checks
-        cases = dict(report.jwt_cases)
+        cases = dict(report.result(JwtResult).cases)
         assert {k: v for k, v in cases.items() if k != "moderator_false"} == {
             "valid": True,
             "bad_signature": True,

@@ -20,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from monitor import escape
+from monitor.checks import LADDER, make_report
+from monitor.checks.web.probe import WebResult
 from monitor.cli.check import _table
 from monitor.ladder import Check
 from monitor.model import CheckResult, ConfigFacts, Reason, ServerReport
@@ -32,7 +34,8 @@ from tests.support.sites import StartSite, target
 
 def hostile_report(name: str) -> ServerReport:
     now = time.time()
-    return ServerReport(
+    return make_report(
+        LADDER,
         server=name,
         started_at=now,
         finished_at=now,
@@ -41,7 +44,7 @@ def hostile_report(name: str) -> ServerReport:
             CheckResult(Check.WEB, Reason.PROTOCOL_ERROR, HOSTILE),
             CheckResult(Check.CONFIGJS, Reason.SKIPPED, "not tried: web failed"),
         ),
-        config=ConfigFacts(domain=HOSTILE, websocket=f"wss://x/{HOSTILE}"),
+        results=(WebResult(config=ConfigFacts(domain=HOSTILE, websocket=f"wss://x/{HOSTILE}")),),
     )
 
 

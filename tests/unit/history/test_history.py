@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.checks import LADDER, make_report
+from monitor.checks.signalling.xmpp import XmppResult
+from monitor.checks.web.probe import WebResult
 from monitor.history import History, Limits, open_history, pool_record, report_record
 from monitor.history import queries as q
 from monitor.history.records import DETAIL_MAX
@@ -27,7 +30,8 @@ def report(
     server: str, at: float, up: bool = True, connect: float = 0.01, detail: str = ""
 ) -> ServerReport:
     web = Reason.OK if up else Reason.CONNECT_REFUSED
-    return ServerReport(
+    return make_report(
+        LADDER,
         server=server,
         started_at=at - 0.5,
         finished_at=at,
@@ -37,9 +41,17 @@ def report(
             CheckResult(Check.CONFIGJS, Reason.OK if up else Reason.SKIPPED),
             CheckResult(Check.EXTERNAL_API, Reason.OK if up else Reason.SKIPPED),
         ),
-        http_phases=(Phase("connect", connect), Phase("tls", 0.02), Phase("processing", 0.03)),
-        connect_rtt=connect,
-        ping_rtt=0.005 if up else None,
+        results=(
+            WebResult(
+                http_phases=(
+                    Phase("connect", connect),
+                    Phase("tls", 0.02),
+                    Phase("processing", 0.03),
+                ),
+                connect_rtt=connect,
+            ),
+            XmppResult(ping_rtt=0.005 if up else None),
+        ),
     )
 
 

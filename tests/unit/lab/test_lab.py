@@ -10,11 +10,12 @@ import aiohttp
 import jwt
 import pytest
 
+from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
+from monitor.checks.web.probe import WebResult
 from monitor.config import parse_config
 from monitor.lab import LabServer, servers_yaml
 from monitor.lab.tokens import TokenPolicy
 from monitor.model import ConfigFacts, ServerReport
-from monitor.probes.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.runner import Runner
 from tests.support.lab import FAULT_CASES
 from tests.support.sites import eventually
@@ -48,10 +49,13 @@ async def test_every_step_passes(lab: Callable[..., Awaitable[LabServer]], shape
         "focus": "ok",
         "muc": "ok",
     }
-    assert report.config is not None
-    assert report.config.domain == "meet.lab"
+    assert report.result(WebResult).config is not None
+    assert report.result(WebResult).config.domain == "meet.lab"
     # jicofo's auto-owner: the probe is the first participant
-    assert (report.affiliation, report.role) == ("owner", "moderator")
+    assert (report.result(XmppResult).affiliation, report.result(XmppResult).role) == (
+        "owner",
+        "moderator",
+    )
     assert len(server.leaves) == 1, "the probe sent its leave presence"
     assert server.rooms == {}, "the room is gone"
 
@@ -61,17 +65,21 @@ async def test_tls_end_to_end(lab: Callable[..., Awaitable[LabServer]]) -> None:
     assert server.url.startswith("https://")
     (report,) = await probe([server])
     assert report.up, report.checks
-    assert report.cert is not None
-    assert [p.name for p in report.http_phases][:3] == ["resolve", "connect", "tls"]
-    assert report.config is not None
-    assert report.config.websocket is not None
-    assert report.config.websocket.startswith("wss://")
+    assert report.result(WebResult).cert is not None
+    assert [p.name for p in report.result(WebResult).http_phases][:3] == [
+        "resolve",
+        "connect",
+        "tls",
+    ]
+    assert report.result(WebResult).config is not None
+    assert report.result(WebResult).config.websocket is not None
+    assert report.result(WebResult).config.websocket.startswith("wss://")
 
 
 async def test_embed_limit(lab: Callable[..., Awaitable[LabServer]]) -> None:
     server = await lab(disable_iframe_api=True)
     (report,) = await probe([server])
-    assert report.embed_limit_seconds == 300
+    assert report.result(WebResult).embed_limit_seconds == 300
     assert report.up
 
 
@@ -109,11 +117,11 @@ async def test_fault_can_be_lifted(lab: Callable[..., Awaitable[LabServer]]) -> 
 async def test_latency_is_measured(lab: Callable[..., Awaitable[LabServer]]) -> None:
     server = await lab(latency=0.05)
     (report,) = await probe([server])
-    processing = report.phase_seconds("processing")
+    processing = report.result(WebResult).phase_seconds("processing")
     assert processing is not None
     assert processing >= 0.05
-    assert report.ping_rtt is not None
-    assert report.ping_rtt >= 0.05
+    assert report.result(XmppResult).ping_rtt is not None
+    assert report.result(XmppResult).ping_rtt >= 0.05
 
 
 async def test_a_cancelled_probe_still_leaves_the_room(

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from monitor.model import Check
+from monitor.checks import LADDER
 from tests.support.dashboards import (
     BOARDS,
     BUILTIN_VALUES,
@@ -157,7 +157,7 @@ def test_fleet_table() -> None:
         assert target["format"] == "table", f'panel "Fleet" query {target["refId"]} not a table'
     assert [t["id"] for t in table["transformations"]] == ["merge", "organize"]
     exprs = " ".join(t["expr"] for t in table["targets"])
-    for check in Check:
+    for check in LADDER.checks():
         assert f'check="{check.value}"' in exprs, f'panel "Fleet" has no column for {check.value}'
     for metric in ("jitsi_server_up", "jitsi_rtt_seconds", "jitsi_ssl_earliest_cert_expiry"):
         assert metric in exprs, f'panel "Fleet" does not show {metric}'

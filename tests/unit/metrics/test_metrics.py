@@ -18,9 +18,11 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import Target
+from monitor.checks import LADDER, make_report
+from monitor.checks.web.probe import WebResult
+from monitor.domain import Target
 from monitor.metrics import Exposition
-from monitor.model import Check, CheckResult, ConfigFacts, Reason, ServerReport
+from monitor.model import Check, CheckResult, ConfigFacts, Reason
 from monitor.server import make_app
 from monitor.server.app import GC_HOLD
 from monitor.state import EWMA_ALPHA, State
@@ -110,7 +112,8 @@ def test_rtt_is_smoothed() -> None:
 def test_internal_errors_are_counted() -> None:
     state = State()
     state.set_targets(targets("a"))
-    broken = ServerReport(
+    broken = make_report(
+        LADDER,
         server="a",
         started_at=1,
         finished_at=2,
@@ -193,7 +196,11 @@ def test_hostile_values_are_escaped() -> None:
     state = State(location='eu "west"')
     state.set_targets(targets("a"))
     hostile = 'x"} 1\njitsi_server_up{server="evil'
-    state.record(dataclasses.replace(report("a"), config=ConfigFacts(domain=hostile + "\\ \udc00")))
+    base = report("a")
+    web = dataclasses.replace(
+        base.result(WebResult), config=ConfigFacts(domain=hostile + "\\ \udc00")
+    )
+    state.record(dataclasses.replace(base, results={**base.results, "web": web}))
     got = samples(state)
     info = next(labels for name, labels in got if name == "jitsi_server_info")
     # control characters (and a lone surrogate, which cannot be sent) are shown as escapes

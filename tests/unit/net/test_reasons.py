@@ -18,13 +18,13 @@ import aiohttp
 import pytest
 import trustme
 
+from monitor.checks.signalling.xmpp import XmppSettings, no_redirects, probe_xmpp
 from monitor.config import ConfigError, parse_config
 from monitor.config.checks import needed_timeout
 from monitor.lab import LabOptions, LabServer
 from monitor.lab.tokens import TokenPolicy
 from monitor.ladder import Check
 from monitor.model import ConfigFacts, Reason
-from monitor.probes.xmpp import XmppSettings, no_redirects, probe_xmpp
 from tests.support.sites import StartSite, jitsi_app, make_config, probe_once, server_context
 from tests.support.timing import SLACK
 from tests.support.xmpp import _xmpp_handler, reasons

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Target
+from monitor.checks import LADDER, make_report
+from monitor.checks.web.probe import WebResult
 from monitor.config.status import StatusSettings
 from monitor.decisions import Decisions
+from monitor.domain import Target
 from monitor.history import History, Limits, open_history, pool_record, report_record
 from monitor.model import CertInfo, Check, CheckResult, ConfigFacts, Phase, Reason, ServerReport
 from monitor.selector import PoolSettings
@@ -26,7 +28,8 @@ EVIL = HOSTILE + ' <script>alert("x")</script><img src=x onerror=alert(1)> "quot
 
 
 def report(name: str, at: float, up: bool = True, detail: str = "") -> ServerReport:
-    return ServerReport(
+    return make_report(
+        LADDER,
         server=name,
         started_at=at - 0.2,
         finished_at=at,
@@ -37,11 +40,21 @@ def report(name: str, at: float, up: bool = True, detail: str = "") -> ServerRep
             CheckResult(Check.EXTERNAL_API, Reason.OK if up else Reason.SKIPPED),
             CheckResult(Check.EMBED, Reason.EMBED_LIMITED, detail),
         ),
-        http_phases=(Phase("connect", 0.01), Phase("tls", 0.02), Phase("processing", 0.03)),
-        cert=CertInfo(2_000_000_000.0, "TLSv1.3", subject=detail or "CN=x", issuer=detail),
-        config=ConfigFacts(domain=f"{detail}.{name}.example", websocket=f"wss://{name}.example/ws"),
-        embed_limit_seconds=300,
-        connect_rtt=0.01,
+        results=(
+            WebResult(
+                http_phases=(
+                    Phase("connect", 0.01),
+                    Phase("tls", 0.02),
+                    Phase("processing", 0.03),
+                ),
+                cert=CertInfo(2_000_000_000.0, "TLSv1.3", subject=detail or "CN=x", issuer=detail),
+                config=ConfigFacts(
+                    domain=f"{detail}.{name}.example", websocket=f"wss://{name}.example/ws"
+                ),
+                embed_limit_seconds=300,
+                connect_rtt=0.01,
+            ),
+        ),
     )
 
 

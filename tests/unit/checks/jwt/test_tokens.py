@@ -11,16 +11,19 @@ import aiohttp
 import jwt
 import pytest
 
-from monitor.carried import Carried, MatrixMemory
+from monitor.checks.carry import Carried, Memory
+from monitor.checks.jwt.cases import JwtCase
+from monitor.checks.jwt.family import MATRIX_CARRY
+from monitor.checks.jwt.result import JwtResult
+from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
+from monitor.checks.signalling.xmpp.framing import XmppError
+from monitor.checks.signalling.xmpp.transport import check_token_target
+from monitor.checks.tokens import mint
 from monitor.config import ConfigError, parse_config
+from monitor.domain import TokenKey
 from monitor.lab import LabOptions, LabServer
 from monitor.lab.tokens import TokenPolicy
-from monitor.ladder import JwtCase
 from monitor.model import Check, ConfigFacts
-from monitor.probes.tokens import TokenKey, mint
-from monitor.probes.xmpp import XmppSettings, probe_xmpp
-from monitor.probes.xmpp.framing import XmppError
-from monitor.probes.xmpp.transport import check_token_target
 from monitor.views import report_dict
 from tests.support.sites import (
     StartSite,
@@ -152,7 +155,10 @@ async def test_token_server_accepts_the_probes_token(
         report = await probe_once(cfg)
         assert {c.check.value: c.reason.value for c in report.checks}["muc"] == "ok"
         # the room claim matched the probe's room; moderator: false made a member
-        assert (report.affiliation, report.role) == ("member", "participant")
+        assert (report.result(XmppResult).affiliation, report.result(XmppResult).role) == (
+            "member",
+            "participant",
+        )
         shown = json.dumps(report_dict(cfg.targets()[0], report)) + caplog.text
         assert SECRET not in shown
 
@@ -202,7 +208,7 @@ async def matrix_report(
         await lab.stop()
     reasons = {c.check.value: c.reason.value for c in report.checks}
     details = {c.check.value: c.detail for c in report.checks}
-    return reasons, details, dict(report.jwt_cases)
+    return reasons, details, dict(report.result(JwtResult).cases)
 
 
 def policy(**kw: object) -> TokenPolicy:
@@ -513,7 +519,7 @@ def test_matrix_memory_forgets() -> None:
     key = TokenKey(algorithm="HS256", key=SECRET, matrix_interval=600.0)
     server = target("https://meet.example/", token_key=key)
     facts = ConfigFacts(domain="meet.example", websocket="wss://meet.example/xmpp-websocket")
-    memory = MatrixMemory()
+    memory: Memory[object] = Memory(MATRIX_CARRY)
     assert memory.due(server, facts, now=1000.0)
     memory.keep(server, facts, Carried(1000.0, (), ((JwtCase.EXPIRED, True),)))
     assert not memory.due(server, facts, now=1500.0)

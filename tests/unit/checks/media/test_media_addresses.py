@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.probes.media.services import check_address
+from monitor.checks.media.services import check_address
 
 # address, refusal without allow_private, refusal with it (None: probed)
 TABLE = [

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aioice import stun
 
+from monitor.checks.media.client import MediaError, allocate, binding
 from monitor.lab.media import LabTurn
 from monitor.model import MediaService, Reason
-from monitor.probes.media.client import MediaError, allocate, binding
 from tests.support.coturn import rest_credentials
 from tests.support.media import COOKIE, turn
 

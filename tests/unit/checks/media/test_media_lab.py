@@ -18,12 +18,12 @@ import typing
 
 import pytest
 
+from monitor.checks.media import parse_stun_urls
 from monitor.config import parse_config
 from monitor.lab import LabServer, servers_yaml
 from monitor.lab.media import LabTurn, hostile_services, rest_services
 from monitor.metrics import Exposition
-from monitor.model import Check, Reason, ServerReport
-from monitor.probes.media import parse_stun_urls
+from monitor.model import Check, MediaReport, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 from tests.support.lab import Lab
@@ -61,7 +61,7 @@ async def test_a_hostile_answer_is_bounded_and_refused(lab: Lab, nxdomain_dns: s
     )
     (report,) = await rounds(text)
     assert result(report, Check.SIGNALLING)[0] is Reason.OK
-    media = report.media
+    media = report.result(MediaReport)
     assert media is not None
     # at most max_services probed; what was refused says why, briefly
     assert len(media.services) <= 4
@@ -189,7 +189,7 @@ async def test_public_servers_have_no_media_checks_by_default(lab: Lab) -> None:
     server = await lab(services=rest_services("127.0.0.1", 9, "s"))
     (report,) = await rounds(yaml(server, kind="public"))
     assert report.check(Check.TURN) is None
-    assert report.media is None
+    assert report.result(MediaReport) is None
     cfg = parse_config(yaml(server, kind="jaas"))
     assert cfg.targets()[0].media is not None
 
@@ -198,9 +198,9 @@ async def test_verdicts_are_carried_between_their_runs(lab: Lab) -> None:
     services = "<service type='turn' transport='udp' host='127.0.0.1' port='9'/>"
     server = await lab(services=services)
     first, second = await rounds(yaml(server, media="    media: {interval: 10m, timeout: 1s}\n"), 2)
-    assert first.media is not None
-    assert second.media is not None
-    assert second.media.at == first.media.at
+    assert first.result(MediaReport) is not None
+    assert second.result(MediaReport) is not None
+    assert second.result(MediaReport).at == first.result(MediaReport).at
     reason, detail = result(second, Check.TURN)
     assert reason is result(first, Check.TURN)[0]
     assert "as of" in detail
@@ -235,8 +235,8 @@ async def test_the_labs_simulated_turn_server(lab: Lab) -> None:
     assert result(report, Check.TURN)[0] is Reason.OK
     assert server.turn is not None
     assert server.turn.allocations == 1
-    assert report.media is not None
-    (turn,) = [s for s in report.media.services if s.type == "turn"]
+    assert report.result(MediaReport) is not None
+    (turn,) = [s for s in report.result(MediaReport).services if s.type == "turn"]
     assert turn.credentials
     assert turn.expires is not None
 
@@ -260,9 +260,11 @@ async def test_turn_credentials_expiry_is_that_of_a_probed_turn_service(lab: Lab
         server = await lab(services=earlier + announced)
         text = yaml(server, media="    media: {timeout: 1s}\n")
         (report,) = await rounds(text)
-        assert report.media is not None
-        assert any("0.0.0.0 is the unspecified address" in r for r in report.media.refused)
-        assert report.media.turn_credentials_expiry == int(found[1])
+        assert report.result(MediaReport) is not None
+        assert any(
+            "0.0.0.0 is the unspecified address" in r for r in report.result(MediaReport).refused
+        )
+        assert report.result(MediaReport).turn_credentials_expiry == int(found[1])
         # ... and what Prometheus reads
         state = State()
         state.set_targets(parse_config(text).targets())

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from monitor.checks.signalling.xmpp import XmppSettings, probe_xmpp
 from monitor.model import ConfigFacts
-from monitor.probes.xmpp import XmppSettings, probe_xmpp
 from tests.support.prosody import (
     DOMAIN,
     MUC,

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.checks.web.configjs import MAX_SOURCE, Limits, Reader, evaluate
+from monitor.checks.web.configjs.facts import Verdict
 from monitor.model import ConfigFacts, Reason
-from monitor.probes.configjs import MAX_SOURCE, Limits, Reader, evaluate
-from monitor.probes.configjs.facts import Verdict
 
 PAGE = "https://meet.example.org/"
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
+from monitor.checks.web.probe import WebResult
 from monitor.model import Check, ConfigFacts, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.views import report_dict
@@ -89,8 +90,8 @@ def facts_of(report: ServerReport) -> ConfigFacts:
     check = report.check(Check.CONFIGJS)
     assert check is not None
     assert check.reason is Reason.OK, check.detail
-    assert report.config is not None
-    return report.config
+    assert report.result(WebResult).config is not None
+    return report.result(WebResult).config
 
 
 async def test_jitsi_meet_2014(start_site: StartSite, probe: Probe) -> None:
@@ -197,7 +198,7 @@ async def test_docker_double_quoted_ssi(start_site: StartSite, probe: Probe) -> 
     assert check.reason is Reason.CONFIGJS_ERROR
     assert "does not parse" in check.detail
     assert "line 17" in check.detail
-    assert report.config is None
+    assert report.result(WebResult).config is None
     assert not report.up
 
 
@@ -222,7 +223,7 @@ async def test_meet_jit_si_template(
     assert facts.bosh == f"https://{host}/{path}http-bind"
     assert facts.disable_iframe_api is True
     assert (facts.p2p_enabled, facts.stun_servers) == (True, ())
-    assert report.embed_limit_seconds == 300
+    assert report.result(WebResult).embed_limit_seconds == 300
 
 
 APP_ID = "vpaas-magic-cookie-0123456789abcdef"
@@ -238,7 +239,9 @@ async def test_jaas_shard_proxy_template_literal(start_site: StartSite, probe: P
     assert facts.websocket == f"wss://{host}/v1/_ws/release-1234/xmpp-websocket?tenant={APP_ID}"
     assert facts.bosh == f"https://{host}/{APP_ID}/http-bind"
     assert facts.token_auth_url == "https://jaas.example.org/token?room={room}"
-    assert report.embed_limit_seconds == 0, "JaaS meetings are exempt from the embed limit"
+    assert report.result(WebResult).embed_limit_seconds == 0, (
+        "JaaS meetings are exempt from the embed limit"
+    )
 
 
 async def test_jaas_docker_custom_config(start_site: StartSite, probe: Probe) -> None:

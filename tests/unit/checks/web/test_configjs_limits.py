@@ -8,30 +8,39 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from monitor.checks.web.configjs import Limits, for_fleet, reader
+from monitor.checks.web.probe import WebResult
 from monitor.config import ConfigError
 from monitor.model import Check, Reason, ServerReport
-from monitor.probes.configjs import Limits, configure, reader
 from monitor.runner import Runner
 from tests.support.sites import StartSite, eventually, jitsi_app, make_config
 
-Probe = Callable[..., Awaitable[ServerReport]]
 
+class Probe:
+    """Probes a URL once with the given settings; one runner (so one config.js
+    reader, with its cache) per set of settings, as ``serve`` has one."""
 
-@pytest.fixture
-async def probe() -> AsyncIterator[Probe]:
-    runners: list[Runner] = []
+    def __init__(self) -> None:
+        self.runners: dict[tuple[str, str], Runner] = {}
+        self.reader = reader()
 
-    async def run(url: str, extra: str = "", timeout: str = "5s") -> ServerReport:
+    async def __call__(self, url: str, extra: str = "", timeout: str = "5s") -> ServerReport:
         cfg = make_config(
             f"{extra}\nservers:\n  - name: s\n    url: {url}\n    timeout: {timeout}\n"
             "    signalling: {enabled: false}\n"
         )
-        runner = Runner(cfg)
-        runners.append(runner)
+        runner = self.runners.get((extra, timeout))
+        if runner is None:
+            runner = self.runners[extra, timeout] = Runner(cfg)
+        self.reader = runner.configjs
         return await runner.run_now(cfg.targets()[0])
 
-    yield run
-    for runner in runners:
+
+@pytest.fixture
+async def probe() -> AsyncIterator[Probe]:
+    probing = Probe()
+    yield probing
+    for runner in probing.runners.values():
         await runner.close()
 
 
@@ -52,7 +61,7 @@ async def test_the_deadline_stops_the_engine(start_site: StartSite, probe: Probe
     # nothing keeps running after the ladder: no engine, no CPU burnt
     # the engine's own limit would end it 10 s after the start: it must be gone before
     left = 10 - (time.monotonic() - started) - 1
-    await eventually(lambda: reader().running == 0, timeout=left)
+    await eventually(lambda: probe.reader.running == 0, timeout=left)
     cpu = time.process_time()
     await asyncio.sleep(0.3)
     assert time.process_time() - cpu < 0.15
@@ -87,31 +96,30 @@ async def test_reasons_through_the_ladder(
     report = await probe(site.url, "configjs: {memory_limit: 16MiB}")
     assert reasons(report)["configjs"] == reason
     assert reasons(report)["embed"] == "skipped"
-    assert report.config is None
+    assert report.result(WebResult).config is None
 
 
 async def test_an_unchanged_body_is_evaluated_once(start_site: StartSite, probe: Probe) -> None:
     body = "var config = {{websocket: 'wss://x.example/ws', n: {}}};"
     site = await start_site(jitsi_app(body.format(time.time_ns())))
-    stats = reader().stats
-    before = stats.evaluations
     for _ in range(3):
         report = await probe(site.url)
         assert reasons(report)["configjs"] == "ok"
-    assert stats.evaluations == before + 1
+    stats = probe.reader.stats
+    assert stats.evaluations == 1
     # the page URL is part of the key: location changes what the file gives
     await probe(site.url.replace("127.0.0.1", "localhost"))
-    assert stats.evaluations == before + 2
+    assert stats.evaluations == 2
 
 
 async def test_a_hostile_body_is_not_rerun(start_site: StartSite, probe: Probe) -> None:
     site = await start_site(jitsi_app(f"for (;;) {{}} // {time.time_ns()}"))
     await probe(site.url, "configjs: {time_limit: 50ms}")
-    evaluations = reader().stats.evaluations
+    evaluations = probe.reader.stats.evaluations
     report = await probe(site.url, "configjs: {time_limit: 50ms}")
     assert reasons(report)["configjs"] == "configjs_timeout"
-    assert reader().stats.hits > 0
-    assert reader().stats.evaluations == evaluations, "the hostile body ran again"
+    assert probe.reader.stats.hits > 0
+    assert probe.reader.stats.evaluations == evaluations, "the hostile body ran again"
 
 
 async def test_tenants_evaluated_side_by_side(start_site: StartSite, probe: Probe) -> None:
@@ -119,7 +127,10 @@ async def test_tenants_evaluated_side_by_side(start_site: StartSite, probe: Prob
     site = await start_site(
         jitsi_app(js, routes={"/a/config.js": _same(js), "/b/config.js": _same(js)})
     )
-    a, b = await asyncio.gather(probe(site.url + "a/"), probe(site.url + "b/"))
+    reports = await asyncio.gather(probe(site.url + "a/"), probe(site.url + "b/"))
+    a, b = (report.result(WebResult) for report in reports)
+    assert a is not None
+    assert b is not None
     assert a.config is not None
     assert b.config is not None
     assert (a.config.websocket, b.config.websocket) == ("wss://x/a/ws", "wss://x/b/ws")
@@ -154,11 +165,16 @@ def test_settings_errors_name_the_line(text: str, message: str) -> None:
 
 
 def test_cache_is_sized_to_the_fleet() -> None:
-    saved = (reader().limits, reader().cache_size)
+    assert for_fleet(Limits(), 5000).cache_size == 5000
+    assert for_fleet(Limits(), 3).cache_size == 1024
+
+
+async def test_a_runner_holds_its_own_reader_with_the_config_s_limits() -> None:
+    cfg = make_config("configjs: {time_limit: 100ms}\nservers: []\n")
+    runner = Runner(cfg)
     try:
-        configure(reader().limits, 5000)
-        assert reader().cache_size == 5000
-        configure(reader().limits, 3)
-        assert reader().cache_size == 1024
+        assert runner.configjs is not reader(), "no process-wide reader is configured"
+        assert runner.configjs.limits == cfg.configjs.limits()
+        assert reader().limits == Limits(), "the default reader keeps the default limits"
     finally:
-        configure(saved[0], saved[1])
+        await runner.close()

@@ -14,6 +14,7 @@ import pytest
 import trustme
 from aiohttp import web
 
+from monitor.checks.web.probe import WebResult
 from monitor.config import MonitorConfig
 from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
@@ -66,15 +67,20 @@ async def test_healthy_server_passes_every_check(start_site: StartSite, probe: P
         "embed": "ok",
     }
     assert report.up
-    assert report.http_status == 200
-    assert [p.name for p in report.http_phases] == ["resolve", "connect", "processing", "transfer"]
-    assert report.embed_limit_seconds == 0
-    assert report.config is not None
-    assert report.config.domain == "meet.test"
-    assert report.config.muc == "conference.meet.test"
+    assert report.result(WebResult).http_status == 200
+    assert [p.name for p in report.result(WebResult).http_phases] == [
+        "resolve",
+        "connect",
+        "processing",
+        "transfer",
+    ]
+    assert report.result(WebResult).embed_limit_seconds == 0
+    assert report.result(WebResult).config is not None
+    assert report.result(WebResult).config.domain == "meet.test"
+    assert report.result(WebResult).config.muc == "conference.meet.test"
     # a relative bosh URL is resolved against config.js
-    assert report.config.bosh == f"{site.url}http-bind"
-    assert report.config.websocket == "ws://127.0.0.1:9/xmpp-websocket"
+    assert report.result(WebResult).config.bosh == f"{site.url}http-bind"
+    assert report.result(WebResult).config.websocket == "ws://127.0.0.1:9/xmpp-websocket"
 
 
 async def test_one_connection_serves_the_whole_ladder(start_site: StartSite, probe: Probe) -> None:
@@ -97,7 +103,7 @@ async def test_embed_limit_reported_when_iframe_api_disabled(
 ) -> None:
     site = await start_site(jitsi_app(disable_iframe=True))
     report = await probe(site.url)
-    assert report.embed_limit_seconds == 300
+    assert report.result(WebResult).embed_limit_seconds == 300
     embed = report.check(Check.EMBED)
     assert embed is not None
     assert embed.reason is Reason.EMBED_LIMITED
@@ -110,7 +116,7 @@ async def test_jaas_meetings_are_exempt_from_embed_limit(
 ) -> None:
     site = await start_site(jitsi_app(disable_iframe=True))
     report = await probe(site.url, kind="jaas")
-    assert report.embed_limit_seconds == 0
+    assert report.result(WebResult).embed_limit_seconds == 0
     assert reasons(report)["embed"] == "ok"
 
 
@@ -120,16 +126,16 @@ async def test_https_with_valid_certificate(
     site = await start_site(jitsi_app(), server_context(ca))
     report = await probe(site.url, server_extra=f"    tls: {{ca_file: {ca_file}}}\n")
     assert report.up, report.checks
-    assert [p.name for p in report.http_phases] == [
+    assert [p.name for p in report.result(WebResult).http_phases] == [
         "resolve",
         "connect",
         "tls",
         "processing",
         "transfer",
     ]
-    assert report.cert is not None
-    assert report.cert.tls_version in ("TLSv1.2", "TLSv1.3")
-    days = (report.cert.not_after - time.time()) / 86400
+    assert report.result(WebResult).cert is not None
+    assert report.result(WebResult).cert.tls_version in ("TLSv1.2", "TLSv1.3")
+    days = (report.result(WebResult).cert.not_after - time.time()) / 86400
     assert days > 300  # trustme issues certificates valid for years
 
 
@@ -178,7 +184,9 @@ async def test_verification_can_be_switched_off(
     site = await start_site(jitsi_app(), server_context(trustme.CA()))
     report = await probe(site.url, server_extra="    tls: {verify: false}\n")
     assert report.up
-    assert report.cert is not None, "certificate facts are read without verification too"
+    assert report.result(WebResult).cert is not None, (
+        "certificate facts are read without verification too"
+    )
 
 
 async def test_refused_connection(probe: Probe) -> None:
@@ -261,7 +269,7 @@ async def test_redirects_are_followed(start_site: StartSite, probe: Probe) -> No
     site = await start_site(jitsi_app(routes={"/old/": moved}))
     report = await probe(site.url + "old/")
     assert reasons(report)["web"] == "ok"
-    assert report.http_status == 200
+    assert report.result(WebResult).http_status == 200
     assert [r.path for r in site.requests][:2] == ["/old/", "/"]
 
     # to another origin: a second connection, its phases added to the first's
@@ -275,7 +283,7 @@ async def test_redirects_are_followed(start_site: StartSite, probe: Probe) -> No
     assert reasons(report)["web"] == "ok"
     web_check = report.check(Check.WEB)
     assert web_check is not None
-    assert report.http_status == 200
+    assert report.result(WebResult).http_status == 200
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -310,7 +318,7 @@ async def test_gzip_bodies_are_inflated(start_site: StartSite, probe: Probe) -> 
     site = await start_site(jitsi_app(routes={"/config.js": config}))
     report = await probe(site.url)
     assert report.up
-    assert report.embed_limit_seconds == 300
+    assert report.result(WebResult).embed_limit_seconds == 300
 
 
 async def test_gzip_bomb_is_capped(start_site: StartSite, probe: Probe) -> None:
@@ -337,7 +345,7 @@ async def test_http_error_on_page_does_not_stop_the_ladder(
         "external_api": "ok",
         "embed": "ok",
     }
-    assert report.http_status == 503
+    assert report.result(WebResult).http_status == 503
     assert report.first_failure is not None
     assert report.first_failure.detail == "HTTP 503 for /"
 
