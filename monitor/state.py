@@ -22,6 +22,7 @@ from monitor.ladder import FAILOVER_REASONS, PoolChange
 from monitor.model import Reason, ServerReport
 from monitor.outbox import Outbox
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
+from monitor.moodle.status import MoodleStatus
 from monitor.sources.status import SourceStatus
 from monitor.statefile import UnusableFile, move_aside, read_json_bounded, write_json_atomic
 
@@ -87,6 +88,8 @@ class State:
     command_exits: Counter[str] = field(default_factory=Counter)
     # Each of server_sources, by name (kept by monitor.sources.watch.Sources).
     sources: dict[str, SourceStatus] = field(default_factory=dict)
+    # The Moodle site of the moodle: block (monitor.sources.moodle); None without one.
+    moodle: MoodleStatus | None = None
     # The history writer when serve keeps history (monitor.history).
     history: HistoryHealth | None = None
 

@@ -68,9 +68,7 @@ def mint(
 ) -> str:
     """A token for ``room`` (``*`` for any room) as the server expects it."""
     if key.style == "mod_jitsi":
-        return mint_mod_jitsi(
-            key, room, moderator=moderator, name=name, now=now, lifetime=lifetime
-        )
+        return mint_mod_jitsi(key, room, moderator=moderator, name=name, now=now, lifetime=lifetime)
     issued = int(time.time() if now is None else now)
     user: dict[str, Any] = {
         "id": f"jitsi-monitor-{secrets.token_hex(4)}",

@@ -28,6 +28,7 @@ from monitor.checks.jwt.settings import JwtSettings
 from monitor.checks.media.settings import MediaSettings, resolve_media
 from monitor.checks.signalling.settings import SignallingSettings, joins
 from monitor.checks.web.configjs import Limits
+from monitor.config.moodle import MoodleConfig
 from monitor.config.sharding import shards
 from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.status import HistorySettings, StatusSettings
@@ -407,6 +408,8 @@ class MonitorConfig(_Strict):
     # The history file behind the status pages, and the pages themselves.
     history: HistorySettings = HistorySettings()
     status: StatusSettings = StatusSettings()
+    # Moodle with mod_jitsi: its servers, its tokens and its switch (docs/moodle.md).
+    moodle: MoodleConfig | None = None
 
     @field_validator("contact")
     @classmethod
