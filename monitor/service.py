@@ -35,9 +35,9 @@ from monitor.config.reload import restart_only_changes
 from monitor.config.source import beside_the_loop
 from monitor.decisions import Decisions
 from monitor.domain import Target
+from monitor.history import History, Limits, open_history, pool_record, report_record
 from monitor.moodle.follow import follow
 from monitor.moodle.sink import SINK, MoodleSwitch
-from monitor.history import History, Limits, open_history, pool_record, report_record
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
 from monitor.outbox import Outbox
@@ -283,7 +283,7 @@ class Service:
         self._signals = True
 
     def _moodle_switch(self) -> bool:
-        """Wire the Moodle site (status, following, the switch sink); True when the sinks changed."""
+        """Wire the Moodle site (status, following, the switch sink); True if the sinks changed."""
         moodle = self.sources.moodle
         self.state.moodle = None if moodle is None else moodle.status
         if moodle is not None and self._follow_moodle not in moodle.listeners:

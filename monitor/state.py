@@ -20,9 +20,9 @@ from monitor.checks.web.probe import WebResult
 from monitor.domain import Target
 from monitor.ladder import FAILOVER_REASONS, PoolChange
 from monitor.model import Reason, ServerReport
+from monitor.moodle.status import MoodleStatus
 from monitor.outbox import Outbox
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
-from monitor.moodle.status import MoodleStatus
 from monitor.sources.status import SourceStatus
 from monitor.statefile import UnusableFile, move_aside, read_json_bounded, write_json_atomic
 

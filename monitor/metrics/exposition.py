@@ -22,8 +22,8 @@ from monitor.domain import Target
 from monitor.ladder import FAILOVER_REASONS
 from monitor.metrics.families import MONITOR_FAMILIES, POOL_FAMILIES
 from monitor.metrics.lines import server_families
-from monitor.metrics.moodle import moodle_lines
 from monitor.metrics.lines import server_lines as _server_lines
+from monitor.metrics.moodle import moodle_lines
 from monitor.metrics.selfmetrics import SelfMetrics
 from monitor.model import ServerReport
 from monitor.outbox import RESULTS

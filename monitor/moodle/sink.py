@@ -24,8 +24,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from monitor.moodle.switch import SwitchCommand, SwitchOutcome, switch_server
 from monitor.moodle.status import MoodleStatus
+from monitor.moodle.switch import SwitchCommand, SwitchOutcome, switch_server
 from monitor.outbox import Event, Outbox
 
 __all__ = ["SINK", "SWITCH_REASONS", "MoodleSwitch"]

@@ -31,9 +31,9 @@ from monitor.domain import TokenKey
 from monitor.moodle.database import SiteRead, SiteReader, read_password
 from monitor.moodle.servers import JaasKey, MoodleServer, SharedSecret
 from monitor.moodle.status import MAX_PROBLEMS, MoodleStatus
-from monitor.sources.merge import Given
+from monitor.sources.merge import Given, merge
 
-__all__ = ["SOURCE", "MoodleSite", "moodle_given", "with_moodle_pool"]
+__all__ = ["SOURCE", "MoodleSite", "moodle_given", "read_once", "with_moodle_pool"]
 
 log = logging.getLogger("monitor.moodle")
 
@@ -109,6 +109,16 @@ def with_moodle_pool(config: MonitorConfig, pool: str, members: list[str]) -> Mo
     merged = config.model_copy(update={"pools": pools})
     merged._token_keys = config._token_keys
     return merged
+
+
+async def read_once(config: MonitorConfig) -> tuple[MonitorConfig, MoodleSite | None]:
+    """``check``'s view: the config with the site's servers and pool, read once."""
+    if config.moodle is None:
+        return config, None
+    site = MoodleSite(config.moodle, config)
+    await site.read()
+    merged, _ = merge(config, [site.given])
+    return with_moodle_pool(merged, site.spec.pool, site.members()), site
 
 
 class MoodleSite:
@@ -204,6 +214,12 @@ class MoodleSite:
                 listener(site)
             except Exception:  # our own bug: the other listeners still hear of it
                 log.exception("moodle: a listener of the read failed")
+
+    def stop(self) -> None:
+        """Stop reading (a reload replaced the block); the task ends on its own."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
     async def close(self) -> None:
         if self._task is not None:

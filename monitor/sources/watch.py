@@ -79,7 +79,7 @@ class Sources:
         if site is None or self.moodle is None or self.moodle.spec != site:
             if self.moodle is not None:
                 old, self.moodle = self.moodle, None
-                asyncio.ensure_future(old.close())
+                old.stop()
             if site is not None:
                 self.moodle = MoodleSite(site, config)
                 if self._started:  # a reload: read it at the next interval
