@@ -59,7 +59,9 @@ def _pool_line(state: State, name: str) -> str:
 
 def moodle_line(status: MoodleStatus) -> str:
     """Which server Moodle uses now, and how the last read went."""
-    if status.active_id is None:
+    if status.last_success is None:
+        uses = "[red]not read[/]"
+    elif status.active_id is None:
         uses = "[red]mod_jitsi/server names no row[/]"
     else:
         server = escape.term(status.active_server or "a row not monitored")
@@ -115,7 +117,8 @@ def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
 def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | None) -> None:
     """Probe every server once and print the results.
 
-    Exit 0 when every server is healthy, 1 when any is not, 2 for a bad config.
+    Exit 0 when every server is healthy, 1 when any is not (or Moodle cannot be read),
+    2 for a bad config.
     """
     cfg, site = event_loop.run(read_once(load(config)))
     fleet, pools = cfg.fleet(shard or cfg.shard_spec())
@@ -155,4 +158,5 @@ def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | Non
             console.print(_pool_line(state, name))
         if site is not None:
             console.print(moodle_line(site.status))
-    sys.exit(EXIT_OK if all(r.up for r in reports) else EXIT_UNHEALTHY)
+    healthy = all(r.up for r in reports) and (site is None or bool(site.status.ok))
+    sys.exit(EXIT_OK if healthy else EXIT_UNHEALTHY)
