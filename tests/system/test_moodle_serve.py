@@ -65,9 +65,7 @@ async def site(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
     labs = [
         LabServer(LabOptions()),
         LabServer(LabOptions(latency=0.02)),
-        LabServer(
-            LabOptions(tokens=Recording("moodle", SECRET), moderation="token_moderation")
-        ),
+        LabServer(LabOptions(tokens=Recording("moodle", SECRET), moderation="token_moderation")),
     ]
     for lab in labs:
         await lab.start()

@@ -50,7 +50,9 @@ def test_hs256_header_and_claims_in_mod_jitsi_order_and_bytes() -> None:
         '"email":null,"id":"","moderator":true},"group":""},"aud":"jitsi","iss":"moodle",'
         f'"sub":"meet.example:8443/jitsi","room":"mat10142","exp":{NOW + 86400},"moderator":true}}'
     )
-    claims = jwt.decode(token, "s3cret/with+chars-long-enough-for-hs256", algorithms=["HS256"], audience="jitsi")
+    claims = jwt.decode(
+        token, "s3cret/with+chars-long-enough-for-hs256", algorithms=["HS256"], audience="jitsi"
+    )
     assert "iat" not in claims and "nbf" not in claims
 
 
