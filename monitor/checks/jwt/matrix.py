@@ -36,10 +36,10 @@ from typing import Any, Final
 
 import aiohttp
 
+from monitor import escape
 from monitor.checks.jwt.cases import JwtCase
 from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.checks.signalling.xmpp.session import xmpp_domain
-from monitor import escape
 from monitor.checks.tokens import mint
 from monitor.domain import TokenKey
 from monitor.ladder import Check
