@@ -148,6 +148,12 @@ async def _healthz(served: Served) -> dict[str, Any]:
         return dict(await resp.json())
 
 
+async def _text(served: Served, path: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(served.base + path) as resp:
+        assert resp.status == 200
+        return await resp.text()
+
+
 async def _until(condition: Any, timeout: float, what: str) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -170,6 +176,17 @@ async def test_serve_switches_when_the_active_server_goes_down_and_follows_a_han
     health = await _healthz(served)
     assert health["moodle"]["active_id"] == first
     assert health["moodle"]["last_read"]["ok"] is True
+    # The status pages and the metrics say which server Moodle uses now.
+    uses = f"aula-norte-{first} (mod_jitsi/server = {first})"
+    assert f"Moodle uses now: <strong>{uses}</strong>" in await _text(served, "/pools/moodle")
+    assert f"Moodle uses: {uses}" in await _text(served, "/")
+    metrics = await _text(served, "/metrics")
+    assert (
+        f'jitsi_moodle_active_server{{location="default",moodle_server_id="{first}",'
+        f'pool="moodle",server="aula-norte-{first}"}} 1'
+    ) in metrics
+    assert 'jitsi_moodle_read_successful{location="default",pool="moodle"} 1' in metrics
+    assert SECRET not in metrics
     # The active server goes down: within 60 s Moodle uses a healthy one, set through cfg.php.
     await site.labs[0].set_fault("refuse")
     await _until(

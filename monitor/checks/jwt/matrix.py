@@ -237,7 +237,7 @@ class _Matrix:
             **(in_room_only if in_room else login_only),
         )
         other = second = None
-        if in_room:
+        if in_room and not _any_room(key):
             other_token = mint(key, f"healthcheck-{secrets.token_hex(6)}", lifetime=_SHORT_LIFETIME)
             other = self.probe(token=other_token, **in_room_only)
             if _is_moderator(main) and _in_focus_room(main):
@@ -358,6 +358,13 @@ class _Matrix:
                 f"cannot tell ({first.check.value}: {first.detail}); {seen}",
             )
         if JwtCase.OTHER_ROOM not in self.cases:
+            if _any_room(self.key):
+                why = 'mod_jitsi\'s JaaS tokens are for any room (room "*")'
+                return CheckResult(
+                    Check.JWT_ENFORCED,
+                    Reason.OK,
+                    "; ".join([seen, f"a token for another room is not tried: {why}", *self.notes]),
+                )
             if not self.base.join:
                 why = "joining is off for this server"
                 return CheckResult(
@@ -374,6 +381,11 @@ class _Matrix:
                 f"ladder did not get into a room ({why}); {seen}",
             )
         return CheckResult(Check.JWT_ENFORCED, Reason.OK, "; ".join([seen, *self.notes]))
+
+
+def _any_room(key: TokenKey) -> bool:
+    """mod_jitsi's JaaS tokens carry ``room: "*"``: there is no token for another room."""
+    return key.style == "mod_jitsi" and key.jaas
 
 
 async def _maybe(task: Awaitable[XmppResult] | None) -> XmppResult | None:
