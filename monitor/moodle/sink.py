@@ -56,9 +56,17 @@ class MoodleSwitch:
         self.read_back = read_back
         # The row id a switch is setting now: a read meanwhile is not a change from outside.
         self.setting: int | None = None
+        # The row Moodle kept when a switch was not done (forced, failed): while Moodle
+        # still names it, that is the failed switch, not a change from outside.
+        self.kept: int | None = None
 
     def busy(self) -> bool:
-        """Whether a switch is under way or waiting in the outbox (serve does not follow then)."""
+        """Whether a switch is under way, waiting in the outbox, or was not applied and
+        Moodle still names the row it kept (serve does not follow then)."""
+        if self.kept is not None:
+            if self.status.active_id == self.kept:
+                return True
+            self.kept = None  # Moodle names another row now: someone changed it
         queue = self.outbox.queues.get(SINK)
         pending = queue is not None and any(
             (event := self.outbox.events.get(i)) is not None and event.pool == self.status.pool
@@ -109,6 +117,7 @@ class MoodleSwitch:
             "at": time.time(),
         }
         if outcome.done:
+            self.kept = None
             previous = status.active_id
             status.active_id, status.active_server = outcome.server_id, server
             log.warning(
@@ -119,6 +128,7 @@ class MoodleSwitch:
                 outcome.detail,
             )
             return "delivered"
+        self.kept = status.active_id
         log.error(
             "moodle: switching mod_jitsi/server to %d (%s) %s: %s",
             outcome.server_id,

@@ -217,3 +217,42 @@ async def test_serve_switches_when_the_active_server_goes_down_and_follows_a_han
     assert site.db.get_config("mod_jitsi", "server") == str(other)
     assert health["moodle"]["switches"].get("done") == 1
     assert health["moodle"]["active_server"] is not None
+
+
+async def test_a_switch_moodle_refuses_is_forced_once_and_not_fought(
+    site: Site, tmp_path: Path, serve: list[Served]
+) -> None:
+    first = site.ids[0]
+    # config.php hard-sets the server: Moodle's cfg.php exits 4.
+    moodle_root = make_site(tmp_path / "moodle", site.db, hard_set=str(first))
+    config = _config(
+        tmp_path,
+        site.db,
+        f"  interval: 5s\n  php: {PHP}\n  dir: {moodle_root}\n",
+    )
+    served = await start_serve(config, serve)
+    await site.labs[0].set_fault("refuse")
+    health: dict[str, Any] = {}
+
+    async def forced() -> bool:
+        nonlocal health
+        health = await _healthz(served)
+        return health["moodle"]["switches"].get("forced", 0) >= 1
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 60
+    while not await forced():
+        assert loop.time() < end, "no forced switch within 60 s"
+        await asyncio.sleep(0.5)
+    last = health["moodle"]["last_switch"]
+    assert last["result"] == "forced"
+    assert "hard-set in config.php" in last["detail"]
+    assert site.db.get_config("mod_jitsi", "server") == str(first)
+    # Two reads later: not tried again, and Moodle's kept row is no change from outside.
+    await asyncio.sleep(11)
+    health = await _healthz(served)
+    assert health["moodle"]["switches"]["forced"] == 1
+    assert health["moodle"]["outside_changes_total"] == 0
+    assert health["moodle"]["active_id"] == first
+    metrics = await _text(served, "/metrics")
+    assert 'result="forced"} 1' in metrics

@@ -110,8 +110,13 @@ async def test_what_moodle_uses_already_is_not_set_again(switched: Switched) -> 
 async def test_forced_is_refused_for_good_and_counted(switched: Switched) -> None:
     switch, outbox = _sink("when_down")
     assert await switch.deliver(_event(outbox, "c-3", "ineligible")) == "refused"
+    outbox.finish(SINK, outbox.head(SINK), "refused")  # type: ignore[arg-type]
     assert switch.status.switches["forced"] == 1
     assert switch.status.active_id == 1
+    # While Moodle keeps row 1, reading it is the refused switch, not a change from outside.
+    assert switch.busy()
+    switch.status.active_id = 2  # someone set another row by hand
+    assert not switch.busy()
 
 
 async def test_an_older_event_is_superseded_and_other_pools_are_not_moodles(
