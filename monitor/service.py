@@ -393,7 +393,7 @@ class Service:
             self.notifier.configure(new.webhooks(), new.notify.command)
             self.notifier.start()
         # Without sources the fleet was worked out in the worker thread already.
-        fleet = None if new.server_sources else (read.targets, read.pools)
+        fleet = None if new.server_sources or new.moodle else (read.targets, read.pools)
         targets = self._adopt_servers(merged, fleet)
         state.config_reload_ok = True
         state.config_reload_time = time.time()

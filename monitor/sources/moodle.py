@@ -108,6 +108,7 @@ def with_moodle_pool(config: MonitorConfig, pool: str, members: list[str]) -> Mo
         pools.append(PoolConfig(name=pool, servers=members))
     merged = config.model_copy(update={"pools": pools})
     merged._token_keys = config._token_keys
+    merged._targets = None  # not the copied cache: see monitor.sources.merge
     return merged
 
 

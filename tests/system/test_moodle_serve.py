@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import shutil
+import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,13 +197,17 @@ async def test_serve_switches_when_the_active_server_goes_down_and_follows_a_han
     )
     now = int(site.db.get_config("mod_jitsi", "server") or 0)
     assert now in site.ids[1:]
-    health = await _healthz(served)
+    # cfg.php has written it; the switch counts once Moodle and the database read it back.
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30
+    while (health := await _healthz(served))["moodle"]["last_switch"] is None:
+        assert loop.time() < end, "the switch was not counted"
+        await asyncio.sleep(0.25)
     assert health["moodle"]["last_switch"]["result"] == "done"
     assert health["moodle"]["switches"]["done"] == 1
     # Someone sets the other healthy server by hand: the monitor follows, sends nothing back.
     other = second if now != second else site.ids[2]
     site.db.set_config("mod_jitsi", "server", str(other))
-    loop = asyncio.get_running_loop()
     end = loop.time() + 30
     while True:
         health = await _healthz(served)
@@ -217,6 +222,24 @@ async def test_serve_switches_when_the_active_server_goes_down_and_follows_a_han
     assert site.db.get_config("mod_jitsi", "server") == str(other)
     assert health["moodle"]["switches"].get("done") == 1
     assert health["moodle"]["active_server"] is not None
+    # A reload keeps the site's servers (they come from Moodle, not from the file).
+    served.proc.send_signal(signal.SIGHUP)
+    await asyncio.sleep(2)
+    health = await _healthz(served)
+    assert health["config_reload_ok"] is True
+    assert health["servers"] == 3
+    assert health["moodle"]["active_id"] == other
+    await _no_secret_in_the_log(served)
+
+
+async def _no_secret_in_the_log(served: Served) -> None:
+    served.proc.terminate()
+    assert served.proc.stderr is not None
+    log = (await asyncio.wait_for(served.proc.stderr.read(), 30)).decode()
+    await served.proc.wait()
+    assert "moodle:" in log
+    assert SECRET not in log
+    assert MONITOR_PASSWORD not in log
 
 
 async def test_a_switch_moodle_refuses_is_forced_once_and_not_fought(
@@ -256,3 +279,4 @@ async def test_a_switch_moodle_refuses_is_forced_once_and_not_fought(
     assert health["moodle"]["active_id"] == first
     metrics = await _text(served, "/metrics")
     assert 'result="forced"} 1' in metrics
+    await _no_secret_in_the_log(served)

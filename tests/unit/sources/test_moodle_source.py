@@ -8,6 +8,7 @@ import time
 from monitor.config import MonitorConfig
 from monitor.moodle.database import MoodleReadError, SiteRead
 from monitor.moodle.servers import RawRow, servers_from_rows
+from monitor.sources.merge import merge
 from monitor.sources.moodle import MoodleSite, moodle_given, with_moodle_pool
 from monitor.sources.watch import Sources
 from tests.support.sites import make_config
@@ -86,9 +87,8 @@ def test_rows_become_servers_with_labels_kinds_and_mod_jitsi_keys() -> None:
 
 def test_the_pool_takes_its_settings_from_pools_and_defaults_apply() -> None:
     cfg = _config()
+    assert cfg.fleet()[0] == []  # resolved once already, as a reload does
     given = moodle_given(_site())
-    from monitor.sources.merge import merge
-
     merged, _ = merge(cfg, [given])
     merged = with_moodle_pool(merged, "moodle", [s.name for s in given.servers])
     targets, pools = merged.fleet()
