@@ -141,6 +141,15 @@ class MoodleSite:
         self.listeners: list[Callable[[SiteRead | None], None]] = []
         self._task: asyncio.Task[None] | None = None
 
+    def carry(self, old: MoodleSite) -> None:
+        """Keep what ``old`` (the block before a reload changed it) read, until this one reads."""
+        self.given = old.given
+        self.reader.last_good = old.reader.last_good
+        status, was = self.status, old.status
+        status.active_id, status.active_server = was.active_id, was.active_server
+        status.servers, status.not_provisioned = was.servers, was.not_provisioned
+        status.switches, status.last_switch = was.switches, was.last_switch
+
     @property
     def site(self) -> SiteRead | None:
         return self.reader.last_good

@@ -77,12 +77,14 @@ class Sources:
         self._base = config
         site = config.moodle
         if site is None or self.moodle is None or self.moodle.spec != site:
-            if self.moodle is not None:
-                old, self.moodle = self.moodle, None
+            old, self.moodle = self.moodle, None
+            if old is not None:
                 old.stop()
             if site is not None:
                 self.moodle = MoodleSite(site, config)
-                if self._started:  # a reload: read it at the next interval
+                if old is not None:  # a changed block: its servers stay until it is read
+                    self.moodle.carry(old)
+                if self._started:  # a reload: read now, then every interval
                     self.moodle.start(self._changed)
         wanted = {s.name: s for s in config.server_sources}
         for name in list(self._runs):

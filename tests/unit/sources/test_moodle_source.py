@@ -130,3 +130,16 @@ async def test_a_changed_secret_is_applied_though_no_server_changed() -> None:
     sources._changed()
     (merged,) = applied
     assert merged._token_keys["con-token-2"].key == "new-Secret-0043"
+
+
+async def test_a_changed_block_keeps_the_servers_until_it_is_read() -> None:
+    cfg = _config()
+    sources = Sources(cfg, user_agent="t", apply=lambda _: None)
+    assert sources.moodle is not None
+    sources.moodle.reader = _Reader(_site())  # type: ignore[assignment]
+    await sources.first_reads()
+    changed = make_config(CONFIG.replace("switch: never", "switch: never\n  interval: 2m"))
+    merged = sources.configure(changed)
+    assert sources.moodle.spec.interval == 120.0
+    assert [s.name for s in merged.servers] == ["aula-norte-1", "con-token-2"]
+    assert sources.moodle.status.active_server == "con-token-2"
