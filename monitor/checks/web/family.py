@@ -16,7 +16,7 @@ from monitor.checks.web.view import COLUMNS, JSON, page_facts, tags
 from monitor.domain import Target
 from monitor.ladder import Check
 from monitor.model import CheckResult
-from monitor.probes.http_client import HttpClient, origin_of
+from monitor.net.http import HttpClient, origin_of
 
 __all__ = ["FAMILY"]
 
