@@ -28,9 +28,9 @@ from monitor.checks.jwt.settings import JwtSettings
 from monitor.checks.media.settings import MediaSettings, resolve_media
 from monitor.checks.signalling.settings import SignallingSettings, joins
 from monitor.checks.web.configjs import Limits
+from monitor.config.pages import HistorySettings, StatusSettings
+from monitor.config.server_sources import ServerSourceConfig, check_labels
 from monitor.config.sharding import shards
-from monitor.config.sources import ServerSourceConfig, check_labels
-from monitor.config.status import HistorySettings, StatusSettings
 from monitor.config.values import (
     NAME,
     Duration,
