@@ -26,7 +26,7 @@ from bench.common import ROOT, ms, summary
 sys.path.insert(0, str(ROOT))
 
 from monitor.checks.media.client import allocate, binding
-from monitor.model import MediaService
+from monitor.checks.media.result import MediaService
 from monitor.net import NetError
 from tests.support.coturn import Coturn, rest_credentials
 

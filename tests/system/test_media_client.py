@@ -21,7 +21,8 @@ import trustme
 from aioice.turn import create_turn_endpoint
 
 from monitor.checks.media.client import allocate
-from monitor.model import MediaService, Reason
+from monitor.checks.media.result import MediaService
+from monitor.model import Reason
 from monitor.net import NetError
 from tests.support.coturn import Coturn, rest_credentials
 from tests.support.media import turn

@@ -24,7 +24,8 @@ from aioice import stun
 from aioice.turn import TurnClientTcpProtocol, TurnClientUdpProtocol
 
 from monitor import escape
-from monitor.model import MediaService, Reason
+from monitor.checks.media.result import MediaService
+from monitor.model import Reason
 from monitor.net import NetError
 
 __all__ = ["allocate", "binding"]

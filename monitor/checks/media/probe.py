@@ -28,10 +28,11 @@ from typing import Final
 
 from monitor.checks.media.client import allocate, binding
 from monitor.checks.media.extdisco import Discovery
+from monitor.checks.media.result import MediaProbe, MediaReport, MediaService
 from monitor.checks.media.services import Credentials, check_address, parse_stun_urls
 from monitor.domain import MediaTarget
 from monitor.ladder import Check
-from monitor.model import CheckResult, MediaProbe, MediaReport, MediaService, Reason
+from monitor.model import CheckResult, Reason
 from monitor.net import NetError, Resolver
 
 __all__ = ["MediaOutcome", "probe_media"]

@@ -12,8 +12,9 @@ import pytest
 from aioice import stun
 
 from monitor.checks.media.client import allocate, binding
+from monitor.checks.media.result import MediaService
 from monitor.lab.media import LabTurn
-from monitor.model import MediaService, Reason
+from monitor.model import Reason
 from monitor.net import NetError
 from tests.support.coturn import rest_credentials
 from tests.support.media import COOKIE, turn
