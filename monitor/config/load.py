@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from monitor.checks.jwt.settings import JwtSettings
 from monitor.config.checks import cross_checks
 from monitor.config.errors import ConfigError, Problem, Where
 from monitor.config.keys import token_key
@@ -137,7 +138,7 @@ def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None
     config._base_dir = base_dir or Path()
     found: list[tuple[Where, str]] = []
     for index, server in enumerate(config.servers):
-        if server.jwt is not None:
+        if server.block(JwtSettings) is not None:
             key, errors = token_key(server, config._base_dir)
             found += [(("servers", index, "jwt", *where), msg) for where, msg in errors]
             if key is not None:
