@@ -246,7 +246,8 @@ def test_escapes_and_unicode() -> None:
     assert found.websocket == "wss://x/\U0001f600"
     refused = outcome(js)
     assert refused.reason is Reason.CONFIGJS_BAD_HOST, "a lone surrogate is not a host name"
-    assert refused.facts is not None and refused.facts.domain is None
+    assert refused.facts is not None
+    assert refused.facts.domain is None
     assert "hosts.domain" in refused.detail
 
 
@@ -453,7 +454,8 @@ def test_the_value_is_quoted_escaped_and_bounded() -> None:
     found = outcome(f"var config = {{ hosts: {{ muc: '{long}' }}, bosh: '/http-bind' }};")
     assert found.reason is Reason.CONFIGJS_BAD_HOST
     assert len(found.detail) <= 300
-    assert "'\\u202e<x><x>" in found.detail and "\u202e" not in found.detail
+    assert "'\\u202e<x><x>" in found.detail
+    assert "\u202e" not in found.detail
     assert "<x>...'" in found.detail, "cut, and the cut is marked"
 
 
