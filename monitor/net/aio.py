@@ -106,9 +106,7 @@ def aiohttp_failure(
     exc: aiohttp.ClientError, host: str | None, port: int | None, what: str
 ) -> NetError:
     """An aiohttp connection failure as a reason an operator can act on."""
-    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
-        exc.os_error, AddressRefused
-    ):
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
         return NetError(
             Reason.PRIVATE_ADDRESS,
             f"{host}:{port} leads to {exc.os_error.detail}; a server that is not self_hosted "
