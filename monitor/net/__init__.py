@@ -13,6 +13,9 @@ callers above.
 - ``errors``: ``NetError``, the one exception class for the server's faults,
   a ``Reason`` and an escaped, bounded detail; ``tls_failure`` names what a
   failed handshake means;
+- ``addresses``: the one address policy (``check_address``, ``Reach``):
+  which addresses a server's URLs may lead to, judged on each resolved
+  address before connecting;
 - ``websocket``: the WebSocket client of the signalling ladder;
 - ``aio``: aiohttp through its public API (BOSH).
 
