@@ -32,7 +32,7 @@ from urllib.parse import unquote
 from xml.etree.ElementTree import Element
 
 from monitor import escape
-from monitor.model import MediaService
+from monitor.checks.media.result import MediaService
 from monitor.net.addresses import check_address
 
 __all__ = [
