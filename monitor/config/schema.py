@@ -28,6 +28,7 @@ from monitor.checks.jwt.settings import JwtSettings
 from monitor.checks.media.settings import MediaSettings, resolve_media
 from monitor.checks.signalling.settings import SignallingSettings, joins
 from monitor.checks.web.configjs import Limits
+from monitor.config.beacon import BeaconSettings
 from monitor.config.sharding import shards
 from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.status import HistorySettings, StatusSettings
@@ -258,6 +259,8 @@ class PoolConfig(_Strict):
     embedding: bool = False
     tiers: list[list[str]] = Field(default_factory=list)
     failover: FailoverSettings = FailoverSettings()
+    # Whose round trip scores members: the monitor's, or the users' (docs/beacon.md).
+    nearest: Literal["monitor", "users"] = "monitor"
 
     @field_validator("name")
     @classmethod
@@ -295,6 +298,7 @@ class PoolConfig(_Strict):
             min_improvement=self.failover.min_improvement[0],
             min_improvement_seconds=self.failover.min_improvement[1],
             hold_down=self.failover.hold_down,
+            nearest=self.nearest,
         )
 
 
@@ -407,6 +411,8 @@ class MonitorConfig(_Strict):
     # The history file behind the status pages, and the pages themselves.
     history: HistorySettings = HistorySettings()
     status: StatusSettings = StatusSettings()
+    # Users' round trips from the LMS page (/beacon.js, /beacon).
+    beacon: BeaconSettings = BeaconSettings()
 
     @field_validator("contact")
     @classmethod
