@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from monitor.beacon import BeaconPolicy, Beacons
+from monitor.beacon import BeaconPolicy, Beacons, Rejected
 from monitor.selector import Decision, PoolSettings
 from monitor.state import State
 from tests.support.metrics import report, targets
@@ -67,3 +67,12 @@ def probe_round(s: State, *, a_rtt: float = 0.010, b_rtt: float = 0.040) -> list
     for name, rtt in (("a", a_rtt), ("b", b_rtt)):
         made += s.record(report(name, connect=rtt))
     return made
+
+
+def send(b: Beacons, raw: bytes, client: str, now: float, origin: str | None = ORIGIN) -> str:
+    """Hand a beacon to ``b``: "ok" when taken, else the reason it was refused."""
+    try:
+        b.receive(raw, origin, client, now)
+    except Rejected as exc:
+        return exc.reason
+    return "ok"
