@@ -6,12 +6,14 @@
   (CORS): the members' names and URLs and the sampling period.
 - ``POST /beacon``: a beacon; 204 when taken, else 400, 403, 413 or 429 with
   the reason (``monitor.beacon.validate.REASONS``). The body is read only
-  up to its limit; the client's address goes to the limiter and no further.
+  up to its limit; the client's address goes to the limiter and no further
+  (behind a reverse proxy on the same host: ``X-Forwarded-For``'s last entry).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 
 from aiohttp import web
@@ -90,6 +92,21 @@ async def _read(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address: the connection's, or, when that is loopback (a reverse
+    proxy on the same host, as uvicorn trusts by default), the last address the
+    proxy appended to ``X-Forwarded-For``."""
+    remote = request.remote or ""
+    try:
+        local = ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        local = False
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if local and forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return remote
+
+
 async def _beacon(request: web.Request) -> web.Response:
     beacons = request.app[BEACONS_KEY]
     origin = request.headers.get("Origin")
@@ -99,7 +116,7 @@ async def _beacon(request: web.Request) -> web.Response:
             beacons.rejected["too_large"] += 1
             raise Rejected("too_large")
         body = await _read(request)
-        beacons.receive(body, origin, request.remote or "", now)
+        beacons.receive(body, origin, client_address(request), now)
     except Rejected as exc:
         status = _STATUS.get(exc.reason, 400)
         headers = _cors(beacons, request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -94,3 +95,16 @@ async def test_one_client_is_limited(served: tuple) -> None:
     assert statuses[:20] == [204] * 20
     assert statuses[20:] == [429] * 5
     assert b.rejected["rate_limited"] == 5
+
+
+async def test_a_local_proxy_names_the_client(served: tuple) -> None:
+    client, b = served
+    # The test client connects from loopback: a proxy on the same host.
+    for n in range(25):
+        resp = await client.post(
+            "/beacon",
+            data=body({"a": 12.5}),
+            headers={"Origin": ORIGIN, "X-Forwarded-For": f"127.9.9.9, 127.1.{n}.1"},
+        )
+        assert resp.status == 204
+    assert b.window.stats("a", time.time()).prefixes == 25
