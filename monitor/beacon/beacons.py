@@ -75,6 +75,7 @@ class Beacons:
         self.policy = policy
         self.window.seconds = policy.window
         self.window.cap = policy.cap
+        self.window.invalidate()
 
     # -- the script's side ---------------------------------------------------
 

@@ -78,12 +78,22 @@ class Window:
         self.seconds = seconds
         self.cap = max(1, cap)
         self._samples: dict[str, deque[_Sample]] = defaultdict(lambda: deque(maxlen=MAX_SAMPLES))
+        # Stats by (server, region, second): a pool is judged after every
+        # ladder of a member, and each judgement reads every member's stats.
+        self._cache: dict[tuple[str, str | None], Stats] = {}
+        self._second = -1
 
     def add(self, server: str, prefix: bytes, region: str, seconds: float, now: float) -> None:
         self._samples[server].append(_Sample(now, prefix, region, seconds))
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget the cached stats (new samples, a new cap or window)."""
+        self._cache.clear()
 
     def forget(self, keep: Iterable[str]) -> None:
         """Drop the samples of members no longer configured."""
+        self.invalidate()
         wanted = set(keep)
         for server in [s for s in self._samples if s not in wanted]:
             del self._samples[server]
@@ -105,6 +115,15 @@ class Window:
 
     def stats(self, server: str, now: float, region: str | None = None) -> Stats:
         """The member's stats over the window (one region, or all when None)."""
+        if int(now) != self._second:
+            self._cache.clear()  # another second: the window has moved
+            self._second = int(now)
+        cached = self._cache.get((server, region))
+        if cached is None:
+            cached = self._cache[(server, region)] = self._stats(server, now, region)
+        return cached
+
+    def _stats(self, server: str, now: float, region: str | None) -> Stats:
         by_prefix: dict[bytes, list[float]] = defaultdict(list)
         # Newest first: each prefix's latest ``cap`` samples count.
         for sample in reversed(self._live(server, now)):

@@ -153,6 +153,16 @@ async def test_the_pool_follows_the_browser_and_a_meeting_sends_nothing(
     assert "lab-2 by the users' p50" in why["detail"], why  # type: ignore[index]
     scored = {c["server"]: c["scored_by"] for c in moved["candidates"]}  # type: ignore[attr-defined]
     assert scored == {"lab-1": "users", "lab-2": "users"}
+    # The pool page's panel: the users' view beside the monitor's, per member.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{served.base}/pools/moodle") as resp,
+    ):
+        page = await resp.text()
+    panel = page.split('<table class="users">', 1)[1].split("</table>", 1)[0]
+    rows = dict(re.findall(r'<tr data-server="([^"]+)">(.*?)</tr>', panel))
+    assert set(rows) == {"lab-1", "lab-2"}
+    assert all(row.endswith("<td>users</td>") for row in rows.values()), rows
     # Without nearest: users, the same members stay with the monitor's view.
     await asyncio.sleep(3)  # a few more rounds
     kept = await pool(served.base, "moodle-monitor")
