@@ -17,7 +17,7 @@ from aiohttp import web
 
 from monitor import __version__, escape
 from monitor.beacon import Beacons
-from monitor.config.status import StatusSettings
+from monitor.config.pages import StatusSettings
 from monitor.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Exposition
 from monitor.ondemand import Busy, OnDemand, Refused
 from monitor.server.beacon import add_beacon_routes

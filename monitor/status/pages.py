@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from monitor.beacon import Beacons
 from monitor.beacon.panel import render_users
 from monitor.checks import FAMILIES
-from monitor.config.status import StatusSettings
+from monitor.config.pages import StatusSettings
 from monitor.domain import Target
 from monitor.history import History, ServerSummary
 from monitor.history import queries as q

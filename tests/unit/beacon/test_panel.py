@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from monitor.config.status import StatusSettings
+from monitor.config.pages import StatusSettings
 from monitor.status import Pages
 from tests.support.beacons import address, beacons, body, probe_round, send, state
 
