@@ -25,8 +25,9 @@ from bench.common import ROOT, ms, summary
 
 sys.path.insert(0, str(ROOT))
 
-from monitor.checks.media.client import MediaError, allocate, binding
-from monitor.model import MediaService
+from monitor.checks.media.client import allocate, binding
+from monitor.checks.media.result import MediaService
+from monitor.net import NetError
 from tests.support.coturn import Coturn, rest_credentials
 
 
@@ -61,7 +62,7 @@ async def measure(rounds: int) -> dict[str, dict[str, float]]:
                         allocations.append(
                             await allocate(service, "127.0.0.1", user, password, context, 3)
                         )
-                    except MediaError as exc:
+                    except NetError as exc:
                         # back to back, the OS may hand out the local UDP port of an
                         # allocation coturn has not swept yet: 437 (allocation mismatch)
                         errors += 1
@@ -75,7 +76,7 @@ async def measure(rounds: int) -> dict[str, dict[str, float]]:
             t0 = time.monotonic()
             try:
                 await allocate(wrong, "127.0.0.1", user, "wrong", None, 3)
-            except MediaError as exc:
+            except NetError as exc:
                 figures["turn wrong password"] = {"seconds": time.monotonic() - t0}
                 print(f"wrong password: {exc.reason.value}: {exc.detail}")
         finally:

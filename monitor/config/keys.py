@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from monitor.checks.jwt.settings import JwtSettings
 from monitor.checks.mod_jitsi_tokens import LIFETIME
 from monitor.checks.tokens import mint, origin_of_url
 from monitor.config.errors import Where
@@ -20,7 +21,7 @@ __all__ = ["moodle_domain", "token_key"]
 
 def token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[tuple[Where, str]]]:
     """Read a server's key material; problems never quote the secret."""
-    j = server.jwt
+    j = server.block(JwtSettings)
     assert j is not None
     errors: list[tuple[Where, str]] = []
     hmac = j.algorithm.startswith("HS")

@@ -40,6 +40,8 @@ class PoolView:
     refresh: float
     # The pool of a Moodle site: the server Moodle uses now (mod_jitsi/server).
     moodle: str | None = None
+    # The users' view (monitor.beacon.panel), HTML made there; "" when none.
+    users: str = ""
 
 
 def _h(text: object) -> str:
@@ -119,7 +121,8 @@ def render_pool(view: PoolView) -> str:
     )
     body = (
         f'{head}<p><a href="../badge/pool/{quoted}.svg">badge</a></p>'
-        f"<h2>Candidates</h2>{candidates}<h2>Failover timeline</h2><p>{ranges}</p>{events}"
+        f"<h2>Candidates</h2>{candidates}{view.users}"
+        f"<h2>Failover timeline</h2><p>{ranges}</p>{events}"
     )
     return page(
         f"pool {view.name} · {view.title}",

@@ -20,9 +20,10 @@ import aiohttp
 import pytest
 import trustme
 
+from monitor.checks.media.result import MediaReport
 from monitor.config import MonitorConfig
 from monitor.metrics import Exposition
-from monitor.model import Check, MediaReport, Reason
+from monitor.model import Check, Reason
 from monitor.runner import Runner
 from monitor.state import State
 from tests.support.alerting import firing, query, rules_with_short_for, until

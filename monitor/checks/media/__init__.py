@@ -4,6 +4,7 @@
 - ``extdisco``: the query after the XMPP login (the signalling stage's hook);
 - ``client``: one STUN Binding or TURN Allocate over UDP, TCP or TLS (aioice);
 - ``probe``: the stage's probe: every service once, the ``stun`` and ``turn`` checks;
+- ``result``: ``MediaReport`` (what a report holds of the family), ``MediaService``, ``MediaProbe``;
 - ``family``: the family (rows, run, carried verdicts), ``metrics``, ``view``.
 """
 

@@ -26,13 +26,14 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-from monitor.checks.media.client import MediaError, allocate, binding
+from monitor.checks.media.client import allocate, binding
 from monitor.checks.media.extdisco import Discovery
+from monitor.checks.media.result import MediaProbe, MediaReport, MediaService
 from monitor.checks.media.services import Credentials, check_address, parse_stun_urls
 from monitor.domain import MediaTarget
 from monitor.ladder import Check
-from monitor.model import CheckResult, MediaProbe, MediaReport, MediaService, Reason
-from monitor.net import Resolver
+from monitor.model import CheckResult, Reason
+from monitor.net import NetError, Resolver
 
 __all__ = ["MediaOutcome", "probe_media"]
 
@@ -74,9 +75,7 @@ async def _probe_one(
                 address = await _resolve(resolver, service.host, service.port)
         except TimeoutError:
             reason = Reason.STUN_TIMEOUT if stun_service else Reason.TURN_TIMEOUT
-            raise MediaError(
-                reason, f"no DNS answer for {service.host} in {budget:.1f} s"
-            ) from None
+            raise NetError(reason, f"no DNS answer for {service.host} in {budget:.1f} s") from None
         resolving = loop.time() - started
         refused = check_address(address, media.allow_private)
         if refused is not None:
@@ -89,7 +88,7 @@ async def _probe_one(
         password = credentials.password if credentials else None
         seconds = await allocate(service, address, user, password, ssl_context, timeout)
         return MediaProbe(service, Reason.OK, seconds, "allocated and released")
-    except MediaError as exc:
+    except NetError as exc:
         reason = exc.reason
         if reason is Reason.DNS_ERROR:
             reason = Reason.STUN_ERROR if stun_service else Reason.TURN_ERROR

@@ -7,9 +7,10 @@ from typing import Any
 
 from monitor import escape
 from monitor.checks.family import Column, JsonPart
+from monitor.checks.media.result import MediaReport
 from monitor.checks.web.view import ms
 from monitor.ladder import Check
-from monitor.model import MediaReport, Reason, ServerReport
+from monitor.model import Reason, ServerReport
 
 __all__ = ["COLUMNS", "JSON", "media_dict"]
 
