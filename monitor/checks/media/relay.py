@@ -13,9 +13,9 @@ concurrently), whatever happened.
 
 aioice does the allocations and the authenticated transactions
 (``request_with_retry``); its ``stun`` module has no ``DATA`` attribute, so
-the Send indication is a ``stun.Message`` with that attribute appended
-(``_SendIndication``) and a Data indication's payload is read here
-(``data_indication``).
+a Send indication is a ``stun.Message`` with that attribute appended
+(``Indication``) and a Data indication's payload is read here
+(``read_indication``; the lab's simulated TURN server uses both).
 
 Reasons of its own: ``turn_relay_forbidden`` (a 403 on CreatePermission:
 the server denies the peer), ``turn_relay_timeout`` (no answer to
@@ -54,7 +54,7 @@ from monitor.checks.media.client import (
 )
 from monitor.model import MediaService, Reason
 
-__all__ = ["RelayResult", "data_indication", "relay", "send_indication"]
+__all__ = ["Indication", "RelayResult", "read_indication", "relay"]
 
 T = TypeVar("T")
 Address = tuple[str, int]
@@ -74,11 +74,13 @@ _PONG: Final = b"jitsi-monitor turn_relay pong "
 RelayResult = tuple[float, Address, Address]
 
 
-class _SendIndication(stun.Message):
-    """A Send indication: ``XOR-PEER-ADDRESS`` as aioice writes it, then ``DATA``."""
+class Indication(stun.Message):
+    """A Send (or Data) indication: ``XOR-PEER-ADDRESS`` as aioice writes it, then ``DATA``."""
 
-    def __init__(self, peer: Address, payload: bytes) -> None:
-        super().__init__(stun.Method.SEND, stun.Class.INDICATION)
+    def __init__(
+        self, peer: Address, payload: bytes, method: stun.Method = stun.Method.SEND
+    ) -> None:
+        super().__init__(method, stun.Class.INDICATION)
         self.attributes["XOR-PEER-ADDRESS"] = peer
         self.payload = payload
 
@@ -90,12 +92,7 @@ class _SendIndication(stun.Message):
         return head[:2] + struct.pack("!H", length) + head[4:] + data
 
 
-def send_indication(peer: Address, payload: bytes) -> bytes:
-    """A Send indication's bytes (for the tests' stand-ins too)."""
-    return bytes(_SendIndication(peer, payload))
-
-
-def data_indication(data: bytes) -> tuple[Address, bytes] | None:
+def read_indication(data: bytes) -> tuple[Address, bytes] | None:
     """The peer and payload of a Data (or Send) indication, None if ``data`` is none."""
     if len(data) < 20:
         return None
@@ -128,7 +125,7 @@ class _Inbox:
         """Whether ``data`` was a Data indication (then it is kept, if there is room)."""
         if not isinstance(data, bytes):
             return False
-        found = data_indication(data)
+        found = read_indication(data)
         if found is None:
             return False
         with contextlib.suppress(asyncio.QueueFull):
@@ -286,7 +283,7 @@ async def _ping_pong(
         while True:
             _, payload = await b.inbox.get()
             if payload.startswith(_PING + token + b" "):
-                b.send_stun(_SendIndication(relay_a, _PONG + payload[len(_PING) :]), b.server)
+                b.send_stun(Indication(relay_a, _PONG + payload[len(_PING) :]), b.server)
 
     async def resend() -> None:
         wait = RTO
@@ -294,7 +291,7 @@ async def _ping_pong(
             number = len(sent)
             sent[number] = time.monotonic()
             step.sent = len(sent)
-            a.send_stun(_SendIndication(relay_b, _PING + token + b" %d" % number), a.server)
+            a.send_stun(Indication(relay_b, _PING + token + b" %d" % number), a.server)
             await asyncio.sleep(wait)
             wait *= 2
 

@@ -19,6 +19,7 @@ import typing
 import pytest
 
 from monitor.checks.media import parse_stun_urls
+from monitor.checks.media.rows import TURN_RELAY
 from monitor.config import parse_config
 from monitor.lab import LabServer, servers_yaml
 from monitor.lab.media import LabTurn, hostile_services, rest_services
@@ -233,8 +234,11 @@ async def test_the_labs_simulated_turn_server(lab: Lab) -> None:
     (report,) = await rounds(servers_yaml([server]))
     assert result(report, Check.STUN)[0] is Reason.OK
     assert result(report, Check.TURN)[0] is Reason.OK
+    assert result(report, TURN_RELAY)[0] is Reason.OK
     assert server.turn is not None
-    assert server.turn.allocations == 1
+    # One for turn, two for turn_relay; all three released.
+    assert server.turn.allocations == 3
+    assert server.turn.relayed == {}
     assert report.result(MediaReport) is not None
     (turn,) = [s for s in report.result(MediaReport).services if s.type == "turn"]
     assert turn.credentials
