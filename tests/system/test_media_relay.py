@@ -12,6 +12,7 @@ without waiting for them to expire.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,7 +81,7 @@ def _service(server: Coturn, transport: str) -> MediaService:
 async def _relay(
     server: Coturn,
     transport: str,
-    ca_ctx: Callable[[], object] | None = None,
+    ca_ctx: Callable[[], ssl.SSLContext] | None = None,
     user: str = "relay",
     judge: Callable[[str], str | None] = _allow_all,
 ) -> tuple[float, tuple[str, int], tuple[str, int]]:
@@ -101,9 +102,7 @@ async def _relay(
 async def test_allow_loopback_peers_relays(
     relaying: Coturn, transport: str, ca: trustme.CA
 ) -> None:
-    def context() -> object:
-        import ssl
-
+    def context() -> ssl.SSLContext:
         ctx = ssl.create_default_context()
         ca.configure_trust(ctx)
         return ctx
