@@ -7,7 +7,8 @@ long-term credentials. TLS (``turns``) is its TCP protocol over an
 ``ssl`` connection. What is ours: a bound on time, connection errors
 (an ICMP port unreachable on UDP, a reset on TCP) ending the wait at once,
 a hostile answer never escaping as an exception, and the allocation
-released at once (a Refresh with lifetime 0) and never used to relay data.
+released at once (a Refresh with lifetime 0) and never used to relay data
+(``relay`` does that, with allocations of its own).
 """
 
 from __future__ import annotations
