@@ -10,7 +10,7 @@ Prosody's, and so on. The TURN relay (``turn_relay``): coturn refuses
 loopback peers by default, so there ``turn`` passes and ``turn_relay`` is
 ``turn_relay_forbidden``; with ``allow-loopback-peers`` both pass, on every
 transport; a ``denied-peer-ip`` covering the relayed addresses forbids it
-again.
+again; a real Prometheus fires ``JitsiTurnRelayDown`` while ``turn`` passes.
 """
 
 from __future__ import annotations
@@ -439,6 +439,17 @@ async def test_prometheus_fires_the_turn_alert(
         await until(turn_ok, "TURN allocating in Prometheus")
         allocations = await query(session, base, "jitsi_turn_allocate_seconds")
         assert {r["metric"]["transport"] for r in allocations} == {"udp", "tcp"}
+        assert not [a for a in await firing(session, base) if a["alertname"] == "JitsiTurnDown"]
+
+        # This coturn refuses loopback peers, its relays' addresses: it
+        # allocates, but does not relay.
+        async def relay_down() -> list[dict[str, str]]:
+            alerts = await firing(session, base)
+            return [a for a in alerts if a["alertname"] == "JitsiTurnRelayDown"]
+
+        (relay_alert,) = await until(relay_down, "JitsiTurnRelayDown firing")
+        assert relay_alert["server"] == "school"
+        assert relay_alert["check"] == "turn_relay"
         assert not [a for a in await firing(session, base) if a["alertname"] == "JitsiTurnDown"]
 
         coturn.stop()

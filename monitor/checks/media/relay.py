@@ -242,8 +242,11 @@ async def relay(
         # KeyError, TypeError: an answer without a field aioice reads (LIFETIME, ERROR-CODE...).
         raise MediaError(Reason.TURN_ERROR, f"{step.name}: {_oserror(exc)}") from None
     finally:
-        # Both at once, within what is left of the bound.
-        await asyncio.gather(*(_release(p, end) for p in opened))
+        # Both at once, within what is left of the bound; not when the ladder
+        # is being cancelled (the allocations then expire after their lifetime).
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():
+            await asyncio.gather(*(_release(p, end) for p in opened))
         for p in opened:
             _close(p)
 
