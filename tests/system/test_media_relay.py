@@ -16,6 +16,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -41,8 +42,8 @@ def turn_cert(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return where / "cert.pem", where / "key.pem"
 
 
-def _coturn(where: Path, cert: tuple[Path, Path], **options: object) -> Iterator[Coturn]:
-    server = Coturn(where, *cert, **options)  # type: ignore[arg-type]
+def _coturn(where: Path, cert: tuple[Path, Path], **options: Any) -> Iterator[Coturn]:
+    server = Coturn(where, *cert, **options)
     server.start()
     yield server
     server.stop()
@@ -94,7 +95,7 @@ async def _relay(
         password,
         context,
         judge,
-        5,  # type: ignore[arg-type]
+        5,
     )
 
 

@@ -231,7 +231,7 @@ async def relay(
     except TimeoutError:
         raise _timeout(step, f"in {budget:.1f} s") from None
     except stun.TransactionTimeout:
-        raise _timeout(step, "to the retransmissions") from None
+        raise _timeout(step, "after the retransmissions") from None
     except stun.TransactionFailed as exc:
         raise _failed(step, exc, username is not None) from None
     except ConnectionRefusedError as exc:
