@@ -29,9 +29,10 @@ from bench.common import ROOT, ms, summary
 
 sys.path.insert(0, str(ROOT))
 
-from monitor.checks.media.client import MediaError, allocate, binding
+from monitor.checks.media.client import allocate, binding
 from monitor.checks.media.relay import relay
-from monitor.model import MediaService
+from monitor.checks.media.result import MediaService
+from monitor.net import NetError
 from tests.support.coturn import Coturn, rest_credentials
 
 # Most relay tests per transport, and the pause around them (see below).
@@ -73,7 +74,7 @@ async def measure(rounds: int) -> dict[str, dict[str, float]]:
                         allocations.append(
                             await allocate(service, "127.0.0.1", user, password, context, 3)
                         )
-                    except MediaError as exc:
+                    except NetError as exc:
                         # back to back, the OS may hand out the local UDP port of an
                         # allocation coturn has not swept yet: 437 (allocation mismatch)
                         errors += 1
@@ -94,7 +95,7 @@ async def measure(rounds: int) -> dict[str, dict[str, float]]:
                         rtt, _, _ = await relay(
                             service, "127.0.0.1", user, password, context, lambda a: None, 3
                         )
-                    except MediaError as exc:
+                    except NetError as exc:
                         errors += 1
                         print(f"relay {kind}/{transport}: {exc.reason.value}: {exc.detail}")
                         continue
@@ -107,7 +108,7 @@ async def measure(rounds: int) -> dict[str, dict[str, float]]:
             t0 = time.monotonic()
             try:
                 await allocate(wrong, "127.0.0.1", user, "wrong", None, 3)
-            except MediaError as exc:
+            except NetError as exc:
                 figures["turn wrong password"] = {"seconds": time.monotonic() - t0}
                 print(f"wrong password: {exc.reason.value}: {exc.detail}")
         finally:

@@ -32,7 +32,7 @@ from aiohttp import web
 from monitor import loop as event_loop
 from monitor.config import ConfigError, MonitorConfig, Shard, load_config
 from monitor.config.reload import restart_only_changes
-from monitor.config.source import beside_the_loop
+from monitor.config.yaml_reader import beside_the_loop
 from monitor.decisions import Decisions
 from monitor.domain import Target
 from monitor.history import History, Limits, open_history, pool_record, report_record
@@ -154,7 +154,7 @@ class Service:
         self.state = state = self._make_state(
             location=cfg.location, shard=str(spec) if spec else None
         )
-        state.sources = self.sources.status
+        state.sources = self.sources.health
         state.set_targets(targets)
         state.set_pools(pools)
         state.outbox = Outbox(max_age=cfg.notify.max_age, max_pending=cfg.notify.max_pending)

@@ -22,7 +22,7 @@ from monitor.ladder import FAILOVER_REASONS, PoolChange
 from monitor.model import Reason, ServerReport
 from monitor.outbox import Outbox
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
-from monitor.sources.status import SourceStatus
+from monitor.sources.health import SourceHealth
 from monitor.statefile import UnusableFile, move_aside, read_json_bounded, write_json_atomic
 
 __all__ = ["EWMA_ALPHA", "HISTORY_UNUSABLE", "HistoryHealth", "State", "load_state", "save_state"]
@@ -86,7 +86,7 @@ class State:
     # The failover command's exit codes ("timeout", "cannot_start" too).
     command_exits: Counter[str] = field(default_factory=Counter)
     # Each of server_sources, by name (kept by monitor.sources.watch.Sources).
-    sources: dict[str, SourceStatus] = field(default_factory=dict)
+    sources: dict[str, SourceHealth] = field(default_factory=dict)
     # The history writer when serve keeps history (monitor.history).
     history: HistoryHealth | None = None
 

@@ -16,7 +16,7 @@ import zlib
 from aiohttp import web
 
 from monitor import __version__, escape
-from monitor.config.status import StatusSettings
+from monitor.config.pages import StatusSettings
 from monitor.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Exposition
 from monitor.ondemand import Busy, OnDemand, Refused
 from monitor.state import State

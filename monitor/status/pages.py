@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from monitor.checks import FAMILIES
-from monitor.config.status import StatusSettings
+from monitor.config.pages import StatusSettings
 from monitor.domain import Target
 from monitor.history import History, ServerSummary
 from monitor.history import queries as q

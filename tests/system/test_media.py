@@ -25,10 +25,11 @@ import pytest
 import trustme
 
 from monitor.checks.media.relay_report import RelayReport
+from monitor.checks.media.result import MediaReport
 from monitor.checks.media.rows import TURN_RELAY
 from monitor.config import MonitorConfig
 from monitor.metrics import Exposition
-from monitor.model import Check, MediaReport, Reason
+from monitor.model import Check, Reason
 from monitor.runner import Runner
 from monitor.state import State
 from monitor.views import report_dict

@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 import trustme
 
-from monitor.checks.media.client import MediaError, allocate
+from monitor.checks.media.client import allocate
 from monitor.checks.media.relay import relay
-from monitor.model import MediaService, Reason
+from monitor.checks.media.result import MediaService
+from monitor.model import Reason
+from monitor.net import NetError
 from tests.support.coturn import Coturn, rest_credentials
 from tests.support.media import turn
 from tests.support.timing import SLACK
@@ -130,7 +132,7 @@ async def test_both_allocations_are_released_at_once(relaying: Coturn) -> None:
 async def _relayed(server: Coturn) -> Reason:
     try:
         await _relay(server, "udp", user="again")
-    except MediaError as exc:
+    except NetError as exc:
         return exc.reason
     return Reason.OK
 
@@ -141,14 +143,14 @@ async def test_default_coturn_allocates_but_forbids_the_relay(
 ) -> None:
     user, password = rest_credentials(default_peers.secret, user="default")
     await allocate(_service(default_peers, transport), "127.0.0.1", user, password, None, 3)
-    with pytest.raises(MediaError) as failed:
+    with pytest.raises(NetError) as failed:
         await _relay(default_peers, transport)
     assert failed.value.reason is Reason.TURN_RELAY_FORBIDDEN
     assert "CreatePermission: error 403" in failed.value.detail
 
 
 async def test_denied_peer_ip_forbids_the_relay(denied: Coturn) -> None:
-    with pytest.raises(MediaError) as failed:
+    with pytest.raises(NetError) as failed:
         await _relay(denied, "udp")
     assert failed.value.reason is Reason.TURN_RELAY_FORBIDDEN
 
@@ -156,7 +158,7 @@ async def test_denied_peer_ip_forbids_the_relay(denied: Coturn) -> None:
 async def test_a_relayed_address_the_policy_refuses_is_unreachable(relaying: Coturn) -> None:
     # A public server's policy refuses loopback: a relayed address there is
     # what a coturn without external-ip hands out behind NAT.
-    with pytest.raises(MediaError) as failed:
+    with pytest.raises(NetError) as failed:
         await _relay(relaying, "udp", user="policy", judge=lambda a: f"{a} is loopback")
     assert failed.value.reason is Reason.TURN_RELAY_UNREACHABLE
     assert "127.0.0.1 is loopback" in failed.value.detail

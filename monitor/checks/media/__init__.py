@@ -7,6 +7,7 @@
   (``turn_relay``), whose results are ``relay_report``'s;
 - ``probe``: the stage's probe: every service once, the ``stun``, ``turn``
   and ``turn_relay`` checks;
+- ``result``: ``MediaReport`` (what a report holds of the family), ``MediaService``, ``MediaProbe``;
 - ``family``: the family (rows, run, carried verdicts), ``metrics``, ``view``.
 """
 

@@ -18,13 +18,14 @@ from monitor.checks.media.metrics import METRICS, lines
 from monitor.checks.media.panels import panels
 from monitor.checks.media.probe import probe_media
 from monitor.checks.media.relay_report import RelayReport
+from monitor.checks.media.result import MediaReport
 from monitor.checks.media.rows import ROWS
 from monitor.checks.media.settings import MediaSettings
 from monitor.checks.media.view import COLUMNS, JSON
 from monitor.checks.run import LadderRun
 from monitor.domain import Target
 from monitor.ladder import Check
-from monitor.model import CheckResult, ConfigFacts, MediaReport, skipped
+from monitor.model import CheckResult, ConfigFacts, skipped
 
 __all__ = ["FAMILY", "MEDIA_CARRY"]
 

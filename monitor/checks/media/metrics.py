@@ -8,7 +8,8 @@ from collections.abc import Mapping
 
 from monitor.checks.family import Labels, Slot
 from monitor.checks.media.relay_report import RelayReport
-from monitor.model import MediaReport, ServerReport
+from monitor.checks.media.result import MediaReport
+from monitor.model import ServerReport
 from monitor.promtext import MetricFamily, esc, gauge, info, num
 
 __all__ = ["METRICS", "lines"]

@@ -29,16 +29,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from monitor.checks.media.client import MediaError, allocate, binding
+from monitor.checks.media.client import allocate, binding
 from monitor.checks.media.extdisco import Discovery
 from monitor.checks.media.relay import relay
 from monitor.checks.media.relay_report import RelayProbe, RelayReport
+from monitor.checks.media.result import MediaProbe, MediaReport, MediaService
 from monitor.checks.media.rows import TURN_RELAY
 from monitor.checks.media.services import Credentials, check_address, parse_stun_urls
 from monitor.domain import MediaTarget
 from monitor.ladder import Check
-from monitor.model import CheckResult, MediaProbe, MediaReport, MediaService, Reason
-from monitor.net import Resolver
+from monitor.model import CheckResult, Reason
+from monitor.net import NetError, Resolver
 
 __all__ = ["MediaOutcome", "probe_media"]
 
@@ -83,9 +84,7 @@ async def _probe_one(
                 address = await _resolve(resolver, service.host, service.port)
         except TimeoutError:
             reason = Reason.STUN_TIMEOUT if stun_service else Reason.TURN_TIMEOUT
-            raise MediaError(
-                reason, f"no DNS answer for {service.host} in {budget:.1f} s"
-            ) from None
+            raise NetError(reason, f"no DNS answer for {service.host} in {budget:.1f} s") from None
         resolving = loop.time() - started
         refused = check_address(address, media.allow_private)
         if refused is not None:
@@ -101,7 +100,7 @@ async def _probe_one(
             service, address, user, password, ssl_context, media, deadline
         )
         return MediaProbe(service, Reason.OK, seconds, "allocated and released")
-    except MediaError as exc:
+    except NetError as exc:
         reason = exc.reason
         if reason is Reason.DNS_ERROR:
             reason = Reason.STUN_ERROR if stun_service else Reason.TURN_ERROR
@@ -135,7 +134,7 @@ async def _relay_one(
             lambda relayed: check_address(relayed, media.allow_private),
             budget,
         )
-    except MediaError as exc:
+    except NetError as exc:
         return RelayProbe(service, exc.reason, None, exc.detail)
     return RelayProbe(service, Reason.OK, rtt, f"relayed {_at(relay_a)} to {_at(relay_b)} and back")
 

@@ -42,7 +42,6 @@ from aioice import stun
 from monitor import escape
 from monitor.checks.media.client import (
     RELEASE_TIMEOUT,
-    MediaError,
     _close,
     _error_code,
     _open,
@@ -52,7 +51,9 @@ from monitor.checks.media.client import (
     _Tcp,
     _Udp,
 )
-from monitor.model import MediaService, Reason
+from monitor.checks.media.result import MediaService
+from monitor.model import Reason
+from monitor.net import NetError
 
 __all__ = ["Indication", "RelayResult", "read_indication", "relay"]
 
@@ -195,7 +196,7 @@ async def relay(
 
     ``judge`` says why a relayed address must not be used (the media
     family's address policy), or None. Bounded by ``limit`` seconds, the
-    release included. Raises ``MediaError`` with a ``turn_relay_*`` reason,
+    release included. Raises ``NetError`` with a ``turn_relay_*`` reason,
     or the ``turn_*`` reason of an allocation that failed.
     """
     loop = asyncio.get_running_loop()
@@ -220,13 +221,13 @@ async def relay(
             for relayed in (relay_a, relay_b):
                 why = _unusable(relayed, judge)
                 if why is not None:
-                    raise MediaError(Reason.TURN_RELAY_UNREACHABLE, why)
+                    raise NetError(Reason.TURN_RELAY_UNREACHABLE, why)
             step.name = "permission"
             await _both(_permit(a, relay_b), _permit(b, relay_a))
             step.name = "relaying"
             rtt = await _ping_pong(a, relay_a, b, relay_b, step)
         return rtt, relay_a, relay_b
-    except MediaError:
+    except NetError:
         raise
     except TimeoutError:
         raise _timeout(step, f"in {budget:.1f} s") from None
@@ -235,12 +236,12 @@ async def relay(
     except stun.TransactionFailed as exc:
         raise _failed(step, exc, username is not None) from None
     except ConnectionRefusedError as exc:
-        raise MediaError(Reason.TURN_REFUSED, _oserror(exc)) from None
+        raise NetError(Reason.TURN_REFUSED, _oserror(exc)) from None
     except ssl.SSLError as exc:
-        raise MediaError(Reason.TURN_TLS_ERROR, _oserror(exc)) from None
+        raise NetError(Reason.TURN_TLS_ERROR, _oserror(exc)) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         # KeyError, TypeError: an answer without a field aioice reads (LIFETIME, ERROR-CODE...).
-        raise MediaError(Reason.TURN_ERROR, f"{step.name}: {_oserror(exc)}") from None
+        raise NetError(Reason.TURN_ERROR, f"{step.name}: {_oserror(exc)}") from None
     finally:
         # Both at once, within what is left of the bound; not when the ladder
         # is being cancelled (the allocations then expire after their lifetime).
@@ -316,32 +317,32 @@ async def _ping_pong(
         await asyncio.gather(*helpers, return_exceptions=True)
 
 
-def _timeout(step: _Step, how: str) -> MediaError:
+def _timeout(step: _Step, how: str) -> NetError:
     if step.name == "allocating":
-        return MediaError(Reason.TURN_TIMEOUT, f"no allocation {how}")
+        return NetError(Reason.TURN_TIMEOUT, f"no allocation {how}")
     if step.name == "permission":
-        return MediaError(Reason.TURN_RELAY_TIMEOUT, f"no answer to CreatePermission {how}")
-    return MediaError(
+        return NetError(Reason.TURN_RELAY_TIMEOUT, f"no answer to CreatePermission {how}")
+    return NetError(
         Reason.TURN_RELAY_TIMEOUT,
         f"no datagram came back through the relays {how} ({step.sent} sent): "
         "check external-ip and that the relay ports are open",
     )
 
 
-def _failed(step: _Step, exc: stun.TransactionFailed, credentials: bool) -> MediaError:
+def _failed(step: _Step, exc: stun.TransactionFailed, credentials: bool) -> NetError:
     code, text = _error_code(exc)
     detail = f"error {code} {text}".strip()
     if step.name == "permission":
         if code == 403:
-            return MediaError(
+            return NetError(
                 Reason.TURN_RELAY_FORBIDDEN,
                 f"CreatePermission: {detail}: the server denies the relayed peer "
                 "(denied-peer-ip, or a loopback or private relay address)",
             )
-        return MediaError(Reason.TURN_ERROR, f"CreatePermission: {detail}")
+        return NetError(Reason.TURN_ERROR, f"CreatePermission: {detail}")
     if code == 401:
         why = "with the announced credentials" if credentials else "(no credentials announced)"
-        return MediaError(Reason.TURN_UNAUTHORIZED, f"{detail} {why}")
+        return NetError(Reason.TURN_UNAUTHORIZED, f"{detail} {why}")
     if code == 486:
-        return MediaError(Reason.TURN_QUOTA, f"{detail} (the second allocation)")
-    return MediaError(Reason.TURN_ERROR, detail)
+        return NetError(Reason.TURN_QUOTA, f"{detail} (the second allocation)")
+    return NetError(Reason.TURN_ERROR, detail)

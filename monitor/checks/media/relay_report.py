@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from monitor.model import MediaService, Reason
+from monitor.checks.media.result import MediaService
+from monitor.model import Reason
 
 __all__ = ["RelayProbe", "RelayReport"]
 

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 from xml.etree.ElementTree import Element
 
 from monitor import escape
-from monitor.model import MediaService
+from monitor.checks.media.result import MediaService
 
 __all__ = [
     "NS_EXTDISCO_1",

@@ -8,10 +8,11 @@ from typing import Any
 from monitor import escape
 from monitor.checks.family import Column, JsonPart
 from monitor.checks.media.relay_report import RelayReport
+from monitor.checks.media.result import MediaReport
 from monitor.checks.media.rows import TURN_RELAY
 from monitor.checks.web.view import ms
 from monitor.ladder import Check
-from monitor.model import MediaReport, Reason, ServerReport
+from monitor.model import Reason, ServerReport
 
 __all__ = ["COLUMNS", "JSON", "media_dict"]
 

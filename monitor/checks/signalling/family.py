@@ -10,6 +10,7 @@ from __future__ import annotations
 from monitor.checks.family import Family
 from monitor.checks.run import LadderRun
 from monitor.checks.signalling.metrics import METRICS, lines
+from monitor.checks.signalling.panels import panels
 from monitor.checks.signalling.rows import ROWS
 from monitor.checks.signalling.settings import SignallingSettings
 from monitor.checks.signalling.view import COLUMNS, JSON
@@ -86,4 +87,5 @@ FAMILY = Family(
     json=JSON,
     columns=COLUMNS,
     settings=SignallingSettings,
+    panels=panels,
 )

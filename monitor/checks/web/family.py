@@ -10,13 +10,14 @@ from monitor.checks.family import Family
 from monitor.checks.run import LadderRun
 from monitor.checks.web.configjs import Reader
 from monitor.checks.web.metrics import METRICS, lines
+from monitor.checks.web.panels import panels
 from monitor.checks.web.probe import probe_web
 from monitor.checks.web.rows import ROWS
 from monitor.checks.web.view import COLUMNS, JSON, page_facts, tags
 from monitor.domain import Target
 from monitor.ladder import Check
 from monitor.model import CheckResult
-from monitor.probes.http_client import HttpClient, origin_of
+from monitor.net.http import HttpClient, origin_of
 
 __all__ = ["FAMILY"]
 
@@ -59,4 +60,5 @@ FAMILY = Family(
     columns=COLUMNS,
     tags=tags,
     page_facts=page_facts,
+    panels=panels,
 )

@@ -16,7 +16,8 @@ from monitor.checks.web.configjs import Reader, reader
 from monitor.checks.web.rows import ROWS
 from monitor.ladder import Check
 from monitor.model import CertInfo, CheckResult, ConfigFacts, Phase, Reason, skipped
-from monitor.probes.http_client import Fetch, FetchError, HttpClient
+from monitor.net import NetError
+from monitor.net.http import Fetch, HttpClient
 
 __all__ = ["EMBED_LIMIT_SECONDS", "WebResult", "probe_web"]
 
@@ -90,7 +91,7 @@ class _WebSteps:
         self.inflight = (check, fetch, path)
         try:
             await self.client.get(urljoin(self.base_url, path), fetch)
-        except FetchError as exc:
+        except NetError as exc:
             self.inflight = None
             result = CheckResult(check, exc.reason, exc.detail, fetch.phase_list())
             self.checks.append(result)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, parse_config, parse_shard
-from monitor.config.sources import ServerSourceConfig
+from monitor.config.server_sources import ServerSourceConfig
 from monitor.sources.fetch import SourceError
 from monitor.sources.files import parse_servers_file
 from monitor.sources.http_sd import parse_sd

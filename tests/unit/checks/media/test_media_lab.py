@@ -20,12 +20,13 @@ import pytest
 
 from monitor.checks.media import parse_stun_urls
 from monitor.checks.media.relay_report import RelayReport
+from monitor.checks.media.result import MediaReport
 from monitor.checks.media.rows import TURN_RELAY
 from monitor.config import parse_config
 from monitor.lab import LabServer, servers_yaml
 from monitor.lab.media import LabTurn, hostile_services, rest_services
 from monitor.metrics import Exposition
-from monitor.model import Check, MediaReport, Reason, ServerReport
+from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 from tests.support.lab import Lab

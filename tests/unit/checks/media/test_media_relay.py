@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aioice import stun
 
-from monitor.checks.media.client import MediaError
 from monitor.checks.media.relay import Indication, read_indication, relay
+from monitor.checks.media.result import MediaService
 from monitor.checks.media.services import check_address
 from monitor.lab.media import LabTurn
-from monitor.model import MediaService, Reason
+from monitor.model import Reason
+from monitor.net import NetError
 from tests.support.coturn import rest_credentials
 from tests.support.turn_standin import TurnStandIn
 
@@ -41,8 +42,8 @@ async def standin(request: pytest.FixtureRequest) -> AsyncIterator[TurnStandIn]:
     server.close()
 
 
-async def _fails(server: TurnStandIn, limit: float = 1.5) -> MediaError:
-    with pytest.raises(MediaError) as failed:
+async def _fails(server: TurnStandIn, limit: float = 1.5) -> NetError:
+    with pytest.raises(NetError) as failed:
         await relay(_service(server.port), "127.0.0.1", None, None, None, _anything, limit)
     return failed.value
 
@@ -89,7 +90,7 @@ async def test_a_refused_relayed_address_is_turn_relay_unreachable(
     standin: TurnStandIn,
 ) -> None:
     # The policy of a public server (no private addresses) refuses loopback.
-    with pytest.raises(MediaError) as failed:
+    with pytest.raises(NetError) as failed:
         await relay(
             _service(standin.port),
             "127.0.0.1",
@@ -109,7 +110,7 @@ async def test_a_refused_relayed_address_is_turn_relay_unreachable(
 async def test_a_closed_port_keeps_the_allocations_reason(standin: TurnStandIn) -> None:
     port = standin.port
     standin.close()
-    with pytest.raises(MediaError) as failed:
+    with pytest.raises(NetError) as failed:
         await relay(_service(port), "127.0.0.1", None, None, None, _anything, 1.0)
     # the ICMP port unreachable of loopback: as an Allocate alone, not a relay reason
     assert failed.value.reason is Reason.TURN_REFUSED
