@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the monitor's package, also when it is not installed
 
+from monitor.beacon.panels import user_panels  # noqa: E402
 from monitor.checks import FAMILIES, LADDER  # noqa: E402
 from monitor.checks.family import Slot, fleet_columns, lay_out, place  # noqa: E402
 from monitor.grafana import (  # noqa: E402
@@ -264,6 +265,9 @@ def overview() -> Json:
         w=24,
         h=6,
     )
+    grid.row("Users' view (browser beacons)")
+    for panel, width, height in user_panels():
+        grid.add(panel, w=width, h=height)
     lay_out(grid, FAMILIES, OVERVIEW_UID, "end")
 
     grid.row("Monitor health", collapsed=True)

@@ -43,6 +43,15 @@ def _pool_checks(config: MonitorConfig) -> list[tuple[Where, str]]:
 def cross_checks(config: MonitorConfig) -> list[tuple[Where, str]]:
     """Checks that span several fields, each placed at the field to fix."""
     found: list[tuple[Where, str]] = _pool_checks(config)
+    for index, pool in enumerate(config.pools):
+        if pool.nearest == "users" and not config.beacon.origins:
+            found.append(
+                (
+                    ("pools", index, "nearest"),
+                    "nearest: users needs beacon.origins (the pages allowed to send "
+                    "users' timings; see docs/beacon.md)",
+                )
+            )
     sources: set[str] = set()
     for index, source in enumerate(config.server_sources):
         if source.name in sources:

@@ -37,6 +37,7 @@ from monitor.checks import FAMILIES, LADDER, Family
 from monitor.checks.media.settings import MediaSettings, resolve_media
 from monitor.checks.signalling.settings import SignallingSettings, joins
 from monitor.checks.web.configjs import Limits
+from monitor.config.beacon import BeaconSettings
 from monitor.config.pages import HistorySettings, StatusSettings
 from monitor.config.server_sources import ServerSourceConfig, check_labels
 from monitor.config.sharding import shards
@@ -332,6 +333,8 @@ class PoolConfig(_Strict):
     embedding: bool = False
     tiers: list[list[str]] = Field(default_factory=list)
     failover: FailoverSettings = FailoverSettings()
+    # Whose round trip scores members: the monitor's, or the users' (docs/beacon.md).
+    nearest: Literal["monitor", "users"] = "monitor"
 
     @field_validator("name")
     @classmethod
@@ -369,6 +372,7 @@ class PoolConfig(_Strict):
             min_improvement=self.failover.min_improvement[0],
             min_improvement_seconds=self.failover.min_improvement[1],
             hold_down=self.failover.hold_down,
+            nearest=self.nearest,
         )
 
 
@@ -481,6 +485,8 @@ class MonitorConfig(_Strict):
     # The history file behind the status pages, and the pages themselves.
     history: HistorySettings = HistorySettings()
     status: StatusSettings = StatusSettings()
+    # Users' round trips from the LMS page (/beacon.js, /beacon).
+    beacon: BeaconSettings = BeaconSettings()
 
     @field_validator("contact")
     @classmethod

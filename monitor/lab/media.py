@@ -82,11 +82,15 @@ def rest_services(
 
 def hostile_services(count: int = 3000) -> str:
     """A huge answer (some 230 kB, under the client's frame limit) with every kind of bad
-    entry, then ``count`` services that look fine but do not resolve."""
+    entry, then ``count`` services that look fine but do not resolve.
+
+    Its non-public services are loopback addresses other than the lab's own
+    (127.0.0.2, 127.0.0.3), so that a monitor that wrongly probed them would
+    still not send a packet off this machine."""
     bad = [
-        "<service type='turn' transport='udp' host='10.1.2.3' port='3478' username='u' "
+        "<service type='turn' transport='udp' host='127.0.0.2' port='3478' username='u' "
         "password='p'/>",
-        "<service type='turn' transport='udp' host='169.254.169.254' port='80'/>",
+        "<service type='turn' transport='udp' host='127.0.0.3' port='80'/>",
         "<service type='stun' transport='udp' host='bad host!' port='3478'/>",
         "<service type='stun' transport='udp' host='a.example' port='99999'/>",
         "<service type='stun' transport='udp' host='a.example' port='-1'/>",

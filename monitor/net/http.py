@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urljoin, urlsplit
 
+from monitor import escape
 from monitor.ladder import HTTP_PHASES
 from monitor.model import CertInfo, Phase, Reason
 from monitor.net import (
@@ -36,6 +37,7 @@ from monitor.net import (
     open_connection,
     tls_failure,
 )
+from monitor.net.addresses import Reach
 
 __all__ = [
     "Fetch",
@@ -104,8 +106,11 @@ class HttpClient:
         max_body_bytes: int,
         max_redirects: int,
         confine_to: str | None = None,
+        reach: Reach | None = None,
     ) -> None:
         self._resolver = resolver
+        # Which addresses a request may go to, redirects included (monitor.net.addresses).
+        self._reach = reach
         # An origin (scheme://host:port) no request may leave, redirects included.
         self._confine = confine_to
         self._ssl = ssl_context
@@ -133,7 +138,7 @@ class HttpClient:
     async def _connect(self, scheme: str, host: str, port: int, fetch: Fetch) -> Connection:
         tls = self._ssl if scheme == "https" else None
         conn = await open_connection(
-            self._resolver, host, port, fetch, tls=tls, limit=MAX_HEADER_BYTES
+            self._resolver, host, port, fetch, tls=tls, limit=MAX_HEADER_BYTES, reach=self._reach
         )
         if self.connect_rtt is None:
             self.connect_rtt = conn.rtt
@@ -147,7 +152,13 @@ class HttpClient:
         fetch = fetch or Fetch()
         seen = 0
         while True:
-            response = await self._get_once(url, fetch)
+            try:
+                response = await self._get_once(url, fetch)
+            except NetError as exc:
+                if exc.reason is Reason.PRIVATE_ADDRESS:
+                    shown = escape.plain(_safe_url(url), 200)
+                    raise NetError(exc.reason, f"{shown}: {exc.detail}") from None
+                raise
             location = response.header("location")
             if response.status not in REDIRECTS or not location:
                 fetch.response = response

@@ -60,6 +60,7 @@ def xmpp_settings(run: LadderRun) -> XmppSettings:
         token_for=login.token_for,
         settle=login.settle(),
         same_host=target.confined,
+        reach=run.reach,
         token_origins=origins,
         after_login=login.after_login(),
     )

@@ -41,6 +41,7 @@ async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
         max_body_bytes=target.max_body_bytes,
         max_redirects=target.max_redirects,
         confine_to=origin_of(target.url) if target.confined else None,
+        reach=run.reach,
     ) as client:
         web = await probe_web(client, target.url, target.kind, run.deadline, configjs)
     run.results[web.family] = web

@@ -136,7 +136,7 @@ def test_http_sd_answer() -> None:
                 "targets": ["meet1.example.org", "https://meet2.example.org/acme/", "x y"],
                 "labels": {"team": "school-1", "__meta_gce_zone": "eu", "kind": "public"},
             },
-            {"targets": ["10.0.0.7:8080"], "labels": {"__scheme__": "http", "bad-label": "x"}},
+            {"targets": ["127.0.0.7:8080"], "labels": {"__scheme__": "http", "bad-label": "x"}},
             {"targets": ["meet1.example.org"]},
         ]
     ).encode()

@@ -28,6 +28,7 @@ from monitor.checks.signalling.xmpp.framing import (
 from monitor.checks.signalling.xmpp.transport import CLOSE_WAIT, connect_error
 from monitor.model import Reason
 from monitor.net import NetError
+from monitor.net.addresses import reaching
 
 if TYPE_CHECKING:
     from monitor.checks.signalling.xmpp.settings import XmppSettings
@@ -74,6 +75,10 @@ class BoshTransport:
         self.ssl: ssl.SSLContext | bool = (
             (settings.ssl_context or True) if self.url.scheme == "https" else False
         )
+        # The session is shared by every ladder: the address rule goes with each
+        # request (monitor.net.addresses.reaching), none for the server's own host.
+        reach = settings.reach
+        self._reach = None if reach is None or reach.exempts(url.raw_host or "") else reach
         self.rid = secrets.randbelow(2**40) + 2**20
         self.sid: str | None = None
         self.domain = ""
@@ -93,21 +98,24 @@ class BoshTransport:
             f"{payload}</body>"
         )
         try:
-            async with self.session.post(
-                self.url,
-                data=body.encode(),
-                headers=self.headers,
-                ssl=self.ssl,
-                allow_redirects=False,
-            ) as resp:
-                if resp.status != 200:
-                    raise NetError(Reason.HTTP_STATUS, f"BOSH request answered HTTP {resp.status}")
-                data = b""
-                while len(data) <= MAX_FRAME:
-                    chunk = await resp.content.read(MAX_FRAME + 1 - len(data))
-                    if not chunk:
-                        break
-                    data += chunk
+            with reaching(self._reach):
+                async with self.session.post(
+                    self.url,
+                    data=body.encode(),
+                    headers=self.headers,
+                    ssl=self.ssl,
+                    allow_redirects=False,
+                ) as resp:
+                    if resp.status != 200:
+                        raise NetError(
+                            Reason.HTTP_STATUS, f"BOSH request answered HTTP {resp.status}"
+                        )
+                    data = b""
+                    while len(data) <= MAX_FRAME:
+                        chunk = await resp.content.read(MAX_FRAME + 1 - len(data))
+                        if not chunk:
+                            break
+                        data += chunk
         except aiohttp.ClientError as exc:
             raise connect_error(exc, self.url, "BOSH") from None
         answer = parse_frame(data)

@@ -156,7 +156,14 @@ def check_same_host(url: URL, origin: str) -> None:
 
 def connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> NetError:
     """An aiohttp connection failure (BOSH) as a reason an operator can act on."""
-    return aiohttp_failure(exc, url.host, url.port, what)
+    failure = aiohttp_failure(exc, url.host, url.port, what)
+    return private(failure, url) if failure.reason is Reason.PRIVATE_ADDRESS else failure
+
+
+def private(exc: NetError, url: URL) -> NetError:
+    """A refused address, naming the signalling URL config.js gave (never its query)."""
+    shown = escape.plain(str(url.with_query(None).with_fragment(None)), 200)
+    return NetError(Reason.PRIVATE_ADDRESS, f"config.js's {shown}: {exc.detail}")
 
 
 class WebSocketTransport:
@@ -176,17 +183,23 @@ class WebSocketTransport:
     ) -> WebSocketTransport:
         full = url.update_query(query)
         secure = url.scheme == "wss"
-        ws = await WebSocket.connect(
-            resolver,
-            secure=secure,
-            host=url.raw_host or "",
-            port=url.port or (443 if secure else 80),
-            target=full.raw_path_qs,
-            headers={"Origin": origin, "User-Agent": settings.user_agent},
-            protocols=("xmpp",),
-            ssl_context=settings.ssl_context,
-            max_message=MAX_FRAME,
-        )
+        try:
+            ws = await WebSocket.connect(
+                resolver,
+                secure=secure,
+                host=url.raw_host or "",
+                port=url.port or (443 if secure else 80),
+                target=full.raw_path_qs,
+                headers={"Origin": origin, "User-Agent": settings.user_agent},
+                protocols=("xmpp",),
+                ssl_context=settings.ssl_context,
+                max_message=MAX_FRAME,
+                reach=settings.reach,
+            )
+        except NetError as exc:
+            if exc.reason is Reason.PRIVATE_ADDRESS:
+                raise private(exc, url) from None
+            raise
         return cls(ws)
 
     @property

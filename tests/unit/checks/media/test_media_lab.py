@@ -77,13 +77,13 @@ async def test_a_hostile_answer_is_bounded_and_refused(lab: Lab, nxdomain_dns: s
     assert "credentials too long" in refused
     assert "\u202e" not in refused
     assert "\\u202egro.example" in refused
-    # a public server's private addresses are not probed, and get no credentials
+    # a public server's non-public addresses are not probed, and get no credentials
     hosts = {s.host for s in media.services}
     probed = {p.service.host for p in media.probes}
-    assert "10.1.2.3" in hosts
-    assert "10.1.2.3" not in probed
-    assert "169.254.169.254" not in probed
-    assert "private" in refused or "private" in result(report, Check.TURN)[1]
+    assert "127.0.0.2" in hosts
+    assert "127.0.0.2" not in probed
+    assert "127.0.0.3" not in probed
+    assert "loopback" in refused or "loopback" in result(report, Check.TURN)[1]
     # the names that look fine do not resolve (the test's DNS knows none)
     assert {p.reason for p in media.probes} <= {Reason.STUN_ERROR, Reason.TURN_ERROR}
     assert result(report, Check.STUN)[0] is Reason.STUN_ERROR
