@@ -88,6 +88,10 @@ class Reason(StrEnum):
     TURN_TLS_ERROR = "turn_tls_error"
     TURN_QUOTA = "turn_quota"
     TURN_ERROR = "turn_error"
+    # A TURN service allocates but does not relay (turn_relay, monitor.checks.media.relay).
+    TURN_RELAY_FORBIDDEN = "turn_relay_forbidden"
+    TURN_RELAY_TIMEOUT = "turn_relay_timeout"
+    TURN_RELAY_UNREACHABLE = "turn_relay_unreachable"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -7,7 +7,8 @@ long-term credentials. TLS (``turns``) is its TCP protocol over an
 ``ssl`` connection. What is ours: a bound on time, connection errors
 (an ICMP port unreachable on UDP, a reset on TCP) ending the wait at once,
 a hostile answer never escaping as an exception, and the allocation
-released at once (a Refresh with lifetime 0) and never used to relay data.
+released at once (a Refresh with lifetime 0) and never used to relay data
+(``relay`` does that, with allocations of its own).
 """
 
 from __future__ import annotations
@@ -107,7 +108,10 @@ async def _open(
     ssl_context: ssl.SSLContext | None,
     username: str | None = None,
     password: str | None = None,
+    kinds: tuple[type[_Udp], type[_Tcp]] = (_Udp, _Tcp),
 ) -> _Protocol:
+    """The connection to the service (``kinds``: the protocol classes, the relay's own)."""
+    udp_kind, tcp_kind = kinds
     loop = asyncio.get_running_loop()
     server = (address, service.port)
     settings: dict[str, Any] = {
@@ -118,12 +122,12 @@ async def _open(
     }
     if service.transport == "udp":
         _, udp = await loop.create_datagram_endpoint(
-            lambda: _Udp(server, **settings), remote_addr=server
+            lambda: udp_kind(server, **settings), remote_addr=server
         )
         return udp
     tls = service.type == "turns"
     _, tcp = await loop.create_connection(
-        lambda: _Tcp(server, **settings),
+        lambda: tcp_kind(server, **settings),
         host=address,
         port=service.port,
         ssl=ssl_context if tls else None,

@@ -19,7 +19,9 @@ import typing
 import pytest
 
 from monitor.checks.media import parse_stun_urls
+from monitor.checks.media.relay_report import RelayReport
 from monitor.checks.media.result import MediaReport
+from monitor.checks.media.rows import TURN_RELAY
 from monitor.config import parse_config
 from monitor.lab import LabServer, servers_yaml
 from monitor.lab.media import LabTurn, hostile_services, rest_services
@@ -206,6 +208,29 @@ async def test_verdicts_are_carried_between_their_runs(lab: Lab) -> None:
     assert reason is result(first, Check.TURN)[0]
     assert "as of" in detail
     assert detail.endswith("; media is probed every 10 min)")
+    # the relay test of a service that did not allocate: not tried, and carried
+    reason, detail = result(second, TURN_RELAY)
+    assert reason is Reason.SKIPPED
+    assert "not tried: the allocation failed (turn_refused)" in detail
+    assert second.result(RelayReport) is first.result(RelayReport)
+
+
+async def test_the_labs_relay_is_carried_and_shown(lab: Lab) -> None:
+    server = await lab(media=True)
+    cfg = yaml(server, media="    media: {interval: 10m}\n")
+    first, second = await rounds(cfg, 2)
+    assert result(first, TURN_RELAY)[0] is Reason.OK
+    assert result(second, TURN_RELAY)[0] is Reason.OK
+    assert "as of" in result(second, TURN_RELAY)[1]
+    relayed = second.result(RelayReport)
+    assert relayed is not None
+    assert [p.reason for p in relayed.probes] == [Reason.OK]
+    state = State()
+    state.set_targets(parse_config(cfg).targets())
+    state.record(second)
+    text = Exposition(state).render().decode()
+    assert "jitsi_turn_relay_rtt_seconds{" in text
+    assert 'jitsi_check_success{check="turn_relay",' in text
 
 
 def test_google_stun_servers_from_config_js() -> None:
@@ -234,8 +259,11 @@ async def test_the_labs_simulated_turn_server(lab: Lab) -> None:
     (report,) = await rounds(servers_yaml([server]))
     assert result(report, Check.STUN)[0] is Reason.OK
     assert result(report, Check.TURN)[0] is Reason.OK
+    assert result(report, TURN_RELAY)[0] is Reason.OK
     assert server.turn is not None
-    assert server.turn.allocations == 1
+    # One for turn, two for turn_relay; all three released.
+    assert server.turn.allocations == 3
+    assert server.turn.relayed == {}
     assert report.result(MediaReport) is not None
     (turn,) = [s for s in report.result(MediaReport).services if s.type == "turn"]
     assert turn.credentials
