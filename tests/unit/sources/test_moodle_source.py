@@ -17,9 +17,7 @@ SECRET = "row-Secret-0042"
 CONFIG = """
 defaults: {interval: 30s}
 pools:
-  - name: moodle
-    servers: []
-    members: {label: {nothing: here}}
+  - name: moodle              # the site pool's settings; its members come from Moodle
     failover: {hold_down: 5m}
 moodle:
   database: postgresql://mon@127.0.0.1/moodle
