@@ -37,6 +37,8 @@ class TokenKey:
     user_email: str = ""
     features: tuple[tuple[str, object], ...] = ()
     extra: tuple[tuple[str, object], ...] = ()  # more top-level claims
+    # "monitor": the monitor's own tokens; "mod_jitsi": as Moodle's mod_jitsi mints them.
+    style: str = "monitor"
 
     def __repr__(self) -> str:  # never show the key material
         return f"TokenKey(algorithm={self.algorithm!r}, key_id={self.key_id!r}, key=<hidden>)"

@@ -71,6 +71,9 @@ class Reason(StrEnum):
     JOIN_REFUSED = "join_refused"
     JWT_NOT_ENFORCED = "jwt_not_enforced"
     JWT_OPTIONAL = "jwt_optional"
+    # A token whose sub is a domain (mod_jitsi's: the domain typed in Moodle) is
+    # refused at the join by Prosody's domain verification.
+    JWT_DOMAIN_MISMATCH = "jwt_domain_mismatch"
     MODERATION_CLAIM_IGNORED = "moderation_claim_ignored"
     MODERATION_NOT_GRANTED = "moderation_not_granted"
     MODERATION_UNKNOWN = "moderation_unknown"

@@ -24,7 +24,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import aiohttp
@@ -93,6 +93,8 @@ class Notifier:
         self.command: list[str] = []
         self.exits: Counter[str] = Counter()  # the command's exit codes ("timeout" too)
         self._webhooks: dict[str, Webhook] = {}
+        # Sinks of the monitor's own (the Moodle switch): key -> (label, deliver).
+        self.own: dict[str, tuple[str, Callable[[Event], Awaitable[str]]]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -105,6 +107,7 @@ class Notifier:
         sinks = {key: webhook_sink(w.url)[1] for key, w in self._webhooks.items()}
         if command:
             sinks[COMMAND] = COMMAND
+        sinks.update({key: label for key, (label, _) in self.own.items()})
         self.outbox.set_sinks(sinks)
         for key in list(self._workers):
             if key not in sinks:
@@ -189,6 +192,8 @@ class Notifier:
                 )
                 return "superseded"
             return await self._run(event)
+        if key in self.own:
+            return await self.own[key][1](event)
         hook = self._webhooks.get(key)
         if hook is None:
             return "failed"

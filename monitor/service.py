@@ -37,6 +37,8 @@ from monitor.config.yaml_reader import beside_the_loop
 from monitor.decisions import Decisions
 from monitor.domain import Target
 from monitor.history import History, Limits, open_history, pool_record, report_record
+from monitor.moodle.follow import follow
+from monitor.moodle.sink import SINK, MoodleSwitch
 from monitor.notify import Notifier, event_body
 from monitor.ondemand import OnDemand
 from monitor.outbox import Outbox
@@ -138,6 +140,7 @@ class Service:
         self._status_listening: asyncio.AbstractServer | None = None
         self._status_runner: web.AppRunner | None = None
         self.history: History | None = None
+        self._switch: MoodleSwitch | None = None
 
     # -- start ---------------------------------------------------------------
 
@@ -152,6 +155,7 @@ class Service:
         # server_sources: the config's servers and those of its sources (files
         # read now, HTTP endpoints once running); they apply changes themselves.
         self.sources = Sources(cfg, user_agent=user_agent(cfg.contact), apply=self._adopt_servers)
+        await self.sources.first_reads()  # the Moodle site: its rows are servers too
         targets, pools = self.sources.merged().fleet(spec)
         self.state = state = self._make_state(
             location=cfg.location, shard=str(spec) if spec else None
@@ -167,6 +171,7 @@ class Service:
             command_timeout=cfg.notify.command_timeout,
             save=self.persist_soon,
         )
+        self._moodle_switch()
         # The sinks first: the saved outbox keeps the events of those configured.
         self.notifier.configure(cfg.webhooks(), cfg.notify.command)
         if self.state_path is not None:
@@ -178,6 +183,7 @@ class Service:
             if problem:
                 log.warning("%s", problem)
         state.command_exits = self.notifier.exits
+        self._follow_moodle(None, at_start=True)
         self.history = await self._open_history()
         self.pages = Pages(state, cfg.status, self.history)
         self.runner = Runner(cfg)
@@ -280,6 +286,41 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self._signals = True
 
+    def _moodle_switch(self) -> bool:
+        """Wire the Moodle site (status, following, the switch sink); True if the sinks changed."""
+        moodle = self.sources.moodle
+        self.state.moodle = None if moodle is None else moodle.status
+        if moodle is not None and self._follow_moodle not in moodle.listeners:
+            moodle.listeners.append(self._follow_moodle)
+        command = None if moodle is None else moodle.spec.switch_command()
+        had = SINK in self.notifier.own
+        if moodle is None or command is None:
+            self.notifier.own.pop(SINK, None)
+            self._switch = None
+            return had
+        self._switch = MoodleSwitch(
+            command,
+            moodle.status,
+            self.state.outbox,
+            row_of=moodle.row_of,
+            read_back=moodle.reader.active,
+        )
+        self.notifier.own[SINK] = ("moodle", self._switch.deliver)
+        return not had
+
+    def _follow_moodle(self, _: object, *, at_start: bool = False) -> None:
+        """After a read: the site pool's choice is Moodle's (monitor.moodle.follow)."""
+        moodle = self.sources.moodle
+        if moodle is None or (self._switch is not None and self._switch.busy()):
+            return
+        server = moodle.server_of(moodle.status.active_id)
+        state = self.state
+        if follow(
+            state.pools, state.pool_states, moodle.spec.pool, server, time.time(), at_start=at_start
+        ):
+            moodle.status.outside_changes_total += 1
+            self.persist_soon()
+
     def _notify(self, decision: Decision) -> None:
         """A pool's new choice: to the sinks (through the outbox) and to the history."""
         urls = {name: target.url for name, target in self.state.targets.items()}
@@ -353,8 +394,11 @@ class Service:
         self.notifier.configure(new.webhooks(), new.notify.command)
         self.notifier.start()
         merged = self.sources.configure(new)
+        if self._moodle_switch():
+            self.notifier.configure(new.webhooks(), new.notify.command)
+            self.notifier.start()
         # Without sources the fleet was worked out in the worker thread already.
-        fleet = None if new.server_sources else (read.targets, read.pools)
+        fleet = None if new.server_sources or new.moodle else (read.targets, read.pools)
         targets = self._adopt_servers(merged, fleet)
         state.config_reload_ok = True
         state.config_reload_time = time.time()

@@ -20,6 +20,7 @@ from monitor.checks.web.probe import WebResult
 from monitor.domain import Target
 from monitor.ladder import FAILOVER_REASONS, PoolChange
 from monitor.model import Reason, ServerReport
+from monitor.moodle.status import MoodleStatus
 from monitor.outbox import Outbox
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
 from monitor.sources.health import SourceHealth
@@ -101,6 +102,8 @@ class State:
     command_exits: Counter[str] = field(default_factory=Counter)
     # Each of server_sources, by name (kept by monitor.sources.watch.Sources).
     sources: dict[str, SourceHealth] = field(default_factory=dict)
+    # The Moodle site of the moodle: block (monitor.sources.moodle); None without one.
+    moodle: MoodleStatus | None = None
     # The history writer when serve keeps history (monitor.history).
     history: HistoryHealth | None = None
     # Browser beacons when serve takes them (monitor.beacon): the score of a

@@ -27,6 +27,7 @@ import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 from yarl import URL
 
+from monitor.checks.mod_jitsi_tokens import mint_mod_jitsi
 from monitor.domain import TokenKey
 
 __all__ = ["GUESTS", "TokenKey", "mint", "origin_of_url"]
@@ -66,6 +67,8 @@ def mint(
     lifetime: float | None = None,
 ) -> str:
     """A token for ``room`` (``*`` for any room) as the server expects it."""
+    if key.style == "mod_jitsi":
+        return mint_mod_jitsi(key, room, moderator=moderator, name=name, now=now, lifetime=lifetime)
     issued = int(time.time() if now is None else now)
     user: dict[str, Any] = {
         "id": f"jitsi-monitor-{secrets.token_hex(4)}",

@@ -27,7 +27,10 @@ from monitor.config import MonitorConfig, Shard
 from monitor.decisions import Decisions
 from monitor.domain import Target
 from monitor.model import ServerReport
+from monitor.moodle.follow import follow
+from monitor.moodle.status import MoodleStatus
 from monitor.runner import Runner
+from monitor.sources.moodle import read_once
 from monitor.state import State
 from monitor.views import pool_dict, report_dict, verdict
 
@@ -52,6 +55,27 @@ def _pool_line(state: State, name: str) -> str:
     out = [f"{c['server']}: {c['why']}" for c in pool["candidates"] if not c["eligible"]]
     why = escape.term("; ".join(out))
     return f"pool {escape.term(name)}: [red]no eligible server[/] ({why})"
+
+
+def moodle_line(status: MoodleStatus) -> str:
+    """Which server Moodle uses now, and how the last read went."""
+    if status.last_success is None:
+        uses = "[red]not read[/]"
+    elif status.active_id is None:
+        uses = "[red]mod_jitsi/server names no row[/]"
+    else:
+        server = escape.term(status.active_server or "a row not monitored")
+        uses = f"mod_jitsi/server = {status.active_id} ({server})"
+    why = f"{escape.term(status.error_reason)}: {escape.term(status.error)}"
+    read = "read ok" if status.ok else f"[red]read failed[/] ({why})"
+    lines = [f"moodle {escape.term(status.database)}: {uses}; {read}"]
+    for row in status.not_provisioned:
+        lines.append(
+            f"  {escape.term(row['server'])}: not provisioned ({escape.term(row['status'])})"
+        )
+    for problem in status.problems:
+        lines.append(f"  [yellow]{escape.term(problem)}[/]")
+    return "\n".join(lines)
 
 
 def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
@@ -93,9 +117,10 @@ def _table(targets: list[Target], reports: list[ServerReport]) -> Table:
 def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | None) -> None:
     """Probe every server once and print the results.
 
-    Exit 0 when every server is healthy, 1 when any is not, 2 for a bad config.
+    Exit 0 when every server is healthy, 1 when any is not (or Moodle cannot be read),
+    2 for a bad config.
     """
-    cfg = load(config)
+    cfg, site = event_loop.run(read_once(load(config)))
     fleet, pools = cfg.fleet(shard or cfg.shard_spec())
     targets = fleet
     if only:
@@ -111,6 +136,9 @@ def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | Non
     state = State(location=cfg.location)
     state.set_targets(fleet)
     state.set_pools(pools)
+    if site is not None:  # the site pool starts from what Moodle uses now
+        active = site.status.active_server
+        follow(state.pools, state.pool_states, site.spec.pool, active, 0.0, at_start=True)
     decisions = Decisions(state, logged=False)
     for report in reports:
         decisions.take(state.record(report))
@@ -120,10 +148,15 @@ def check(config: Path, as_json: bool, only: tuple[str, ...], shard: Shard | Non
             "servers": [report_dict(t, r) for t, r in zip(targets, reports, strict=True)],
             "pools": [pool_dict(state, name) for name in state.pools],
         }
+        if site is not None:
+            out["moodle"] = site.status.as_dict()
         click.echo(escape.to_json(out, indent=2))
     else:
         console = Console(width=None if sys.stdout.isatty() else 200, highlight=False, emoji=False)
         console.print(_table(targets, reports))
         for name in state.pools:
             console.print(_pool_line(state, name))
-    sys.exit(EXIT_OK if all(r.up for r in reports) else EXIT_UNHEALTHY)
+        if site is not None:
+            console.print(moodle_line(site.status))
+    healthy = all(r.up for r in reports) and (site is None or bool(site.status.ok))
+    sys.exit(EXIT_OK if healthy else EXIT_UNHEALTHY)

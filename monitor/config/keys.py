@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
 
 from monitor.checks.jwt.settings import JwtSettings
+from monitor.checks.mod_jitsi_tokens import LIFETIME
 from monitor.checks.tokens import mint, origin_of_url
 from monitor.config.errors import Where
 from monitor.config.schema import ServerConfig
 from monitor.domain import TokenKey
 from monitor.files import UnusableFile, read_secret
 
-__all__ = ["token_key"]
+__all__ = ["moodle_domain", "token_key"]
 
 
 def token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[tuple[Where, str]]]:
@@ -59,16 +61,24 @@ def token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[t
             errors.append((("key_id",), "JaaS needs key_id '<AppID>/<API key id>'"))
         if j.subject not in (None, j.app_id):
             errors.append((("subject",), "JaaS tokens have the AppID as their subject"))
+    mod_jitsi = j.style == "mod_jitsi"
+    if mod_jitsi and j.algorithm != ("RS256" if jaas else "HS256"):
+        errors.append((("algorithm",), "mod_jitsi signs HS256 (RS256 for JaaS)"))
+    if mod_jitsi and (j.features or j.claims):
+        errors.append(((), "style mod_jitsi mints mod_jitsi's claims only: drop features, claims"))
     if errors:
         return None, errors
+    subject = j.app_id if jaas else (j.subject or "*")
+    if mod_jitsi and not jaas and j.subject is None:
+        subject = moodle_domain(server.url)
     key = TokenKey(
         algorithm=j.algorithm,
         key=material,
         key_id=j.key_id,
         issuer=j.app_id,
         audience=j.audience,
-        subject=j.app_id if jaas else (j.subject or "*"),
-        lifetime=j.lifetime,
+        subject=subject,
+        lifetime=float(LIFETIME) if mod_jitsi else j.lifetime,
         jaas=jaas,
         matrix=j.matrix == "full",
         settle=j.settle,
@@ -81,6 +91,7 @@ def token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[t
         user_email=j.user_email,
         features=tuple(sorted(j.features.items())),
         extra=tuple(sorted(j.claims.items())),
+        style=j.style,
     )
     try:
         mint(key, "*")  # a key that cannot sign fails here, not at every round
@@ -90,6 +101,12 @@ def token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[t
             (where, f"cannot sign {j.algorithm} tokens with this key ({type(exc).__name__})")
         ]
     return key, []
+
+
+def moodle_domain(url: str) -> str:
+    """What an admin types as the domain in Moodle for this URL: host[:port][/path]."""
+    parts = urlsplit(url)
+    return (parts.netloc + parts.path).rstrip("/")
 
 
 def _read_secret(path: Path, where: Where, errors: list[tuple[Where, str]]) -> str:

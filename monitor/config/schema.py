@@ -38,6 +38,7 @@ from monitor.checks.media.settings import MediaSettings, resolve_media
 from monitor.checks.signalling.settings import SignallingSettings, joins
 from monitor.checks.web.configjs import Limits
 from monitor.config.beacon import BeaconSettings
+from monitor.config.moodle import MoodleConfig
 from monitor.config.pages import HistorySettings, StatusSettings
 from monitor.config.server_sources import ServerSourceConfig, check_labels
 from monitor.config.sharding import shards
@@ -343,11 +344,10 @@ class PoolConfig(_Strict):
             raise ValueError("a pool name is 1 to 64 letters, digits, '.', '_' or '-'")
         return v
 
-    @model_validator(mode="after")
-    def _some_members(self) -> PoolConfig:
-        if not self.servers and self.members is None:
-            raise ValueError("a pool names its servers, or its members by label, or both")
-        return self
+    def has_members(self) -> bool:
+        """Whether the pool names members (MonitorConfig checks it: the site pool of
+        ``moodle:`` may name none, its members come from Moodle)."""
+        return bool(self.servers) or self.members is not None
 
     def member_names(self, servers: list[ServerConfig]) -> tuple[str, ...]:
         """The pool's members among ``servers``: those named (in the pool's
@@ -485,6 +485,8 @@ class MonitorConfig(_Strict):
     # The history file behind the status pages, and the pages themselves.
     history: HistorySettings = HistorySettings()
     status: StatusSettings = StatusSettings()
+    # Moodle with mod_jitsi: its servers, its tokens and its switch (docs/moodle.md).
+    moodle: MoodleConfig | None = None
     # Users' round trips from the LMS page (/beacon.js, /beacon).
     beacon: BeaconSettings = BeaconSettings()
 
@@ -508,6 +510,17 @@ class MonitorConfig(_Strict):
         if v is not None:
             parse_shard(v)
         return v
+
+    @model_validator(mode="after")
+    def _pools_have_members(self) -> MonitorConfig:
+        site = self.moodle.pool if self.moodle is not None else None
+        for pool in self.pools:
+            if not pool.has_members() and pool.name != site:
+                raise ValueError(
+                    f"pool {pool.name!r}: a pool names its servers, or its members by label, "
+                    "or both (only moodle.pool's members may all come from Moodle)"
+                )
+        return self
 
     def shard_spec(self) -> Shard | None:
         return parse_shard(self.shard) if self.shard else None

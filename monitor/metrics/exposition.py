@@ -25,6 +25,7 @@ from monitor.ladder import FAILOVER_REASONS
 from monitor.metrics.families import MONITOR_FAMILIES, POOL_FAMILIES
 from monitor.metrics.lines import server_families
 from monitor.metrics.lines import server_lines as _server_lines
+from monitor.metrics.moodle import moodle_lines
 from monitor.metrics.selfmetrics import SelfMetrics
 from monitor.model import ServerReport
 from monitor.outbox import RESULTS
@@ -314,5 +315,6 @@ class Exposition:
             **self._outbox(lo),
             **self._sources(lo),
             **self._history(lo),
+            **moodle_lines(state.moodle, lo),
         }
         return "".join(f.header(openmetrics) + out[f.name] for f in MONITOR_FAMILIES)

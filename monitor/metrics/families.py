@@ -124,4 +124,26 @@ MONITOR_FAMILIES: tuple[MetricFamily, ...] = (
         "counter",
         "Failed writes and prunes of the history (each logged).",
     ),
+    info(
+        "jitsi_moodle_active_server",
+        "The server Moodle uses now (mod_jitsi/server): its row id and monitored name; always 1.",
+    ),
+    gauge("jitsi_moodle_servers", "Servers read from Moodle's jitsi_servers and monitored."),
+    gauge("jitsi_moodle_read_successful", "1 when the last read of Moodle's database worked."),
+    gauge(
+        "jitsi_moodle_last_read_success_timestamp_seconds",
+        "When Moodle's database was last read, as a Unix timestamp.",
+    ),
+    gauge("jitsi_moodle_read_age_seconds", "Seconds since the last good read of Moodle."),
+    MetricFamily("jitsi_moodle_read_errors_total", "counter", "Failed reads of Moodle's database."),
+    MetricFamily(
+        "jitsi_moodle_switches_total",
+        "counter",
+        "Switches of mod_jitsi/server by result (done, forced, failed, timeout, ...).",
+    ),
+    MetricFamily(
+        "jitsi_moodle_outside_changes_total",
+        "counter",
+        "Changes of mod_jitsi/server made outside the monitor (followed, never fought).",
+    ),
 )

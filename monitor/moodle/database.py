@@ -561,6 +561,22 @@ class SiteReader:
         """Whether the latest attempt succeeded."""
         return self.last_attempt is not None and self.last_error is None
 
+    async def active(self) -> int | None:
+        """mod_jitsi/server alone, now (the switch's read-back); MoodleReadError when unreadable."""
+        try:
+            password = self._password()
+        except (OSError, ValueError) as exc:
+            raise MoodleReadError(
+                "auth", f"the password cannot be read: {escape.plain(exc, 200)}"
+            ) from None
+        return await read_active(
+            self.dsn,
+            password,
+            prefix=self.prefix,
+            connect_timeout=self.connect_timeout,
+            query_timeout=self.query_timeout,
+        )
+
     async def read(self) -> SiteRead | None:
         """Read now; the last good read (this one if it succeeded), None if there was none."""
         self.last_attempt = time.time()

@@ -202,6 +202,7 @@ async def _healthz(request: web.Request) -> web.Response:
             "probed": len(state.reports),
             "config_reload_ok": state.config_reload_ok,
             "sources": [source.as_dict() for source in state.sources.values()],
+            "moodle": state.moodle.as_dict() if state.moodle is not None else None,
         }
     )
 

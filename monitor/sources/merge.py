@@ -53,4 +53,7 @@ def merge(
         return base, left_out
     merged = base.model_copy(update={"servers": [*base.servers, *extra]})
     merged._token_keys = keys
+    # model_copy copies the private cache of resolved servers: the base's (a reload
+    # resolves it in its worker thread) would hide the servers added here.
+    merged._targets = None
     return merged, left_out

@@ -30,6 +30,7 @@ from monitor.sources.files import FileSource, FileState
 from monitor.sources.health import MAX_PROBLEMS, SourceHealth
 from monitor.sources.http_sd import parse_sd
 from monitor.sources.merge import Given, merge
+from monitor.sources.moodle import MoodleSite, with_moodle_pool
 from monitor.sources.names import clean_text
 
 __all__ = ["Sources"]
@@ -62,8 +63,11 @@ class Sources:
         self._started = False
         self._resolver: Resolver | None = None
         self._applied: list[ServerConfig] = list(config.servers)
+        self._applied_keys = dict(config._token_keys)
         # Shared with State (its identity is kept across reloads).
         self.health: dict[str, SourceHealth] = {}
+        # The moodle: block's site (monitor.sources.moodle); None without one.
+        self.moodle: MoodleSite | None = None
         self._adopt(config)
 
     # -- the config -------------------------------------------------------------
@@ -71,6 +75,17 @@ class Sources:
         """Keep the runs of unchanged sources, start afresh the others; files
         of a new source are read here, so the first fleet has them."""
         self._base = config
+        site = config.moodle
+        if site is None or self.moodle is None or self.moodle.spec != site:
+            old, self.moodle = self.moodle, None
+            if old is not None:
+                old.stop()
+            if site is not None:
+                self.moodle = MoodleSite(site, config)
+                if old is not None:  # a changed block: its servers stay until it is read
+                    self.moodle.carry(old)
+                if self._started:  # a reload: read now, then every interval
+                    self.moodle.start(self._changed)
         wanted = {s.name: s for s in config.server_sources}
         for name in list(self._runs):
             if name not in wanted or wanted[name] != self._runs[name].spec:
@@ -99,11 +114,17 @@ class Sources:
         self._adopt(config)
         merged = self.merged()
         self._applied = list(merged.servers)
+        self._applied_keys = dict(merged._token_keys)
         return merged
 
     def merged(self) -> MonitorConfig:
         """The config's servers and every source's, as they are now."""
-        merged, left_out = merge(self._base, [run.given for run in self._runs.values()])
+        given = [run.given for run in self._runs.values()]
+        if self.moodle is not None:
+            given.append(self.moodle.given)
+        merged, left_out = merge(self._base, given)
+        if self.moodle is not None:
+            merged = with_moodle_pool(merged, self.moodle.spec.pool, self.moodle.members())
         for name, run in self._runs.items():
             status = self.health[name]
             problems = run.problems + left_out.get(name, [])
@@ -113,9 +134,16 @@ class Sources:
         return merged
 
     # -- running ----------------------------------------------------------------
+    async def first_reads(self) -> None:
+        """What is read before serve starts probing: the Moodle site (a failure is reported)."""
+        if self.moodle is not None:
+            await self.moodle.read()
+
     def start(self) -> None:
         """Start reading the sources on their intervals; call inside the loop."""
         self._started = True
+        if self.moodle is not None:
+            self.moodle.start(self._changed)
         nameservers = self._base.dns.nameservers
         if nameservers and self._resolver is None:
             self._resolver = Resolver(nameservers)
@@ -131,6 +159,8 @@ class Sources:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.moodle is not None:
+            await self.moodle.close()
         if self._resolver is not None:
             await self._resolver.close()
 
@@ -219,7 +249,9 @@ class Sources:
 
     def _changed(self) -> None:
         merged = self.merged()
-        if list(merged.servers) != self._applied:
+        # Token keys too: a secret changed in Moodle takes effect at the next round.
+        if list(merged.servers) != self._applied or merged._token_keys != self._applied_keys:
             self._apply(merged)
             # Only once applied: a failed apply is tried again at the next read.
             self._applied = list(merged.servers)
+            self._applied_keys = dict(merged._token_keys)

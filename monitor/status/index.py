@@ -23,6 +23,8 @@ class PoolLine:
     stale: bool
     changed_at: float | None
     reason: str | None
+    # The pool of a Moodle site: the server Moodle uses now.
+    moodle: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ def _pools(view: IndexView) -> str:
             chosen = verdict_tag("down") + " none eligible"
         else:
             chosen = f"{verdict_tag('up')} {_h(pool.chosen)}"
+        if pool.moodle is not None:
+            chosen += f'<br><span class="muted">Moodle uses: {_h(pool.moodle)}</span>'
         change = (
             f"{stamp(pool.changed_at)} ({ago(pool.changed_at, view.now)})"
             + (f": {_h(pool.reason)}" if pool.reason else "")

@@ -109,6 +109,18 @@ class Pages:
     def _history(self) -> History | None:
         return self.history if self.history is not None and self.history.on else None
 
+    def _moodle(self, pool: str) -> str | None:
+        """Which server Moodle uses now, for the page of the site's pool."""
+        moodle = self.state.moodle
+        if moodle is None or moodle.pool != pool:
+            return None
+        if moodle.active_id is None:
+            return "not known (mod_jitsi/server names no row)"
+        server = self._shown(moodle.active_server) or "a server not shown here"
+        if self.settings.public:
+            return server
+        return f"{server} (mod_jitsi/server = {moodle.active_id})"
+
     def _shown(self, server: str | None) -> str | None:
         """A server's name as a page may show it (private ones hidden in the public view)."""
         if server is None:
@@ -167,6 +179,7 @@ class Pages:
             stale=bool(pool_state and pool_state.stale),
             changed_at=pool_state.changed_at if pool_state and pool_state.changed_at else None,
             reason=None if last is None else last.reason.value,
+            moodle=self._moodle(name),
         )
 
     # -- /servers/{name} ----------------------------------------------------------
@@ -278,6 +291,7 @@ class Pages:
             public=settings.public,
             history_on=history is not None,
             refresh=settings.refresh,
+            moodle=self._moodle(name),
             users=self._users(name, now),
         )
         return await asyncio.to_thread(render_pool, view)

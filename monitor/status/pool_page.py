@@ -38,6 +38,8 @@ class PoolView:
     public: bool
     history_on: bool
     refresh: float
+    # The pool of a Moodle site: the server Moodle uses now (mod_jitsi/server).
+    moodle: str | None = None
     # The users' view (monitor.beacon.panel), HTML made there; "" when none.
     users: str = ""
 
@@ -71,6 +73,8 @@ def render_pool(view: PoolView) -> str:
         head = f"<p>{verdict_tag('down')} no eligible server</p>"
     else:
         head = f"<p>{verdict_tag('up')} chosen now: <strong>{_h(view.chosen)}</strong></p>"
+    if view.moodle is not None:
+        head += f'<p class="moodle">Moodle uses now: <strong>{_h(view.moodle)}</strong></p>'
     rows = "".join(
         f'<tr data-server="{_h(c.server)}"><td>{_h(c.server)}</td>'
         f"<td>{'yes' if c.eligible else 'no'}"

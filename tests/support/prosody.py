@@ -36,6 +36,8 @@ SECURE = "secure.test"
 TOKEN = "token.test"
 TOKEN_MOD = "tokenmod.test"
 OPEN = "open.test"
+# A token host whose MUC verifies the token's sub (enable_domain_verification).
+VERIFIED = "verified.test"
 APP_ID = "test-lms"
 APP_SECRET = "prosody-test-secret-0123456789abcdef"
 PLUGINS = Path(__file__).resolve().parent / "prosody_plugins"
@@ -124,6 +126,19 @@ VirtualHost "{open}"
     app_secret = "{app_secret}"
     allow_empty_token = true
 
+VirtualHost "{verified}"
+    authentication = "test_token"
+    app_id = "{app_id}"
+    app_secret = "{app_secret}"
+
+Component "conference.{verified}" "muc"
+    modules_enabled = {{ "test_token_room", "test_token_moderation" }}
+    enable_domain_verification = true
+    muc_mapper_domain_base = "{verified}"
+    restrict_room_creation = true
+    muc_room_locking = false
+    muc_room_default_public_jids = true
+
 Component "conference.{open}" "muc"
     modules_enabled = {{ "test_token_room", "test_token_moderation" }}
     restrict_room_creation = true
@@ -172,6 +187,7 @@ class Prosody:
                 token=TOKEN,
                 token_mod=TOKEN_MOD,
                 open=OPEN,
+                verified=VERIFIED,
                 app_id=APP_ID,
                 app_secret=APP_SECRET,
                 plugins=PLUGINS,
@@ -440,6 +456,7 @@ __all__ = [
     "SECURE",
     "TOKEN",
     "TOKEN_MOD",
+    "VERIFIED",
     "Focus",
     "LogCounts",
     "Prosody",

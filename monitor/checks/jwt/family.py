@@ -103,7 +103,8 @@ async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
     assert config is not None
     assert key is not None
     assert main is not None
-    valid = valid_check(main, target.join)
+    domain = config.domain or ""
+    valid = valid_check(main, target.join, key, domain)
     known = valid.reason is not Reason.SKIPPED
     cases: tuple[tuple[JwtCase, bool], ...] = ((JwtCase.VALID, valid.success),) if known else ()
     run.results[JwtResult.family] = JwtResult(cases)

@@ -36,6 +36,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from monitor import escape
 from monitor.checks.jwt.cases import JwtCase
 from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
 from monitor.checks.signalling.xmpp.session import xmpp_domain
@@ -79,10 +80,37 @@ def _token_refusal(check: CheckResult | None) -> bool:
     return "not-allowed" in check.detail or "mismatch" in check.detail.lower()
 
 
-def valid_check(main: XmppResult, join: bool) -> CheckResult:
+def domain_mismatch(key: TokenKey, domain: str, detail: str) -> CheckResult | None:
+    """A join refused because the token's ``sub`` is not the XMPP domain, in an admin's words.
+
+    Prosody's token plugins with ``enable_domain_verification = true`` refuse
+    such a token at the join with "Room and token mismatched" although its room
+    claim is right; mod_jitsi's ``sub`` is the domain typed in Moodle.
+    """
+    subject = key.subject
+    if key.jaas or subject == "*" or subject.casefold() == domain.casefold():
+        return None
+    if "mismatch" not in detail.lower():
+        return None
+    who = "Moodle's" if key.style == "mod_jitsi" else "this"
+    return CheckResult(
+        Check.JWT_VALID,
+        Reason.JWT_DOMAIN_MISMATCH,
+        f"Prosody refuses {who} tokens at the join (Room and token mismatched): their sub is "
+        f"{escape.plain(subject, 100)!r}, the domain typed in Moodle, and the XMPP domain is "
+        f"{escape.plain(domain, 100)!r}; with enable_domain_verification they must be the "
+        "same: set the server's domain in Moodle to the XMPP domain, or turn "
+        "enable_domain_verification off in Prosody",
+    )
+
+
+def valid_check(
+    main: XmppResult, join: bool, key: TokenKey | None = None, domain: str = ""
+) -> CheckResult:
     """jwt_valid from the main ladder: its token logged in, and the join was not refused over it.
 
-    ``join``: whether the ladder was to join (``signalling.join``).
+    ``join``: whether the ladder was to join (``signalling.join``); ``key`` and
+    ``domain`` (the XMPP domain) tell a refusal over the token's ``sub``.
     """
     login = _get(main, Check.SIGNALLING)
     if login is None:
@@ -96,6 +124,9 @@ def valid_check(main: XmppResult, join: bool) -> CheckResult:
     muc = _get(main, Check.MUC)
     if _token_refusal(muc):
         assert muc is not None
+        mismatch = None if key is None else domain_mismatch(key, domain, muc.detail)
+        if mismatch is not None:
+            return mismatch
         return CheckResult(Check.JWT_VALID, muc.reason, f"a valid token cannot join: {muc.detail}")
     failed = _first_failure(main)
     if failed is not None:
@@ -206,7 +237,7 @@ class _Matrix:
             **(in_room_only if in_room else login_only),
         )
         other = second = None
-        if in_room:
+        if in_room and not _any_room(key):
             other_token = mint(key, f"healthcheck-{secrets.token_hex(6)}", lifetime=_SHORT_LIFETIME)
             other = self.probe(token=other_token, **in_room_only)
             if _is_moderator(main) and _in_focus_room(main):
@@ -327,6 +358,13 @@ class _Matrix:
                 f"cannot tell ({first.check.value}: {first.detail}); {seen}",
             )
         if JwtCase.OTHER_ROOM not in self.cases:
+            if _any_room(self.key):
+                why = 'mod_jitsi\'s JaaS tokens are for any room (room "*")'
+                return CheckResult(
+                    Check.JWT_ENFORCED,
+                    Reason.OK,
+                    "; ".join([seen, f"a token for another room is not tried: {why}", *self.notes]),
+                )
             if not self.base.join:
                 why = "joining is off for this server"
                 return CheckResult(
@@ -343,6 +381,11 @@ class _Matrix:
                 f"ladder did not get into a room ({why}); {seen}",
             )
         return CheckResult(Check.JWT_ENFORCED, Reason.OK, "; ".join([seen, *self.notes]))
+
+
+def _any_room(key: TokenKey) -> bool:
+    """mod_jitsi's JaaS tokens carry ``room: "*"``: there is no token for another room."""
+    return key.style == "mod_jitsi" and key.jaas
 
 
 async def _maybe(task: Awaitable[XmppResult] | None) -> XmppResult | None:

@@ -27,6 +27,10 @@ class JwtSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     app_id: str = Field(min_length=1, max_length=200)
+    # monitor: the monitor's own tokens (sub "*", iat, a short lifetime);
+    # mod_jitsi: the tokens Moodle's mod_jitsi hands its users, claim for claim
+    # (sub: the domain typed in Moodle, which ``subject`` overrides; docs/moodle.md).
+    style: Literal["monitor", "mod_jitsi"] = "monitor"
     algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"] = "HS256"
     secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     secret_file: Path | None = None
