@@ -28,6 +28,7 @@ from monitor.checks.jwt.settings import JwtSettings
 from monitor.checks.media.settings import MediaSettings, resolve_media
 from monitor.checks.signalling.settings import SignallingSettings, joins
 from monitor.checks.web.configjs import Limits
+from monitor.config.ha import HaConfig
 from monitor.config.sharding import shards
 from monitor.config.sources import ServerSourceConfig, check_labels
 from monitor.config.status import HistorySettings, StatusSettings
@@ -46,6 +47,7 @@ from monitor.config.values import (
 from monitor.config.webhook import Webhook
 from monitor.domain import Target, TokenKey
 from monitor.ladder import DEFAULT_REQUIRE
+from monitor.moodle.database import Password
 from monitor.selector import PoolSettings
 
 __all__ = [
@@ -407,6 +409,8 @@ class MonitorConfig(_Strict):
     # The history file behind the status pages, and the pages themselves.
     history: HistorySettings = HistorySettings()
     status: StatusSettings = StatusSettings()
+    # Several serve sharing one PostgreSQL: one leader decides (monitor.ha); off when absent.
+    ha: HaConfig | None = None
 
     @field_validator("contact")
     @classmethod
@@ -441,6 +445,10 @@ class MonitorConfig(_Strict):
             tag = f".shard-{shard.index}-of-{shard.count}"
             path = path.with_name(path.stem + tag + path.suffix)
         return path
+
+    def ha_password(self) -> Password | None:
+        """The ha block's database password, read now (ValueError saying what is wrong)."""
+        return None if self.ha is None else self.ha.password(self._base_dir)
 
     def history_path(self, shard: Shard | None = None) -> Path | None:
         """Where serve keeps its history; each shard of a fleet keeps its own file."""
