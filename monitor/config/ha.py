@@ -98,6 +98,8 @@ class HaConfig(BaseModel):
                 data = read_secret(path)
             except UnusableFile as exc:
                 raise ValueError(f"ha.password_file {path}: {exc}") from None
+            except OSError as exc:
+                raise ValueError(f"ha.password_file {path}: {exc.strerror or exc}") from None
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:

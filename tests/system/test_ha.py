@@ -184,7 +184,8 @@ async def test_one_leader_and_a_kill_9_hands_over_with_every_pending_event(
     ha = await healthz(a)
     assert ha is not None
     assert [ha["role"], hb["role"]] == ["leader", "follower"]
-    assert hb["leader"] == "mon-a" and hb["epoch"] == ha["epoch"]
+    assert hb["leader"] == "mon-a"
+    assert hb["epoch"] == ha["epoch"]
     await eventually(lambda: len(receiver.events) == 1, timeout=SLACK)
     assert receiver.events[0]["reason"] == "initial"
 
@@ -262,7 +263,8 @@ async def test_a_leader_cut_from_the_database_steps_down_within_the_lease(
         await until(lambda: healthz(a), lambda h: h["role"] == "follower", LEASE + SLACK, a)
         await until(lambda: healthz(b), lambda h: h["role"] == "leader", LEASE + 2 + SLACK, b)
         ha = await healthz(a)
-        assert ha is not None and ha["database"] == "down"
+        assert ha is not None
+        assert ha["database"] == "down"
     finally:
         proxy.heal()
         await proxy.stop()
@@ -299,7 +301,8 @@ async def test_a_write_from_a_stale_epoch_is_refused_and_names_are_unique(pg: Da
         await twin.open()
     await twin.close()
     taken = await a.try_lead()
-    assert taken is not None and taken[0] == 1
+    assert taken is not None
+    assert taken[0] == 1
     assert await b.try_lead() is None
     assert await a.write_state(1, json.dumps({"by": "a"}))
     await a.close()  # a's lock goes with its session
