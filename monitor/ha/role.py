@@ -110,7 +110,7 @@ class HaRole:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.acting() and self._written < self._want:
-            with contextlib.suppress(HaError, TimeoutError, OSError, Exception):
+            with contextlib.suppress(Exception):  # logged by nobody: stop goes on
                 await self._store_once()
         self.role = "follower"
         if self._store is not None:

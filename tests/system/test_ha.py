@@ -229,9 +229,11 @@ async def test_a_paused_leader_steps_down_and_its_late_writes_are_refused(
     await until(lambda: healthz(b), lambda h: h["instances"] == 2, LEASE + SLACK, b)
     await eventually(lambda: len(receiver.events) == 1, timeout=SLACK)
 
+    loop = asyncio.get_running_loop()
+    stopped = loop.time()
     os.kill(a.proc.pid, signal.SIGSTOP)
     hb = await until(lambda: healthz(b), lambda h: h["role"] == "leader", LEASE + 2 + SLACK, b)
-    await asyncio.sleep(max(0.0, 2 * LEASE - (LEASE + 2)))
+    await asyncio.sleep(max(0.0, stopped + 2 * LEASE - loop.time()))  # paused twice the lease
     os.kill(a.proc.pid, signal.SIGCONT)
     await until(lambda: healthz(a), lambda h: h["role"] == "follower", LEASE + SLACK, a)
     # The state row is the new epoch's: nothing of the paused leader overwrote it.
