@@ -307,8 +307,8 @@ async def test_a_write_from_a_stale_epoch_is_refused_and_names_are_unique(pg: Da
     assert taken[0] == 1
     assert await b.try_lead() is None
     assert await a.write_state(1, json.dumps({"by": "a"}))
-    await a.close()  # a's lock goes with its session
-    taken = await b.try_lead()
+    await a.close()  # a's lock goes with its session (its backend exits soon after)
+    taken = await until(b.try_lead, lambda t: t is not None, SLACK)
     assert taken == (2, {"by": "a"})
     late = Store(settings(pg, "a2"))
     await late.open()
@@ -318,3 +318,45 @@ async def test_a_write_from_a_stale_epoch_is_refused_and_names_are_unique(pg: Da
     assert await b.write_state(2, json.dumps({"by": "b"}))
     await late.close()
     await b.close()
+
+
+async def test_the_database_restarted_under_two_instances_keeps_one_leader_and_every_event(
+    tmp_path: Path, pg: Database, labs: list[LabServer], receiver: Receiver,
+    instances: list[Instance],
+) -> None:  # fmt: skip
+    grant(pg)
+    a = await start(tmp_path, ha_config(tmp_path, labs, "mon-a", pg.port, receiver.url), "mon-a",
+                    instances)  # fmt: skip
+    ha = await until(lambda: healthz(a), lambda h: h["role"] == "leader", LEASE + SLACK, a)
+    b = await start(tmp_path, ha_config(tmp_path, labs, "mon-b", pg.port, receiver.url), "mon-b",
+                    instances)  # fmt: skip
+    await until(lambda: healthz(b), lambda h: h["instances"] == 2, LEASE + SLACK, b)
+    await eventually(lambda: len(receiver.events) == 1, timeout=SLACK)
+    await receiver.stop()
+    await labs[0].set_fault("refuse")
+    await until(
+        lambda: asyncio.to_thread(stored_ids, pg), lambda ids: "lab-2" in ids.values(), 20, a
+    )
+    pending = stored_ids(pg)
+
+    await asyncio.to_thread(pg.restart)
+
+    async def both() -> list[dict[str, Any] | None]:
+        return [await healthz(a), await healthz(b)]
+
+    def one_leader_again(hs: list[dict[str, Any] | None]) -> bool:
+        return (
+            all(h is not None and h["database"] == "up" and h["instances"] == 2 for h in hs)
+            and [h["role"] for h in hs if h is not None].count("leader") == 1
+            and all(h is not None and h["epoch"] > ha["epoch"] for h in hs)
+        )
+
+    await until(both, one_leader_again, 2 * LEASE + SLACK, a)
+    await receiver.start()
+    await eventually(lambda: set(pending) <= {e["id"] for e in receiver.events}, timeout=SLACK)
+    await labs[1].set_fault("refuse")
+    await eventually(lambda: any(e["chosen"] == "lab-3" for e in receiver.events), timeout=20)
+    lost, duplicates = counts(receiver, pending)
+    assert lost == 0
+    assert len({e["id"] for e in receiver.events if e["reason"] == "initial"}) == 1
+    print(f"database restart: events lost {lost}, duplicates {duplicates}")
