@@ -360,3 +360,59 @@ async def test_the_database_restarted_under_two_instances_keeps_one_leader_and_e
     assert lost == 0
     assert len({e["id"] for e in receiver.events if e["reason"] == "initial"}) == 1
     print(f"database restart: events lost {lost}, duplicates {duplicates}")
+
+
+async def test_a_burst_of_50_pool_changes_during_a_takeover_reaches_the_webhook(
+    tmp_path: Path, pg: Database, labs: list[LabServer], receiver: Receiver,
+    instances: list[Instance],
+) -> None:  # fmt: skip
+    grant(pg)
+    pools = [f"p{i:02d}" for i in range(1, 51)]
+
+    def config(name: str) -> Path:
+        path = ha_config(tmp_path, labs, name, pg.port, receiver.url)
+        text = path.read_text()
+        head, _, tail = text.partition("pools:\n")
+        tail = tail[tail.index("notify:") :]
+        members = "    servers: [lab-1, lab-2, lab-3]\n    failover: {after: 2, hold_down: 1h}\n"
+        block = "".join(f"  - name: {p}\n{members}" for p in pools)
+        path.write_text(f"{head}pools:\n{block}{tail}")
+        return path
+
+    a = await start(tmp_path, config("mon-a"), "mon-a", instances)
+    await until(lambda: healthz(a), lambda h: h["role"] == "leader", LEASE + SLACK, a)
+    b = await start(tmp_path, config("mon-b"), "mon-b", instances)
+    await until(lambda: healthz(b), lambda h: h["instances"] == 2, LEASE + SLACK, b)
+    await eventually(lambda: len(receiver.events) >= len(pools), timeout=SLACK)
+
+    # 50 pools change at once, and the leader is killed in the middle of it.
+    await labs[0].set_fault("refuse")
+    await until(
+        lambda: asyncio.to_thread(stored_ids, pg), lambda ids: "lab-2" in ids.values(), 20, a
+    )
+    a.proc.kill()
+    await a.proc.wait()
+    stored = stored_ids(pg)  # what the killed leader had stored: all must arrive
+    await until(lambda: healthz(b), lambda h: h["role"] == "leader", LEASE + 2 + SLACK, b)
+
+    async def choices() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as s, s.get(f"{b.base}/api/v1/pools") as resp:
+            return {p["pool"]: p["chosen"] for p in (await resp.json())["pools"]}
+
+    final = await until(choices, lambda c: set(c.values()) == {"lab-2"}, 20, b)
+
+    def last_of_each() -> dict[str, str | None]:
+        last: dict[str, str | None] = {}
+        for e in receiver.events:
+            last[e["pool"]] = e["chosen"]
+        return last
+
+    # Every pool's choice now is the last the webhook heard of it.
+    await eventually(lambda: last_of_each() == final, timeout=SLACK)
+    lost, duplicates = counts(receiver, stored)
+    assert lost == 0
+    initials = Counter(e["pool"] for e in receiver.events if e["reason"] == "initial")
+    by_id = {e["id"]: e["pool"] for e in receiver.events if e["reason"] == "initial"}
+    assert initials.keys() == set(pools)
+    assert sorted(Counter(by_id.values()).values()) == [1] * len(pools)  # one initial id a pool
+    print(f"burst: {len(stored)} stored at the kill, lost {lost}, duplicates {duplicates}")
