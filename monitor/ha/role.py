@@ -47,9 +47,15 @@ log = logging.getLogger("monitor.ha")
 class HaRole:
     """Leader or follower; ``open`` (errors a user must see), ``start``, ``close``."""
 
-    def __init__(self, settings: HaSettings, state: State) -> None:
+    def __init__(
+        self,
+        settings: HaSettings,
+        state: State,
+        make_store: Callable[[HaSettings], Store] = Store,
+    ) -> None:
         self.settings = settings
         self.state = state
+        self._make_store = make_store  # a test's stand-in for the database
         self.role: Literal["leader", "follower"] = "follower"
         self.epoch = 0  # this leader's epoch; a follower shows the leader's
         self.leader = ""  # the leading instance's name, as the database says
@@ -82,7 +88,7 @@ class HaRole:
     async def open(self) -> None:
         """Connect, check the session, create the table, claim the instance's name;
         HaError when the database cannot be used (a clear error at start)."""
-        store = Store(self.settings)
+        store = self._make_store(self.settings)
         try:
             await asyncio.wait_for(store.open(), self.settings.lease)
         except TimeoutError:
@@ -158,7 +164,7 @@ class HaRole:
         if self.role == "leader" and not self.acting():
             self._step_down("its lock was not confirmed within its deadline")
         if self._store is None:
-            store = Store(self.settings)
+            store = self._make_store(self.settings)
             try:
                 await self._bounded(store.open())
             except BaseException:
