@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from monitor.cli.validate import validate
 from monitor.config import ConfigError, parse_config
 from monitor.config.ha import HaConfig
 from monitor.ha.settings import HaSettings
@@ -79,3 +81,17 @@ def test_a_transaction_pooler_is_named() -> None:
     unseen = session_problem([7, 7, 7], lock_seen=False)
     assert unseen is not None
     assert "pooler" in unseen
+
+
+def test_validate_names_the_block_and_a_password_file_it_cannot_read(tmp_path: Path) -> None:
+    config = tmp_path / "servers.yaml"
+    config.write_text(f"ha:\n  database: {DSN}\n  lease: 5s\n  instance: mon-a\n")
+    done = CliRunner().invoke(validate, [str(config)])
+    assert done.exit_code == 0, done.output
+    assert "ha: postgresql://jitsi_monitor@127.0.0.1:5432/jm, lease 5s, instance mon-a" in (
+        done.output
+    )
+    config.write_text(f"ha:\n  database: {DSN}\n  password_file: nowhere\n")
+    done = CliRunner().invoke(validate, [str(config)])
+    assert done.exit_code == 2
+    assert "ha.password_file" in done.output
