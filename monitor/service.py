@@ -233,6 +233,12 @@ class Service:
         block = self.cfg.ha
         if block is None:
             return
+        if self.spec is not None:
+            # Every instance shares one state: a static shard would judge other pools' halves.
+            raise StartError(
+                "ha and shard (or --shard) do not go together: every HA instance probes "
+                "all servers (ha.shards is for spreading them, see docs/ha.md)"
+            )
         try:
             password = self.cfg.ha_password()
         except ValueError as exc:

@@ -34,6 +34,7 @@ __all__ = [
     "load_state",
     "restore_decisions",
     "restore_pools",
+    "restore_rtts",
     "save_state",
     "state_data",
 ]
@@ -255,6 +256,15 @@ def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> st
     if not isinstance(data, dict) or data.get("version") != _VERSION:
         return f"{path} is not a state file of this version; starting afresh"
     now = time.time()
+    restore_rtts(state, data)
+    restore_pools(state, data.get("pools"), now + first_probes_within)
+    restore_decisions(state, data.get("decisions"))  # absent from state files of before
+    # Sinks first (the notifier configures them): the outbox keeps only theirs.
+    return state.outbox.restore(data.get("outbox"))
+
+
+def restore_rtts(state: State, data: dict[str, object]) -> None:
+    """Saved smoothed round trips of the servers still configured, each checked."""
     for key, store in (
         ("rtt_tcp_connect", state.rtt_tcp_connect),
         ("rtt_xmpp_ping", state.rtt_xmpp_ping),
@@ -263,10 +273,6 @@ def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> st
         for server, value in saved.items() if isinstance(saved, dict) else ():
             if server in state.targets and _finite(value) and 0 <= value < _MAX_RTT:
                 store[server] = float(value)
-    restore_pools(state, data.get("pools"), now + first_probes_within)
-    restore_decisions(state, data.get("decisions"))  # absent from state files of before
-    # Sinks first (the notifier configures them): the outbox keeps only theirs.
-    return state.outbox.restore(data.get("outbox"))
 
 
 def restore_pools(state: State, pools: object, probes_by: float) -> None:

@@ -37,7 +37,7 @@ from typing import Any, Literal
 from monitor.ha.settings import HaSettings
 from monitor.ha.store import HaError, Store
 from monitor.selector import PoolState
-from monitor.state import State, restore_decisions, restore_pools, state_data
+from monitor.state import State, restore_decisions, restore_pools, restore_rtts, state_data
 
 __all__ = ["HaRole"]
 
@@ -233,6 +233,9 @@ class HaRole:
             # Our own judgement as a follower is not the leader's: start from what it stored.
             for name in state.pool_states:
                 state.pool_states[name] = PoolState()
+            # The old leader's smoothed round trips too: the same numbers go on,
+            # so another vantage point does not make a "better" switch at takeover.
+            restore_rtts(state, data)
             restore_pools(state, data.get("pools"), time.time())
             restore_decisions(state, data.get("decisions"))
             problem = state.outbox.restore(data.get("outbox"))

@@ -416,3 +416,32 @@ async def test_a_burst_of_50_pool_changes_during_a_takeover_reaches_the_webhook(
     assert initials.keys() == set(pools)
     assert sorted(Counter(by_id.values()).values()) == [1] * len(pools)  # one initial id a pool
     print(f"burst: {len(stored)} stored at the kill, lost {lost}, duplicates {duplicates}")
+
+
+async def test_a_leader_stopped_with_sigterm_hands_over_its_pending_events(
+    tmp_path: Path, pg: Database, labs: list[LabServer], receiver: Receiver,
+    instances: list[Instance],
+) -> None:  # fmt: skip
+    grant(pg)
+    a = await start(tmp_path, ha_config(tmp_path, labs, "mon-a", pg.port, receiver.url), "mon-a",
+                    instances)  # fmt: skip
+    ha = await until(lambda: healthz(a), lambda h: h["role"] == "leader", LEASE + SLACK, a)
+    b = await start(tmp_path, ha_config(tmp_path, labs, "mon-b", pg.port, receiver.url), "mon-b",
+                    instances)  # fmt: skip
+    await until(lambda: healthz(b), lambda h: h["instances"] == 2, LEASE + SLACK, b)
+    await eventually(lambda: len(receiver.events) == 1, timeout=SLACK)
+    await receiver.stop()
+    await labs[0].set_fault("refuse")
+    await until(
+        lambda: asyncio.to_thread(stored_ids, pg), lambda ids: "lab-2" in ids.values(), 20, a
+    )
+    a.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(a.proc.wait(), 30) == 0
+    pending = stored_ids(pg)  # as the leader left it, its last changes stored
+    hb = await until(lambda: healthz(b), lambda h: h["role"] == "leader", LEASE + SLACK, b)
+    assert hb["epoch"] == ha["epoch"] + 1
+    await receiver.start()
+    await eventually(lambda: set(pending) <= {e["id"] for e in receiver.events}, timeout=SLACK)
+    lost, duplicates = counts(receiver, pending)
+    assert lost == 0
+    print(f"SIGTERM: events lost {lost}, duplicates {duplicates}")

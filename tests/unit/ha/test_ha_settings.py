@@ -8,11 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli.validate import validate
-from monitor.config import ConfigError, parse_config
+from monitor.config import ConfigError, load_config, parse_config
 from monitor.config.ha import HaConfig
 from monitor.ha.settings import HaSettings
 from monitor.ha.store import session_problem
 from monitor.moodle.database import parse_dsn
+from monitor.service import Service, StartError
 
 DSN = "postgresql://jitsi_monitor@127.0.0.1/jm"
 
@@ -95,3 +96,12 @@ def test_validate_names_the_block_and_a_password_file_it_cannot_read(tmp_path: P
     done = CliRunner().invoke(validate, [str(config)])
     assert done.exit_code == 2
     assert "ha.password_file" in done.output
+
+
+async def test_ha_with_a_static_shard_is_refused_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "servers.yaml"
+    config.write_text(f"shard: 1/2\nha:\n  database: {DSN}\n")
+    cfg = load_config(config)
+    service = Service(config, cfg, host="127.0.0.1", port=0)
+    with pytest.raises(StartError, match="ha and shard"):
+        await service.start()
