@@ -60,7 +60,7 @@ def worker_arguments(parser: argparse.ArgumentParser) -> None:
 async def _probe_many(args: argparse.Namespace) -> dict[str, Any]:
     from monitor.checks.web.probe import probe_web
     from monitor.net import NetError, Resolver, make_ssl_context
-    from monitor.probes.http_client import HttpClient
+    from monitor.net.http import HttpClient
     from monitor.runner import user_agent
 
     # As the Runner builds them: one resolver, one context per (verify, ca_file).

@@ -151,7 +151,7 @@ def _fill(path: Path, names: list[str], now: float) -> None:
 
 async def _pages(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     from bench.render import build_state
-    from monitor.config.status import StatusSettings
+    from monitor.config.pages import StatusSettings
     from monitor.history import Limits, open_history, pool_record, report_record
     from monitor.ladder import PoolChange
     from monitor.selector import Decision

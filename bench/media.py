@@ -5,7 +5,11 @@ turnserver (tests/support/coturn.py: UDP, TCP, TLS with a throwaway CA) and time
 ``--rounds`` times each: a STUN Binding over UDP and TCP; a TURN Allocate
 with REST credentials (401 challenge included) and its release, over UDP,
 TCP and TLS; and the whole call as the media stage makes it (connection,
-TLS handshake, Allocate, release). Then the answer to a wrong password.
+TLS handshake, Allocate, release); the relay test (``turn_relay``: two
+allocations, CreatePermission, a datagram there and back, both released),
+its round trip and the whole call, over UDP, TCP and TLS (at most 40 times
+each, with pauses: coturn's relay ports are few). Then the answer
+to a wrong password.
 Figures are loopback figures: what the client costs, not a network.
 """
 
@@ -25,9 +29,15 @@ from bench.common import ROOT, ms, summary
 
 sys.path.insert(0, str(ROOT))
 
-from monitor.checks.media.client import MediaError, allocate, binding
-from monitor.model import MediaService
+from monitor.checks.media.client import allocate, binding
+from monitor.checks.media.relay import relay
+from monitor.checks.media.result import MediaService
+from monitor.net import NetError
 from tests.support.coturn import Coturn, rest_credentials
+
+# Most relay tests per transport, and the pause around them (see below).
+RELAY_ROUNDS = 40
+RELAY_PAUSE = 3.0
 
 
 async def measure(rounds: int) -> dict[str, dict[str, float]]:
@@ -37,7 +47,10 @@ async def measure(rounds: int) -> dict[str, dict[str, float]]:
         cert = ca.issue_cert("127.0.0.1")
         cert.private_key_pem.write_to_path(str(where / "key.pem"))
         cert.cert_chain_pems[0].write_to_path(str(where / "cert.pem"))
-        coturn = Coturn(where / "run", where / "cert.pem", where / "key.pem")
+        # loopback peers allowed: the relay test relays between its own loopback relays
+        coturn = Coturn(
+            where / "run", where / "cert.pem", where / "key.pem", allow_loopback_peers=True
+        )
         coturn.start()
         context = ssl.create_default_context()
         ca.configure_trust(context)
@@ -61,7 +74,7 @@ async def measure(rounds: int) -> dict[str, dict[str, float]]:
                         allocations.append(
                             await allocate(service, "127.0.0.1", user, password, context, 3)
                         )
-                    except MediaError as exc:
+                    except NetError as exc:
                         # back to back, the OS may hand out the local UDP port of an
                         # allocation coturn has not swept yet: 437 (allocation mismatch)
                         errors += 1
@@ -71,11 +84,31 @@ async def measure(rounds: int) -> dict[str, dict[str, float]]:
                 name = "tls" if kind == "turns" else transport
                 figures[f"turn allocate {name}"] = summary(allocations)
                 figures[f"turn whole call {name}"] = {**summary(calls), "errors": errors}
+                # coturn frees released relay ports at its next sweep (about a second),
+                # and the test's Coturn has 200 of them: a pause, then at most 40
+                # relay tests (80 allocations) in a row.
+                await asyncio.sleep(RELAY_PAUSE)
+                rtts, calls, errors = [], [], 0
+                for _ in range(min(rounds, RELAY_ROUNDS)):
+                    t0 = time.monotonic()
+                    try:
+                        rtt, _, _ = await relay(
+                            service, "127.0.0.1", user, password, context, lambda a: None, 3
+                        )
+                    except NetError as exc:
+                        errors += 1
+                        print(f"relay {kind}/{transport}: {exc.reason.value}: {exc.detail}")
+                        continue
+                    rtts.append(rtt)
+                    calls.append(time.monotonic() - t0)
+                figures[f"turn relay rtt {name}"] = summary(rtts)
+                figures[f"turn relay whole call {name}"] = {**summary(calls), "errors": errors}
+                await asyncio.sleep(RELAY_PAUSE)
             wrong = MediaService("turn", "127.0.0.1", coturn.port, "udp", "bench")
             t0 = time.monotonic()
             try:
                 await allocate(wrong, "127.0.0.1", user, "wrong", None, 3)
-            except MediaError as exc:
+            except NetError as exc:
                 figures["turn wrong password"] = {"seconds": time.monotonic() - t0}
                 print(f"wrong password: {exc.reason.value}: {exc.detail}")
         finally:

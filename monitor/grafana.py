@@ -114,6 +114,12 @@ def value_map(*entries: tuple[float, str, str]) -> list[Json]:
 
 BLUE: Json = {"fixedColor": "blue", "mode": "fixed"}  # for values that are neither good nor bad
 OK_FAIL = value_map((1, "OK", "green"), (0, "FAIL", "red"))
+# A fleet-table column of OK and FAIL: a coloured, centred cell.
+OK_FAIL_CELL: Json = {
+    "custom.cellOptions": {"mode": "basic", "type": "color-background"},
+    "custom.align": "center",
+    "mappings": OK_FAIL,
+}
 # The alert rules warn at 21 days and page at 3.
 CERT_THRESHOLDS = thresholds("red", (3, "orange"), (21, "green"))
 
@@ -527,3 +533,17 @@ def dashboard_link(title: str, uid: str, slug: str, tooltip: str) -> Json:
 def per_server(aggregation: str, expr: str) -> str:
     """One value per (location, server): table queries merge on those two columns."""
     return f"{aggregation} by (location, server) ({expr})"
+
+
+def phase_queries(metric: str, phases: tuple[str, ...], matchers: tuple[str, ...]) -> list[Json]:
+    """One query per phase, averaged over servers, in ladder order (the order they stack in)."""
+    queries = []
+    for phase in phases:
+        selector = sel(metric, *matchers, f'phase="{phase}"')
+        queries.append(query(f"avg by (phase) ({selector})", phase))
+    return queries
+
+
+def server_phase_queries(metric: str, phases: tuple[str, ...], *, instant: bool) -> list[Json]:
+    """One query per phase of the dashboard's one server, in ladder order."""
+    return [query(sel(metric, ONE_SERVER, f'phase="{p}"'), p, instant=instant) for p in phases]

@@ -1,8 +1,10 @@
-"""Result types shared by the probes, the runner, state, metrics and the CLI.
+"""Result types every check family shares, read by the runner, state, metrics and the CLI.
 
 Probes return these plain, frozen values; everything downstream only reads
-them. Durations are seconds measured on the monotonic clock, timestamps are
-Unix seconds.
+them. What one family alone finds (``MediaReport``, ``JwtResult``, ...) is
+its own ``result`` type, in its folder; a report holds it under
+``ServerReport.results``. Durations are seconds measured on the monotonic
+clock, timestamps are Unix seconds.
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ __all__ = [
     "CheckResult",
     "ConfigFacts",
     "FamilyResult",
-    "MediaProbe",
-    "MediaReport",
-    "MediaService",
     "Phase",
     "Reason",
     "ServerReport",
@@ -38,6 +37,7 @@ class Reason(StrEnum):
     DNS_ERROR = "dns_error"
     CONNECT_REFUSED = "connect_refused"
     CONNECT_ERROR = "connect_error"
+    PRIVATE_ADDRESS = "private_address"
     TIMEOUT = "timeout"
     TLS_EXPIRED = "tls_expired"
     TLS_HOSTNAME_MISMATCH = "tls_hostname_mismatch"
@@ -52,6 +52,7 @@ class Reason(StrEnum):
     CONFIGJS_TIMEOUT = "configjs_timeout"
     CONFIGJS_MEMORY = "configjs_memory"
     CONFIGJS_ERROR = "configjs_error"
+    CONFIGJS_BAD_HOST = "configjs_bad_host"
     EXTERNAL_API_INVALID = "external_api_invalid"
     EMBED_LIMITED = "embed_limited"
     WS_UPGRADE_REFUSED = "ws_upgrade_refused"
@@ -84,6 +85,10 @@ class Reason(StrEnum):
     TURN_TLS_ERROR = "turn_tls_error"
     TURN_QUOTA = "turn_quota"
     TURN_ERROR = "turn_error"
+    # A TURN service allocates but does not relay (turn_relay, monitor.checks.media.relay).
+    TURN_RELAY_FORBIDDEN = "turn_relay_forbidden"
+    TURN_RELAY_TIMEOUT = "turn_relay_timeout"
+    TURN_RELAY_UNREACHABLE = "turn_relay_unreachable"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -150,73 +155,6 @@ class ConfigFacts:
     @property
     def signalling_url(self) -> str | None:
         return self.websocket or self.bosh
-
-
-@dataclass(frozen=True, slots=True)
-class MediaService:
-    """A STUN or TURN service a browser in a meeting on the server would use."""
-
-    type: str  # stun, turn or turns
-    host: str  # a checked host name or IP address
-    port: int
-    transport: str  # udp or tcp (turns: TLS over tcp)
-    # Where it came from: "extdisco" (the XMPP server's XEP-0215 answer) or
-    # "config.js" (p2p.stunServers).
-    source: str
-    # Whether the server handed out a username and password with it.
-    credentials: bool = False
-    # When those credentials expire (Unix time), when the server said.
-    expires: float | None = None
-    # One of Google's public STUN servers (stun*.l.google.com).
-    google: bool = False
-
-    @property
-    def name(self) -> str:
-        """``type:host:port`` (the ``service`` label)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.type}:{host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class MediaProbe:
-    """One STUN Binding or TURN Allocate against one service over one transport."""
-
-    service: MediaService
-    reason: Reason
-    # The Binding's round trip, or the Allocate's duration (None: no answer).
-    seconds: float | None = None
-    detail: str = ""
-
-    @property
-    def success(self) -> bool:
-        return self.reason is Reason.OK
-
-
-@dataclass(frozen=True, slots=True)
-class MediaReport:
-    """What the media stage found: the services, each one's probe, what was refused."""
-
-    family: ClassVar[str] = "media"
-
-    at: float  # when the probes ran (Unix time), this round or carried from an earlier one
-    services: tuple[MediaService, ...] = ()
-    probes: tuple[MediaProbe, ...] = ()
-    # Services announced but not probed, each with why (bounded, escaped).
-    refused: tuple[str, ...] = ()
-
-    @property
-    def turn_credentials_expiry(self) -> float | None:
-        """When the earliest credentials of a probed TURN service expire (Unix time).
-
-        STUN services and services refused before their probe (their address)
-        do not count: a browser would not use their credentials.
-        """
-        expiries = [
-            p.service.expires
-            for p in self.probes
-            if p.service.type != "stun" and p.service.credentials and p.service.expires is not None
-        ]
-        return min(expiries) if expiries else None
 
 
 class FamilyResult(Protocol):

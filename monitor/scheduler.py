@@ -17,7 +17,7 @@
 - Objects that live as long as the config (targets, jobs, the config
   itself) are moved out of the garbage collector's sight (``gc.freeze``)
   after start-up and after an update that adds servers, and so are the
-  survivors of each full collection (``monitor.memory``), so a full pass
+  survivors of each full collection (``monitor.gc_freeze``), so a full pass
   walks only what changed since, which keeps its pauses short in a large
   fleet.
 """
@@ -38,7 +38,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import escape
 from monitor.decisions import Decisions
 from monitor.domain import Target
-from monitor.memory import QuietGc
+from monitor.gc_freeze import QuietGc
 from monitor.model import ServerReport
 from monitor.runner import Runner
 from monitor.state import State
@@ -161,7 +161,7 @@ class Scheduler:
             # What was just built lives until the next update: out of the GC's
             # sight. No collection first (it would walk the whole new config on
             # the loop); cyclic garbage frozen with it is freed at the next thaw
-            # (monitor.memory).
+            # (monitor.gc_freeze).
             gc.freeze()
 
     def _remove_jobs(self, name: str) -> None:

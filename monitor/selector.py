@@ -63,6 +63,9 @@ class PoolSettings:
     # ...and at least this much nearer, in seconds: no switching on jitter.
     min_improvement_seconds: float = 0.010
     hold_down: float = 600.0
+    # Whose round trip scores members: the monitor's own, or the users'
+    # (browser beacons, monitor.beacon) where enough of them are in.
+    nearest: str = "monitor"
 
     def tier_of(self, server: str) -> int:
         for index, tier in enumerate(self.tiers):
@@ -80,6 +83,7 @@ class Candidate:
     why: str  # why not eligible ("" when eligible)
     tier: int
     score: float | None  # smoothed round trip in seconds; None when not measured
+    by: str = "monitor"  # whose round trip ``score`` is: "monitor" or "users"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +122,23 @@ NOT_PROBED = "not probed yet"
 
 
 def judge(
+    pool: PoolSettings,
+    server: str,
+    report: ServerReport | None,
+    score: float | None,
+    *,
+    by: str = "monitor",
+) -> Candidate:
+    """Whether ``server`` may be chosen now, and why not.
+
+    ``by`` says whose round trip ``score`` is; it never changes eligibility.
+    """
+    return dataclasses.replace(_judge(pool, server, report, score), by=by)
+
+
+def _judge(
     pool: PoolSettings, server: str, report: ServerReport | None, score: float | None
 ) -> Candidate:
-    """Whether ``server`` may be chosen now, and why not."""
     tier = pool.tier_of(server)
     if report is None:
         return Candidate(server, False, NOT_PROBED, tier, score)
@@ -214,7 +232,7 @@ def decide(
         )
     if current is None or not current.eligible:
         if state.current is None:
-            detail = f"{best.server} is the best eligible server"
+            detail = f"{best.server} is the best eligible server{_scored_by(pool, best)}"
             return _switch(pool, state, best, PoolChange.INITIAL, detail, now, candidates)
         if unprobed and now < state.wait_until:
             return state, None  # after a restart: the others may be better still
@@ -239,7 +257,7 @@ def decide(
         f"{best.server} is in an earlier tier"
         if best.tier < current.tier
         else f"{best.server} is nearer ({_ms(best.score)} vs {_ms(current.score)}) "
-        f"for {streak} rounds"
+        f"for {streak} rounds{_scored_by(pool, best, current)}"
     )
     return _switch(pool, state, best, PoolChange.BETTER, why, now, candidates)
 
@@ -271,6 +289,15 @@ def _switch(
         pool.name, state.current, best.server, reason, detail, now, tuple(candidates)
     )
     return new, decision
+
+
+def _scored_by(pool: PoolSettings, *candidates: Candidate) -> str:
+    """For a ``nearest: users`` pool: whose round trip scored each named member."""
+    if pool.nearest != "users":
+        return ""
+    words = {"users": "the users' p50", "monitor": "the monitor's RTT"}
+    parts = [f"{c.server} by {words.get(c.by, c.by)}" for c in candidates]
+    return f" (scored: {', '.join(parts)})"
 
 
 def _ms(seconds: float | None) -> str:

@@ -30,9 +30,10 @@ from pathlib import Path
 from aiohttp import web
 
 from monitor import loop as event_loop
+from monitor.beacon import BeaconPolicy, Beacons
 from monitor.config import ConfigError, MonitorConfig, Shard, load_config
 from monitor.config.reload import restart_only_changes
-from monitor.config.source import beside_the_loop
+from monitor.config.yaml_reader import beside_the_loop
 from monitor.decisions import Decisions
 from monitor.domain import Target
 from monitor.ha.decisions import HaDecisions
@@ -107,6 +108,7 @@ class Service:
     ondemand: OnDemand
     decisions: Decisions
     scheduler: Scheduler
+    beacons: Beacons
     _app_runner: web.AppRunner
 
     def __init__(
@@ -159,7 +161,7 @@ class Service:
         self.state = state = self._make_state(
             location=cfg.location, shard=str(spec) if spec else None
         )
-        state.sources = self.sources.status
+        state.sources = self.sources.health
         state.set_targets(targets)
         state.set_pools(pools)
         state.outbox = Outbox(max_age=cfg.notify.max_age, max_pending=cfg.notify.max_pending)
@@ -194,11 +196,13 @@ class Service:
         else:
             self.decisions = Decisions(state, notify=self._notify, save=self.persist)
         self.scheduler = Scheduler(self.runner, state, self.decisions)
-        app = make_app(state, self.ondemand, self.pages)
+        # Users' round trips from the LMS page; ``nearest: users`` pools score by them.
+        self.beacons = state.users = Beacons(state, _beacon_policy(cfg))
+        app = make_app(state, self.ondemand, self.pages, self.beacons)
         self._app_runner = web.AppRunner(app, access_log=None, **handler_args())
         await self._app_runner.setup()
         if cfg.status.listen is not None:
-            status = make_status_app(self.pages)
+            status = make_status_app(self.pages, self.beacons)
             self._status_runner = web.AppRunner(status, access_log=None, **handler_args())
             await self._status_runner.setup()
         elif cfg.status.public and not _loopback(self.host):
@@ -397,6 +401,7 @@ class Service:
             )
         state = self.state
         self.pages.settings = new.status
+        self.beacons.configure(_beacon_policy(new))
         state.outbox.max_age = new.notify.max_age
         state.outbox.max_pending = new.notify.max_pending
         self.notifier.configure(new.webhooks(), new.notify.command)
@@ -423,6 +428,7 @@ class Service:
         state = self.state
         state.shard = str(spec) if spec else None
         state.set_targets(targets)
+        self.beacons.forget_removed()  # no users' timings of servers gone
         # Judging every pool takes a while in a large fleet: only when they changed.
         if pools != list(state.pools.values()):
             state.set_pools(pools)
@@ -511,6 +517,18 @@ class Service:
         while True:
             await asyncio.sleep(self._save_every)
             self.persist()
+
+
+def _beacon_policy(cfg: MonitorConfig) -> BeaconPolicy:
+    """The ``beacon`` block as ``monitor.beacon`` takes it."""
+    block = cfg.beacon
+    return BeaconPolicy(
+        origins=tuple(block.origins),
+        window=block.window,
+        min_samples=block.min_samples,
+        min_prefixes=block.min_prefixes,
+        period=block.period,
+    )
 
 
 def _loopback(host: str) -> bool:

@@ -22,7 +22,7 @@ from monitor.ladder import FAILOVER_REASONS, PoolChange
 from monitor.model import Reason, ServerReport
 from monitor.outbox import Outbox
 from monitor.selector import Candidate, Decision, PoolSettings, PoolState, decide, judge
-from monitor.sources.status import SourceStatus
+from monitor.sources.health import SourceHealth
 from monitor.statefile import UnusableFile, move_aside, read_json_bounded, write_json_atomic
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "HaHealth",
     "HistoryHealth",
     "State",
+    "UserTimings",
     "load_state",
     "restore_decisions",
     "restore_pools",
@@ -77,6 +78,12 @@ class HaHealth(Protocol):
     def database_up(self) -> bool: ...
 
 
+class UserTimings(Protocol):
+    """The users' round trips (``monitor.beacon.Beacons``), for ``nearest: users`` pools."""
+
+    def score(self, server: str, now: float | None = None) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class _Unusable:
     """A history file that is configured but could not be opened (logged at start)."""
@@ -117,11 +124,14 @@ class State:
     # The failover command's exit codes ("timeout", "cannot_start" too).
     command_exits: Counter[str] = field(default_factory=Counter)
     # Each of server_sources, by name (kept by monitor.sources.watch.Sources).
-    sources: dict[str, SourceStatus] = field(default_factory=dict)
+    sources: dict[str, SourceHealth] = field(default_factory=dict)
     # The history writer when serve keeps history (monitor.history).
     history: HistoryHealth | None = None
     # High availability when serve runs with an ha block (monitor.ha).
     ha: HaHealth | None = None
+    # Browser beacons when serve takes them (monitor.beacon): the score of a
+    # ``nearest: users`` pool's members where enough users timed them.
+    users: UserTimings | None = None
 
     def set_pools(self, pools: list[PoolSettings]) -> None:
         """Adopt the pools; a pool that stays keeps its choice and timers."""
@@ -139,8 +149,18 @@ class State:
         measured (a round trip through the server), else the TCP connect."""
         return self.rtt_xmpp_ping.get(server, self.rtt_tcp_connect.get(server))
 
-    def _candidates(self, pool: PoolSettings) -> list[Candidate]:
-        return [judge(pool, s, self.reports.get(s), self.score(s)) for s in pool.servers]
+    def _candidates(self, pool: PoolSettings, now: float | None = None) -> list[Candidate]:
+        users = self.users if pool.nearest == "users" else None
+        out = []
+        for server in pool.servers:
+            score, by = self.score(server), "monitor"
+            if users is not None:
+                # The users' p50 where enough of them timed it; else the monitor's.
+                theirs = users.score(server, now)
+                if theirs is not None:
+                    score, by = theirs, "users"
+            out.append(judge(pool, server, self.reports.get(server), score, by=by))
+        return out
 
     def set_targets(self, targets: list[Target]) -> None:
         """Adopt a new server list; forget everything about removed servers."""
@@ -178,7 +198,7 @@ class State:
         for pool in self.pools.values():
             if server is not None and server not in pool.servers:
                 continue
-            candidates = self._candidates(pool)
+            candidates = self._candidates(pool, now)
             self.pool_candidates[pool.name] = candidates
             state, decision = decide(
                 pool, self.pool_states.get(pool.name, PoolState()), candidates, now, round_of=server

@@ -101,6 +101,7 @@ def pool_dict(state: State, name: str) -> dict[str, Any]:
         else {"reason": last.reason, "detail": last.detail, "at": last.at},
         "require": list(pool.require),
         "embedding": pool.embedding,
+        "nearest": pool.nearest,
         "failovers": dict(pool_state.failovers) if pool_state else {},
         "candidates": [
             {
@@ -109,6 +110,7 @@ def pool_dict(state: State, name: str) -> dict[str, Any]:
                 "why": c.why or None,
                 "tier": c.tier + 1,
                 "score_seconds": None if c.score is None else round(c.score, 6),
+                "scored_by": c.by,
             }
             for c in state.pool_candidates.get(name, [])
         ],

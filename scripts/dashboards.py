@@ -7,8 +7,13 @@
 The JSON is committed so Grafana can provision it as is; this script is where
 it is edited. It needs the monitor's package (run it with the project's venv):
 the panel builders (monitor/grafana.py), the ladder table and the check
-families (monitor/checks/), each of which adds its own rows of panels
-(monitor/checks/<family>/panels.py) where this script lays out its slots.
+families (monitor/checks/). This script lays out what is no one family's
+(the verdict, the checks, round trips, pools, the monitor's health) and loops
+over FAMILIES for the rest: each family's panels.py
+(monitor/checks/<family>/panels.py) gives whole rows at a slot (``lay_out``),
+panels at a place inside this script's rows (``place``: the server's summary,
+its ladder row, the overview's probe timing) and columns of the fleet table
+(``fleet_columns``).
 The output is deterministic (sorted keys, 2-space indent, trailing newline)
 so a change reviews as a small diff.
 
@@ -29,14 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the monitor's package, also when it is not installed
 
+from monitor.beacon.panels import user_panels  # noqa: E402
 from monitor.checks import FAMILIES, LADDER  # noqa: E402
-from monitor.checks.family import lay_out  # noqa: E402
+from monitor.checks.family import Slot, fleet_columns, lay_out, place  # noqa: E402
 from monitor.grafana import (  # noqa: E402
     BLUE,
-    CERT_THRESHOLDS,
-    DAYS,
     JOB,
     OK_FAIL,
+    OK_FAIL_CELL,
     ONE_SERVER,
     OVERVIEW_UID,
     POOLS,
@@ -47,7 +52,6 @@ from monitor.grafana import (  # noqa: E402
     Json,
     annotation,
     bar_gauge,
-    cert_days,
     common_variables,
     dashboard,
     dashboard_link,
@@ -64,7 +68,6 @@ from monitor.grafana import (  # noqa: E402
     value_map,
     vital,
 )
-from monitor.ladder import HTTP_PHASES, XMPP_PHASES  # noqa: E402
 
 OUT_DIR = ROOT / "dashboards" / "grafana"
 
@@ -75,59 +78,47 @@ CHECKS = tuple(
 )
 
 
+SECONDS: Json = {"unit": "s", "decimals": 1}  # a fleet-table column of seconds
+
+
+def family_columns(slot: Slot) -> list[tuple[str, str, Json]]:
+    """The fleet-table columns the families add at ``slot``: (title, expr, field config)."""
+    return [(c.title, c.expr, c.config) for c in fleet_columns(FAMILIES, OVERVIEW_UID, slot)]
+
+
 def fleet_table() -> Json:
-    columns: list[tuple[str, str, str]] = [  # (title, expr, kind)
-        ("verdict", per_server("max", sel("jitsi_server_up", SERVERS)), "ok_fail"),
+    columns: list[tuple[str, str, Json]] = [  # (title, expr, field config)
+        ("verdict", per_server("max", sel("jitsi_server_up", SERVERS)), OK_FAIL_CELL),
         *(
             (
                 title,
                 per_server("max", sel("jitsi_check_success", SERVERS, f'check="{check}"')),
-                "ok_fail",
+                OK_FAIL_CELL,
             )
             for check, title in CHECKS
         ),
-        ("JWT matrix", per_server("min", sel("jitsi_jwt_case_success", SERVERS)), "ok_fail"),
+        *family_columns("steps"),
         (
             "ping RTT",
             per_server("max", sel("jitsi_rtt_seconds", SERVERS, 'method="xmpp_ping"')),
-            "seconds",
+            SECONDS,
         ),
         (
             "connect RTT",
             per_server("max", sel("jitsi_rtt_seconds", SERVERS, 'method="tcp_connect"')),
-            "seconds",
+            SECONDS,
         ),
-        ("cert days left", per_server("min", cert_days(SERVERS)), "days"),
-        ("embed limit", per_server("max", sel("jitsi_embed_limit_seconds", SERVERS)), "embed"),
+        *family_columns("facts"),
         (
             "last probe",
             per_server("max", f"time() - {sel('jitsi_last_probe_timestamp_seconds', SERVERS)}"),
-            "seconds",
+            SECONDS,
         ),
+        *family_columns("end"),
     ]
     refs = string.ascii_uppercase
     rename = {f"Value #{refs[i]}": title for i, (title, _, _) in enumerate(columns)}
     order = {"server": 0, "location": 1} | {f"Value #{refs[i]}": i + 2 for i in range(len(columns))}
-    kinds: dict[str, Json] = {  # field config of each kind of column
-        "ok_fail": {
-            "custom.cellOptions": {"mode": "basic", "type": "color-background"},
-            "custom.align": "center",
-            "mappings": OK_FAIL,
-        },
-        "seconds": {"unit": "s", "decimals": 1},
-        "days": {
-            "unit": DAYS,
-            "decimals": 0,
-            "thresholds": CERT_THRESHOLDS,
-            "custom.cellOptions": {"type": "color-text"},
-        },
-        "embed": {
-            "unit": "s",
-            "mappings": value_map((0, "none", "green")),
-            "thresholds": thresholds("green", (1, "orange")),
-            "custom.cellOptions": {"type": "color-text"},
-        },
-    }
     drill_down = (
         f"/d/{SERVER_UID}/jitsi-server?${{datasource:queryparam}}&${{job:queryparam}}"
         "&var-location=${__data.fields.location}&var-server=${__value.raw}&${__url_time_range}"
@@ -138,7 +129,7 @@ def fleet_table() -> Json:
             "server",
             {"links": [{"title": "Open the drill-down for ${__value.raw}", "url": drill_down}]},
         ),
-        *(override("byName", title, kinds[kind]) for title, _, kind in columns),
+        *(override("byName", title, config) for title, _, config in columns),
     ]
     return table(
         "Fleet",
@@ -164,15 +155,6 @@ def fleet_table() -> Json:
     )
 
 
-def phase_queries(metric: str, phases: tuple[str, ...], matchers: tuple[str, ...]) -> list[Json]:
-    """One query per phase, in ladder order (the order they stack and list in)."""
-    queries = []
-    for phase in phases:
-        selector = sel(metric, *matchers, f'phase="{phase}"')
-        queries.append(query(f"avg by (phase) ({selector})", phase))
-    return queries
-
-
 def overview() -> Json:
     grid = Grid()
 
@@ -191,32 +173,7 @@ def overview() -> Json:
         w=8,
         h=9,
     )
-    grid.add(
-        timeseries(
-            "HTTP phases (mean of the selected servers)",
-            "Phases of the GET of each server's page (jitsi_http_duration_seconds), stacked "
-            "in ladder order and averaged over the servers in $server. Pick one server, or "
-            "open its drill-down, to see it alone.",
-            phase_queries("jitsi_http_duration_seconds", HTTP_PHASES, (SERVERS,)),
-            unit="s",
-            stacked=True,
-        ),
-        w=8,
-        h=9,
-    )
-    grid.add(
-        timeseries(
-            "XMPP phases (mean of the selected servers)",
-            "Steps of the signalling ladder (jitsi_xmpp_duration_seconds), stacked in ladder "
-            "order and averaged over the servers in $server. settle appears only for "
-            "servers with a jwt block.",
-            phase_queries("jitsi_xmpp_duration_seconds", XMPP_PHASES, (SERVERS,)),
-            unit="s",
-            stacked=True,
-        ),
-        w=8,
-        h=9,
-    )
+    place(grid, FAMILIES, OVERVIEW_UID, "timing")
 
     grid.row("Round trip")
     grid.add(
@@ -308,27 +265,9 @@ def overview() -> Json:
         w=24,
         h=6,
     )
-    grid.row("Certificates")
-    grid.add(
-        bar_gauge(
-            "Certificate expiry",
-            "Days until the certificate each server presented expires "
-            "(jitsi_ssl_earliest_cert_expiry - time()), soonest first. Red under 14 days, "
-            "orange under 30. Servers served over plain HTTP have none.",
-            [
-                query(
-                    f"sort(min by (server) ({cert_days(SERVERS)}))",
-                    "{{server}}",
-                    instant=True,
-                )
-            ],
-            unit=DAYS,
-            defaults={"decimals": 0, "thresholds": CERT_THRESHOLDS},
-        ),
-        w=24,
-        h=7,
-    )
-
+    grid.row("Users' view (browser beacons)")
+    for panel, width, height in user_panels():
+        grid.add(panel, w=width, h=height)
     lay_out(grid, FAMILIES, OVERVIEW_UID, "end")
 
     grid.row("Monitor health", collapsed=True)
@@ -506,76 +445,24 @@ def overview() -> Json:
 # -- the per-server drill-down ---------------------------------------------------------
 
 
-def server_phase_queries(metric: str, phases: tuple[str, ...], *, instant: bool) -> list[Json]:
-    return [query(sel(metric, ONE_SERVER, f'phase="{p}"'), p, instant=instant) for p in phases]
-
-
 def server_dashboard() -> Json:
     grid = Grid()
 
     grid.row("Now")
+    grid.add(
+        stat(
+            "Verdict",
+            "OK when every check that decides the verdict passed in the last ladder "
+            "(jitsi_server_up).",
+            [query(sel("jitsi_server_up", ONE_SERVER), "{{location}}")],
+            unit="none",
+            defaults={"mappings": OK_FAIL, "noValue": "not probed yet"},
+        ),
+        w=3,
+        h=4,
+    )
+    place(grid, FAMILIES, SERVER_UID, "now")
     summary: list[tuple[Json, int]] = [
-        (
-            stat(
-                "Verdict",
-                "OK when every check that decides the verdict passed in the last ladder "
-                "(jitsi_server_up).",
-                [query(sel("jitsi_server_up", ONE_SERVER), "{{location}}")],
-                unit="none",
-                defaults={"mappings": OK_FAIL, "noValue": "not probed yet"},
-            ),
-            3,
-        ),
-        (
-            stat(
-                "HTTP status",
-                "Status of GET / after redirects (jitsi_http_status_code).",
-                [query(sel("jitsi_http_status_code", ONE_SERVER), "{{location}}")],
-                unit="none",
-                defaults={
-                    "thresholds": thresholds("red", (200, "green"), (300, "orange"), (400, "red"))
-                },
-            ),
-            3,
-        ),
-        (
-            stat(
-                "TLS version",
-                "TLS version negotiated on the ladder's first connection "
-                "(the version label of jitsi_tls_version_info).",
-                [query(sel("jitsi_tls_version_info", ONE_SERVER), table=True)],
-                unit="none",
-                fields="/^version$/",
-                defaults={"noValue": "no TLS", "color": BLUE},
-            ),
-            3,
-        ),
-        (
-            stat(
-                "Certificate",
-                "Days until the certificate the server presented expires "
-                "(jitsi_ssl_earliest_cert_expiry - time()).",
-                [query(cert_days(ONE_SERVER), "{{location}}")],
-                unit=DAYS,
-                defaults={"decimals": 0, "noValue": "no TLS", "thresholds": CERT_THRESHOLDS},
-            ),
-            3,
-        ),
-        (
-            stat(
-                "Embed limit",
-                "300 s when config.js sets disableIframeAPI (embedded meetings, as in an LMS, "
-                "end after 5 minutes), none when not (jitsi_embed_limit_seconds).",
-                [query(sel("jitsi_embed_limit_seconds", ONE_SERVER), "{{location}}")],
-                unit="s",
-                defaults={
-                    "mappings": value_map((0, "none", "green")),
-                    "noValue": "unknown",
-                    "thresholds": thresholds("green", (1, "orange")),
-                },
-            ),
-            3,
-        ),
         (
             stat(
                 "Last probe",
@@ -623,56 +510,8 @@ def server_dashboard() -> Json:
         grid.add(item, w=width, h=4)
 
     grid.row("Probe ladder")
-    grid.add(
-        timeseries(
-            "HTTP phases",
-            "Phases of the GET of the server's page, stacked in ladder order "
-            "(jitsi_http_duration_seconds): resolve, connect, tls, processing (request to "
-            "first byte), transfer (first byte to end of body), summed over redirects.",
-            server_phase_queries("jitsi_http_duration_seconds", HTTP_PHASES, instant=False),
-            unit="s",
-            stacked=True,
-        ),
-        w=12,
-        h=9,
-    )
-    grid.add(
-        timeseries(
-            "XMPP phases",
-            "Steps of the signalling ladder, stacked in ladder order "
-            "(jitsi_xmpp_duration_seconds): upgrade, open, auth, bind, ping, focus, join, "
-            "settle (servers with jwt) and leave.",
-            server_phase_queries("jitsi_xmpp_duration_seconds", XMPP_PHASES, instant=False),
-            unit="s",
-            stacked=True,
-        ),
-        w=12,
-        h=9,
-    )
-    grid.add(
-        bar_gauge(
-            "HTTP phases, last ladder",
-            "The HTTP phases of the last ladder, in ladder order "
-            "(jitsi_http_duration_seconds). tls is absent for http:// servers.",
-            server_phase_queries("jitsi_http_duration_seconds", HTTP_PHASES, instant=True),
-            unit="s",
-            defaults={"color": {"mode": "continuous-GrYlRd"}},
-        ),
-        w=12,
-        h=8,
-    )
-    grid.add(
-        bar_gauge(
-            "XMPP phases, last ladder",
-            "The signalling steps of the last ladder, in ladder order "
-            "(jitsi_xmpp_duration_seconds). Steps after a failure are absent.",
-            server_phase_queries("jitsi_xmpp_duration_seconds", XMPP_PHASES, instant=True),
-            unit="s",
-            defaults={"color": {"mode": "continuous-GrYlRd"}},
-        ),
-        w=12,
-        h=8,
-    )
+    place(grid, FAMILIES, SERVER_UID, "phases")
+    place(grid, FAMILIES, SERVER_UID, "phases.last")
 
     grid.row("Checks")
     grid.add(
@@ -736,41 +575,8 @@ def server_dashboard() -> Json:
 
     lay_out(grid, FAMILIES, SERVER_UID, "steps")
 
-    grid.row("Web and TLS")
-    grid.add(
-        state_timeline(
-            "HTTP status code",
-            "Status of GET / after redirects over time (jitsi_http_status_code).",
-            [query(sel("jitsi_http_status_code", ONE_SERVER), "status")],
-            defaults={
-                "thresholds": thresholds("red", (200, "green"), (300, "orange"), (400, "red"))
-            },
-        ),
-        w=6,
-        h=7,
-    )
-    grid.add(
-        state_timeline(
-            "TLS version",
-            "TLS version negotiated over time (jitsi_tls_version_info): one row per version.",
-            [query(sel("jitsi_tls_version_info", ONE_SERVER), "{{version}}")],
-            mappings=value_map((1, "in use", "blue")),
-        ),
-        w=6,
-        h=7,
-    )
-    grid.add(
-        timeseries(
-            "Certificate days left",
-            "Days until the presented certificate expires, over time "
-            "(jitsi_ssl_earliest_cert_expiry - time()); a jump up is a renewal.",
-            [query(cert_days(ONE_SERVER), "{{location}}")],
-            unit=DAYS,
-            defaults={"decimals": 0},
-        ),
-        w=6,
-        h=7,
-    )
+    lay_out(grid, FAMILIES, SERVER_UID, "facts")
+    # The ladder's own closing panel, after the families' facts (their last row).
     grid.add(
         timeseries(
             "Last probe age",

@@ -16,6 +16,10 @@ Where a family's part goes in an output made of several families' parts
 family order, then those of ``facts``, then the ladder's closing ones, then
 those of ``end``. The slots keep those outputs exactly as they were before
 the families had folders; a new family puts its parts at the ``end``.
+
+On a dashboard a family gives whole rows at a slot (``PanelRow``), panels
+inside a row the generator lays out, at a named ``Place`` (``Panels``), and
+columns of the overview's fleet table at a slot (``FleetColumn``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,22 @@ from monitor.ladder import Check, CheckSpec
 from monitor.model import CheckResult, ServerReport
 from monitor.promtext import MetricFamily
 
-__all__ = ["Column", "Family", "JsonPart", "Labels", "PanelRow", "Placed", "Slot", "lay_out"]
+__all__ = [
+    "Column",
+    "DashboardPart",
+    "Family",
+    "FleetColumn",
+    "JsonPart",
+    "Labels",
+    "PanelRow",
+    "Panels",
+    "Place",
+    "Placed",
+    "Slot",
+    "fleet_columns",
+    "lay_out",
+    "place",
+]
 
 Slot = Literal["steps", "facts", "end"]
 
@@ -87,6 +106,36 @@ class PanelRow:
     collapsed: bool = False
 
 
+# Where, inside a row the generator lays out itself, a family's panels go
+# (``Panels``): the server dashboard's summary ("now", after the verdict),
+# its ladder row over time ("phases") and in the last ladder ("phases.last"),
+# and the overview's probe timing row ("timing").
+Place = Literal["now", "phases", "phases.last", "timing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Panels:
+    """Panels a family adds inside one of the generator's rows, at a ``Place``."""
+
+    place: Place
+    panels: tuple[Placed, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetColumn:
+    """A column a family adds to the overview's fleet table, at its slot."""
+
+    slot: Slot
+    title: str
+    expr: str  # one value per server (``monitor.grafana.per_server``)
+    config: dict[str, Any]  # the column's field config (unit, mappings, cell colours)
+
+
+# What a family adds to a dashboard: whole rows, panels inside the generator's
+# rows, columns of the fleet table.
+DashboardPart = PanelRow | Panels | FleetColumn
+
+
 @dataclass(frozen=True, slots=True)
 class Family:
     """One check family, everything about it in one value."""
@@ -117,9 +166,10 @@ class Family:
     # Its facts on a server's status page: (name, value), given the report,
     # whether the page is the public one (no names, no URLs) and the time.
     page_facts: Callable[[ServerReport, bool, float], list[tuple[str, str]]] | None = None
-    # Its rows of Grafana panels on the dashboard of a uid (``monitor.grafana``),
-    # which the generator (``scripts/dashboards.py``) lays out by slot.
-    panels: Callable[[str], tuple[PanelRow, ...]] | None = None
+    # Its parts of the Grafana dashboard of a uid (``monitor.grafana``): rows,
+    # which the generator (``scripts/dashboards.py``) lays out by slot, panels
+    # at a place in the generator's rows, columns of the fleet table.
+    panels: Callable[[str], tuple[DashboardPart, ...]] | None = None
     # The pydantic model of its block in ``servers.yaml``, when it has one
     # (``monitor.config`` validates it and resolves it into the domain).
     settings: type[Any] | None = None
@@ -134,11 +184,27 @@ class Family:
         return tuple(r.check for r in self.rows)
 
 
+def _parts(families: tuple[Family, ...], uid: str) -> list[DashboardPart]:
+    return [p for f in families if f.panels is not None for p in f.panels(uid)]
+
+
 def lay_out(grid: Grid, families: tuple[Family, ...], uid: str, slot: Slot) -> None:
     """Add to ``grid`` the panel rows ``families`` give dashboard ``uid`` at ``slot``."""
-    for family in families:
-        for row in family.panels(uid) if family.panels is not None else ():
-            if row.slot == slot:
-                grid.row(row.title, collapsed=row.collapsed)
-                for placed in row.panels:
-                    grid.add(placed.panel, w=placed.w, h=placed.h)
+    for row in _parts(families, uid):
+        if isinstance(row, PanelRow) and row.slot == slot:
+            grid.row(row.title, collapsed=row.collapsed)
+            for placed in row.panels:
+                grid.add(placed.panel, w=placed.w, h=placed.h)
+
+
+def place(grid: Grid, families: tuple[Family, ...], uid: str, where: Place) -> None:
+    """Add to ``grid``, in the row it is in, the panels ``families`` put at ``where``."""
+    for part in _parts(families, uid):
+        if isinstance(part, Panels) and part.place == where:
+            for placed in part.panels:
+                grid.add(placed.panel, w=placed.w, h=placed.h)
+
+
+def fleet_columns(families: tuple[Family, ...], uid: str, slot: Slot) -> list[FleetColumn]:
+    """The fleet-table columns ``families`` add at ``slot``, in family order."""
+    return [c for c in _parts(families, uid) if isinstance(c, FleetColumn) and c.slot == slot]

@@ -29,6 +29,7 @@ from monitor.domain import Target
 from monitor.ladder import Check, Ladder
 from monitor.model import CheckResult, ConfigFacts, FamilyResult, R, Reason
 from monitor.net import Resolver
+from monitor.net.addresses import Reach
 
 __all__ = ["AfterLogin", "LadderRun", "Login", "Probing"]
 
@@ -110,6 +111,15 @@ class LadderRun:
     def origin(self) -> str:
         parts = urlsplit(self.target.url)
         return f"{parts.scheme}://{parts.netloc}"
+
+    @functools.cached_property
+    def reach(self) -> Reach | None:
+        """Where the server's URLs may lead the monitor: anywhere for a
+        ``self_hosted`` server; else public addresses only, besides the
+        configured URL's own host (``monitor.net.addresses``)."""
+        if self.target.kind == "self_hosted":
+            return None
+        return Reach(urlsplit(self.target.url).hostname or "")
 
     def in_groups(self, check: Check) -> bool:
         """Whether ``check`` is in the groups the target runs (``/probe``'s ``checks=``)."""

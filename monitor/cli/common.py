@@ -19,7 +19,7 @@ from monitor.config import (
     parse_config,
     parse_shard,
 )
-from monitor.config.source import MAX_DOCUMENT_BYTES
+from monitor.config.yaml_reader import MAX_DOCUMENT_BYTES
 
 __all__ = [
     "EXIT_CONFIG",

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from monitor import escape
+from monitor.checks.jwt.settings import JwtSettings
 from monitor.cli.common import EXIT_CONFIG, config_arg, load
 from monitor.config import MonitorConfig, shard_of
 
@@ -30,7 +31,7 @@ def summary(cfg: MonitorConfig) -> list[str]:
         lines = [f"{len(servers)} server(s): {names}"]
     else:
         kinds: Counter[str] = Counter(s.kind for s in servers)
-        tokens = sum(1 for s in servers if s.jwt is not None)
+        tokens = sum(1 for s in servers if s.block(JwtSettings) is not None)
         lines = [f"{len(servers)} servers: {_counts(kinds)}; {tokens} with jwt"]
     pools = cfg.pools
     if len(pools) <= LIST_AT_MOST:

@@ -8,8 +8,10 @@ import ssl
 from pathlib import Path
 from typing import Final
 
+from monitor.checks.jwt.settings import JwtSettings
+from monitor.checks.signalling.settings import SignallingSettings
 from monitor.config.errors import Where
-from monitor.config.schema import MonitorConfig
+from monitor.config.schema import MonitorConfig, setting
 
 __all__ = ["LADDER_STEPS", "cross_checks", "needed_timeout"]
 
@@ -41,6 +43,15 @@ def _pool_checks(config: MonitorConfig) -> list[tuple[Where, str]]:
 def cross_checks(config: MonitorConfig) -> list[tuple[Where, str]]:
     """Checks that span several fields, each placed at the field to fix."""
     found: list[tuple[Where, str]] = _pool_checks(config)
+    for index, pool in enumerate(config.pools):
+        if pool.nearest == "users" and not config.beacon.origins:
+            found.append(
+                (
+                    ("pools", index, "nearest"),
+                    "nearest: users needs beacon.origins (the pages allowed to send "
+                    "users' timings; see docs/beacon.md)",
+                )
+            )
     sources: set[str] = set()
     for index, source in enumerate(config.server_sources):
         if source.name in sources:
@@ -110,8 +121,8 @@ def needed_timeout(settle: float, settles: int) -> float:
 def _ladder_time(config: MonitorConfig, index: int, timeout: float) -> list[tuple[Where, str]]:
     """A timeout too short for the server's token checks to watch roles settle."""
     server = config.servers[index]
-    signalling = server.signalling or config.defaults.signalling
-    jwt = server.jwt
+    signalling = setting(server, config.defaults, SignallingSettings)
+    jwt = server.block(JwtSettings)
     joins = signalling.join if signalling.join is not None else server.kind != "public"
     if jwt is None or not signalling.enabled or not joins or jwt.settle <= 0:
         return []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jwt
 
+from monitor.checks.jwt.settings import JwtSettings
 from monitor.checks.tokens import mint, origin_of_url
 from monitor.config.errors import Where
 from monitor.config.schema import ServerConfig
@@ -18,7 +19,7 @@ __all__ = ["token_key"]
 
 def token_key(server: ServerConfig, base: Path) -> tuple[TokenKey | None, list[tuple[Where, str]]]:
     """Read a server's key material; problems never quote the secret."""
-    j = server.jwt
+    j = server.block(JwtSettings)
     assert j is not None
     errors: list[tuple[Where, str]] = []
     hmac = j.algorithm.startswith("HS")

@@ -14,11 +14,12 @@ from typing import Any, Final
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from monitor.checks.jwt.settings import JwtSettings
 from monitor.config.checks import cross_checks
 from monitor.config.errors import ConfigError, Problem, Where
 from monitor.config.keys import token_key
 from monitor.config.schema import MonitorConfig, PoolConfig, ServerConfig
-from monitor.config.source import MAX_DOCUMENT_BYTES, parse_yaml
+from monitor.config.yaml_reader import MAX_DOCUMENT_BYTES, parse_yaml
 from monitor.files import UnusableFile, read_regular
 
 __all__ = ["load_config", "parse_config"]
@@ -114,7 +115,7 @@ def _validate(data: dict[str, Any]) -> tuple[MonitorConfig | None, list[tuple[Wh
 def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> MonitorConfig:
     """Validate config text; raise ConfigError naming file, line and field.
 
-    The YAML is read with limits (``monitor.config.source``); the lines of
+    The YAML is read with limits (``monitor.config.yaml_reader``); the lines of
     the fields are looked up only when there is a problem to place.
     """
     parsed = parse_yaml(text, file)
@@ -137,7 +138,7 @@ def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None
     config._base_dir = base_dir or Path()
     found: list[tuple[Where, str]] = []
     for index, server in enumerate(config.servers):
-        if server.jwt is not None:
+        if server.block(JwtSettings) is not None:
             key, errors = token_key(server, config._base_dir)
             found += [(("servers", index, "jwt", *where), msg) for where, msg in errors]
             if key is not None:

@@ -1,6 +1,15 @@
 """The schema of ``servers.yaml`` (pydantic models) and the resolved ``Target``.
 
 Unknown keys are errors: a typo must not silently fall back to a default.
+
+A server's per-family blocks (``signalling:``, ``jwt:``, ``media:``, and
+whatever family comes next) are not written out here: ``ServerConfig`` and
+``DefaultSettings`` take one field per family of ``FAMILIES`` that has a
+``settings`` model, named after the family (``family_blocks``). A block of
+a server is optional; a family whose model has a default for every key also
+has its block in ``defaults:``. mypy sees the models without those fields,
+so code reads a block through the typed accessor ``block(Model)`` (and
+``setting(server, defaults, Model)`` for the server's, else the default).
 """
 
 from __future__ import annotations
@@ -9,7 +18,7 @@ import difflib
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -19,19 +28,20 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from monitor.checks import LADDER
-from monitor.checks.jwt.settings import JwtSettings
+from monitor.checks import FAMILIES, LADDER, Family
 from monitor.checks.media.settings import MediaSettings, resolve_media
 from monitor.checks.signalling.settings import SignallingSettings, joins
 from monitor.checks.web.configjs import Limits
+from monitor.config.beacon import BeaconSettings
 from monitor.config.ha import HaConfig
+from monitor.config.pages import HistorySettings, StatusSettings
+from monitor.config.server_sources import ServerSourceConfig, check_labels
 from monitor.config.sharding import shards
-from monitor.config.sources import ServerSourceConfig, check_labels
-from monitor.config.status import HistorySettings, StatusSettings
 from monitor.config.values import (
     NAME,
     Duration,
@@ -58,12 +68,56 @@ __all__ = [
     "ServerSourceConfig",
     "SignallingSettings",
     "Target",
+    "family_blocks",
+    "setting",
     "shard_of",
 ]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Blocks(_Strict):
+    """A model with a block per family (made by ``family_blocks``)."""
+
+    # Each family's block name, by its settings model (set by ``family_blocks``).
+    block_names: ClassVar[dict[type[Any], str]] = {}
+
+    def block(self, kind: type[M]) -> M | None:
+        """The block of the family whose settings model is ``kind`` (None: not written)."""
+        name = self.block_names.get(kind)
+        value = None if name is None else getattr(self, name, None)
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"the {name} block is a {type(value).__name__}")
+        return value
+
+
+def family_blocks(
+    name: str, base: type[_Blocks], *, defaults: bool, families: tuple[Family, ...] = FAMILIES
+) -> type[_Blocks]:
+    """``base`` with a field for each block of ``families``, in family order.
+
+    ``defaults``: only the families whose model has a default for every key,
+    each block filled with its defaults (the ``defaults:`` of a config);
+    else every family's, None when not written (a server's).
+    """
+    fields: dict[str, Any] = {}
+    for family in families:
+        model = family.settings
+        if model is None:
+            continue
+        if not defaults:
+            fields[family.name] = (model | None, None)
+        elif not any(f.is_required() for f in model.model_fields.values()):
+            fields[family.name] = (model, model())
+    made: type[_Blocks] = create_model(name, __base__=base, __module__=__name__, **fields)
+    made.block_names = {
+        f.settings: f.name for f in families if f.settings is not None and f.name in fields
+    }
+    return made
 
 
 class TlsSettings(_Strict):
@@ -73,16 +127,14 @@ class TlsSettings(_Strict):
     ca_file: Path | None = None
 
 
-class DefaultSettings(_Strict):
-    """Values every server takes unless it sets its own."""
+class _DefaultFields(_Blocks):
+    """Values every server takes unless it sets its own (the families' blocks aside)."""
 
     interval: Duration = 60.0
     timeout: Duration = 15.0
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_redirects: int = Field(default=5, ge=0, le=20)
     tls: TlsSettings = TlsSettings()
-    signalling: SignallingSettings = SignallingSettings()
-    media: MediaSettings = MediaSettings()
 
     @field_validator("interval")
     @classmethod
@@ -95,8 +147,8 @@ class DefaultSettings(_Strict):
         return check_timeout(v)
 
 
-class ServerConfig(_Strict):
-    """One Jitsi Meet server as written in servers.yaml."""
+class _ServerFields(_Blocks):
+    """One Jitsi Meet server as written in servers.yaml (the families' blocks aside)."""
 
     name: str
     url: str
@@ -105,9 +157,6 @@ class ServerConfig(_Strict):
     timeout: Duration | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     tls: TlsSettings | None = None
-    signalling: SignallingSettings | None = None
-    jwt: JwtSettings | None = None
-    media: MediaSettings | None = None
 
     @field_validator("name")
     @classmethod
@@ -138,6 +187,32 @@ class ServerConfig(_Strict):
     @classmethod
     def _timeout(cls, v: float | None) -> float | None:
         return None if v is None else check_timeout(v)
+
+
+# mypy checks the code against the models without the families' blocks (it
+# cannot see fields made at run time), so nothing reads a block as an attribute.
+if TYPE_CHECKING:
+    _DefaultBlocks = _DefaultFields
+    _ServerBlocks = _ServerFields
+else:
+    _DefaultBlocks = family_blocks("_DefaultBlocks", _DefaultFields, defaults=True)
+    _ServerBlocks = family_blocks("_ServerBlocks", _ServerFields, defaults=False)
+
+
+class DefaultSettings(_DefaultBlocks):
+    """Values every server takes unless it sets its own."""
+
+
+class ServerConfig(_ServerBlocks):
+    """One Jitsi Meet server as written in servers.yaml."""
+
+
+def setting(server: ServerConfig, defaults: DefaultSettings, kind: type[M]) -> M:
+    """The server's block of the family whose model is ``kind``, else the default's."""
+    found = server.block(kind) or defaults.block(kind)
+    if found is None:
+        raise KeyError(f"no {kind.__name__} block, and no default for it")
+    return found
 
 
 class ListenSettings(_Strict):
@@ -260,6 +335,8 @@ class PoolConfig(_Strict):
     embedding: bool = False
     tiers: list[list[str]] = Field(default_factory=list)
     failover: FailoverSettings = FailoverSettings()
+    # Whose round trip scores members: the monitor's, or the users' (docs/beacon.md).
+    nearest: Literal["monitor", "users"] = "monitor"
 
     @field_validator("name")
     @classmethod
@@ -297,6 +374,7 @@ class PoolConfig(_Strict):
             min_improvement=self.failover.min_improvement[0],
             min_improvement_seconds=self.failover.min_improvement[1],
             hold_down=self.failover.hold_down,
+            nearest=self.nearest,
         )
 
 
@@ -411,6 +489,8 @@ class MonitorConfig(_Strict):
     status: StatusSettings = StatusSettings()
     # Several serve sharing one PostgreSQL: one leader decides (monitor.ha); off when absent.
     ha: HaConfig | None = None
+    # Users' round trips from the LMS page (/beacon.js, /beacon).
+    beacon: BeaconSettings = BeaconSettings()
 
     @field_validator("contact")
     @classmethod
@@ -478,30 +558,28 @@ class MonitorConfig(_Strict):
         return list(self._targets)
 
     def _make_targets(self) -> list[Target]:
+        return [self._target(s) for s in self.servers]
+
+    def _target(self, s: ServerConfig) -> Target:
         d = self.defaults
-        return [
-            Target(
-                name=s.name,
-                url=s.url,
-                kind=s.kind,
-                interval=s.interval or d.interval,
-                timeout=s.timeout or d.timeout,
-                labels=tuple(sorted(s.labels.items())),
-                tls_verify=(s.tls or d.tls).verify,
-                ca_file=_under(self._base_dir, (s.tls or d.tls).ca_file),
-                max_body_bytes=d.max_body_bytes,
-                max_redirects=d.max_redirects,
-                signalling=(s.signalling or d.signalling).enabled,
-                focus=(s.signalling or d.signalling).enabled
-                and (s.signalling or d.signalling).focus,
-                join=joins(s.signalling or d.signalling, s.kind),
-                token_key=self._token_keys.get(s.name),
-                media=resolve_media(
-                    s.media or d.media, s.kind, (s.signalling or d.signalling).enabled
-                ),
-            )
-            for s in self.servers
-        ]
+        signalling = setting(s, d, SignallingSettings)
+        return Target(
+            name=s.name,
+            url=s.url,
+            kind=s.kind,
+            interval=s.interval or d.interval,
+            timeout=s.timeout or d.timeout,
+            labels=tuple(sorted(s.labels.items())),
+            tls_verify=(s.tls or d.tls).verify,
+            ca_file=_under(self._base_dir, (s.tls or d.tls).ca_file),
+            max_body_bytes=d.max_body_bytes,
+            max_redirects=d.max_redirects,
+            signalling=signalling.enabled,
+            focus=signalling.enabled and signalling.focus,
+            join=joins(signalling, s.kind),
+            token_key=self._token_keys.get(s.name),
+            media=resolve_media(setting(s, d, MediaSettings), s.kind, signalling.enabled),
+        )
 
     def fleet(self, shard: Shard | None = None) -> tuple[list[Target], list[PoolSettings]]:
         """The servers and pools to probe: all of them, or one shard's (pools whole)."""
@@ -523,6 +601,8 @@ class MonitorConfig(_Strict):
     def url_target(self, url: str) -> Target:
         """A server that is not configured, probed by URL with the defaults."""
         d = self.defaults
+        signalling = d.block(SignallingSettings) or SignallingSettings()
+        media = d.block(MediaSettings) or MediaSettings()
         return Target(
             name=url,
             url=url,
@@ -533,11 +613,11 @@ class MonitorConfig(_Strict):
             ca_file=_under(self._base_dir, d.tls.ca_file),
             max_body_bytes=d.max_body_bytes,
             max_redirects=d.max_redirects,
-            signalling=d.signalling.enabled,
-            focus=d.signalling.enabled and d.signalling.focus,
-            join=joins(d.signalling, self.probe.kind),
+            signalling=signalling.enabled,
+            focus=signalling.enabled and signalling.focus,
+            join=joins(signalling, self.probe.kind),
             confined=True,
-            media=resolve_media(d.media, self.probe.kind, d.signalling.enabled),
+            media=resolve_media(media, self.probe.kind, signalling.enabled),
         )
 
 

@@ -1,7 +1,8 @@
 """The lab's external services (XEP-0215): what a simulated server announces for its media path.
 
 ``answer`` is the lab's reply to a ``<services/>`` query; ``LabTurn`` a
-simulated STUN/TURN server (UDP) for a lab server with ``media=True``;
+simulated STUN/TURN server (UDP, relaying between its own allocations) for a
+lab server with ``media=True``;
 ``rest_services``
 builds the announcement Prosody 0.12's ``mod_turn_external`` makes
 (``mod_external_services.lua`` and ``mod_turn_external.lua`` as shipped in
@@ -24,6 +25,8 @@ import time
 from datetime import UTC, datetime
 
 from aioice import stun
+
+from monitor.checks.media.relay import Indication, read_indication
 
 __all__ = ["LabTurn", "answer", "hostile_services", "rest_services"]
 
@@ -79,11 +82,15 @@ def rest_services(
 
 def hostile_services(count: int = 3000) -> str:
     """A huge answer (some 230 kB, under the client's frame limit) with every kind of bad
-    entry, then ``count`` services that look fine but do not resolve."""
+    entry, then ``count`` services that look fine but do not resolve.
+
+    Its non-public services are loopback addresses other than the lab's own
+    (127.0.0.2, 127.0.0.3), so that a monitor that wrongly probed them would
+    still not send a packet off this machine."""
     bad = [
-        "<service type='turn' transport='udp' host='10.1.2.3' port='3478' username='u' "
+        "<service type='turn' transport='udp' host='127.0.0.2' port='3478' username='u' "
         "password='p'/>",
-        "<service type='turn' transport='udp' host='169.254.169.254' port='80'/>",
+        "<service type='turn' transport='udp' host='127.0.0.3' port='80'/>",
         "<service type='stun' transport='udp' host='bad host!' port='3478'/>",
         "<service type='stun' transport='udp' host='a.example' port='99999'/>",
         "<service type='stun' transport='udp' host='a.example' port='-1'/>",
@@ -104,9 +111,16 @@ class LabTurn(asyncio.DatagramProtocol):
 
     It answers a Binding with the mapped address; an Allocate first with
     401 and a nonce, then (with the right HMAC key) with a relayed address
-    and a lifetime; a Refresh with its lifetime. It relays nothing: it is
-    for the lab's demos and fast tests, coturn is the real one.
+    and a lifetime; a Refresh with its lifetime (0 releases the allocation);
+    a CreatePermission by noting the peer's address. It relays only between
+    its own allocations, with no socket of their own: a Send indication to
+    another allocation's relayed address that permits the sender reaches
+    that allocation's client as a Data indication (what ``turn_relay``
+    checks). It is for the lab's demos and fast tests; coturn is the real one.
     """
+
+    # Most allocations held at once (the oldest is dropped past it).
+    MAX_ALLOCATIONS = 256
 
     REALM = "lab"
 
@@ -114,6 +128,10 @@ class LabTurn(asyncio.DatagramProtocol):
         self.secret = secret
         self.nonce = secrets.token_hex(8).encode()
         self.allocations = 0
+        # client address -> its relayed address, and the peer addresses it permits
+        self.relayed: dict[tuple[str, int], tuple[str, int]] = {}
+        self.permits: dict[tuple[str, int], set[str]] = {}
+        self._next_port = 0
         self.transport: asyncio.DatagramTransport | None = None
         self.port = 0
         self.host = "127.0.0.1"  # the loopback address it listens on
@@ -144,7 +162,12 @@ class LabTurn(asyncio.DatagramProtocol):
             request = stun.parse_message(data)
         except ValueError:
             return
-        if request.message_class != stun.Class.REQUEST or self.transport is None:
+        if self.transport is None:
+            return
+        if request.message_class == stun.Class.INDICATION:
+            self._relay(data, addr)
+            return
+        if request.message_class != stun.Class.REQUEST:
             return
         answer = self._answer(request, data, addr)
         if answer is not None:
@@ -162,7 +185,7 @@ class LabTurn(asyncio.DatagramProtocol):
             reply = self._reply(request, True)
             reply.attributes["XOR-MAPPED-ADDRESS"] = addr
             return reply
-        if method not in (stun.Method.ALLOCATE, stun.Method.REFRESH):
+        if method not in (stun.Method.ALLOCATE, stun.Method.REFRESH, stun.Method.CREATE_PERMISSION):
             return None
         username = request.attributes.get("USERNAME")
         key = self._key(username) if isinstance(username, str) else None
@@ -177,13 +200,48 @@ class LabTurn(asyncio.DatagramProtocol):
             reply.attributes["NONCE"] = self.nonce
             return reply
         reply = self._reply(request, True)
+        if method == stun.Method.CREATE_PERMISSION:
+            peer = request.attributes.get("XOR-PEER-ADDRESS")
+            if addr in self.permits and isinstance(peer, tuple):
+                self.permits[addr].add(peer[0])
+            reply.add_message_integrity(key)
+            return reply
+        lifetime = min(600, int(request.attributes.get("LIFETIME", 600)))
         if method == stun.Method.ALLOCATE:
             self.allocations += 1
-            reply.attributes["XOR-RELAYED-ADDRESS"] = (self.host, self.port + 1)
+            reply.attributes["XOR-RELAYED-ADDRESS"] = self._allocate(addr)
             reply.attributes["XOR-MAPPED-ADDRESS"] = addr
-        reply.attributes["LIFETIME"] = min(600, int(request.attributes.get("LIFETIME", 600)))
+        elif lifetime == 0:
+            self.relayed.pop(addr, None)
+            self.permits.pop(addr, None)
+        reply.attributes["LIFETIME"] = lifetime
         reply.add_message_integrity(key)
         return reply
+
+    def _allocate(self, client: tuple[str, int]) -> tuple[str, int]:
+        """A relayed address for ``client``: a port number only, never bound."""
+        if client not in self.relayed:
+            if len(self.relayed) >= self.MAX_ALLOCATIONS:
+                oldest = next(iter(self.relayed))
+                self.relayed.pop(oldest)
+                self.permits.pop(oldest, None)
+            self._next_port = (self._next_port + 1) % 16384
+            self.relayed[client] = (self.host, 49152 + self._next_port)
+            self.permits[client] = set()
+        return self.relayed[client]
+
+    def _relay(self, data: bytes, sender: tuple[str, int]) -> None:
+        """A Send indication from an allocation to another: a Data indication to its client."""
+        found = read_indication(data)
+        source = self.relayed.get(sender)
+        if found is None or source is None or self.transport is None:
+            return
+        peer, payload = found
+        for client, relayed in self.relayed.items():
+            if relayed == peer and source[0] in self.permits.get(client, set()):
+                data_indication = Indication(source, payload, stun.Method.DATA)
+                self.transport.sendto(bytes(data_indication), client)
+                return
 
     def _key(self, username: str) -> bytes | None:
         expiry = username.partition(":")[0]

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 
 from monitor import __version__
+from monitor.beacon import Beacons
+from monitor.beacon.metrics import beacon_metrics
 from monitor.checks import FAMILIES, ladder_of
 from monitor.checks.family import Family
 from monitor.domain import Target
@@ -148,6 +150,8 @@ class Exposition:
             tail = self._pools(state.location, openmetrics) + self._monitor(
                 state.location, openmetrics
             )
+            if isinstance(state.users, Beacons):  # serve takes beacons
+                tail += beacon_metrics(state.users, state.location, openmetrics)
         parts.append(tail.encode("utf-8", "replace"))
         if monitor:
             if self._self is None:

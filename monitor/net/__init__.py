@@ -13,6 +13,12 @@ callers above.
 - ``errors``: ``NetError``, the one exception class for the server's faults,
   a ``Reason`` and an escaped, bounded detail; ``tls_failure`` names what a
   failed handshake means;
+- ``addresses``: the one address policy (``check_address``, ``Reach``):
+  which addresses a server's URLs may lead to, judged on each resolved
+  address before connecting;
+- ``http``: the HTTP/1.1 client on top of ``open_connection`` (``HttpClient``:
+  keep-alive, redirects as its own policy, bounded headers and bodies), used
+  by the web family and the server sources;
 - ``websocket``: the WebSocket client of the signalling ladder;
 - ``aio``: aiohttp through its public API (BOSH).
 

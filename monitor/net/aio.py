@@ -3,18 +3,25 @@
 - ``AiohttpResolver``: the project's one ``Resolver`` behind aiohttp's
   ``aiohttp.abc.AbstractResolver``, so an aiohttp session resolves names
   where the probes do (the configured name servers);
-- ``client_session``: the session BOSH long polls go over;
+- ``client_session``: the session BOSH long polls go over; its sockets are
+  made by ``_socket``, which refuses an address the request's address rule
+  (``monitor.net.addresses.reaching``) does not allow. That is judged where
+  the socket is made, on the address it is about to connect to: aiohttp
+  never asks the resolver for an IP literal, and keeps resolved names in a
+  cache shared by every ladder;
 - ``aiohttp_failure``: aiohttp's connection errors as a (reason, detail).
 """
 
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from monitor.model import Reason
+from monitor.net.addresses import check_address, current
 from monitor.net.errors import NetError, tls_failure
 from monitor.net.resolve import Resolver
 
@@ -56,6 +63,26 @@ class AiohttpResolver(AbstractResolver):
         pass
 
 
+class AddressRefused(OSError):
+    """A socket not made: the address is not public and the request's rule wants one."""
+
+    def __init__(self, detail: str) -> None:
+        # One text for every refusal, so that aiohappyeyeballs, when every
+        # address of a name was refused, raises one of them and not a summary.
+        super().__init__("address refused: not a public address")
+        self.detail = detail
+
+
+def _socket(info: tuple[int, int, int, str, tuple[Any, ...]]) -> socket.socket:
+    """aiohttp's socket factory: a socket, unless the address is refused."""
+    family, kind, proto, _, address = info
+    if current() is not None:
+        why = check_address(str(address[0]), allow_private=False)
+        if why is not None:
+            raise AddressRefused(why)
+    return socket.socket(family=family, type=kind, proto=proto)
+
+
 def client_session(
     resolver: Resolver, trace_configs: list[aiohttp.TraceConfig] | None = None
 ) -> aiohttp.ClientSession:
@@ -65,7 +92,10 @@ def client_session(
     """
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
-            resolver=AiohttpResolver(resolver), limit=0, force_close=True
+            resolver=AiohttpResolver(resolver),
+            limit=0,
+            force_close=True,
+            socket_factory=_socket,
         ),
         timeout=aiohttp.ClientTimeout(total=None),
         trace_configs=trace_configs,
@@ -76,6 +106,12 @@ def aiohttp_failure(
     exc: aiohttp.ClientError, host: str | None, port: int | None, what: str
 ) -> NetError:
     """An aiohttp connection failure as a reason an operator can act on."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
+        return NetError(
+            Reason.PRIVATE_ADDRESS,
+            f"{host}:{port} leads to {exc.os_error.detail}; a server that is not self_hosted "
+            "may lead the monitor only to public addresses (or its own host)",
+        )
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return NetError(*tls_failure(exc.certificate_error))
     if isinstance(exc, aiohttp.ClientConnectorSSLError):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final, Protocol, SupportsIndex
 
 from monitor.model import CertInfo
+from monitor.net.addresses import Reach, refused
 from monitor.net.errors import NetError, connect_failure, tls_failure
 from monitor.net.resolve import Resolver
 
@@ -109,12 +110,16 @@ async def open_connection(
     *,
     tls: ssl.SSLContext | None = None,
     limit: int = MAX_LINE,
+    reach: Reach | None = None,
 ) -> Connection:
     """Resolve ``host``, connect to its first address that answers, then TLS when
     ``tls`` is given (checking the certificate against ``host``).
 
-    Adds the ``resolve``, ``connect`` and ``tls`` phases to ``phases`` (also
-    when they fail) and raises ``NetError`` for the server's faults.
+    With ``reach``, an address it refuses is not connected to (judged here,
+    after resolution, on the very address the socket would go to); when
+    every address is refused, ``private_address``. Adds the ``resolve``,
+    ``connect`` and ``tls`` phases to ``phases`` (also when they fail) and
+    raises ``NetError`` for the server's faults.
     """
     phases.current = "resolve"
     t0 = time.monotonic()
@@ -125,7 +130,12 @@ async def open_connection(
         phases.add("resolve", t1 - t0)
     phases.current = "connect"
     errors: list[tuple[str, OSError]] = []
+    refusals: list[NetError] = []
     for addr in addrs:
+        refusal = refused(reach, host, port, addr)
+        if refusal is not None:
+            refusals.append(refusal)
+            continue
         attempt = time.monotonic()
         try:
             reader, writer, connected = await _open(addr, port, limit)
@@ -135,6 +145,8 @@ async def open_connection(
         break
     else:
         phases.add("connect", time.monotonic() - t1)
+        if refusals and not errors:
+            raise refusals[0]
         raise connect_failure(host, port, errors)
     phases.add("connect", connected - t1)
     conn = Connection(reader, writer, max(0.0, connected - attempt))

@@ -29,6 +29,7 @@ from typing import Final
 
 from monitor import escape
 from monitor.model import Reason
+from monitor.net.addresses import Reach
 from monitor.net.connect import Connection, Phases, open_connection
 from monitor.net.errors import NetError
 from monitor.net.resolve import Resolver
@@ -122,10 +123,12 @@ class WebSocket:
         ssl_context: ssl.SSLContext | None = None,
         max_message: int,
         phases: Phases | None = None,
+        reach: Reach | None = None,
     ) -> WebSocket:
         """Connect and upgrade; ``target`` is the path and query.
 
-        Raises ``NetError``: the connection's reasons, ``ws_upgrade_refused``
+        Raises ``NetError``: the connection's reasons (``private_address``
+        for an address ``reach`` refuses), ``ws_upgrade_refused``
         for any answer but a proper ``101``, ``connection_closed`` for an
         answer that ends or is not HTTP.
         """
@@ -133,7 +136,12 @@ class WebSocket:
             ssl_context = ssl.create_default_context()
         timing = _Phases()
         conn = await open_connection(
-            resolver, host, port, phases or timing, tls=ssl_context if secure else None
+            resolver,
+            host,
+            port,
+            phases or timing,
+            tls=ssl_context if secure else None,
+            reach=reach,
         )
         try:
             key = base64.b64encode(os.urandom(16)).decode()

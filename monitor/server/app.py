@@ -16,9 +16,11 @@ import zlib
 from aiohttp import web
 
 from monitor import __version__, escape
-from monitor.config.status import StatusSettings
+from monitor.beacon import Beacons
+from monitor.config.pages import StatusSettings
 from monitor.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Exposition
 from monitor.ondemand import Busy, OnDemand, Refused
+from monitor.server.beacon import add_beacon_routes
 from monitor.state import HaHealth, State
 from monitor.status import Pages
 from monitor.views import pool_dict, report_dict
@@ -308,10 +310,13 @@ async def _pool_badge(request: web.Request) -> web.Response:
 
 
 def make_app(
-    state: State, ondemand: OnDemand | None = None, pages: Pages | None = None
+    state: State,
+    ondemand: OnDemand | None = None,
+    pages: Pages | None = None,
+    beacons: Beacons | None = None,
 ) -> web.Application:
     """The web application for ``serve``; ``/probe`` needs ``ondemand``; the
-    status pages show history when ``pages`` has it."""
+    status pages show history when ``pages`` has it; ``/beacon`` needs ``beacons``."""
     app = web.Application()
     app.on_response_prepare.append(_no_server_header)
     app[STATE_KEY] = state
@@ -327,6 +332,8 @@ def make_app(
     app.router.add_get("/api/v1/pools/{pool}", _api_pool)
     app.router.add_get("/go/{pool}/{room}", _go)
     _add_pages(app)
+    if beacons is not None:
+        add_beacon_routes(app, beacons)
     return app
 
 
@@ -338,11 +345,14 @@ def _add_pages(app: web.Application) -> None:
     app.router.add_get("/badge/{server}.svg", _server_badge)
 
 
-def make_status_app(pages: Pages) -> web.Application:
-    """The application of ``status.listen``: the status pages and badges,
-    nothing else (every other path answers 404)."""
+def make_status_app(pages: Pages, beacons: Beacons | None = None) -> web.Application:
+    """The application of ``status.listen``: the status pages and badges, and
+    the beacon's paths (they face the users' browsers too); every other path
+    answers 404."""
     app = web.Application()
     app.on_response_prepare.append(_no_server_header)
     app[PAGES_KEY] = pages
     _add_pages(app)
+    if beacons is not None:
+        add_beacon_routes(app, beacons)
     return app

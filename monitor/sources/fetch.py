@@ -1,6 +1,6 @@
 """Read a list or an answer from a URL or a file, bounded in size and time.
 
-URLs go through the monitor's own HTTP client (``monitor.probes.http_client``):
+URLs go through the monitor's own HTTP client (``monitor.net.http``):
 its timeouts, its size cap (also after decompression), its User-Agent with
 the ``contact`` of the config, so whoever serves the list can tell who asks.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from monitor.files import UnusableFile, read_regular
 from monitor.net import NetError, Resolver, make_ssl_context
-from monitor.probes.http_client import HttpClient
+from monitor.net.http import HttpClient
 
 __all__ = ["SourceError", "fetch_url", "is_url", "read_bounded", "read_source"]
 

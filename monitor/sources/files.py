@@ -21,7 +21,7 @@ from pathlib import Path
 
 from monitor.config import ConfigError, MonitorConfig, Problem, parse_config
 from monitor.config.schema import ServerConfig, TlsSettings
-from monitor.config.sources import ServerSourceConfig
+from monitor.config.server_sources import ServerSourceConfig
 from monitor.domain import TokenKey
 from monitor.sources.fetch import SourceError, read_bounded
 from monitor.sources.merge import Given

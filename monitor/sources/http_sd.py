@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from monitor.config.schema import ServerConfig
-from monitor.config.sources import ServerSourceConfig
+from monitor.config.server_sources import ServerSourceConfig
 from monitor.sources.fetch import SourceError
 from monitor.sources.merge import Given
 from monitor.sources.names import clean_text, derive_name, entry_url, unique_names

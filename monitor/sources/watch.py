@@ -8,7 +8,7 @@ removed ones stop and leave ``/metrics``, pools are judged again.
 
 A source that fails (an unreadable or invalid file, an endpoint that does
 not answer or answers nonsense) keeps giving the servers of its last good
-read; its ``SourceStatus`` says what went wrong and since when.
+read; its ``SourceHealth`` says what went wrong and since when.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from pathlib import Path
 
 from monitor.config import MonitorConfig
 from monitor.config.schema import ServerConfig
-from monitor.config.sources import ServerSourceConfig
+from monitor.config.server_sources import ServerSourceConfig
 from monitor.net import Resolver
 from monitor.sources.fetch import SourceError, fetch_url
 from monitor.sources.files import FileSource, FileState
+from monitor.sources.health import MAX_PROBLEMS, SourceHealth
 from monitor.sources.http_sd import parse_sd
 from monitor.sources.merge import Given, merge
 from monitor.sources.names import clean_text
-from monitor.sources.status import MAX_PROBLEMS, SourceStatus
 
 __all__ = ["Sources"]
 
@@ -63,7 +63,7 @@ class Sources:
         self._resolver: Resolver | None = None
         self._applied: list[ServerConfig] = list(config.servers)
         # Shared with State (its identity is kept across reloads).
-        self.status: dict[str, SourceStatus] = {}
+        self.health: dict[str, SourceHealth] = {}
         self._adopt(config)
 
     # -- the config -------------------------------------------------------------
@@ -77,15 +77,15 @@ class Sources:
                 run = self._runs.pop(name)
                 if run.task is not None:
                     run.task.cancel()
-        for name in list(self.status):
+        for name in list(self.health):
             if name not in wanted:
-                del self.status[name]
+                del self.health[name]
         for name, spec in wanted.items():
             if name in self._runs:
                 continue
             files = FileSource(spec, config._base_dir) if spec.files is not None else None
             run = self._runs[name] = _Run(spec, files, Given(name))
-            self.status[name] = SourceStatus(name, spec.type)
+            self.health[name] = SourceHealth(name, spec.type)
             if files is not None:
                 found, error = files.scan(config)
                 self._took(run, found, error)
@@ -105,7 +105,7 @@ class Sources:
         """The config's servers and every source's, as they are now."""
         merged, left_out = merge(self._base, [run.given for run in self._runs.values()])
         for name, run in self._runs.items():
-            status = self.status[name]
+            status = self.health[name]
             problems = run.problems + left_out.get(name, [])
             status.skipped = len(problems)
             status.problems = problems[:MAX_PROBLEMS]
@@ -147,7 +147,7 @@ class Sources:
 
     async def _refresh(self, run: _Run) -> None:
         spec = run.spec
-        self.status[spec.name].last_attempt = time.time()
+        self.health[spec.name].last_attempt = time.time()
         if run.files is not None:
             found, error = await asyncio.to_thread(run.files.scan, self._base)
             if spec.name in self._runs and self._runs[spec.name] is run:
@@ -182,7 +182,7 @@ class Sources:
         self._succeeded(run, given, [], error)
 
     def _succeeded(self, run: _Run, given: Given, problems: list[str], error: str = "") -> None:
-        status = self.status[run.spec.name]
+        status = self.health[run.spec.name]
         before = {s.name for s in run.given.servers}
         run.given, run.problems = given, problems
         now = {s.name for s in given.servers}
@@ -205,7 +205,7 @@ class Sources:
         status.last_success = time.time()
 
     def _failed(self, run: _Run, why: str) -> None:
-        status = self.status[run.spec.name]
+        status = self.health[run.spec.name]
         why = clean_text(why, _MAX_ERROR)
         if why != status.error:
             log.error(

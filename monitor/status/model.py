@@ -14,7 +14,7 @@ from typing import Final
 from urllib.parse import urlencode
 
 from monitor.checks import FAMILIES
-from monitor.config.status import StatusSettings
+from monitor.config.pages import StatusSettings
 from monitor.domain import Target
 from monitor.model import ServerReport
 from monitor.state import State

@@ -17,8 +17,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from monitor.beacon import Beacons
+from monitor.beacon.panel import render_users
 from monitor.checks import FAMILIES
-from monitor.config.status import StatusSettings
+from monitor.config.pages import StatusSettings
 from monitor.domain import Target
 from monitor.history import History, ServerSummary
 from monitor.history import queries as q
@@ -276,8 +278,18 @@ class Pages:
             public=settings.public,
             history_on=history is not None,
             refresh=settings.refresh,
+            users=self._users(name, now),
         )
         return await asyncio.to_thread(render_pool, view)
+
+    def _users(self, name: str, now: float) -> str:
+        """The users' view of the pool's members (the private view only)."""
+        beacons = self.state.users
+        if not isinstance(beacons, Beacons) or self.settings.public:
+            return ""
+        pool, policy = self.state.pools[name], beacons.policy
+        views = [beacons.view(s, now) for s in pool.servers if s in self.state.targets]
+        return render_users(views, pool.nearest, policy.min_samples, policy.min_prefixes)
 
     # -- badges -------------------------------------------------------------------
 

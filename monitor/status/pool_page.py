@@ -38,6 +38,8 @@ class PoolView:
     public: bool
     history_on: bool
     refresh: float
+    # The users' view (monitor.beacon.panel), HTML made there; "" when none.
+    users: str = ""
 
 
 def _h(text: object) -> str:
@@ -115,7 +117,8 @@ def render_pool(view: PoolView) -> str:
     )
     body = (
         f'{head}<p><a href="../badge/pool/{quoted}.svg">badge</a></p>'
-        f"<h2>Candidates</h2>{candidates}<h2>Failover timeline</h2><p>{ranges}</p>{events}"
+        f"<h2>Candidates</h2>{candidates}{view.users}"
+        f"<h2>Failover timeline</h2><p>{ranges}</p>{events}"
     )
     return page(
         f"pool {view.name} · {view.title}",

@@ -4,8 +4,10 @@
 (no system service): UDP and TCP on one port, TLS on another with a trustme
 certificate, TURN REST credentials (``use-auth-secret`` with a
 ``static-auth-secret``, the scheme Prosody's ``mod_turn_external`` hands
-out), no CLI, relays on loopback only. Allocate alone needs no peer, so
-relaying to peers stays off. ``stop`` ends it; the fixtures call it, and
+out), no CLI, relays on loopback only. Loopback peers are refused, as
+coturn does by default, unless ``allow_loopback_peers`` (the relay test,
+``turn_relay``, relays between two of its own loopback allocations);
+``denied_peer_ip`` adds a ``denied-peer-ip`` range. ``stop`` ends it; the fixtures call it, and
 ``atexit`` makes sure no turnserver outlives the test session.
 """
 
@@ -84,6 +86,8 @@ class Coturn:
     secret: str = SECRET
     quota: int = 0  # allocations per user at once (0: no limit)
     udp_only: bool = False  # no TCP and no TLS listener
+    allow_loopback_peers: bool = False  # coturn's default refuses them
+    denied_peer_ip: str | None = None  # a denied-peer-ip range, e.g. "127.0.0.1"
     port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -108,6 +112,8 @@ class Coturn:
                 dir=self.dir,
             )
             + ("no-tcp\nno-tls\n" if self.udp_only else "")
+            + ("allow-loopback-peers\n" if self.allow_loopback_peers else "")
+            + (f"denied-peer-ip={self.denied_peer_ip}\n" if self.denied_peer_ip else "")
         )
         with (self.dir / "stderr.log").open("wb") as stderr:
             self.proc = subprocess.Popen(

@@ -3,8 +3,9 @@ check, a TURN service to allocate on, and the STUN magic cookie."""
 
 from __future__ import annotations
 
+from monitor.checks.media.result import MediaService
 from monitor.config import MonitorConfig
-from monitor.model import Check, MediaService, Reason, ServerReport
+from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
 
 

@@ -6,6 +6,7 @@ JSON alone, are checked in tests/unit/metrics/test_dashboards.py.)"""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 
@@ -31,6 +33,9 @@ from tests.support.dashboards import (
     promql_expressions,
 )
 from tests.support.processes import Served, start_serve
+
+# The LMS page that may send beacons (beacon.origins).
+LMS = "https://lms.example"
 
 
 def test_committed_json_is_the_generators_output() -> None:
@@ -76,9 +81,18 @@ async def test_every_metric_is_exported(
     config = tmp_path / "servers.yaml"
     config.write_text(
         servers_yaml(fleet, interval="4s", timeout="4s")
+        + f"beacon:\n  origins: [{LMS}]\n"
         + "pools:\n  - name: moodle\n    servers: [lab-1, lab-2, lab-3]\n"
     )
     served = await start_serve(config, serve)
+    # One browser's beacon, so that the users' round trips are exported too.
+    async with aiohttp.ClientSession() as session:
+        sent = await session.post(
+            f"{served.base}/beacon",
+            data=json.dumps({"pool": "moodle", "rtt": {"lab-1": 12.5}}),
+            headers={"Origin": LMS},
+        )
+        assert sent.status == 204, await sent.text()
     exported = sample_names(await scrape_when_probed(served.base, len(fleet)))
 
     missing = [

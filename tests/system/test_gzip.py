@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from bench.render import build_state
-from monitor.config.status import StatusSettings
+from monitor.config.pages import StatusSettings
 from monitor.server import make_status_app
 from monitor.server.app import accepts_gzip
 from monitor.state import State

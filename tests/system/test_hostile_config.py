@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from monitor.config.source import MAX_DOCUMENT_BYTES
+from monitor.config.yaml_reader import MAX_DOCUMENT_BYTES
 from tests.support.hostile import ten_thousand
 from tests.support.processes import Served, read_until
 from tests.support.timing import SLACK

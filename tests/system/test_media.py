@@ -6,7 +6,11 @@ STUN and TURN over UDP and TCP, TURN over TLS. Each case is what a user
 reads in the report: STUN round trips and TURN allocations per transport
 when all is well, and, within one round, ``turn_refused`` when coturn is
 stopped, ``turn_unauthorized`` when its secret no longer matches
-Prosody's, and so on.
+Prosody's, and so on. The TURN relay (``turn_relay``): coturn refuses
+loopback peers by default, so there ``turn`` passes and ``turn_relay`` is
+``turn_relay_forbidden``; with ``allow-loopback-peers`` both pass, on every
+transport; a ``denied-peer-ip`` covering the relayed addresses forbids it
+again; a real Prometheus fires ``JitsiTurnRelayDown`` while ``turn`` passes.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ import aiohttp
 import pytest
 import trustme
 
+from monitor.checks.media.relay_report import RelayReport
+from monitor.checks.media.result import MediaReport
+from monitor.checks.media.rows import TURN_RELAY
 from monitor.config import MonitorConfig
 from monitor.metrics import Exposition
-from monitor.model import Check, MediaReport, Reason
+from monitor.model import Check, Reason
 from monitor.runner import Runner
 from monitor.state import State
+from monitor.views import report_dict
 from tests.support.alerting import firing, query, rules_with_short_for, until
 from tests.support.cli import promtool_check
 from tests.support.coturn import SECRET, Coturn
@@ -208,6 +216,93 @@ async def test_all_good_reports_stun_and_turn_per_transport(
     await promtool_check(text)
 
 
+def relays(report: RelayReport | None) -> dict[str, Reason]:
+    assert report is not None
+    return {f"{p.service.type}/{p.service.transport}": p.reason for p in report.probes}
+
+
+async def test_coturn_refusing_loopback_peers_allocates_but_does_not_relay(
+    site: Site, coturn: Coturn, runner_for: list[Runner]
+) -> None:
+    # coturn's default: no loopback peers, and its relays are on loopback here.
+    cfg = await site.config(JITSI)
+    (report,) = await rounds(cfg, runner_for)
+    assert reason(report, Check.TURN) is Reason.OK, detail(report, Check.TURN)
+    assert reason(report, TURN_RELAY) is Reason.TURN_RELAY_FORBIDDEN
+    assert "CreatePermission: error 403" in detail(report, TURN_RELAY)
+    assert relays(report.result(RelayReport)) == {
+        "turn/udp": Reason.TURN_RELAY_FORBIDDEN,
+        "turn/tcp": Reason.TURN_RELAY_FORBIDDEN,
+        "turns/tcp": Reason.TURN_RELAY_FORBIDDEN,
+    }
+    assert report.up, "the media path is not part of the verdict"
+    state = State()
+    state.set_targets(cfg.targets())
+    state.record(report)
+    text = Exposition(state).render().decode()
+    assert 'jitsi_check_success{check="turn",location="default",server="school"} 1.0' in text
+    assert 'jitsi_check_success{check="turn_relay",location="default",server="school"} 0.0' in text
+    assert "jitsi_turn_relay_rtt_seconds{" not in text
+
+
+async def test_allow_loopback_peers_relays_on_every_transport(
+    site: Site, turn_cert: tuple[Path, Path], tmp_path: Path, runner_for: list[Runner]
+) -> None:
+    relaying = Coturn(
+        tmp_path / "relaying",
+        *turn_cert,
+        port=TURN_PORT,
+        tls_port=TLS_PORT,
+        allow_loopback_peers=True,
+    )
+    relaying.start()
+    try:
+        cfg = await site.config(JITSI)
+        (report,) = await rounds(cfg, runner_for)
+    finally:
+        relaying.stop()
+    assert reason(report, Check.TURN) is Reason.OK, detail(report, Check.TURN)
+    assert reason(report, TURN_RELAY) is Reason.OK, detail(report, TURN_RELAY)
+    assert set(relays(report.result(RelayReport)).values()) == {Reason.OK}
+    assert len(relays(report.result(RelayReport))) == 3
+    assert "udp ok in" in detail(report, TURN_RELAY)
+    assert all("and back" in p.detail for p in report.result(RelayReport).probes)
+    state = State()
+    state.set_targets(cfg.targets())
+    state.record(report)
+    text = Exposition(state).render().decode()
+    for transport in ("udp", "tcp"):
+        assert (
+            f'jitsi_turn_relay_rtt_seconds{{location="default",server="school",service="turn:127.0.0.1:{TURN_PORT}",transport="{transport}",type="turn"}}'
+            in text
+        )
+    assert 'jitsi_check_success{check="turn_relay",location="default",server="school"} 1.0' in text
+    await promtool_check(text)
+    shown = report_dict(cfg.targets()[0], report)
+    assert {r["reason"] for r in shown["media"]["relays"]} == {"ok"}
+
+
+async def test_denied_peer_ip_covering_the_relays_forbids_the_relay(
+    site: Site, turn_cert: tuple[Path, Path], tmp_path: Path, runner_for: list[Runner]
+) -> None:
+    denied = Coturn(
+        tmp_path / "denied",
+        *turn_cert,
+        port=TURN_PORT,
+        tls_port=TLS_PORT,
+        allow_loopback_peers=True,
+        denied_peer_ip="127.0.0.1",
+    )
+    denied.start()
+    try:
+        cfg = await site.config(JITSI)
+        (report,) = await rounds(cfg, runner_for)
+    finally:
+        denied.stop()
+    assert reason(report, Check.TURN) is Reason.OK
+    assert reason(report, TURN_RELAY) is Reason.TURN_RELAY_FORBIDDEN
+
+
 async def test_stopping_coturn_fails_turn_within_one_round(
     site: Site, coturn: Coturn, runner_for: list[Runner]
 ) -> None:
@@ -222,6 +317,9 @@ async def test_stopping_coturn_fails_turn_within_one_round(
     assert reason(after, Check.TURN) in (Reason.TURN_REFUSED, Reason.TURN_TIMEOUT)
     assert reason(after, Check.STUN) is Reason.STUN_ERROR
     assert by_transport(after.result(MediaReport))["turn/tcp"] is Reason.TURN_REFUSED
+    # No allocation, no relay test: turn says why.
+    assert reason(after, TURN_RELAY) is Reason.SKIPPED
+    assert "not tried: the allocation failed" in detail(after, TURN_RELAY)
     assert after.up, "the media path is not part of the verdict"
 
 
@@ -342,6 +440,17 @@ async def test_prometheus_fires_the_turn_alert(
         await until(turn_ok, "TURN allocating in Prometheus")
         allocations = await query(session, base, "jitsi_turn_allocate_seconds")
         assert {r["metric"]["transport"] for r in allocations} == {"udp", "tcp"}
+        assert not [a for a in await firing(session, base) if a["alertname"] == "JitsiTurnDown"]
+
+        # This coturn refuses loopback peers, its relays' addresses: it
+        # allocates, but does not relay.
+        async def relay_down() -> list[dict[str, str]]:
+            alerts = await firing(session, base)
+            return [a for a in alerts if a["alertname"] == "JitsiTurnRelayDown"]
+
+        (relay_alert,) = await until(relay_down, "JitsiTurnRelayDown firing")
+        assert relay_alert["server"] == "school"
+        assert relay_alert["check"] == "turn_relay"
         assert not [a for a in await firing(session, base) if a["alertname"] == "JitsiTurnDown"]
 
         coturn.stop()

@@ -20,8 +20,10 @@ import pytest
 import trustme
 from aioice.turn import create_turn_endpoint
 
-from monitor.checks.media.client import MediaError, allocate
-from monitor.model import MediaService, Reason
+from monitor.checks.media.client import allocate
+from monitor.checks.media.result import MediaService
+from monitor.model import Reason
+from monitor.net import NetError
 from tests.support.coturn import Coturn, rest_credentials
 from tests.support.media import turn
 from tests.support.timing import SLACK
@@ -56,7 +58,7 @@ async def test_each_allocation_is_released_at_once(quota_coturn: Coturn, transpo
 async def allocated(service: MediaService, user: str, password: str) -> Reason:
     try:
         await allocate(service, "127.0.0.1", user, password, None, 3)
-    except MediaError as exc:
+    except NetError as exc:
         return exc.reason
     return Reason.OK
 
@@ -67,7 +69,7 @@ async def test_a_held_allocation_makes_the_next_turn_quota(quota_coturn: Coturn)
         asyncio.DatagramProtocol, ("127.0.0.1", quota_coturn.port), user, password
     )
     try:
-        with pytest.raises(MediaError) as failed:
+        with pytest.raises(NetError) as failed:
             await allocate(turn(quota_coturn.port), "127.0.0.1", user, password, None, 3)
         assert failed.value.reason is Reason.TURN_QUOTA
         assert "486" in failed.value.detail
@@ -83,7 +85,7 @@ async def test_turns_with_an_untrusted_certificate_is_turn_tls_error(
 
     user, password = rest_credentials(quota_coturn.secret, user="tls")
     service = MediaService("turns", "127.0.0.1", quota_coturn.tls_port, "tcp", "extdisco")
-    with pytest.raises(MediaError) as failed:
+    with pytest.raises(NetError) as failed:
         await allocate(service, "127.0.0.1", user, password, ssl.create_default_context(), 3)
     assert failed.value.reason is Reason.TURN_TLS_ERROR
     assert "certificate" in failed.value.detail

@@ -118,7 +118,7 @@ async def test_probe_refuses_what_is_not_configured_or_allowed(
     status, text, _ = await get(f"{monitor.base}/probe")
     assert status == 400
     assert "/probe?target=NAME" in text
-    status, text, _ = await get(f"{monitor.base}/probe?target=http://10.255.255.53/")
+    status, text, _ = await get(f"{monitor.base}/probe?target=http://127.0.0.2:9/")
     assert status == 400
     assert "matches no pattern of probe.allow" in text
     status, text, _ = await get(f"{monitor.base}/probe?target=ftp://127.0.0.1/")

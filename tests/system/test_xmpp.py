@@ -70,6 +70,7 @@ async def test_full_ladder_through_the_runner(
         # this Prosody announces no STUN or TURN service (not part of the verdict)
         "stun": "no_stun_service",
         "turn": "no_turn_service",
+        "turn_relay": "no_turn_service",
     }
     assert report.up
     assert [p.name for p in report.result(XmppResult).phases] == [

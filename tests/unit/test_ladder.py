@@ -152,7 +152,7 @@ async def test_a_toy_family_is_a_folder_and_one_line(
     # Its row: in the table after the media family's, deciding the verdict.
     ladder = ladder_of(WITH_TOY)
     assert ladder.checks("toy") == (TOY,)
-    assert ladder.order[TOY] == ladder.order[Check.TURN] + 1
+    assert ladder.order[TOY] == ladder.order[ladder.checks("media")[-1]] + 1
     assert TOY in ladder.verdict
     assert ladder.requirements["toy"] == (TOY,)
     assert Check("toy") is TOY, "a check is one name, however it is spelled"

@@ -1,13 +1,18 @@
-"""The jwt family's dashboard panels: the token matrix, case by case, and each case's age."""
+"""The jwt family's dashboard panels: the token matrix, case by case, and each case's age;
+the matrix's column of the fleet table."""
 
 from __future__ import annotations
 
-from monitor.checks.family import PanelRow, Placed
+from monitor.checks.family import DashboardPart, FleetColumn, PanelRow, Placed
 from monitor.checks.jwt.cases import JwtCase
 from monitor.grafana import (
     OK_FAIL,
+    OK_FAIL_CELL,
     ONE_SERVER,
+    OVERVIEW_UID,
     SERVER_UID,
+    SERVERS,
+    per_server,
     query,
     sel,
     state_timeline,
@@ -19,8 +24,12 @@ __all__ = ["panels"]
 _CASES = tuple(case.value for case in JwtCase)
 
 
-def panels(uid: str) -> tuple[PanelRow, ...]:
-    """Its rows of dashboard ``uid``: on the server's, after the checks."""
+def panels(uid: str) -> tuple[DashboardPart, ...]:
+    """Its parts of dashboard ``uid``: the fleet table's column of the overview, and
+    on the server's a row after the checks."""
+    if uid == OVERVIEW_UID:
+        matrix = per_server("min", sel("jitsi_jwt_case_success", SERVERS))
+        return (FleetColumn("steps", "JWT matrix", matrix, OK_FAIL_CELL),)
     if uid != SERVER_UID:
         return ()
     return (

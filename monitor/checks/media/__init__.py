@@ -3,7 +3,11 @@
 - ``services``: the services of an XEP-0215 answer and of config.js, checked;
 - ``extdisco``: the query after the XMPP login (the signalling stage's hook);
 - ``client``: one STUN Binding or TURN Allocate over UDP, TCP or TLS (aioice);
-- ``probe``: the stage's probe: every service once, the ``stun`` and ``turn`` checks;
+- ``relay``: two allocations relaying a datagram to each other and back
+  (``turn_relay``), whose results are ``relay_report``'s;
+- ``probe``: the stage's probe: every service once, the ``stun``, ``turn``
+  and ``turn_relay`` checks;
+- ``result``: ``MediaReport`` (what a report holds of the family), ``MediaService``, ``MediaProbe``;
 - ``family``: the family (rows, run, carried verdicts), ``metrics``, ``view``.
 """
 

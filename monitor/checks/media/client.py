@@ -7,7 +7,8 @@ long-term credentials. TLS (``turns``) is its TCP protocol over an
 ``ssl`` connection. What is ours: a bound on time, connection errors
 (an ICMP port unreachable on UDP, a reset on TCP) ending the wait at once,
 a hostile answer never escaping as an exception, and the allocation
-released at once (a Refresh with lifetime 0) and never used to relay data.
+released at once (a Refresh with lifetime 0) and never used to relay data
+(``relay`` does that, with allocations of its own).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from aioice import stun
 from aioice.turn import TurnClientTcpProtocol, TurnClientUdpProtocol
 
 from monitor import escape
-from monitor.model import MediaService, Reason
+from monitor.checks.media.result import MediaService
+from monitor.model import Reason
 from monitor.net import NetError
 
-__all__ = ["MediaError", "allocate", "binding"]
+__all__ = ["allocate", "binding"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -38,11 +40,6 @@ logging.getLogger("aioice").setLevel(logging.WARNING)
 LIFETIME: Final = 60
 # Longest wait for the release (Refresh with lifetime 0).
 RELEASE_TIMEOUT: Final = 1.0
-
-
-# A probe failed for a reason on the server's side: the network layer's one
-# error class, under the name the media probe knows.
-MediaError = NetError
 
 
 class _Guard:
@@ -111,7 +108,10 @@ async def _open(
     ssl_context: ssl.SSLContext | None,
     username: str | None = None,
     password: str | None = None,
+    kinds: tuple[type[_Udp], type[_Tcp]] = (_Udp, _Tcp),
 ) -> _Protocol:
+    """The connection to the service (``kinds``: the protocol classes, the relay's own)."""
+    udp_kind, tcp_kind = kinds
     loop = asyncio.get_running_loop()
     server = (address, service.port)
     settings: dict[str, Any] = {
@@ -122,12 +122,12 @@ async def _open(
     }
     if service.transport == "udp":
         _, udp = await loop.create_datagram_endpoint(
-            lambda: _Udp(server, **settings), remote_addr=server
+            lambda: udp_kind(server, **settings), remote_addr=server
         )
         return udp
     tls = service.type == "turns"
     _, tcp = await loop.create_connection(
-        lambda: _Tcp(server, **settings),
+        lambda: tcp_kind(server, **settings),
         host=address,
         port=service.port,
         ssl=ssl_context if tls else None,
@@ -159,7 +159,7 @@ async def binding(
 ) -> tuple[float, tuple[str, int]]:
     """A Binding request: its round trip and the mapped address the server saw.
 
-    Raises ``MediaError`` with ``stun_timeout`` or ``stun_error``.
+    Raises ``NetError`` with ``stun_timeout`` or ``stun_error``.
     """
     protocol: _Protocol | None = None
     try:
@@ -170,14 +170,14 @@ async def binding(
             response, _ = await _race(protocol, protocol.request(request))
             rtt = time.monotonic() - t0
     except TimeoutError:
-        raise MediaError(Reason.STUN_TIMEOUT, f"no answer in {limit:.1f} s") from None
+        raise NetError(Reason.STUN_TIMEOUT, f"no answer in {limit:.1f} s") from None
     except stun.TransactionTimeout:
-        raise MediaError(Reason.STUN_TIMEOUT, "no answer to the retransmissions") from None
+        raise NetError(Reason.STUN_TIMEOUT, "no answer to the retransmissions") from None
     except stun.TransactionFailed as exc:
         code, text = _error_code(exc)
-        raise MediaError(Reason.STUN_ERROR, f"error {code} {text}".strip()) from None
+        raise NetError(Reason.STUN_ERROR, f"error {code} {text}".strip()) from None
     except (OSError, ValueError) as exc:
-        raise MediaError(Reason.STUN_ERROR, _oserror(exc)) from None
+        raise NetError(Reason.STUN_ERROR, _oserror(exc)) from None
     finally:
         if protocol is not None:
             _close(protocol)
@@ -186,7 +186,7 @@ async def binding(
     )
     if not isinstance(mapped, tuple):
         # what a client asks STUN for: an answer without it is no use
-        raise MediaError(Reason.STUN_ERROR, "the answer has no mapped address")
+        raise NetError(Reason.STUN_ERROR, "the answer has no mapped address")
     return rtt, mapped
 
 
@@ -202,7 +202,7 @@ async def allocate(
 
     The time runs from the first Allocate to the allocation (the 401
     challenge included, as a browser sees it), not the connection set-up.
-    Raises ``MediaError`` with a ``turn_*`` reason.
+    Raises ``NetError`` with a ``turn_*`` reason.
     """
     protocol: _Protocol | None = None
     end = asyncio.get_running_loop().time() + limit
@@ -211,7 +211,7 @@ async def allocate(
             try:
                 protocol = await _open(service, address, ssl_context, username, password)
             except ssl.SSLError as exc:
-                raise MediaError(Reason.TURN_TLS_ERROR, _oserror(exc)) from None
+                raise NetError(Reason.TURN_TLS_ERROR, _oserror(exc)) from None
             t0 = time.monotonic()
             await _race(protocol, protocol.connect())
             seconds = time.monotonic() - t0
@@ -220,25 +220,25 @@ async def allocate(
         await _release(protocol, end)
         return seconds
     except TimeoutError:
-        raise MediaError(Reason.TURN_TIMEOUT, f"no answer in {limit:.1f} s") from None
+        raise NetError(Reason.TURN_TIMEOUT, f"no answer in {limit:.1f} s") from None
     except stun.TransactionTimeout:
-        raise MediaError(Reason.TURN_TIMEOUT, "no answer to the retransmissions") from None
+        raise NetError(Reason.TURN_TIMEOUT, "no answer to the retransmissions") from None
     except stun.TransactionFailed as exc:
         code, text = _error_code(exc)
         detail = f"error {code} {text}".strip()
         if code == 401:
             why = "with the announced credentials" if username else "(no credentials announced)"
-            raise MediaError(Reason.TURN_UNAUTHORIZED, f"{detail} {why}") from None
+            raise NetError(Reason.TURN_UNAUTHORIZED, f"{detail} {why}") from None
         if code == 486:
-            raise MediaError(Reason.TURN_QUOTA, detail) from None
-        raise MediaError(Reason.TURN_ERROR, detail) from None
+            raise NetError(Reason.TURN_QUOTA, detail) from None
+        raise NetError(Reason.TURN_ERROR, detail) from None
     except ConnectionRefusedError as exc:
-        raise MediaError(Reason.TURN_REFUSED, _oserror(exc)) from None
+        raise NetError(Reason.TURN_REFUSED, _oserror(exc)) from None
     except ssl.SSLError as exc:
-        raise MediaError(Reason.TURN_TLS_ERROR, _oserror(exc)) from None
+        raise NetError(Reason.TURN_TLS_ERROR, _oserror(exc)) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         # KeyError, TypeError: a success answer without LIFETIME or a relayed address.
-        raise MediaError(Reason.TURN_ERROR, _oserror(exc)) from None
+        raise NetError(Reason.TURN_ERROR, _oserror(exc)) from None
     finally:
         if protocol is not None:
             _close(protocol)

@@ -24,7 +24,8 @@ from monitor.checks.media.services import (
     Announced,
     parse_services,
 )
-from monitor.checks.signalling.xmpp.framing import NS_CLIENT, XmppError, condition, q
+from monitor.checks.signalling.xmpp.framing import NS_CLIENT, condition, q
+from monitor.net import NetError
 
 __all__ = ["Discovery", "Query"]
 
@@ -80,7 +81,7 @@ class Discovery:
             refused = f" (after {'; '.join(errors)})" if errors else ""
             self.error = f"no answer to the {ns} query {wait:.1f} s into discovery{refused}"
             return
-        except XmppError as exc:
+        except NetError as exc:
             self.error = f"the {ns} query ended the stream: {exc.detail}"
             return
         self.error = "the server refused the query (" + "; ".join(errors) + ")"

@@ -17,13 +17,15 @@ from monitor.checks.media.extdisco import Discovery
 from monitor.checks.media.metrics import METRICS, lines
 from monitor.checks.media.panels import panels
 from monitor.checks.media.probe import probe_media
+from monitor.checks.media.relay_report import RelayReport
+from monitor.checks.media.result import MediaReport
 from monitor.checks.media.rows import ROWS
 from monitor.checks.media.settings import MediaSettings
 from monitor.checks.media.view import COLUMNS, JSON
 from monitor.checks.run import LadderRun
 from monitor.domain import Target
 from monitor.ladder import Check
-from monitor.model import CheckResult, ConfigFacts, MediaReport, skipped
+from monitor.model import CheckResult, ConfigFacts, skipped
 
 __all__ = ["FAMILY", "MEDIA_CARRY"]
 
@@ -94,14 +96,19 @@ async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
             run.ssl_context,
             run.deadline,
         )
-        memory.keep(target, config, Carried(outcome.report.at, outcome.checks, outcome.report))
+        found = (outcome.report, outcome.relay)
+        memory.keep(target, config, Carried(outcome.report.at, outcome.checks, found))
         run.results[MediaReport.family] = outcome.report
+        run.results[RelayReport.family] = outcome.relay
         return outcome.checks
     last = memory.last(target, config, time.time())
     if last is None:
         return skipped(wanted, "the media probes")
-    report: MediaReport = last.found
+    report: MediaReport
+    relay: RelayReport
+    report, relay = last.found
     run.results[MediaReport.family] = report
+    run.results[RelayReport.family] = relay
     return memory.carry(target, last)
 
 

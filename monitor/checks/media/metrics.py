@@ -1,13 +1,15 @@
 """The media family's metric families and their lines: per service and transport
-(at most ``media.max_services`` of each), the TURN credentials' expiry, the age
-of the verdicts."""
+(at most ``media.max_services`` of each), the TURN relay's round trip, the TURN
+credentials' expiry, the age of the verdicts."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from monitor.checks.family import Labels, Slot
-from monitor.model import MediaReport, ServerReport
+from monitor.checks.media.relay_report import RelayReport
+from monitor.checks.media.result import MediaReport
+from monitor.model import ServerReport
 from monitor.promtext import MetricFamily, esc, gauge, info, num
 
 __all__ = ["METRICS", "lines"]
@@ -35,6 +37,14 @@ METRICS: tuple[tuple[Slot, MetricFamily], ...] = (
             "jitsi_turn_allocate_seconds",
             "How long the TURN Allocate took with the announced credentials "
             "(401 challenge included).",
+        ),
+    ),
+    (
+        "end",
+        gauge(
+            "jitsi_turn_relay_rtt_seconds",
+            "Round trip of a datagram relayed from one TURN allocation to another on the same "
+            "service and back (turn_relay); absent when it did not come back.",
         ),
     ),
     (
@@ -92,6 +102,20 @@ def lines(report: ServerReport, labels: Labels) -> Mapping[str, str]:
             stun = service.type == "stun"
             family = "jitsi_stun_rtt_seconds" if stun else "jitsi_turn_allocate_seconds"
             out[family] += _line(family, ls, labels_, probe.seconds)
+    relay = report.result(RelayReport)
+    for relayed in relay.probes if relay is not None else ():
+        if relayed.success and relayed.seconds is not None:
+            service = relayed.service
+            out["jitsi_turn_relay_rtt_seconds"] += _line(
+                "jitsi_turn_relay_rtt_seconds",
+                ls,
+                [
+                    ("service", service.name),
+                    ("transport", service.transport),
+                    ("type", service.type),
+                ],
+                relayed.seconds,
+            )
     expiry = media.turn_credentials_expiry
     if expiry is not None:
         out["jitsi_turn_credentials_expiry_timestamp_seconds"] = _line(

@@ -1,5 +1,5 @@
-"""The media family's dashboard panels: TURN per server (overview), each service,
-its round trip and its credentials (server)."""
+"""The media family's dashboard panels: TURN and its relay per server (overview), each
+service, its round trip, the relay's and its credentials (server)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,29 @@ def panels(uid: str) -> tuple[PanelRow, ...]:
                             ],
                             mappings=OK_FAIL,
                         ),
-                        w=12,
+                        w=6,
+                        h=7,
+                    ),
+                    Placed(
+                        state_timeline(
+                            "TURN relay",
+                            "Per server: OK when two allocations on every TURN service that "
+                            "allocated relayed a datagram to each other and back in the last "
+                            "media run, FAIL when one did not: the server allocates but media "
+                            "does not pass (external-ip, the relay ports, denied peers). "
+                            "jitsi_check_success for check turn_relay.",
+                            [
+                                query(
+                                    per_server(
+                                        "min",
+                                        sel("jitsi_check_success", SERVERS, 'check="turn_relay"'),
+                                    ),
+                                    "{{server}}",
+                                )
+                            ],
+                            mappings=OK_FAIL,
+                        ),
+                        w=6,
                         h=7,
                     ),
                     Placed(
@@ -68,7 +90,24 @@ def panels(uid: str) -> tuple[PanelRow, ...]:
                             ],
                             unit="s",
                         ),
-                        w=12,
+                        w=6,
+                        h=7,
+                    ),
+                    Placed(
+                        timeseries(
+                            "TURN relay round trip",
+                            "The slowest round trip of each server's TURN relay test: a datagram "
+                            "from one allocation to another on the same service and back "
+                            "(jitsi_turn_relay_rtt_seconds).",
+                            [
+                                query(
+                                    per_server("max", sel("jitsi_turn_relay_rtt_seconds", SERVERS)),
+                                    "{{server}}",
+                                )
+                            ],
+                            unit="s",
+                        ),
+                        w=6,
                         h=7,
                     ),
                 ),
@@ -100,10 +139,12 @@ def panels(uid: str) -> tuple[PanelRow, ...]:
                     ),
                     Placed(
                         timeseries(
-                            "STUN round trip and TURN allocation",
-                            "The Binding's round trip per STUN service (jitsi_stun_rtt_seconds) "
-                            "and the Allocate per TURN service and transport, 401 challenge "
-                            "included (jitsi_turn_allocate_seconds).",
+                            "STUN round trip, TURN allocation and relay",
+                            "The Binding's round trip per STUN service (jitsi_stun_rtt_seconds), "
+                            "the Allocate per TURN service and transport, 401 challenge "
+                            "included (jitsi_turn_allocate_seconds), and the round trip of a "
+                            "datagram relayed between two allocations on it "
+                            "(jitsi_turn_relay_rtt_seconds).",
                             [
                                 query(
                                     sel("jitsi_stun_rtt_seconds", ONE_SERVER),
@@ -112,6 +153,10 @@ def panels(uid: str) -> tuple[PanelRow, ...]:
                                 query(
                                     sel("jitsi_turn_allocate_seconds", ONE_SERVER),
                                     "{{service}} {{transport}}",
+                                ),
+                                query(
+                                    sel("jitsi_turn_relay_rtt_seconds", ONE_SERVER),
+                                    "{{service}} {{transport}} relay",
                                 ),
                             ],
                             unit="s",

@@ -11,10 +11,12 @@ Credentials go only to the TURN service they were announced with.
 Each service's whole probe (resolution, connection, transaction, release)
 is bounded by ``media.timeout``.
 
-Checks: ``stun`` (every STUN service answered a Binding) and ``turn``
-(every TURN service allocated, over its transport). Each fails with the
-reason of its first failing service; the others are in the detail and in
-the report's probes.
+Checks: ``stun`` (every STUN service answered a Binding), ``turn``
+(every TURN service allocated, over its transport) and ``turn_relay``
+(every TURN service that allocated relayed a datagram between two
+allocations and back, ``relay``; it gets ``media.timeout`` of its own after
+the allocation). Each fails with the reason of its first failing service;
+the others are in the detail and in the report's probes.
 """
 
 from __future__ import annotations
@@ -23,16 +25,21 @@ import asyncio
 import socket
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from monitor.checks.media.client import MediaError, allocate, binding
+from monitor.checks.media.client import allocate, binding
 from monitor.checks.media.extdisco import Discovery
+from monitor.checks.media.relay import relay
+from monitor.checks.media.relay_report import RelayProbe, RelayReport
+from monitor.checks.media.result import MediaProbe, MediaReport, MediaService
+from monitor.checks.media.rows import TURN_RELAY
 from monitor.checks.media.services import Credentials, check_address, parse_stun_urls
 from monitor.domain import MediaTarget
 from monitor.ladder import Check
-from monitor.model import CheckResult, MediaProbe, MediaReport, MediaService, Reason
-from monitor.net import Resolver
+from monitor.model import CheckResult, Reason
+from monitor.net import NetError, Resolver
 
 __all__ = ["MediaOutcome", "probe_media"]
 
@@ -44,6 +51,7 @@ SLOW_DNS: Final = 0.2
 class MediaOutcome:
     checks: tuple[CheckResult, ...]
     report: MediaReport
+    relay: RelayReport
 
 
 async def _resolve(resolver: Resolver, host: str, port: int) -> str:
@@ -59,8 +67,10 @@ async def _probe_one(
     resolver: Resolver,
     ssl_context: ssl.SSLContext | None,
     deadline: float,
+    relays: dict[MediaService, RelayProbe],
 ) -> MediaProbe | str:
-    """The service's probe, or why it was refused (a string)."""
+    """The service's probe, or why it was refused (a string); a TURN service's
+    relay test, when it allocated, goes to ``relays``."""
     loop = asyncio.get_running_loop()
     stun_service = service.type == "stun"
     # One bound for the whole probe: resolution, connection, transaction, release.
@@ -74,9 +84,7 @@ async def _probe_one(
                 address = await _resolve(resolver, service.host, service.port)
         except TimeoutError:
             reason = Reason.STUN_TIMEOUT if stun_service else Reason.TURN_TIMEOUT
-            raise MediaError(
-                reason, f"no DNS answer for {service.host} in {budget:.1f} s"
-            ) from None
+            raise NetError(reason, f"no DNS answer for {service.host} in {budget:.1f} s") from None
         resolving = loop.time() - started
         refused = check_address(address, media.allow_private)
         if refused is not None:
@@ -88,8 +96,11 @@ async def _probe_one(
         user = credentials.username if credentials else None
         password = credentials.password if credentials else None
         seconds = await allocate(service, address, user, password, ssl_context, timeout)
+        relays[service] = await _relay_one(
+            service, address, user, password, ssl_context, media, deadline
+        )
         return MediaProbe(service, Reason.OK, seconds, "allocated and released")
-    except MediaError as exc:
+    except NetError as exc:
         reason = exc.reason
         if reason is Reason.DNS_ERROR:
             reason = Reason.STUN_ERROR if stun_service else Reason.TURN_ERROR
@@ -102,7 +113,40 @@ async def _probe_one(
         return MediaProbe(service, reason, None, detail)
 
 
-def _check(check: Check, probes: list[MediaProbe], none: Reason, why_none: str) -> CheckResult:
+async def _relay_one(
+    service: MediaService,
+    address: str,
+    user: str | None,
+    password: str | None,
+    ssl_context: ssl.SSLContext | None,
+    media: MediaTarget,
+    deadline: float,
+) -> RelayProbe:
+    """The relay test of a TURN service that allocated, in ``media.timeout`` of its own."""
+    budget = max(0.05, min(media.timeout, deadline - asyncio.get_running_loop().time()))
+    try:
+        rtt, relay_a, relay_b = await relay(
+            service,
+            address,
+            user,
+            password,
+            ssl_context,
+            lambda relayed: check_address(relayed, media.allow_private),
+            budget,
+        )
+    except NetError as exc:
+        return RelayProbe(service, exc.reason, None, exc.detail)
+    return RelayProbe(service, Reason.OK, rtt, f"relayed {_at(relay_a)} to {_at(relay_b)} and back")
+
+
+def _at(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check(
+    check: Check, probes: Sequence[MediaProbe | RelayProbe], none: Reason, why_none: str
+) -> CheckResult:
     if not probes:
         return CheckResult(check, none, why_none)
     parts = []
@@ -112,7 +156,9 @@ def _check(check: Check, probes: list[MediaProbe], none: Reason, why_none: str) 
             parts.append(f"{where} ok in {p.seconds * 1000:.1f} ms")
         else:
             parts.append(f"{where} {p.reason.value}: {p.detail}")
-    failed = next((p for p in probes if not p.success), None)
+    # A relay test not tried (its allocation failed) gives way to one that failed.
+    failed = next((p for p in probes if not p.success and p.reason is not Reason.SKIPPED), None)
+    failed = failed or next((p for p in probes if not p.success), None)
     return CheckResult(check, failed.reason if failed else Reason.OK, "; ".join(parts))
 
 
@@ -142,9 +188,10 @@ async def probe_media(
             continue
         seen.add(key)
         services.append(service)
+    relays: dict[MediaService, RelayProbe] = {}
     outcomes = await asyncio.gather(
         *(
-            _probe_one(s, credentials.get(s), media, resolver, ssl_context, deadline)
+            _probe_one(s, credentials.get(s), media, resolver, ssl_context, deadline, relays)
             for s in services
         )
     )
@@ -169,5 +216,19 @@ async def probe_media(
         Reason.NO_TURN_SERVICE,
         f"no TURN service ({found}){refused_note}",
     )
+    relay_probes = [
+        relays.get(p.service)
+        or RelayProbe(
+            p.service, Reason.SKIPPED, None, f"not tried: the allocation failed ({p.reason.value})"
+        )
+        for p in probes
+        if p.service.type != "stun"
+    ]
+    turn_relay = _check(
+        TURN_RELAY,
+        relay_probes,
+        Reason.NO_TURN_SERVICE,
+        f"no TURN service ({found}){refused_note}",
+    )
     report = MediaReport(at, tuple(services), tuple(probes), tuple(refused))
-    return MediaOutcome((stun, turn), report)
+    return MediaOutcome((stun, turn, turn_relay), report, RelayReport(at, tuple(relay_probes)))

@@ -5,7 +5,8 @@ or ``turns``, a transport of ``udp`` or ``tcp`` (``turns`` is TLS over
 TCP), a port from 1 to 65535 and a host that is an IP address or a DNS
 name; at most ``max_services`` are kept, the rest refused with why.
 Whether a service's address may be private is decided when it is resolved
-(``check_address``), since a name can point anywhere.
+(``check_address``, the one address policy of ``monitor.net.addresses``),
+since a name can point anywhere.
 
 An answer looks like this (Prosody 0.12's ``mod_external_services`` as
 configured by ``mod_turn_external``; REST credentials: the username is
@@ -31,7 +32,8 @@ from urllib.parse import unquote
 from xml.etree.ElementTree import Element
 
 from monitor import escape
-from monitor.model import MediaService
+from monitor.checks.media.result import MediaService
+from monitor.net.addresses import check_address
 
 __all__ = [
     "NS_EXTDISCO_1",
@@ -195,55 +197,3 @@ def parse_stun_urls(urls: tuple[str, ...]) -> tuple[tuple[MediaService, ...], tu
         if not any(_same(service, k) for k in kept):
             kept.append(service)
     return tuple(kept), tuple(refused)
-
-
-def _kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[str, bool] | None:
-    """What ``ip`` is when it is not a global unicast address, and whether that
-    is refused even with ``allow_private``; None for a global unicast address."""
-    if ip.is_unspecified:
-        return "the unspecified address", True
-    if ip.is_multicast:
-        return "a multicast address", True
-    if ip.is_loopback:
-        return "a loopback address", False
-    if ip.is_link_local:
-        return "a link-local address", False
-    if ip.is_reserved:
-        return "a reserved address", True
-    if not ip.is_global:
-        return "a private address", False
-    return None
-
-
-def check_address(address: str, allow_private: bool) -> str | None:
-    """Why the resolved ``address`` must not be probed, or None to probe it.
-
-    An IPv6 address that carries an IPv4 one is judged by it: IPv4-mapped
-    (``::ffff:10.0.0.1``, which the socket reaches as 10.0.0.1), 6to4
-    (``2002:a00:1::``) and Teredo (its client's address).
-    """
-    ip = ipaddress.ip_address(address)
-    what = address
-    found: tuple[str, bool] | None = None
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-            what = f"{address} (IPv4-mapped {ip})"
-        else:
-            carried = (
-                ("6to4", ip.sixtofour),
-                ("Teredo", ip.teredo[1] if ip.teredo is not None else None),
-            )
-            for how, inner in carried:
-                inner_kind = _kind(inner) if inner is not None else None
-                if inner_kind is not None:
-                    what = f"{address} ({how}, carrying {inner})"
-                    found = inner_kind
-                    break
-    found = found or _kind(ip)
-    if found is None:
-        return None
-    kind, always = found
-    if always or not allow_private:
-        return f"{what} is {kind}"
-    return None

@@ -26,7 +26,8 @@ class MediaSettings(BaseModel):
     # The STUN and TURN probes run at most this often; their last verdicts are
     # carried in between (0: every round).
     interval: Duration = 300.0
-    # One service's whole probe (resolution, Binding or Allocate, release) gets at most this long.
+    # One service's whole probe (resolution, Binding or Allocate, release) gets at most
+    # this long; a TURN service's relay test (turn_relay) as long again after it.
     timeout: Duration = 5.0
     # At most this many services (announced and from config.js) are probed.
     max_services: int = Field(default=8, ge=1, le=MAX_SERVICES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from monitor.checks.family import Family
 from monitor.checks.run import LadderRun
 from monitor.checks.signalling.metrics import METRICS, lines
+from monitor.checks.signalling.panels import panels
 from monitor.checks.signalling.rows import ROWS
 from monitor.checks.signalling.settings import SignallingSettings
 from monitor.checks.signalling.view import COLUMNS, JSON
@@ -59,6 +60,7 @@ def xmpp_settings(run: LadderRun) -> XmppSettings:
         token_for=login.token_for,
         settle=login.settle(),
         same_host=target.confined,
+        reach=run.reach,
         token_origins=origins,
         after_login=login.after_login(),
     )
@@ -86,4 +88,5 @@ FAMILY = Family(
     json=JSON,
     columns=COLUMNS,
     settings=SignallingSettings,
+    panels=panels,
 )

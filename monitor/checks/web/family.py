@@ -10,13 +10,14 @@ from monitor.checks.family import Family
 from monitor.checks.run import LadderRun
 from monitor.checks.web.configjs import Reader
 from monitor.checks.web.metrics import METRICS, lines
+from monitor.checks.web.panels import panels
 from monitor.checks.web.probe import probe_web
 from monitor.checks.web.rows import ROWS
 from monitor.checks.web.view import COLUMNS, JSON, page_facts, tags
 from monitor.domain import Target
 from monitor.ladder import Check
 from monitor.model import CheckResult
-from monitor.probes.http_client import HttpClient, origin_of
+from monitor.net.http import HttpClient, origin_of
 
 __all__ = ["FAMILY"]
 
@@ -40,6 +41,7 @@ async def _run(run: LadderRun, wanted: tuple[Check, ...]) -> tuple[CheckResult, 
         max_body_bytes=target.max_body_bytes,
         max_redirects=target.max_redirects,
         confine_to=origin_of(target.url) if target.confined else None,
+        reach=run.reach,
     ) as client:
         web = await probe_web(client, target.url, target.kind, run.deadline, configjs)
     run.results[web.family] = web
@@ -59,4 +61,5 @@ FAMILY = Family(
     columns=COLUMNS,
     tags=tags,
     page_facts=page_facts,
+    panels=panels,
 )

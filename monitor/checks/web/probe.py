@@ -16,7 +16,8 @@ from monitor.checks.web.configjs import Reader, reader
 from monitor.checks.web.rows import ROWS
 from monitor.ladder import Check
 from monitor.model import CertInfo, CheckResult, ConfigFacts, Phase, Reason, skipped
-from monitor.probes.http_client import Fetch, FetchError, HttpClient
+from monitor.net import NetError
+from monitor.net.http import Fetch, HttpClient
 
 __all__ = ["EMBED_LIMIT_SECONDS", "WebResult", "probe_web"]
 
@@ -78,6 +79,10 @@ class _WebSteps:
         self.config: ConfigFacts | None = None
         self.stopped: CheckResult | None = None
         self.inflight: tuple[Check, Fetch, str] | None = None
+        # config.js's fetch while its engine evaluates it: a deadline that
+        # strikes then is config.js's own timeout, whatever thread or loop
+        # lateness kept the engine's earlier stop from being seen first.
+        self.evaluating: Fetch | None = None
 
     async def fetch(self, check: Check, path: str) -> Fetch | None:
         """GET one file; on failure record the check and return None."""
@@ -90,7 +95,7 @@ class _WebSteps:
         self.inflight = (check, fetch, path)
         try:
             await self.client.get(urljoin(self.base_url, path), fetch)
-        except FetchError as exc:
+        except NetError as exc:
             self.inflight = None
             result = CheckResult(check, exc.reason, exc.detail, fetch.phase_list())
             self.checks.append(result)
@@ -132,9 +137,11 @@ class _WebSteps:
 
         cfg = await self.fetch(Check.CONFIGJS, "config.js")
         if cfg is not None and cfg.response is not None:
+            self.evaluating = cfg
             found = await self.configjs.read(
                 cfg.response.body, self.page_url(), cfg.response.url, self.deadline
             )
+            self.evaluating = None
             self.config = found.facts
             self.checks.append(
                 CheckResult(Check.CONFIGJS, found.reason, found.detail, cfg.phase_list())
@@ -156,7 +163,12 @@ class _WebSteps:
 
     def timed_out(self) -> None:
         """Record the deadline striking: the check in flight fails, the rest are skipped."""
-        if self.inflight is not None:
+        reason = Reason.TIMEOUT
+        if self.evaluating is not None:
+            check, reason = Check.CONFIGJS, Reason.CONFIGJS_TIMEOUT
+            detail = "config.js was still being evaluated at the ladder's deadline"
+            phases = self.evaluating.phase_list()
+        elif self.inflight is not None:
             check, fetch, path = self.inflight
             detail = f"no answer before the deadline (during {fetch.current} of /{path})"
             phases = fetch.phase_list()
@@ -165,7 +177,7 @@ class _WebSteps:
             if not pending:
                 return
             check, detail, phases = pending[0], "deadline reached", ()
-        self.stopped = CheckResult(check, Reason.TIMEOUT, detail, phases)
+        self.stopped = CheckResult(check, reason, detail, phases)
         self.checks.append(self.stopped)
         for rest in _WEB_CHECKS:
             if rest not in {r.check for r in self.checks}:

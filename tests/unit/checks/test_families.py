@@ -10,7 +10,10 @@ and docs may name them.)
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from monitor.checks import FAMILIES
 from monitor.metrics.lines import server_families
@@ -49,7 +52,7 @@ def test_each_metric_family_is_declared_by_one_family() -> None:
 
 
 def test_each_family_s_settings_block_is_the_schema_s() -> None:
-    # The schema names each family's block after the family, with the family's model.
+    # The schema makes each family's block from FAMILIES, named after the family.
     from monitor.config.schema import DefaultSettings, ServerConfig
 
     blocks = {f.name: f.settings for f in FAMILIES if f.settings is not None}
@@ -59,3 +62,27 @@ def test_each_family_s_settings_block_is_the_schema_s() -> None:
         assert field.annotation == model | None, name
         if name in DefaultSettings.model_fields:
             assert DefaultSettings.model_fields[name].annotation is model, name
+    # jwt has no defaults block: its app_id has no default
+    assert "jwt" not in DefaultSettings.model_fields
+
+
+class ToySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: int = 3
+
+
+def test_a_new_family_s_settings_block_needs_no_edit_of_the_schema() -> None:
+    from monitor.config.schema import _DefaultFields, _ServerFields, family_blocks
+
+    toy = dataclasses.replace(FAMILIES[0], name="toy", rows=(), settings=ToySettings)
+    families = (*FAMILIES, toy)
+    server = family_blocks("Server", _ServerFields, defaults=False, families=families)
+    defaults = family_blocks("Defaults", _DefaultFields, defaults=True, families=families)
+    assert list(server.model_fields)[-4:] == ["signalling", "jwt", "media", "toy"]
+    written = server.model_validate({"name": "a", "url": "https://a.test/", "toy": {"level": 5}})
+    assert written.block(ToySettings) == ToySettings(level=5)
+    assert server.model_validate({"name": "a", "url": "https://a.test/"}).block(ToySettings) is None
+    assert defaults.model_validate({}).block(ToySettings) == ToySettings()
+    with pytest.raises(ValidationError, match="level"):
+        server.model_validate({"name": "a", "url": "https://a.test/", "toy": {"level": "x"}})

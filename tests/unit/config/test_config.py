@@ -38,7 +38,7 @@ servers:
   - name: a
     url: https://meet.example.org
   - name: b
-    url: http://10.0.0.5:8080/jitsi
+    url: http://127.0.0.5:8080/jitsi
     kind: public
     interval: 90s
     timeout: 1m
@@ -54,7 +54,7 @@ servers:
         "https://meet.example.org/",
     )
     assert (b.interval, b.timeout, b.kind) == (90, 60, "public")
-    assert b.url == "http://10.0.0.5:8080/jitsi/"
+    assert b.url == "http://127.0.0.5:8080/jitsi/"
     assert b.labels == (("team", "it"),)
     assert a.tls_verify is True
 
@@ -184,7 +184,7 @@ def test_ca_file_is_relative_to_the_config(tmp_path: Path, ca_file: Path) -> Non
 
 
 def test_nameservers() -> None:
-    cfg = parse_config("dns: {nameservers: ['127.0.0.1', '10.0.0.1:5353', '::1', '[::1]:53']}\n")
+    cfg = parse_config("dns: {nameservers: ['127.0.0.1', '127.0.0.53:5353', '::1', '[::1]:53']}\n")
     assert len(cfg.dns.nameservers) == 4
     assert problems("dns: {nameservers: ['[::1]:99999']}\n") == [
         "s.yaml:1: dns.nameservers: '[::1]:99999' has a bad port"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, load_config, parse_config
-from monitor.config.source import C_LOADER
+from monitor.config.yaml_reader import C_LOADER
 from tests.support.hostile import ten_thousand
 
 
@@ -51,7 +51,7 @@ def test_overlapping_readers_leave_garbage_collection_on() -> None:
     either order: collection is back on once both are done."""
     import gc
 
-    from monitor.config.source import no_gc
+    from monitor.config.yaml_reader import no_gc
 
     assert gc.isenabled()
     first, second = no_gc(), no_gc()

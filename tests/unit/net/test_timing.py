@@ -21,7 +21,7 @@ from yarl import URL
 from monitor.checks.signalling.xmpp import XmppSettings
 from monitor.checks.signalling.xmpp.transport import WebSocketTransport
 from monitor.net import make_ssl_context
-from monitor.probes.http_client import HttpClient
+from monitor.net.http import HttpClient
 
 DELAY = 0.1  # the server's think time before its answer
 BLOCK = 0.015  # each neighbour's turn on the loop

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, parse_config, parse_shard
-from monitor.config.sources import ServerSourceConfig
+from monitor.config.server_sources import ServerSourceConfig
 from monitor.sources.fetch import SourceError
 from monitor.sources.files import parse_servers_file
 from monitor.sources.http_sd import parse_sd
@@ -136,7 +136,7 @@ def test_http_sd_answer() -> None:
                 "targets": ["meet1.example.org", "https://meet2.example.org/acme/", "x y"],
                 "labels": {"team": "school-1", "__meta_gce_zone": "eu", "kind": "public"},
             },
-            {"targets": ["10.0.0.7:8080"], "labels": {"__scheme__": "http", "bad-label": "x"}},
+            {"targets": ["127.0.0.7:8080"], "labels": {"__scheme__": "http", "bad-label": "x"}},
             {"targets": ["meet1.example.org"]},
         ]
     ).encode()

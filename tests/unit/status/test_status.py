@@ -11,7 +11,7 @@ import pytest
 
 from monitor.checks import LADDER, make_report
 from monitor.checks.web.probe import WebResult
-from monitor.config.status import StatusSettings
+from monitor.config.pages import StatusSettings
 from monitor.decisions import Decisions
 from monitor.domain import Target
 from monitor.history import History, Limits, open_history, pool_record, report_record

@@ -19,7 +19,6 @@ from monitor.checks.signalling.xmpp.framing import (
     NS_STREAM_ERRORS,
     NS_STREAMS,
     NS_XBOSH,
-    XmppError,
     condition,
     error_text,
     esc,
@@ -28,6 +27,8 @@ from monitor.checks.signalling.xmpp.framing import (
 )
 from monitor.checks.signalling.xmpp.transport import CLOSE_WAIT, connect_error
 from monitor.model import Reason
+from monitor.net import NetError
+from monitor.net.addresses import reaching
 
 if TYPE_CHECKING:
     from monitor.checks.signalling.xmpp.settings import XmppSettings
@@ -74,6 +75,10 @@ class BoshTransport:
         self.ssl: ssl.SSLContext | bool = (
             (settings.ssl_context or True) if self.url.scheme == "https" else False
         )
+        # The session is shared by every ladder: the address rule goes with each
+        # request (monitor.net.addresses.reaching), none for the server's own host.
+        reach = settings.reach
+        self._reach = None if reach is None or reach.exempts(url.raw_host or "") else reach
         self.rid = secrets.randbelow(2**40) + 2**20
         self.sid: str | None = None
         self.domain = ""
@@ -84,7 +89,7 @@ class BoshTransport:
         self._answered = asyncio.Event()  # set whenever a request ends
         # Requests whose caller stopped waiting, and the first failure among them.
         self._orphans: set[asyncio.Task[None]] = set()
-        self._failure: XmppError | None = None
+        self._failure: NetError | None = None
 
     async def _exchange(self, rid: int, attrs: str, payload: str) -> None:
         sid = f' sid="{esc(self.sid)}"' if self.sid else ""
@@ -93,40 +98,43 @@ class BoshTransport:
             f"{payload}</body>"
         )
         try:
-            async with self.session.post(
-                self.url,
-                data=body.encode(),
-                headers=self.headers,
-                ssl=self.ssl,
-                allow_redirects=False,
-            ) as resp:
-                if resp.status != 200:
-                    raise XmppError(Reason.HTTP_STATUS, f"BOSH request answered HTTP {resp.status}")
-                data = b""
-                while len(data) <= MAX_FRAME:
-                    chunk = await resp.content.read(MAX_FRAME + 1 - len(data))
-                    if not chunk:
-                        break
-                    data += chunk
+            with reaching(self._reach):
+                async with self.session.post(
+                    self.url,
+                    data=body.encode(),
+                    headers=self.headers,
+                    ssl=self.ssl,
+                    allow_redirects=False,
+                ) as resp:
+                    if resp.status != 200:
+                        raise NetError(
+                            Reason.HTTP_STATUS, f"BOSH request answered HTTP {resp.status}"
+                        )
+                    data = b""
+                    while len(data) <= MAX_FRAME:
+                        chunk = await resp.content.read(MAX_FRAME + 1 - len(data))
+                        if not chunk:
+                            break
+                        data += chunk
         except aiohttp.ClientError as exc:
             raise connect_error(exc, self.url, "BOSH") from None
         answer = parse_frame(data)
         if answer.tag != q(NS_HTTPBIND, "body"):
-            raise XmppError(Reason.XML_ERROR, "BOSH answer is not a <body>")
+            raise NetError(Reason.XML_ERROR, "BOSH answer is not a <body>")
         if answer.get("type") == "terminate":
             self.closed = True
             cond = answer.get("condition", "")[:64]
-            raise XmppError(Reason.STREAM_ERROR, f"BOSH session ended: {cond}".strip())
+            raise NetError(Reason.STREAM_ERROR, f"BOSH session ended: {cond}".strip())
         if self.sid is None:
             new_sid = answer.get("sid")
             if not new_sid or len(new_sid) > 128:
-                raise XmppError(Reason.XML_ERROR, "BOSH answer without a session id")
+                raise NetError(Reason.XML_ERROR, "BOSH answer without a session id")
             self.sid = new_sid
         for child in answer:
             if child.tag == q(NS_STREAMS, "error"):
                 cond = condition(child, NS_STREAM_ERRORS)
                 text = error_text(child, NS_STREAM_ERRORS)
-                raise XmppError(Reason.STREAM_ERROR, f"stream error {cond} {text}".strip())
+                raise NetError(Reason.STREAM_ERROR, f"stream error {cond} {text}".strip())
             self.inbox.append(child)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
@@ -141,10 +149,10 @@ class BoshTransport:
         if task.cancelled() or self._failure is not None:
             return
         exc = task.exception()
-        if isinstance(exc, XmppError):
+        if isinstance(exc, NetError):
             self._failure = exc
         elif exc is not None:
-            self._failure = XmppError(Reason.CONNECTION_CLOSED, f"BOSH: {type(exc).__name__}")
+            self._failure = NetError(Reason.CONNECTION_CLOSED, f"BOSH: {type(exc).__name__}")
 
     async def _wait_for_an_answer(self) -> None:
         self._answered.clear()
@@ -207,7 +215,7 @@ class BoshTransport:
             return
         self.closed = True
         # The server answers it, and every request it holds, with terminate.
-        with contextlib.suppress(XmppError):
+        with contextlib.suppress(NetError):
             await self.post('type="terminate"')
 
     async def abort(self) -> None:

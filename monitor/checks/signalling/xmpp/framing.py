@@ -18,7 +18,6 @@ from monitor.net import NetError
 
 __all__ = [
     "MAX_FRAME",
-    "XmppError",
     "condition",
     "error_text",
     "esc",
@@ -41,11 +40,6 @@ NS_XBOSH: Final = "urn:xmpp:xbosh"
 NS_STREAM_ERRORS: Final = "urn:ietf:params:xml:ns:xmpp-streams"
 NS_MUC: Final = "http://jabber.org/protocol/muc"
 NS_MUC_USER: Final = "http://jabber.org/protocol/muc#user"
-
-
-# A step failed for a reason on the server's side: the network layer's one
-# error class, under the name the signalling steps know.
-XmppError = NetError
 
 
 def q(ns: str, tag: str) -> str:
@@ -80,14 +74,14 @@ def error_text(error: Element | None, ns: str = NS_STANZAS) -> str:
 def parse_frame(data: str | bytes) -> Element:
     """One frame (or BOSH body) as an element: no DTDs, no entities, bounded size."""
     if len(data) > MAX_FRAME:
-        raise XmppError(Reason.XML_ERROR, "frame too large")
+        raise NetError(Reason.XML_ERROR, "frame too large")
     try:
         elem: Element = fromstring(data, forbid_dtd=True)
     except (ParseError, DefusedXmlException, ValueError, LookupError, RecursionError) as exc:
         # LookupError: an unknown encoding in the XML declaration.
-        raise XmppError(Reason.XML_ERROR, f"bad XML frame: {str(exc)[:120]}") from None
+        raise NetError(Reason.XML_ERROR, f"bad XML frame: {str(exc)[:120]}") from None
     if elem.tag == q(NS_STREAMS, "error"):
         cond = condition(elem, NS_STREAM_ERRORS)
         text = error_text(elem, NS_STREAM_ERRORS)
-        raise XmppError(Reason.STREAM_ERROR, f"stream error {cond} {text}".strip())
+        raise NetError(Reason.STREAM_ERROR, f"stream error {cond} {text}".strip())
     return elem

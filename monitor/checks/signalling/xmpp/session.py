@@ -38,7 +38,6 @@ from monitor.checks.signalling.xmpp.framing import (
     NS_PING,
     NS_SASL,
     NS_STREAMS,
-    XmppError,
     condition,
     error_text,
     esc,
@@ -53,6 +52,7 @@ from monitor.checks.signalling.xmpp.transport import (
 )
 from monitor.ladder import XMPP_PHASES, Check
 from monitor.model import CheckResult, ConfigFacts, Phase, Reason, skipped
+from monitor.net import NetError
 
 __all__ = [
     "XmppResult",
@@ -206,7 +206,7 @@ class XmppSession:
         ]
         if "ANONYMOUS" not in mechanisms:
             offered = ", ".join(mechanisms[:8]) or "none"
-            raise XmppError(
+            raise NetError(
                 Reason.SASL_NOT_ALLOWED,
                 f"the server does not offer anonymous login (mechanisms: {offered})",
             )
@@ -217,14 +217,14 @@ class XmppSession:
         if answer.tag == q(NS_SASL, "failure"):
             cond = condition(answer, NS_SASL)
             text = error_text(answer, NS_SASL)
-            raise XmppError(Reason.SASL_NOT_ALLOWED, f"login refused: {cond} {text}".strip())
+            raise NetError(Reason.SASL_NOT_ALLOWED, f"login refused: {cond} {text}".strip())
         self.done("auth", t0)
         t0 = self.step("bind")
         await self.open_stream(self.domain, restart=True)
         result = await self.iq("set", None, f'<bind xmlns="{NS_BIND}"/>', "bind")
         if result.get("type") != "result":
             cond = condition(result.find(q(NS_CLIENT, "error")))
-            raise XmppError(Reason.BIND_FAILED, f"resource binding failed: {cond}")
+            raise NetError(Reason.BIND_FAILED, f"resource binding failed: {cond}")
         self.done("bind", t0)
 
     async def ping(self) -> None:
@@ -252,15 +252,15 @@ class XmppSession:
             cond = condition(error)
             if cond in _FOCUS_GONE:
                 text = error_text(error)
-                raise XmppError(
+                raise NetError(
                     Reason.FOCUS_UNAVAILABLE,
                     f"focus {self.focus_jid} is not there ({cond} {text})".replace(" )", ")"),
                 )
             text = error_text(error)
-            raise XmppError(Reason.FOCUS_REFUSED, f"focus refused: {cond} {text}".strip())
+            raise NetError(Reason.FOCUS_REFUSED, f"focus refused: {cond} {text}".strip())
         conference = answer.find(q(NS_FOCUS, "conference"))
         if conference is None or conference.get("ready") != "true":
-            raise XmppError(Reason.FOCUS_NOT_READY, "focus answered ready=false: retry later")
+            raise NetError(Reason.FOCUS_NOT_READY, "focus answered ready=false: retry later")
 
     async def join(self) -> None:
         t0 = self.step("join")
@@ -333,7 +333,7 @@ class XmppSession:
                     )
                     self.joined = False
                 await transport.close_stream()
-        except (XmppError, TimeoutError, aiohttp.ClientError, ConnectionError):
+        except (NetError, TimeoutError, aiohttp.ClientError, ConnectionError):
             pass
         finally:
             await transport.abort()
@@ -355,7 +355,7 @@ def _stream_features(elem: Element) -> bool:
         elem.tag[1:].rpartition("}") if elem.tag.startswith("{") else ("", "", elem.tag)
     )
     if name == "features":
-        raise XmppError(
+        raise NetError(
             Reason.PROTOCOL_ERROR,
             f"the server sent stream features in the namespace {escape.plain(namespace, 80)!r}, "
             f"not {NS_STREAMS!r}",
@@ -367,20 +367,20 @@ def _is_presence(elem: Element) -> bool:
     return elem.tag == q(NS_CLIENT, "presence")
 
 
-def _join_error(error: Element | None) -> XmppError:
+def _join_error(error: Element | None) -> NetError:
     cond = condition(error)
     text = error_text(error)
     if error is not None and any(c.tag.endswith("}lobbyroom") for c in error.iter()):
-        return XmppError(Reason.LOBBY, f"the room has a lobby ({cond})")
+        return NetError(Reason.LOBBY, f"the room has a lobby ({cond})")
     if "room creation is restricted" in text.lower():
-        return XmppError(
+        return NetError(
             Reason.ROOM_CREATION_RESTRICTED,
             "join refused: Room creation is restricted (focus has not created the room)",
         )
     if "wait" in text.lower() and "host" in text.lower():
-        return XmppError(Reason.WAIT_FOR_HOST, f"join refused: {text}")
+        return NetError(Reason.WAIT_FOR_HOST, f"join refused: {text}")
     reason = _JOIN_ERRORS.get(cond, Reason.JOIN_REFUSED)
-    return XmppError(reason, f"join refused: {cond} {text}".strip())
+    return NetError(reason, f"join refused: {cond} {text}".strip())
 
 
 def xmpp_domain(facts: ConfigFacts, with_token: bool) -> str | None:
@@ -433,7 +433,7 @@ async def probe_xmpp(
             note = "over BOSH" if ladder.bosh else ""
             try:
                 await ladder.upgrade()
-            except XmppError as exc:
+            except NetError as exc:
                 # A refused URL or token target is the server's config, not its
                 # proxy: BOSH must not hide it (browsers use the WebSocket).
                 if ladder.bosh or not facts.bosh or exc.reason is Reason.PROTOCOL_ERROR:
@@ -461,7 +461,7 @@ async def probe_xmpp(
                         f"joined as {ladder.affiliation or 'none'}/{ladder.role or 'none'}",
                     )
                 )
-    except XmppError as exc:
+    except NetError as exc:
         checks.append(CheckResult(step_check, exc.reason, exc.detail, _phases(ladder)))
     except TimeoutError:
         what = {"focus": "no answer from focus", "join": "no answer to the join"}.get(

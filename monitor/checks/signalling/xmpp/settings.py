@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 from monitor.net import Resolver
+from monitor.net.addresses import Reach
 
 __all__ = ["XmppSettings"]
 
@@ -40,6 +41,8 @@ class XmppSettings:
     resolver: Resolver | None = None
     # Refuse signalling on another host than the server's (an on-demand probe of a URL).
     same_host: bool = False
+    # Which addresses signalling may go to (None: any; monitor.net.addresses).
+    reach: Reach | None = None
     # Origins besides the server's own where a token may go (see check_token_target).
     token_origins: tuple[str, ...] = ()
     # Called after the ping with the session's iq sender and hosts.domain

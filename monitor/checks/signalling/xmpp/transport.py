@@ -21,14 +21,13 @@ from monitor import escape
 from monitor.checks.signalling.xmpp.framing import (
     MAX_FRAME,
     NS_FRAMING,
-    XmppError,
     esc,
     parse_frame,
     q,
 )
 from monitor.checks.tokens import origin_of_url
 from monitor.model import Reason
-from monitor.net import Resolver
+from monitor.net import NetError, Resolver
 from monitor.net.aio import aiohttp_failure
 from monitor.net.websocket import MessageType, WebSocket
 
@@ -60,7 +59,7 @@ def signalling_url(text: str, schemes: tuple[str, ...]) -> URL:
     """The one place a signalling URL from config.js is parsed.
 
     Whatever the text holds, the answer is a URL fit to connect to or an
-    XmppError (``protocol_error``) that shows the URL, cut and escaped.
+    NetError (``protocol_error``) that shows the URL, cut and escaped.
     """
     try:
         url = URL(text)
@@ -79,7 +78,7 @@ def signalling_url(text: str, schemes: tuple[str, ...]) -> URL:
         ok = False
     if not ok:
         shown = escape.plain(text.split("?", 1)[0], 120)
-        raise XmppError(
+        raise NetError(
             Reason.PROTOCOL_ERROR,
             f"config.js names a malformed signalling URL {shown!r} (want {'/'.join(schemes)})",
         )
@@ -97,19 +96,19 @@ def check_token_target(url_text: str, origins: tuple[str, ...]) -> None:
     """
     target, allowed = origin_of_url(url_text), [origin_of_url(o) for o in origins]
     if target is None:
-        raise XmppError(
+        raise NetError(
             Reason.PROTOCOL_ERROR, "config.js names a malformed signalling URL; no token is sent"
         )
     home = allowed[0] or ""
     if home.startswith("https://") and target.startswith("http://"):
-        raise XmppError(
+        raise NetError(
             Reason.PROTOCOL_ERROR, "config.js sends signalling unencrypted; no token is sent there"
         )
     if target in allowed:
         return
     same_host = (URL(url_text).host or "").lower() == (URL(origins[0]).host or "").lower()
     where = "another port of the host" if same_host else "another host"
-    raise XmppError(
+    raise NetError(
         Reason.PROTOCOL_ERROR,
         f"config.js sends signalling to {where} ({target}), not to the server's own origin "
         "or one of jwt.signalling_origins; no token is sent there",
@@ -148,16 +147,23 @@ def check_same_host(url: URL, origin: str) -> None:
     """Stay on the server's host: a URL probed on demand must not lead elsewhere."""
     home = URL(origin)
     if (url.host or "").lower() != (home.host or "").lower():
-        raise XmppError(
+        raise NetError(
             Reason.PROTOCOL_ERROR,
             f"config.js sends signalling to another host ({url.host}); "
             "a server probed by URL is probed on its own host only",
         )
 
 
-def connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> XmppError:
+def connect_error(exc: aiohttp.ClientError, url: URL, what: str) -> NetError:
     """An aiohttp connection failure (BOSH) as a reason an operator can act on."""
-    return aiohttp_failure(exc, url.host, url.port, what)
+    failure = aiohttp_failure(exc, url.host, url.port, what)
+    return private(failure, url) if failure.reason is Reason.PRIVATE_ADDRESS else failure
+
+
+def private(exc: NetError, url: URL) -> NetError:
+    """A refused address, naming the signalling URL config.js gave (never its query)."""
+    shown = escape.plain(str(url.with_query(None).with_fragment(None)), 200)
+    return NetError(Reason.PRIVATE_ADDRESS, f"config.js's {shown}: {exc.detail}")
 
 
 class WebSocketTransport:
@@ -177,17 +183,23 @@ class WebSocketTransport:
     ) -> WebSocketTransport:
         full = url.update_query(query)
         secure = url.scheme == "wss"
-        ws = await WebSocket.connect(
-            resolver,
-            secure=secure,
-            host=url.raw_host or "",
-            port=url.port or (443 if secure else 80),
-            target=full.raw_path_qs,
-            headers={"Origin": origin, "User-Agent": settings.user_agent},
-            protocols=("xmpp",),
-            ssl_context=settings.ssl_context,
-            max_message=MAX_FRAME,
-        )
+        try:
+            ws = await WebSocket.connect(
+                resolver,
+                secure=secure,
+                host=url.raw_host or "",
+                port=url.port or (443 if secure else 80),
+                target=full.raw_path_qs,
+                headers={"Origin": origin, "User-Agent": settings.user_agent},
+                protocols=("xmpp",),
+                ssl_context=settings.ssl_context,
+                max_message=MAX_FRAME,
+                reach=settings.reach,
+            )
+        except NetError as exc:
+            if exc.reason is Reason.PRIVATE_ADDRESS:
+                raise private(exc, url) from None
+            raise
         return cls(ws)
 
     @property
@@ -202,7 +214,7 @@ class WebSocketTransport:
         await self.send(f'<open xmlns="{NS_FRAMING}" to="{esc(to)}" version="1.0"/>')
         while (tag := (await self.recv()).tag) != q(NS_FRAMING, "open"):
             if tag.endswith("}open") or tag == "open":
-                raise XmppError(
+                raise NetError(
                     Reason.PROTOCOL_ERROR,
                     f"the server opened the stream in another namespace ({escape.plain(tag, 80)}), "
                     f"not {NS_FRAMING!r}",
@@ -217,17 +229,17 @@ class WebSocketTransport:
         if msg.type is MessageType.TEXT:
             elem = parse_frame(msg.data)
             if elem.tag == q(NS_FRAMING, "close"):
-                raise XmppError(Reason.CONNECTION_CLOSED, "the server closed the stream")
+                raise NetError(Reason.CONNECTION_CLOSED, "the server closed the stream")
             return elem
         if msg.type is MessageType.ERROR:
             detail = str(msg.data)[:120] if msg.data else "WebSocket error"
             if "too big" in detail.lower() or "message size" in detail.lower():
-                raise XmppError(Reason.XML_ERROR, f"frame too large: {detail}")
-            raise XmppError(Reason.CONNECTION_CLOSED, f"WebSocket error: {detail}")
+                raise NetError(Reason.XML_ERROR, f"frame too large: {detail}")
+            raise NetError(Reason.CONNECTION_CLOSED, f"WebSocket error: {detail}")
         if msg.type is MessageType.BINARY:
-            raise XmppError(Reason.XML_ERROR, "binary frame on an XMPP stream")
+            raise NetError(Reason.XML_ERROR, "binary frame on an XMPP stream")
         code = self.ws.close_code
-        raise XmppError(Reason.CONNECTION_CLOSED, f"the WebSocket was closed (code {code})")
+        raise NetError(Reason.CONNECTION_CLOSED, f"the WebSocket was closed (code {code})")
 
     async def close_stream(self) -> None:
         await self.send(f'<close xmlns="{NS_FRAMING}"/>')

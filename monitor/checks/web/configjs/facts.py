@@ -14,15 +14,22 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin, urlsplit
 
+from monitor import escape
 from monitor.checks.web.configjs.sandbox import MAX_LIST, MAX_TEXT, EngineResult
 from monitor.model import ConfigFacts, Reason
 
-__all__ = ["MAX_DETAIL", "Verdict", "clean", "verdict"]
+__all__ = ["HOST_KEYS", "MAX_DETAIL", "Verdict", "clean", "verdict"]
 
 # Longest detail text built from server-controlled words.
 MAX_DETAIL: Final = 300
 
 _HOST: Final = re.compile(r"[A-Za-z0-9._-]{1,253}")
+# Most characters of a value quoted in a detail.
+_SHOWN: Final = 100
+# What an nginx SSI command looks like when nginx did not process it.
+_SSI: Final = re.compile(r"<!--#")
+# The ``hosts`` keys read from config.js, in the order they are judged.
+HOST_KEYS: Final = ("domain", "muc", "anonymousdomain", "authdomain", "focus")
 _NOT_SHOWN: Final = re.compile(r"[^\x20-\x7e]")
 _KINDS: Final = {
     "number": "a number",
@@ -60,6 +67,49 @@ def _text(raw: object) -> str | None:
 def _host(raw: object) -> str | None:
     text = _text(raw)
     return text if text is not None and _HOST.fullmatch(text) else None
+
+
+def _absent(raw: object) -> bool:
+    """Whether a ``hosts`` value is unset: undefined, null or empty.
+
+    These are what lib-jitsi-meet's ``||`` defaults replace; anything else
+    is what a browser uses as it is.
+    """
+    return raw is None or raw == "" or (isinstance(raw, dict) and raw.get("type") == "null")
+
+
+def _shown_value(raw: object) -> str:
+    """A present value as the detail quotes it: escaped, bounded, or its kind."""
+    if isinstance(raw, str):
+        cut = "..." if len(raw) > _SHOWN else ""
+        return f"'{escape.plain(raw[:_SHOWN])}{cut}'"
+    if isinstance(raw, dict):
+        kind = raw.get("type")
+        if kind == "string":
+            return f"a string of {raw.get('length')} characters"
+        return _KINDS.get(str(kind), "not a string")
+    return "not a string"
+
+
+def _unusable_host(config: dict[str, object]) -> str | None:
+    """Why the first present but unusable ``hosts`` value is unusable, or None.
+
+    A browser joins with whatever config.js holds, so a value that is there
+    but is not a host name (markup, spaces, control characters, a number)
+    fails every participant's join; it never gets Jitsi's default.
+    """
+    for key in HOST_KEYS:
+        raw = config.get(key)
+        if _absent(raw) or _host(raw) is not None:
+            continue
+        detail = f"config.js sets hosts.{key} to {_shown_value(raw)}, which is not a host name"
+        if isinstance(raw, str) and _SSI.search(raw):
+            detail += (
+                "; it holds an nginx SSI directive served unprocessed: "
+                "config.js needs `ssi on;` in its nginx location"
+            )
+        return detail
+    return None
 
 
 def _url(raw: object, page_url: str) -> str | None:
@@ -114,7 +164,8 @@ def _stun(raw: object) -> tuple[str, ...]:
 def _facts(config: dict[str, object], page_url: str) -> ConfigFacts:
     domain = _host(config.get("domain"))
     muc = _host(config.get("muc"))
-    fallback = muc is None and domain is not None
+    # Only an unset hosts.muc gets the default; an unusable one fails (_unusable_host).
+    fallback = _absent(config.get("muc")) and domain is not None
     return ConfigFacts(
         domain=domain,
         anonymousdomain=_host(config.get("anonymousdomain")),
@@ -191,6 +242,11 @@ def verdict(result: EngineResult, page_url: str, time_limit: float, memory_limit
             what += f" (it threw {thrown})"
         return Verdict(None, Reason.CONFIGJS_ERROR, clean(f"config.js {what}", MAX_DETAIL))
     facts = _facts(config, page_url)
+    unusable = _unusable_host(config)
+    if unusable is not None:
+        # No default stands in for it: the browser would use the value as it is.
+        detail = unusable if not thrown else f"{unusable}; config.js also threw {thrown}"
+        return Verdict(facts, Reason.CONFIGJS_BAD_HOST, clean(detail, MAX_DETAIL))
     notes = []
     if thrown:
         # The browser keeps what ran before the error; so does the probe.

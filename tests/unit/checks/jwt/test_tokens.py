@@ -16,7 +16,6 @@ from monitor.checks.jwt.cases import JwtCase
 from monitor.checks.jwt.family import MATRIX_CARRY
 from monitor.checks.jwt.result import JwtResult
 from monitor.checks.signalling.xmpp import XmppResult, XmppSettings, probe_xmpp
-from monitor.checks.signalling.xmpp.framing import XmppError
 from monitor.checks.signalling.xmpp.transport import check_token_target
 from monitor.checks.tokens import mint
 from monitor.config import ConfigError, parse_config
@@ -24,6 +23,7 @@ from monitor.domain import TokenKey
 from monitor.lab import LabOptions, LabServer
 from monitor.lab.tokens import TokenPolicy
 from monitor.model import Check, ConfigFacts
+from monitor.net import NetError
 from monitor.views import report_dict
 from tests.support.sites import (
     StartSite,
@@ -451,7 +451,7 @@ def test_token_target(url: str, origins: tuple[str, ...], words: str | None) -> 
     if words is None:
         check_token_target(url, origins)
         return
-    with pytest.raises(XmppError) as info:
+    with pytest.raises(NetError) as info:
         check_token_target(url, origins)
     assert info.value.reason.value == "protocol_error"
     assert words in info.value.detail

@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 import pytest
 from aioice import stun
 
-from monitor.checks.media.client import MediaError, allocate, binding
+from monitor.checks.media.client import allocate, binding
+from monitor.checks.media.result import MediaService
 from monitor.lab.media import LabTurn
-from monitor.model import MediaService, Reason
+from monitor.model import Reason
+from monitor.net import NetError
 from tests.support.coturn import rest_credentials
 from tests.support.media import COOKIE, turn
 
@@ -38,10 +40,10 @@ async def test_a_hostile_stun_server_ends_in_a_reason(
 ) -> None:
     port = await start_hostile(hostile, answer)
     service = MediaService("stun", "127.0.0.1", port, "udp", "config.js")
-    with pytest.raises(MediaError) as failed:
+    with pytest.raises(NetError) as failed:
         await binding(service, "127.0.0.1", 0.4)
     assert failed.value.reason is stun_reason
-    with pytest.raises(MediaError) as failed:
+    with pytest.raises(NetError) as failed:
         await allocate(turn(port), "127.0.0.1", "u", "p", None, 0.4)
     assert failed.value.reason is turn_reason
 

@@ -19,11 +19,14 @@ import typing
 import pytest
 
 from monitor.checks.media import parse_stun_urls
+from monitor.checks.media.relay_report import RelayReport
+from monitor.checks.media.result import MediaReport
+from monitor.checks.media.rows import TURN_RELAY
 from monitor.config import parse_config
 from monitor.lab import LabServer, servers_yaml
 from monitor.lab.media import LabTurn, hostile_services, rest_services
 from monitor.metrics import Exposition
-from monitor.model import Check, MediaReport, Reason, ServerReport
+from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 from tests.support.lab import Lab
@@ -74,13 +77,13 @@ async def test_a_hostile_answer_is_bounded_and_refused(lab: Lab, nxdomain_dns: s
     assert "credentials too long" in refused
     assert "\u202e" not in refused
     assert "\\u202egro.example" in refused
-    # a public server's private addresses are not probed, and get no credentials
+    # a public server's non-public addresses are not probed, and get no credentials
     hosts = {s.host for s in media.services}
     probed = {p.service.host for p in media.probes}
-    assert "10.1.2.3" in hosts
-    assert "10.1.2.3" not in probed
-    assert "169.254.169.254" not in probed
-    assert "private" in refused or "private" in result(report, Check.TURN)[1]
+    assert "127.0.0.2" in hosts
+    assert "127.0.0.2" not in probed
+    assert "127.0.0.3" not in probed
+    assert "loopback" in refused or "loopback" in result(report, Check.TURN)[1]
     # the names that look fine do not resolve (the test's DNS knows none)
     assert {p.reason for p in media.probes} <= {Reason.STUN_ERROR, Reason.TURN_ERROR}
     assert result(report, Check.STUN)[0] is Reason.STUN_ERROR
@@ -205,6 +208,29 @@ async def test_verdicts_are_carried_between_their_runs(lab: Lab) -> None:
     assert reason is result(first, Check.TURN)[0]
     assert "as of" in detail
     assert detail.endswith("; media is probed every 10 min)")
+    # the relay test of a service that did not allocate: not tried, and carried
+    reason, detail = result(second, TURN_RELAY)
+    assert reason is Reason.SKIPPED
+    assert "not tried: the allocation failed (turn_refused)" in detail
+    assert second.result(RelayReport) is first.result(RelayReport)
+
+
+async def test_the_labs_relay_is_carried_and_shown(lab: Lab) -> None:
+    server = await lab(media=True)
+    cfg = yaml(server, media="    media: {interval: 10m}\n")
+    first, second = await rounds(cfg, 2)
+    assert result(first, TURN_RELAY)[0] is Reason.OK
+    assert result(second, TURN_RELAY)[0] is Reason.OK
+    assert "as of" in result(second, TURN_RELAY)[1]
+    relayed = second.result(RelayReport)
+    assert relayed is not None
+    assert [p.reason for p in relayed.probes] == [Reason.OK]
+    state = State()
+    state.set_targets(parse_config(cfg).targets())
+    state.record(second)
+    text = Exposition(state).render().decode()
+    assert "jitsi_turn_relay_rtt_seconds{" in text
+    assert 'jitsi_check_success{check="turn_relay",' in text
 
 
 def test_google_stun_servers_from_config_js() -> None:
@@ -233,8 +259,11 @@ async def test_the_labs_simulated_turn_server(lab: Lab) -> None:
     (report,) = await rounds(servers_yaml([server]))
     assert result(report, Check.STUN)[0] is Reason.OK
     assert result(report, Check.TURN)[0] is Reason.OK
+    assert result(report, TURN_RELAY)[0] is Reason.OK
     assert server.turn is not None
-    assert server.turn.allocations == 1
+    # One for turn, two for turn_relay; all three released.
+    assert server.turn.allocations == 3
+    assert server.turn.relayed == {}
     assert report.result(MediaReport) is not None
     (turn,) = [s for s in report.result(MediaReport).services if s.type == "turn"]
     assert turn.credentials

@@ -189,8 +189,13 @@ def test_non_string_fields_are_not_strings() -> None:
              disableIframeAPI: 'yes', p2p: { enabled: 1, stunServers: 'stun:x' },
              tokenAuthUrl: null };"""
     found = outcome(js)
-    assert found.reason is Reason.NO_SIGNALLING_URL
+    # hosts.domain is there but is a number: what the browser would use, so a failure
+    assert found.reason is Reason.CONFIGJS_BAD_HOST
+    assert found.detail == "config.js sets hosts.domain to a number, which is not a host name"
     assert found.facts == ConfigFacts()
+    js = js.replace("domain: 42, muc: ['conference.x']", "domain: 'x'")
+    found = outcome(js)
+    assert found.reason is Reason.NO_SIGNALLING_URL
     assert "(websocket is a number) (bosh is an object)" in found.detail
 
 
@@ -211,10 +216,15 @@ def test_strings_are_bounded() -> None:
     long = "a" * 5000
     js = f"var config = {{ websocket: 'wss://x/{long}', bosh: '/http-bind',"
     js += f" hosts: {{ domain: '{long}.example', muc: 'a b' }} }};"
-    found = facts(js)
-    assert found.websocket is None
-    assert found.bosh == "https://meet.example.org/http-bind"
-    assert (found.domain, found.muc) == (None, None)
+    found = outcome(js)
+    assert found.reason is Reason.CONFIGJS_BAD_HOST
+    assert found.detail == (
+        "config.js sets hosts.domain to a string of 5008 characters, which is not a host name"
+    )
+    assert found.facts is not None
+    assert found.facts.websocket is None
+    assert found.facts.bosh == "https://meet.example.org/http-bind"
+    assert (found.facts.domain, found.facts.muc) == (None, None)
 
 
 def test_stun_servers_are_bounded() -> None:
@@ -230,11 +240,15 @@ def test_escapes_and_unicode() -> None:
     js = r"""var config = { tokenAuthUrl: 'https://lms.example/it\'s',
              bosh: "https://meet.example.org/http\u002Dbind",
              websocket: 'wss://x/\ud83d\ude00', hosts: { domain: '\ud800' } };"""
-    found = facts(js)
+    found = facts(js.replace("domain: '\\ud800'", "domain: 'x'"))
     assert found.token_auth_url == "https://lms.example/it's"
     assert found.bosh == "https://meet.example.org/http-bind"
     assert found.websocket == "wss://x/\U0001f600"
-    assert found.domain is None, "a lone surrogate is not a host name"
+    refused = outcome(js)
+    assert refused.reason is Reason.CONFIGJS_BAD_HOST, "a lone surrogate is not a host name"
+    assert refused.facts is not None
+    assert refused.facts.domain is None
+    assert "hosts.domain" in refused.detail
 
 
 def test_byte_order_mark_and_nul() -> None:
@@ -398,3 +412,59 @@ def test_never_raises_on_arbitrary_input(text: str) -> None:
 @given(st.binary(max_size=500))
 def test_never_raises_on_arbitrary_bytes(data: bytes) -> None:
     assert isinstance(outcome(data, SHORT), Verdict)
+
+
+# -- a value that is there but unusable is a failure, never a default ---------------
+
+_SSI_RAW = 'conference.<!--# echo var="subdomain" default="" -->meet.example'
+
+
+@pytest.mark.parametrize("key", ["domain", "muc", "anonymousdomain", "authdomain", "focus"])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (
+            "'conference.' + '<!--# echo var=\"subdomain\" default=\"\" -->' + 'meet.example'",
+            f"'{_SSI_RAW}'",
+        ),
+        ("'<b>meet.example</b>'", "'<b>meet.example</b>'"),
+        ("'meet example'", "'meet example'"),
+        ("'meet.example\\x1b[31m\\n'", "'meet.example\\x1b[31m\\n'"),
+        ("7", "a number"),
+        ("{}", "an object"),
+    ],
+)
+def test_an_unusable_host_fails_configjs(key: str, value: str, shown: str) -> None:
+    hosts = {"domain": "'meet.example'", key: value}
+    body = ", ".join(f"{k}: {v}" for k, v in hosts.items())
+    found = outcome(f"var config = {{ hosts: {{ {body} }}, websocket: 'wss://meet.example/ws' }};")
+    assert found.reason is Reason.CONFIGJS_BAD_HOST
+    assert found.detail.startswith(f"config.js sets hosts.{key} to {shown}, which is not a host")
+    assert "names no" not in found.detail
+    assert found.facts is not None
+    assert getattr(found.facts, key) is None
+    if key == "muc":  # never Jitsi's default in its place
+        assert (found.facts.muc, found.facts.muc_fallback) == (None, False)
+    hinted = "`ssi on;`" in found.detail
+    assert hinted == ("<!--#" in shown)
+
+
+def test_the_value_is_quoted_escaped_and_bounded() -> None:
+    long = "\u202e" + "<x>" * 200
+    found = outcome(f"var config = {{ hosts: {{ muc: '{long}' }}, bosh: '/http-bind' }};")
+    assert found.reason is Reason.CONFIGJS_BAD_HOST
+    assert len(found.detail) <= 300
+    assert "'\\u202e<x><x>" in found.detail
+    assert "\u202e" not in found.detail
+    assert "<x>...'" in found.detail, "cut, and the cut is marked"
+
+
+@pytest.mark.parametrize("unset", ["", "muc: null,", "muc: '',", "muc: undefined,"])
+def test_only_an_unset_muc_gets_the_default(unset: str) -> None:
+    found = outcome(
+        f"var config = {{ hosts: {{ {unset} domain: 'meet.example' }}, bosh: '/http-bind' }};"
+    )
+    assert found.reason is Reason.OK
+    assert found.facts is not None
+    assert (found.facts.muc, found.facts.muc_fallback) == ("conference.meet.example", True)
+    assert found.detail == "config.js names no hosts.muc: conference.meet.example assumed"

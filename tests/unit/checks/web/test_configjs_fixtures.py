@@ -275,3 +275,60 @@ async def test_muc_fallback_is_reported(start_site: StartSite, probe: Probe) -> 
     assert config["muc"] == "conference.meet.example.org"
     assert config["muc_fallback"] is True
     assert config["p2p"] == {"enabled": None, "stun_servers": []}
+
+
+# -- served with the SSI template raw (no `ssi on;` for config.js) -----------------
+
+
+async def signalling_ladder(url: str) -> ServerReport:
+    """The whole ladder, signalling included, as a monitored server gets it."""
+    cfg = make_config(f"servers:\n  - name: s\n    url: {url}\n    kind: self_hosted\n")
+    runner = Runner(cfg)
+    try:
+        return await runner.run_now(cfg.targets()[0])
+    finally:
+        await runner.close()
+
+
+def bad_host(report: ServerReport, key: str) -> str:
+    check = report.check(Check.CONFIGJS)
+    assert check is not None
+    assert check.reason is Reason.CONFIGJS_BAD_HOST, check.detail
+    assert f"hosts.{key} to '" in check.detail
+    assert "`ssi on;`" in check.detail
+    assert "names no" not in check.detail
+    return check.detail
+
+
+@pytest.mark.parametrize(
+    ("names", "key", "value"),
+    [
+        (("debian-2021.js",), "muc", 'conference.<!--# echo var="subdomain" default="" -->'),
+        (
+            ("docker-2026-system.js", "docker-2026-settings.js"),
+            "muc",
+            'muc.<!--# echo var="subdomain" default="" --.meet.jitsi',
+        ),
+    ],
+)
+async def test_raw_ssi_template_fails_configjs(
+    start_site: StartSite, names: tuple[str, ...], key: str, value: str
+) -> None:
+    site = await start_site(jitsi_site(fixture(*names), with_ssi=False))
+    report = await signalling_ladder(site.url)
+    assert value in bad_host(report, key)
+    config = report.result(WebResult).config
+    assert config is not None
+    assert (config.muc, config.muc_fallback) == (None, False), "no default stands in for it"
+    # the join is never tried, let alone passed with conference.<domain>
+    for check in (Check.SIGNALLING, Check.MUC):
+        result = report.check(check)
+        assert result is not None
+        assert result.reason is Reason.SKIPPED
+    assert not report.up
+
+
+async def test_the_same_files_processed_pass_configjs(start_site: StartSite, probe: Probe) -> None:
+    for body in (fixture("debian-2021.js"), fixture("docker-2026-system.js")):
+        _, report = await served(start_site, probe, body, "acme/")
+        assert facts_of(report).muc is not None

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_PROBLEMS", "SourceStatus"]
+__all__ = ["MAX_PROBLEMS", "SourceHealth"]
 
 # Entries a source skipped that are kept to show (the count is kept whole).
 MAX_PROBLEMS = 10
 
 
 @dataclass
-class SourceStatus:
+class SourceHealth:
     """One source's last read: when it last worked, what went wrong, what it gives."""
 
     name: str

@@ -6,7 +6,7 @@ import gc
 import time
 import weakref
 
-from monitor.memory import QuietGc
+from monitor.gc_freeze import QuietGc
 
 
 class Node:

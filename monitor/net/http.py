@@ -9,7 +9,7 @@ client's policy, not the network layer's.
 
 Everything a server sends is treated as hostile: header and body sizes are
 capped, compressed bodies are inflated only up to the cap, and every failure
-becomes a ``FetchError`` carrying a reason code from the closed set.
+becomes a ``NetError`` carrying a reason code from the closed set.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urljoin, urlsplit
 
+from monitor import escape
 from monitor.ladder import HTTP_PHASES
 from monitor.model import CertInfo, Phase, Reason
 from monitor.net import (
@@ -36,10 +37,10 @@ from monitor.net import (
     open_connection,
     tls_failure,
 )
+from monitor.net.addresses import Reach
 
 __all__ = [
     "Fetch",
-    "FetchError",
     "HttpClient",
     "Response",
     "make_ssl_context",
@@ -52,11 +53,6 @@ MAX_HEADERS: Final = 100
 REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _DIGITS: Final = re.compile(r"[0-9]{1,18}")
 _HEX: Final = re.compile(rb"[0-9A-Fa-f]{1,15}")
-
-
-# A request failed for a reason on the server's side (or the network's): the
-# network layer's one error class, under the name the web probe knows.
-FetchError = NetError
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +106,11 @@ class HttpClient:
         max_body_bytes: int,
         max_redirects: int,
         confine_to: str | None = None,
+        reach: Reach | None = None,
     ) -> None:
         self._resolver = resolver
+        # Which addresses a request may go to, redirects included (monitor.net.addresses).
+        self._reach = reach
         # An origin (scheme://host:port) no request may leave, redirects included.
         self._confine = confine_to
         self._ssl = ssl_context
@@ -139,7 +138,7 @@ class HttpClient:
     async def _connect(self, scheme: str, host: str, port: int, fetch: Fetch) -> Connection:
         tls = self._ssl if scheme == "https" else None
         conn = await open_connection(
-            self._resolver, host, port, fetch, tls=tls, limit=MAX_HEADER_BYTES
+            self._resolver, host, port, fetch, tls=tls, limit=MAX_HEADER_BYTES, reach=self._reach
         )
         if self.connect_rtt is None:
             self.connect_rtt = conn.rtt
@@ -153,14 +152,20 @@ class HttpClient:
         fetch = fetch or Fetch()
         seen = 0
         while True:
-            response = await self._get_once(url, fetch)
+            try:
+                response = await self._get_once(url, fetch)
+            except NetError as exc:
+                if exc.reason is Reason.PRIVATE_ADDRESS:
+                    shown = escape.plain(_safe_url(url), 200)
+                    raise NetError(exc.reason, f"{shown}: {exc.detail}") from None
+                raise
             location = response.header("location")
             if response.status not in REDIRECTS or not location:
                 fetch.response = response
                 return fetch
             seen += 1
             if seen > self._max_redirects:
-                raise FetchError(
+                raise NetError(
                     Reason.TOO_MANY_REDIRECTS,
                     f"more than {self._max_redirects} redirects (last to {_safe_url(location)})",
                 )
@@ -169,11 +174,11 @@ class HttpClient:
                 parts = urlsplit(next_url)
                 _ = parts.port  # raises on a bad port
             except ValueError:
-                raise FetchError(Reason.PROTOCOL_ERROR, "redirect to a malformed URL") from None
+                raise NetError(Reason.PROTOCOL_ERROR, "redirect to a malformed URL") from None
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise FetchError(Reason.PROTOCOL_ERROR, "redirect to a URL that is not HTTP(S)")
+                raise NetError(Reason.PROTOCOL_ERROR, "redirect to a URL that is not HTTP(S)")
             if self._confine is not None and origin_of(next_url) != self._confine:
-                raise FetchError(
+                raise NetError(
                     Reason.PROTOCOL_ERROR,
                     f"redirect to another origin ({_safe_url(next_url)}); "
                     "a server probed by URL is probed on its own origin only",
@@ -198,7 +203,7 @@ class HttpClient:
         if conn is not None:
             try:
                 return await self._exchange(conn, key, request, url, fetch)
-            except FetchError as exc:
+            except NetError as exc:
                 # An idle connection the server closed meanwhile: retry once, fresh.
                 if exc.reason is not Reason.CONNECTION_CLOSED:
                     raise
@@ -225,9 +230,9 @@ class HttpClient:
             end = time.monotonic() if last is None else min(last, time.monotonic())
             fetch.add("transfer", max(0.0, end - t1))
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
-            raise FetchError(Reason.CONNECTION_CLOSED, f"connection closed early: {exc}") from None
+            raise NetError(Reason.CONNECTION_CLOSED, f"connection closed early: {exc}") from None
         except OSError as exc:
-            raise FetchError(Reason.CONNECTION_CLOSED, f"connection failed: {exc}") from None
+            raise NetError(Reason.CONNECTION_CLOSED, f"connection failed: {exc}") from None
         finally:
             if reusable and key not in self._idle:
                 self._idle[key] = conn
@@ -243,10 +248,10 @@ class HttpClient:
         while True:
             line = await self._readline(reader)
             if not line:
-                raise FetchError(Reason.CONNECTION_CLOSED, "server closed the connection")
+                raise NetError(Reason.CONNECTION_CLOSED, "server closed the connection")
             parts = line.split(None, 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-                raise FetchError(Reason.PROTOCOL_ERROR, f"not an HTTP/1.x response: {line[:60]!r}")
+                raise NetError(Reason.PROTOCOL_ERROR, f"not an HTTP/1.x response: {line[:60]!r}")
             status = int(parts[1])
             http10 = parts[0] == b"HTTP/1.0"
             headers: list[tuple[str, str]] = []
@@ -255,14 +260,14 @@ class HttpClient:
                 raw = await self._readline(reader)
                 total += len(raw)
                 if total > MAX_HEADER_BYTES or len(headers) >= MAX_HEADERS:
-                    raise FetchError(Reason.PROTOCOL_ERROR, "response headers are too large")
+                    raise NetError(Reason.PROTOCOL_ERROR, "response headers are too large")
                 if raw in (b"\r\n", b"\n"):
                     break
                 if not raw:
-                    raise FetchError(Reason.CONNECTION_CLOSED, "connection closed in the headers")
+                    raise NetError(Reason.CONNECTION_CLOSED, "connection closed in the headers")
                 name, sep, value = raw.decode("latin-1").partition(":")
                 if not sep:
-                    raise FetchError(Reason.PROTOCOL_ERROR, "malformed response header")
+                    raise NetError(Reason.PROTOCOL_ERROR, "malformed response header")
                 headers.append((name.strip().lower(), value.strip()))
             if 100 <= status < 200:  # interim response: the real one follows
                 continue
@@ -275,7 +280,7 @@ class HttpClient:
         try:
             return await reader.readuntil(b"\n")
         except asyncio.LimitOverrunError:
-            raise FetchError(Reason.PROTOCOL_ERROR, "response header line is too long") from None
+            raise NetError(Reason.PROTOCOL_ERROR, "response header line is too long") from None
         except asyncio.IncompleteReadError as exc:
             return exc.partial
 
@@ -294,14 +299,14 @@ class HttpClient:
             # by chunks, then never reuse the connection.
             return await self._read_chunked(reader, cap), keep and not lengths
         if len(lengths) > 1:
-            raise FetchError(Reason.PROTOCOL_ERROR, "conflicting Content-Length headers")
+            raise NetError(Reason.PROTOCOL_ERROR, "conflicting Content-Length headers")
         if lengths:
             length = lengths.pop()
             if not _DIGITS.fullmatch(length):
-                raise FetchError(Reason.PROTOCOL_ERROR, f"bad Content-Length {length[:20]!r}")
+                raise NetError(Reason.PROTOCOL_ERROR, f"bad Content-Length {length[:20]!r}")
             size = int(length)
             if size > cap:
-                raise FetchError(
+                raise NetError(
                     Reason.BODY_TOO_LARGE, f"body of {size} bytes is over the cap of {cap} bytes"
                 )
             return await reader.readexactly(size), keep
@@ -313,7 +318,7 @@ class HttpClient:
             chunks.append(data)
             total += len(data)
         if total > cap:
-            raise FetchError(Reason.BODY_TOO_LARGE, f"body is over the cap of {cap} bytes")
+            raise NetError(Reason.BODY_TOO_LARGE, f"body is over the cap of {cap} bytes")
         return b"".join(chunks), False
 
     async def _read_chunked(self, reader: asyncio.StreamReader, cap: int) -> bytes:
@@ -322,10 +327,10 @@ class HttpClient:
         while True:
             line = await self._readline(reader)
             if not line:
-                raise FetchError(Reason.CONNECTION_CLOSED, "connection closed in a chunked body")
+                raise NetError(Reason.CONNECTION_CLOSED, "connection closed in a chunked body")
             size_text = line.split(b";", 1)[0].strip()
             if not _HEX.fullmatch(size_text):
-                raise FetchError(Reason.PROTOCOL_ERROR, "malformed chunk size")
+                raise NetError(Reason.PROTOCOL_ERROR, "malformed chunk size")
             size = int(size_text, 16)
             if size == 0:
                 while (await self._readline(reader)) not in (b"\r\n", b"\n", b""):
@@ -333,7 +338,7 @@ class HttpClient:
                 return b"".join(chunks)
             total += size
             if total > cap:
-                raise FetchError(Reason.BODY_TOO_LARGE, f"body is over the cap of {cap} bytes")
+                raise NetError(Reason.BODY_TOO_LARGE, f"body is over the cap of {cap} bytes")
             chunks.append(await reader.readexactly(size))
             await self._readline(reader)
 
@@ -341,7 +346,7 @@ class HttpClient:
         if encoding in ("identity", ""):
             return body
         if encoding not in ("gzip", "x-gzip", "deflate"):
-            raise FetchError(Reason.PROTOCOL_ERROR, f"unsupported Content-Encoding {encoding!r}")
+            raise NetError(Reason.PROTOCOL_ERROR, f"unsupported Content-Encoding {encoding!r}")
         # 47: gzip or zlib header; deflate is sometimes sent raw (-15).
         tries = (47,) if "gzip" in encoding else (47, -15)
         for wbits in tries:
@@ -351,12 +356,12 @@ class HttpClient:
             except zlib.error:
                 continue
             if len(out) > self._max_body:
-                raise FetchError(
+                raise NetError(
                     Reason.BODY_TOO_LARGE,
                     f"inflated body is over the cap of {self._max_body} bytes",
                 )
             return out
-        raise FetchError(Reason.PROTOCOL_ERROR, f"cannot decode a {encoding} body")
+        raise NetError(Reason.PROTOCOL_ERROR, f"cannot decode a {encoding} body")
 
 
 def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
