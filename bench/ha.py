@@ -13,6 +13,12 @@ receiver never got: must be 0), duplicates (ids received twice: at least once).
 Then the cost, over a quiet window: database transactions per minute of two
 instances (``pg_stat_database.xact_commit``; one heartbeat statement is one
 transaction), and the CPU of the leader against a ``serve`` without ``ha``.
+
+The transactions do not grow with the fleet (one row; a heartbeat per
+instance, a write per change); one write does. ``--sizes 1000,10000`` times,
+for a state of that many servers (in pools of ten, a smoothed round trip
+each, 100 pending events): the state document's bytes, the CPU to build it,
+and a fenced write and a follower's read of it on the same PostgreSQL.
 """
 
 from __future__ import annotations
@@ -38,8 +44,14 @@ from bench.common import ROOT, ms, proc_cpu_seconds, summary
 
 sys.path.insert(0, str(ROOT))
 
+from monitor.ha.settings import HaSettings
+from monitor.ha.store import Store
 from monitor.lab import LabOptions, LabServer, servers_yaml
+from monitor.moodle.database import Password, parse_dsn
+from monitor.selector import PoolSettings
+from monitor.state import State, state_data
 from tests.support.databases import MONITOR_PASSWORD, MONITOR_USER, Database, postgresql
+from tests.support.metrics import targets
 
 
 class Receiver:
@@ -221,6 +233,51 @@ async def run(kills: int, quiet: float) -> dict[str, Any]:
     return figures
 
 
+async def store_cost(sizes: list[int], rounds: int = 10) -> dict[str, dict[str, float]]:
+    """One store's cost at each fleet size: bytes, CPU to build, write and read times."""
+    out: dict[str, dict[str, float]] = {}
+    with postgresql() as db:
+        db.execute(f"GRANT CREATE ON SCHEMA public TO {MONITOR_USER}")
+        settings = HaSettings(parse_dsn(db.dsn), Password(MONITOR_PASSWORD), 15.0, "bench")
+        store = Store(settings)
+        await store.open()
+        taken = await store.try_lead()
+        assert taken is not None
+        epoch = taken[0]
+        for size in sizes:
+            state = State()
+            names = [f"s{i:05d}" for i in range(size)]
+            state.set_targets(targets(*names))
+            state.set_pools(
+                [PoolSettings(f"p{i:04d}", tuple(names[i : i + 10])) for i in range(0, size, 10)]
+            )
+            for i, name in enumerate(names):
+                state.rtt_tcp_connect[name] = 0.01 + i % 97 / 1000
+            state.outbox.set_sinks({"hook": "webhook"})
+            for i in range(100):
+                state.outbox.add(f"p{i:04d}", 1.0 + i, {"chosen": names[i], "detail": "x" * 80})
+            builds, writes, reads = [], [], []
+            text = ""
+            for _ in range(rounds):
+                c0 = time.process_time()
+                text = json.dumps(state_data(state))
+                builds.append(time.process_time() - c0)
+                t0 = time.monotonic()
+                assert await store.write_state(epoch, text)
+                writes.append(time.monotonic() - t0)
+                t0 = time.monotonic()
+                await store.read_state()
+                reads.append(time.monotonic() - t0)
+            out[str(size)] = {
+                "bytes": float(len(text)),
+                "build cpu p50": summary(builds)["p50"],
+                "write p50": summary(writes)["p50"],
+                "read p50": summary(reads)["p50"],
+            }
+        await store.close()
+    return out
+
+
 async def _is(serve: Serve, session: aiohttp.ClientSession, role: str) -> bool:
     return await serve.role(session) == role
 
@@ -234,7 +291,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--quiet", type=float, default=60.0, help="the cost window, seconds")
+    parser.add_argument("--sizes", default="", help="only the cost of one store: 1000,10000")
     args = parser.parse_args()
+    if args.sizes:
+        costs = asyncio.run(store_cost([int(n) for n in args.sizes.split(",")]))
+        for size, c in costs.items():
+            print(
+                f"{size} servers: {c['bytes'] / 1024:.0f} KiB, build {ms(c['build cpu p50'], 1)} "
+                f"CPU, write {ms(c['write p50'], 1)}, read {ms(c['read p50'], 1)}"
+            )
+        return
     figures = asyncio.run(run(args.kills, args.quiet))
     t = figures["takeover"]
     print(f"lease {LEASE:g} s, {int(t['count'])} kills")
