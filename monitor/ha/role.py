@@ -116,8 +116,11 @@ class HaRole:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.acting() and self._written < self._want:
-            with contextlib.suppress(Exception):  # logged by nobody: stop goes on
+            try:
                 await self._store_once()
+            except Exception as exc:  # the next leader goes on from the last stored state
+                why = exc.detail if isinstance(exc, HaError) else type(exc).__name__
+                log.warning("ha: the last changes were not stored at stop (%s)", why)
         self.role = "follower"
         if self._store is not None:
             with contextlib.suppress(TimeoutError):
