@@ -99,6 +99,9 @@ class Notifier:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._closing = asyncio.Event()
+        # With HA (monitor.ha): awaited before each delivery; True once the event
+        # is stored and this instance leads, False to wait until start() wakes it.
+        self.ready: Callable[[], Awaitable[bool]] | None = None
 
     def configure(self, webhooks: list[Webhook], command: list[str]) -> None:
         """Adopt the sinks of a (re)loaded config; call ``outbox.restore`` after the first."""
@@ -159,6 +162,15 @@ class Notifier:
                 wake.clear()
                 await wake.wait()
                 continue
+            if self.ready is not None:
+                wake = self._wake[key]
+                wake.clear()
+                if not await self.ready():
+                    await wake.wait()
+                    continue
+                event = self.outbox.head(key)  # the outbox may have changed meanwhile
+                if event is None:
+                    continue
             try:
                 result = await self._deliver(key, event)
                 if result == "failed":

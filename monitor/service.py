@@ -36,6 +36,10 @@ from monitor.config.reload import restart_only_changes
 from monitor.config.yaml_reader import beside_the_loop
 from monitor.decisions import Decisions
 from monitor.domain import Target
+from monitor.ha.decisions import HaDecisions
+from monitor.ha.role import HaRole
+from monitor.ha.settings import HaSettings, default_instance
+from monitor.ha.store import HaError
 from monitor.history import History, Limits, open_history, pool_record, report_record
 from monitor.moodle.follow import follow
 from monitor.moodle.sink import SINK, MoodleSwitch
@@ -141,6 +145,7 @@ class Service:
         self._status_runner: web.AppRunner | None = None
         self.history: History | None = None
         self._switch: MoodleSwitch | None = None
+        self.ha: HaRole | None = None  # with an ha block: leader or follower (monitor.ha)
 
     # -- start ---------------------------------------------------------------
 
@@ -164,7 +169,9 @@ class Service:
         state.set_targets(targets)
         state.set_pools(pools)
         state.outbox = Outbox(max_age=cfg.notify.max_age, max_pending=cfg.notify.max_pending)
-        self.state_path = cfg.state_path(spec)
+        # With HA the database keeps the state (every instance shares it), not a file.
+        await self._open_ha()
+        self.state_path = None if self.ha is not None else cfg.state_path(spec)
         self.notifier = Notifier(
             state.outbox,
             user_agent=user_agent(cfg.contact),
@@ -188,7 +195,12 @@ class Service:
         self.pages = Pages(state, cfg.status, self.history)
         self.runner = Runner(cfg)
         self.ondemand = OnDemand(self.runner, self.sources.merged())
-        self.decisions = Decisions(state, notify=self._notify, save=self.persist)
+        if self.ha is not None:
+            self.decisions = HaDecisions(self.ha, state, notify=self._notify, save=self.persist)
+            self.notifier.ready = self.ha.ready
+            self.ha.on_lead = self._lead
+        else:
+            self.decisions = Decisions(state, notify=self._notify, save=self.persist)
         self.scheduler = Scheduler(self.runner, state, self.decisions)
         # Users' round trips from the LMS page; ``nearest: users`` pools score by them.
         self.beacons = state.users = Beacons(state, _beacon_policy(cfg))
@@ -213,6 +225,8 @@ class Service:
         self.scheduler.start(targets)
         self.sources.start()
         self.notifier.start()  # events a stop left in the outbox go first
+        if self.ha is not None:
+            self.ha.start()
         self._tasks.append(asyncio.ensure_future(self._keep_saving()))
         part = f" (shard {spec} of the config's {len(cfg.servers)})" if spec else ""
         log.info(
@@ -223,6 +237,46 @@ class Service:
             self.host,
             self.port,
         )
+
+    async def _open_ha(self) -> None:
+        """With an ha block: connect to its database now (a wrong one is a StartError)."""
+        block = self.cfg.ha
+        if block is None:
+            return
+        if self.spec is not None:
+            # Every instance shares one state: a static shard would judge other pools' halves.
+            raise StartError(
+                "ha and shard (or --shard) do not go together: every HA instance probes "
+                "all servers (ha.shards is for spreading them, see docs/ha.md)"
+            )
+        try:
+            password = self.cfg.ha_password()
+        except ValueError as exc:
+            raise StartError(str(exc)) from None
+        settings = HaSettings(
+            dsn=block.dsn(),
+            password=password,
+            lease=block.lease,
+            instance=block.instance or default_instance(),
+            shards=block.shards,
+        )
+        role = HaRole(settings, self.state)
+        try:
+            await role.open()
+        except HaError as exc:
+            raise StartError(f"ha.database {settings.dsn.shown}: {exc.detail}") from None
+        self.ha = self.state.ha = role
+        log.info(
+            "ha: instance %s on %s (lease %gs); a follower until it takes the lead",
+            settings.instance,
+            settings.dsn.shown,
+            settings.lease,
+        )
+
+    def _lead(self) -> None:
+        """This instance took the lead: deliver what the last leader left, judge every pool."""
+        self.notifier.start()
+        self.decisions.take(self.state.select(None, time.time()))
 
     def _fd_budget(self) -> FdBudget:
         """Raise the open-file limit and split it between probing and serving (logged)."""
@@ -466,6 +520,8 @@ class Service:
         for handle in self._soon:
             handle.cancel()
         self.persist()
+        if self.ha is not None:
+            await self.ha.close()  # the last changes stored, then the locks let go
         if self.history is not None:
             await self.history.close()
         await self.ondemand.close()
@@ -477,7 +533,11 @@ class Service:
     # -- persist -------------------------------------------------------------
 
     def persist(self) -> None:
-        """Write the state file now (when there is one); a failure is logged, never raised."""
+        """Write the state file now (when there is one); a failure is logged, never raised.
+
+        With HA the state goes to the database instead (soon, by the leader only)."""
+        if self.ha is not None:
+            self.ha.changed()
         if self.state_path is None:
             return
         try:

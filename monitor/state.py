@@ -29,11 +29,16 @@ from monitor.statefile import UnusableFile, move_aside, read_json_bounded, write
 __all__ = [
     "EWMA_ALPHA",
     "HISTORY_UNUSABLE",
+    "HaHealth",
     "HistoryHealth",
     "State",
     "UserTimings",
     "load_state",
+    "restore_decisions",
+    "restore_pools",
+    "restore_rtts",
     "save_state",
+    "state_data",
 ]
 
 # Weight of a new sample in the smoothed round trip: one noisy sample moves
@@ -53,6 +58,25 @@ class HistoryHealth(Protocol):
     def dropped(self) -> int: ...
     @property
     def errors(self) -> int: ...
+
+
+class HaHealth(Protocol):
+    """What /healthz and the metrics show of high availability (``monitor.ha.role.HaRole``)."""
+
+    @property
+    def role(self) -> str: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def instance(self) -> str: ...
+    @property
+    def leader(self) -> str: ...
+    @property
+    def shards(self) -> list[int]: ...
+    @property
+    def instances(self) -> int: ...
+    @property
+    def database_up(self) -> bool: ...
 
 
 class UserTimings(Protocol):
@@ -106,6 +130,8 @@ class State:
     moodle: MoodleStatus | None = None
     # The history writer when serve keeps history (monitor.history).
     history: HistoryHealth | None = None
+    # High availability when serve runs with an ha block (monitor.ha).
+    ha: HaHealth | None = None
     # Browser beacons when serve takes them (monitor.beacon): the score of a
     # ``nearest: users`` pool's members where enough users timed them.
     users: UserTimings | None = None
@@ -212,7 +238,12 @@ _CHANGES: Final = frozenset(c.value for c in PoolChange)
 def save_state(state: State, path: Path) -> None:
     """Write pool choices and smoothed RTTs, atomically and never through a
     planted link (``monitor.statefile.write_json_atomic``)."""
-    data = {
+    write_json_atomic(path, state_data(state))
+
+
+def state_data(state: State) -> dict[str, object]:
+    """What the state file holds (HA keeps the same in its database: ``monitor.ha``)."""
+    return {
         "version": _VERSION,
         "saved_at": time.time(),
         "rtt_tcp_connect": state.rtt_tcp_connect,
@@ -223,7 +254,6 @@ def save_state(state: State, path: Path) -> None:
         # them to the history again, which keeps each once (see Service.start).
         "decisions": [_decision_dict(d) for d in state.decisions],
     }
-    write_json_atomic(path, data)
 
 
 def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> str | None:
@@ -249,6 +279,15 @@ def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> st
     if not isinstance(data, dict) or data.get("version") != _VERSION:
         return f"{path} is not a state file of this version; starting afresh"
     now = time.time()
+    restore_rtts(state, data)
+    restore_pools(state, data.get("pools"), now + first_probes_within)
+    restore_decisions(state, data.get("decisions"))  # absent from state files of before
+    # Sinks first (the notifier configures them): the outbox keeps only theirs.
+    return state.outbox.restore(data.get("outbox"))
+
+
+def restore_rtts(state: State, data: dict[str, object]) -> None:
+    """Saved smoothed round trips of the servers still configured, each checked."""
     for key, store in (
         ("rtt_tcp_connect", state.rtt_tcp_connect),
         ("rtt_xmpp_ping", state.rtt_xmpp_ping),
@@ -257,7 +296,12 @@ def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> st
         for server, value in saved.items() if isinstance(saved, dict) else ():
             if server in state.targets and _finite(value) and 0 <= value < _MAX_RTT:
                 store[server] = float(value)
-    pools = data.get("pools")
+
+
+def restore_pools(state: State, pools: object, probes_by: float) -> None:
+    """Saved pool choices and timers, for the pools still configured, each number
+    checked and clamped; a restored choice waits for its members probed by ``probes_by``."""
+    now = time.time()
     for name, raw in pools.items() if isinstance(pools, dict) else ():
         pool = state.pools.get(name)
         if pool is None or not isinstance(raw, dict):
@@ -269,20 +313,21 @@ def load_state(state: State, path: Path, first_probes_within: float = 0.0) -> st
         timeouts = [state.targets[s].timeout for s in pool.servers if s in state.targets]
         state.pool_states[name] = PoolState(
             current=raw.get("current") if raw.get("current") in pool.servers else None,
-            wait_until=now + first_probes_within + max(timeouts, default=0.0),
+            wait_until=probes_by + max(timeouts, default=0.0),
             stale=raw.get("stale") is True,
             # a hold-down never runs longer than the pool's own setting from now
             hold_until=max(0.0, min(float(hold_until), now + pool.hold_down)),
             changed_at=max(0.0, min(float(changed_at), now)),
             failovers=_counts(failovers),
         )
-    decisions = data.get("decisions")  # absent from state files of before
+
+
+def restore_decisions(state: State, decisions: object) -> None:
+    """Saved latest decisions of the pools still configured, appended to ``state.decisions``."""
     for raw in decisions[: state.decisions.maxlen] if isinstance(decisions, list) else ():
         decision = _decision(raw, state)
         if decision is not None:
             state.decisions.append(decision)
-    # Sinks first (the notifier configures them): the outbox keeps only theirs.
-    return state.outbox.restore(data.get("outbox"))
 
 
 def _decision_dict(decision: Decision) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import click
 
 from monitor import escape
 from monitor.checks.jwt.settings import JwtSettings
-from monitor.cli.common import config_arg, load
+from monitor.cli.common import EXIT_CONFIG, config_arg, load
 from monitor.config import MonitorConfig, shard_of
 
 __all__ = ["summary", "validate"]
@@ -47,6 +48,13 @@ def summary(cfg: MonitorConfig) -> list[str]:
         shards = Counter(shard_of(cfg, spec.count).values())
         sizes = ", ".join(f"{i}: {shards.get(i, 0)}" for i in range(1, spec.count + 1))
         lines.append(f"shard {spec}: {shards.get(spec.index, 0)} servers here (per shard: {sizes})")
+    if cfg.ha is not None:
+        # Nothing is connected to: the database is first reached when serve starts.
+        name = cfg.ha.instance or "host name and pid"
+        lines.append(
+            f"ha: {cfg.ha.dsn().shown}, lease {cfg.ha.lease:g}s, instance {name} "
+            "(the database is checked when serve starts)"
+        )
     return lines
 
 
@@ -59,6 +67,12 @@ def validate(config: Path) -> None:
     pool and shard.
     """
     cfg = load(config)
+    try:
+        cfg.ha_password()  # a password file that cannot be read is found now, not at start
+    except ValueError as exc:
+        click.echo(f"{escape.plain(config)}: the config is not valid:", err=True)
+        click.echo(f"  {escape.plain(exc)}", err=True)
+        sys.exit(EXIT_CONFIG)
     first, *rest = summary(cfg)
     click.echo(f"{escape.plain(config)}: valid; {first}")
     for line in rest:

@@ -16,6 +16,7 @@ RESTART_ONLY = (
     "dns",
     "state_file",
     "history",
+    "ha",
     "status.listen",
     "notify.command_timeout",
     "probe.concurrency",

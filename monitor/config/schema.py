@@ -38,6 +38,7 @@ from monitor.checks.media.settings import MediaSettings, resolve_media
 from monitor.checks.signalling.settings import SignallingSettings, joins
 from monitor.checks.web.configjs import Limits
 from monitor.config.beacon import BeaconSettings
+from monitor.config.ha import HaConfig
 from monitor.config.moodle import MoodleConfig
 from monitor.config.pages import HistorySettings, StatusSettings
 from monitor.config.server_sources import ServerSourceConfig, check_labels
@@ -57,6 +58,7 @@ from monitor.config.values import (
 from monitor.config.webhook import Webhook
 from monitor.domain import Target, TokenKey
 from monitor.ladder import DEFAULT_REQUIRE
+from monitor.moodle.database import Password
 from monitor.selector import PoolSettings
 
 __all__ = [
@@ -487,6 +489,8 @@ class MonitorConfig(_Strict):
     status: StatusSettings = StatusSettings()
     # Moodle with mod_jitsi: its servers, its tokens and its switch (docs/moodle.md).
     moodle: MoodleConfig | None = None
+    # Several serve sharing one PostgreSQL: one leader decides (monitor.ha); off when absent.
+    ha: HaConfig | None = None
     # Users' round trips from the LMS page (/beacon.js, /beacon).
     beacon: BeaconSettings = BeaconSettings()
 
@@ -534,6 +538,10 @@ class MonitorConfig(_Strict):
             tag = f".shard-{shard.index}-of-{shard.count}"
             path = path.with_name(path.stem + tag + path.suffix)
         return path
+
+    def ha_password(self) -> Password | None:
+        """The ha block's database password, read now (ValueError saying what is wrong)."""
+        return None if self.ha is None else self.ha.password(self._base_dir)
 
     def history_path(self, shard: Shard | None = None) -> Path | None:
         """Where serve keeps its history; each shard of a fleet keeps its own file."""

@@ -285,6 +285,27 @@ class Exposition:
             ),
         }
 
+    def _ha(self, lo: list[tuple[str, str]]) -> dict[str, str]:
+        """High availability's lines; none when serve runs without an ha block."""
+        names = (
+            "jitsi_monitor_ha_leader",
+            "jitsi_monitor_ha_epoch",
+            "jitsi_monitor_ha_shards_owned",
+            "jitsi_monitor_ha_instances",
+            "jitsi_monitor_ha_database_up",
+        )
+        ha = self.state.ha
+        if ha is None:
+            return dict.fromkeys(names, "")
+        values = (
+            ha.role == "leader",
+            ha.epoch,
+            len(ha.shards),
+            ha.instances,
+            ha.database_up,
+        )
+        return {name: _line(name, lo, value) for name, value in zip(names, values, strict=True)}
+
     def _monitor(self, loc: str, openmetrics: bool) -> str:
         state = self.state
         lo = [("location", loc)]
@@ -316,5 +337,6 @@ class Exposition:
             **self._sources(lo),
             **self._history(lo),
             **moodle_lines(state.moodle, lo),
+            **self._ha(lo),
         }
         return "".join(f.header(openmetrics) + out[f.name] for f in MONITOR_FAMILIES)

@@ -146,4 +146,30 @@ MONITOR_FAMILIES: tuple[MetricFamily, ...] = (
         "counter",
         "Changes of mod_jitsi/server made outside the monitor (followed, never fought).",
     ),
+    # High availability (monitor.ha): only when serve runs with an ha block.
+    MetricFamily(
+        "jitsi_monitor_ha_leader",
+        "gauge",
+        "1 while this instance leads (decides and notifies), 0 while it follows.",
+    ),
+    MetricFamily(
+        "jitsi_monitor_ha_epoch",
+        "gauge",
+        "The leadership epoch: bumped each time an instance takes the lead.",
+    ),
+    MetricFamily(
+        "jitsi_monitor_ha_shards_owned",
+        "gauge",
+        "Shards of the servers this instance probes (1 without scale-out: all of them).",
+    ),
+    MetricFamily(
+        "jitsi_monitor_ha_instances",
+        "gauge",
+        "Instances connected to the HA database, as its last heartbeat saw them.",
+    ),
+    MetricFamily(
+        "jitsi_monitor_ha_database_up",
+        "gauge",
+        "1 while the HA database answered the last heartbeat, 0 when it did not.",
+    ),
 )

@@ -21,7 +21,7 @@ from monitor.config.pages import StatusSettings
 from monitor.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, Exposition
 from monitor.ondemand import Busy, OnDemand, Refused
 from monitor.server.beacon import add_beacon_routes
-from monitor.state import State
+from monitor.state import HaHealth, State
 from monitor.status import Pages
 from monitor.views import pool_dict, report_dict
 
@@ -203,8 +203,22 @@ async def _healthz(request: web.Request) -> web.Response:
             "config_reload_ok": state.config_reload_ok,
             "sources": [source.as_dict() for source in state.sources.values()],
             "moodle": state.moodle.as_dict() if state.moodle is not None else None,
+            **({} if state.ha is None else {"ha": _ha(state.ha)}),
         }
     )
+
+
+def _ha(ha: HaHealth) -> dict[str, object]:
+    """High availability on /healthz: this instance's role, the epoch, who leads."""
+    return {
+        "role": ha.role,
+        "epoch": ha.epoch,
+        "instance": ha.instance,
+        "leader": ha.leader or None,
+        "shards": ha.shards,
+        "instances": ha.instances,
+        "database": "up" if ha.database_up else "down",
+    }
 
 
 # JSON answers: every non-ASCII character escaped (monitor.escape.to_json).

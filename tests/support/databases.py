@@ -128,6 +128,10 @@ class Database:
     prefix: str
     process: subprocess.Popen[bytes]
     _admin: Any = field(repr=False)
+    # How to start the server again (``restart``): its command line, its log, a login.
+    _argv: list[str] = field(default_factory=list, repr=False)
+    _log: Path | None = field(default=None, repr=False)
+    _connect: Any = field(default=None, repr=False)
 
     @property
     def dsn(self) -> str:
@@ -215,6 +219,18 @@ class Database:
             return int(pidfile.read_text().split("\n", 1)[0])
         return self.process.pid
 
+    def restart(self) -> None:
+        """Stop the server (PostgreSQL's fast shutdown: every session ends) and start
+        it again on the same port and data; the superuser's connection is made anew."""
+        assert self.kind == "postgresql"
+        assert self._log is not None
+        with contextlib.suppress(Exception):
+            self._admin.close()
+        _stop(self.process, self.server_pid())
+        with self._log.open("ab") as out:
+            self.process = subprocess.Popen(self._argv, stdout=out, stderr=subprocess.STDOUT)
+        self._admin = _wait_ready(self.process, self._connect, self._log)
+
     def pause(self) -> None:
         """Stop the server process (SIGSTOP): connections hang, nothing is refused."""
         os.kill(self.server_pid(), signal.SIGSTOP)
@@ -295,6 +311,7 @@ def postgresql(prefix: str = "mdl_") -> Iterator[Database]:
     process: subprocess.Popen[bytes] | None = None
     admin: Any = None
     postmaster: int | None = None
+    db: Database | None = None
     try:
         _run(
             [
@@ -349,9 +366,17 @@ def postgresql(prefix: str = "mdl_") -> Iterator[Database]:
             host=str(base), port=port, user="postgres", dbname=DB_NAME, connect_timeout=5
         )
         db = Database("postgresql", "127.0.0.1", port, base, prefix, process, admin)
+        db._argv, db._log = argv, log
+        db._connect = lambda: psycopg.connect(
+            host=str(base), port=port, user="postgres", dbname=DB_NAME, connect_timeout=5
+        )
         db.create_tables()
         yield db
     finally:
+        if db is not None:  # restarted: its own process and connection now
+            process, admin = db.process, db._admin
+            with contextlib.suppress(Exception):
+                postmaster = db.server_pid()
         if admin is not None:
             with contextlib.suppress(Exception):
                 admin.close()
