@@ -4,6 +4,7 @@ Prometheus what it has (queries, firing alerts)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,27 @@ async def until(check: Any, what: str, timeout: float = 40) -> Any:
 
 
 SEVERITIES = {"critical", "warning", "info"}
+
+
+# Metric families that only a serve with the matching block exports: the
+# alert rules on them are checked against /metrics by that block's own system
+# test (tests/system/test_moodle_serve.py, tests/system/test_ha.py).
+OPTIONAL_PREFIXES: tuple[str, ...] = ("jitsi_moodle_", "jitsi_monitor_ha_")
+
+
+def rule_metrics(prefix: str = "jitsi_") -> set[str]:
+    """The metric names the shipped alert rules use that start with ``prefix``."""
+    exprs = " ".join(rule["expr"] for rule in alerts())
+    return {name for name in re.findall(r"\bjitsi_[a-z_]+\b", exprs) if name.startswith(prefix)}
+
+
+def sample_names(text: str) -> set[str]:
+    """The sample names of an exposition's text."""
+    return {
+        re.split(r"[{\s]", line, maxsplit=1)[0]
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("#")
+    }
 
 
 def alerts() -> list[dict[str, Any]]:

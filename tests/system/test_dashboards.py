@@ -20,6 +20,7 @@ import yaml
 
 from monitor.lab import LabOptions, LabServer, servers_yaml
 from monitor.lab.tokens import TokenPolicy
+from tests.support.alerting import sample_names
 from tests.support.cli import scrape
 from tests.support.dashboards import (
     BOARDS,
@@ -163,15 +164,6 @@ def run_generator(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(GENERATOR), *args], capture_output=True, text=True, check=False
     )
-
-
-def sample_names(exposition: str) -> set[str]:
-    """The sample names of a Prometheus text exposition."""
-    return {
-        re.split(r"[{\s]", line, maxsplit=1)[0]
-        for line in exposition.splitlines()
-        if line.strip() and not line.startswith("#")
-    }
 
 
 async def scrape_when_probed(base: str, servers: int, timeout: float = 15) -> str:

@@ -28,6 +28,7 @@ from monitor.ha.settings import HaSettings
 from monitor.ha.store import HaError, Store
 from monitor.lab import LabServer
 from monitor.moodle.database import Password, parse_dsn
+from tests.support.alerting import rule_metrics, sample_names
 from tests.support.databases import MONITOR_PASSWORD, MONITOR_USER, Database, postgresql
 from tests.support.pools import pool_config
 from tests.support.sites import eventually, free_port
@@ -186,6 +187,12 @@ async def test_one_leader_and_a_kill_9_hands_over_with_every_pending_event(
     assert [ha["role"], hb["role"]] == ["leader", "follower"]
     assert hb["leader"] == "mon-a"
     assert hb["epoch"] == ha["epoch"]
+    # Every HA metric the shipped alert rules use is exported by both.
+    for inst in (a, b):
+        async with aiohttp.ClientSession() as s, s.get(f"{inst.base}/metrics") as resp:
+            exported = sample_names(await resp.text())
+        missing = rule_metrics("jitsi_monitor_ha_") - exported
+        assert not missing, f"the alert rules use metrics serve does not export: {sorted(missing)}"
     await eventually(lambda: len(receiver.events) == 1, timeout=SLACK)
     assert receiver.events[0]["reason"] == "initial"
 
