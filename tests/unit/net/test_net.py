@@ -4,9 +4,7 @@ the WebSocket client and the aiohttp adapter, against servers on loopback."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
-import hashlib
 import socket
 import ssl
 import struct
@@ -32,6 +30,7 @@ from monitor.net import (
 )
 from monitor.net.aio import aiohttp_failure, client_session
 from monitor.net.websocket import Message, MessageType, WebSocket
+from tests.support.hostile import accept_websocket
 from tests.support.sites import StartSite, free_port, server_context
 
 NAMES = {"probe.test": "127.0.0.1"}
@@ -447,19 +446,8 @@ async def _raw_websocket(
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handlers.append(typing.cast("asyncio.Task[None]", asyncio.current_task()))
-        head = await reader.readuntil(b"\r\n\r\n")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        accept = base64.b64encode(
-            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-        )
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + frames
-        )
+        await accept_websocket(reader, writer)
+        writer.write(frames)
         if hang_up:
             await writer.drain()
             writer.close()
