@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import ssl
 import struct
 import typing
@@ -31,45 +30,16 @@ from monitor.net import (
 from monitor.net.aio import aiohttp_failure, client_session
 from monitor.net.websocket import Message, MessageType, WebSocket
 from tests.support.hostile import accept_websocket
-from tests.support.sites import StartSite, free_port, server_context
+from tests.support.sites import StartSite, free_port, server_context, start_zone
 
 NAMES = {"probe.test": "127.0.0.1"}
-
-
-class _Zone(asyncio.DatagramProtocol):
-    """A DNS server that knows ``NAMES`` (A records) and nothing else (NXDOMAIN)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = typing.cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) < 12:
-            return
-        (qid,) = struct.unpack("!H", data[:2])
-        labels, at = [], 12
-        while data[at]:
-            labels.append(data[at + 1 : at + 1 + data[at]].decode())
-            at += 1 + data[at]
-        qtype = struct.unpack("!H", data[at + 1 : at + 3])[0]
-        question = data[12 : at + 5]
-        address = NAMES.get(".".join(labels).lower())
-        if address is None:
-            self.transport.sendto(struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question, addr)
-            return
-        answers = b""
-        if qtype == 1:  # A; AAAA gets an empty answer
-            answers = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(address)
-        count = 1 if answers else 0
-        header = struct.pack("!HHHHHH", qid, 0x8180, 1, count, 0, 0)
-        self.transport.sendto(header + question + answers, addr)
 
 
 @pytest.fixture
 async def zone() -> AsyncIterator[str]:
     """The loopback DNS server's address, ``127.0.0.1:port``."""
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(_Zone, local_addr=("127.0.0.1", 0))
-    yield f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
+    transport, address = await start_zone(NAMES)
+    yield address
     transport.close()
 
 
