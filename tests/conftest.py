@@ -22,7 +22,7 @@ from monitor.model import ConfigFacts
 from monitor.runner import Runner
 from tests.support.lab import Lab
 from tests.support.prosody import DOMAIN, FOCUS, MUC
-from tests.support.sites import Site, StartSite, _NxDomain
+from tests.support.sites import Site, StartSite, start_zone
 from tests.support.xmpp import Xmpp
 
 
@@ -77,10 +77,8 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def nxdomain_dns() -> AsyncIterator[str]:
     """A DNS server on loopback that knows no names; yields ``127.0.0.1:port``."""
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(_NxDomain, local_addr=("127.0.0.1", 0))
-    port = transport.get_extra_info("sockname")[1]
-    yield f"127.0.0.1:{port}"
+    transport, address = await start_zone()
+    yield address
     transport.close()
 
 

@@ -12,6 +12,7 @@ import aiohttp
 import yaml
 
 from tests.support.paths import ROOT
+from tests.support.processes import start_prometheus
 
 PROMETHEUS_DIR = ROOT / "dashboards" / "prometheus"
 
@@ -33,6 +34,27 @@ def rules_with_short_for(path: Path) -> None:
             if "for" in rule:
                 rule["for"] = "2s"
     path.write_text(yaml.safe_dump(rules, sort_keys=False))
+
+
+async def prometheus_alerting_on(
+    processes: list[asyncio.subprocess.Process], workdir: Path, monitor_base: str
+) -> str:
+    """A real Prometheus scraping ``serve`` at ``monitor_base`` every second and
+    evaluating the shipped rules (with short ``for:``); its base URL."""
+    rules = workdir / "rules.yml"
+    rules_with_short_for(rules)
+    monitor = monitor_base.removeprefix("http://")
+    return await start_prometheus(
+        processes,
+        workdir,
+        {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(rules)],
+            "scrape_configs": [
+                {"job_name": "jitsi-monitor", "static_configs": [{"targets": [monitor]}]}
+            ],
+        },
+    )
 
 
 async def query(session: aiohttp.ClientSession, base: str, promql: str) -> list[dict[str, Any]]:

@@ -19,17 +19,20 @@ class Result:
     err: str
 
 
-async def run_cli(*args: str, timeout: float = 60) -> Result:
-    """Run ``jitsi-monitor ARGS`` in a child process while this loop keeps serving."""
+async def run_cli(*args: str, timeout: float = 60, stdin: str | None = None) -> Result:
+    """Run ``jitsi-monitor ARGS`` in a child process while this loop keeps
+    serving, with ``stdin`` (if given) on its standard input."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "monitor",
         *args,
+        stdin=None if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    data = None if stdin is None else stdin.encode()
+    out, err = await asyncio.wait_for(proc.communicate(data), timeout)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
 

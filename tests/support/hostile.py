@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import resource
 from collections.abc import AsyncIterator, Callable
@@ -89,3 +91,25 @@ def ten_thousand(path: Path, count: int = 10_000) -> Path:
 
 
 LIMIT = 1024
+
+
+async def accept_websocket(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: bytes = b""
+) -> None:
+    """Read a WebSocket handshake's request head and write the 101 answer (naming
+    ``protocol`` when given): a raw server's first step before its frames."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    chosen = b"Sec-WebSocket-Protocol: " + protocol + b"\r\n" if protocol else b""
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + chosen
+        + b"Sec-WebSocket-Accept: "
+        + accept
+        + b"\r\n\r\n"
+    )

@@ -7,7 +7,8 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +33,18 @@ class Served:
     proc: asyncio.subprocess.Process
     base: str
     config: Path
+    log: str = ""  # what serve wrote to stderr up to its listening line
 
 
-async def start_serve(config: Path, started: list[Served], *options: str) -> Served:
+async def start_serve(
+    config: Path,
+    started: list[Served],
+    *options: str,
+    preexec_fn: Callable[[], object] | None = None,
+) -> Served:
+    """``jitsi-monitor serve`` on a free loopback port, once it listens; the
+    ``serve`` fixture (``started``) kills it after the test. Its stderr stays
+    a pipe for the test to read on."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -46,15 +56,41 @@ async def start_serve(config: Path, started: list[Served], *options: str) -> Ser
         str(config),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec_fn,
     )
-    assert proc.stderr is not None
-    while True:
-        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
-        assert line, "serve exited before listening"
-        if m := re.search(r"metrics on (http://[\d.]+:\d+)/metrics", line):
-            served = Served(proc, m.group(1), config)
-            started.append(served)
-            return served
+    served = Served(proc, "", config)
+    started.append(served)
+    served.log = await read_until(proc.stderr, lambda text: _LISTENING.search(text) is not None)
+    match = _LISTENING.search(served.log)
+    assert match is not None
+    served.base = match.group(1)
+    return served
+
+
+_LISTENING = re.compile(r"metrics on (http://[\d.]+:\d+)/metrics")
+
+
+@asynccontextmanager
+async def lab_process(
+    *args: str, ready: Callable[[str], bool]
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """``jitsi-monitor lab ARGS`` in a child process, with the config it printed
+    once ``ready`` holds for it; stopped at the end with SIGTERM, which it must
+    obey with status 0."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "lab",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield proc, await read_until(proc.stdout, ready)
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
 
 
 async def wait_http(url: str, proc: asyncio.subprocess.Process, timeout: float = 30) -> None:

@@ -161,8 +161,12 @@ def target(url: str, **settings: object) -> Target:
     return Target(**base)  # type: ignore[arg-type]
 
 
-class _NxDomain(asyncio.DatagramProtocol):
-    """Answers every DNS query with NXDOMAIN."""
+class Zone(asyncio.DatagramProtocol):
+    """A DNS server that knows ``names`` (A records; AAAA gets an empty answer)
+    and nothing else (NXDOMAIN)."""
+
+    def __init__(self, names: typing.Mapping[str, str]) -> None:
+        self.names = names
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = typing.cast(asyncio.DatagramTransport, transport)
@@ -171,8 +175,34 @@ class _NxDomain(asyncio.DatagramProtocol):
         if len(data) < 12:
             return
         (qid,) = struct.unpack("!H", data[:2])
-        header = struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0)
-        self.transport.sendto(header + data[12:], addr)
+        labels, at = [], 12
+        while data[at]:
+            labels.append(data[at + 1 : at + 1 + data[at]].decode())
+            at += 1 + data[at]
+        qtype = struct.unpack("!H", data[at + 1 : at + 3])[0]
+        question = data[12 : at + 5]
+        address = self.names.get(".".join(labels).lower())
+        if address is None:
+            self.transport.sendto(struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question, addr)
+            return
+        answers = b""
+        if qtype == 1:
+            answers = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(address)
+        count = 1 if answers else 0
+        header = struct.pack("!HHHHHH", qid, 0x8180, 1, count, 0, 0)
+        self.transport.sendto(header + question + answers, addr)
+
+
+async def start_zone(
+    names: typing.Mapping[str, str] | None = None,
+) -> tuple[asyncio.DatagramTransport, str]:
+    """A ``Zone`` on loopback (no names: every answer NXDOMAIN); its transport, to
+    close, and its address, ``127.0.0.1:port``."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: Zone(names or {}), local_addr=("127.0.0.1", 0)
+    )
+    return transport, f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 5) -> None:

@@ -7,13 +7,14 @@ forget it; ``scripts/check --fast`` leaves them out."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from monitor.lab import LabOptions, LabServer
 from tests.support.processes import Served
+from tests.support.prosody import Focus, Prosody
 
 HERE = Path(__file__).resolve().parent
 
@@ -59,3 +60,22 @@ async def labs() -> AsyncIterator[list[LabServer]]:
     yield servers
     for server in servers:
         await server.stop()
+
+
+@pytest.fixture(scope="module")
+def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prosody]:
+    """A real Prosody for the module's tests (a module may override it with
+    its own hosts)."""
+    server = Prosody(tmp_path_factory.mktemp("prosody"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def focus(prosody: Prosody) -> AsyncIterator[Focus]:
+    """A stand-in focus joined to ``prosody``'s component."""
+    stand_in = Focus(prosody.component)
+    await stand_in.start()
+    yield stand_in
+    await stand_in.stop()

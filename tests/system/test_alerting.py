@@ -23,13 +23,13 @@ from tests.support.alerting import (
     RULE_TESTS,
     RULES,
     firing,
+    prometheus_alerting_on,
     query,
     rule_metrics,
-    rules_with_short_for,
     until,
 )
 from tests.support.paths import ROOT
-from tests.support.processes import Served, start, start_prometheus, start_serve, wait_http
+from tests.support.processes import Served, start, start_serve, wait_http
 from tests.support.sites import free_port
 
 
@@ -151,21 +151,7 @@ async def test_prometheus_scrapes_the_monitor_and_fires_alerts(
         + "notify:\n  command: [/bin/true]\n"
     )
     served = await start_serve(config, serve)
-    monitor = served.base.removeprefix("http://")
-
-    rules = tmp_path / "rules.yml"
-    rules_with_short_for(rules)
-    base = await start_prometheus(
-        processes,
-        tmp_path,
-        {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(rules)],
-            "scrape_configs": [
-                {"job_name": "jitsi-monitor", "static_configs": [{"targets": [monitor]}]}
-            ],
-        },
-    )
+    base = await prometheus_alerting_on(processes, tmp_path, served.base)
 
     async with aiohttp.ClientSession() as session:
 

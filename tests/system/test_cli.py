@@ -329,6 +329,7 @@ async def test_jwt_lab_end_to_end_never_shows_the_secret(
         outputs += [table.out, table.err, as_json.out, as_json.err, minted.out, minted.err]
 
         served = await start_serve(config, serve)
+        outputs.append(served.log)
         metrics = await wait_for_metric(
             served.base, 'jitsi_jwt_case_success{case="expired",location="lab",server="lab-1"} 0.0'
         )

@@ -141,20 +141,10 @@ async def test_serve_warns_at_start_of_a_secret_file_its_group_may_read(
     tmp_path: Path, serve: list[Served]
 ) -> None:
     config = _jwt_config(tmp_path, 0o640)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "serve",
-        "--port",
-        "0",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    served = await start_serve(config, serve)
+    assert f"secret file {tmp_path / 'jwt.secret'} has mode 0640: its group may read it" in (
+        served.log
     )
-    serve.append(Served(proc, "", config))
-    text = await read_until(proc.stderr, lambda t: "metrics on" in t)
-    assert f"secret file {tmp_path / 'jwt.secret'} has mode 0640: its group may read it" in text
 
 
 def test_read_secret_warns_once_per_file_and_mode(

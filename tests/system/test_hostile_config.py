@@ -20,7 +20,7 @@ import pytest
 
 from monitor.config.yaml_reader import MAX_DOCUMENT_BYTES
 from tests.support.hostile import ten_thousand
-from tests.support.processes import Served, read_until
+from tests.support.processes import Served, read_until, start_serve
 from tests.support.timing import SLACK
 
 # 386 bytes that expand to a billion "lol"s.
@@ -156,22 +156,8 @@ async def test_a_hostile_reload_keeps_serve_answering(tmp_path: Path, serve: lis
     path = tmp_path / "servers.yaml"
     good = "servers:\n  - {name: a, url: 'http://127.0.0.1:9/', timeout: 1s}\n"
     path.write_text(good)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "serve",
-        "--port",
-        "0",
-        str(path),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    serve.append(Served(proc, "", path))
-    text = await read_until(proc.stderr, lambda t: "metrics on" in t)
-    match = re.search(r"metrics on (http://[\d.]+:\d+)/metrics", text)
-    assert match is not None
-    base = match.group(1)
+    served = await start_serve(path, serve)
+    proc, base = served.proc, served.base
     assert proc.stderr is not None
     async with aiohttp.ClientSession() as session:
 

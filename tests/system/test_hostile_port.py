@@ -14,7 +14,6 @@ import contextlib
 import re
 import resource
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 
 from monitor.server.guard import IDLE_TIMEOUT
 from tests.support.hostile import LIMIT
-from tests.support.processes import Served, read_until
+from tests.support.processes import Served, start_serve
 from tests.support.sites import StartSite, jitsi_app
 
 
@@ -64,24 +63,10 @@ async def test_idle_connections_do_not_starve_the_probes(
         f"servers:\n  - {{name: good, url: '{site.url}', interval: 1s, timeout: 1s,"
         " signalling: {enabled: false}}\n"
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "serve",
-        "--port",
-        "0",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=_low_limit,
-    )
-    serve.append(Served(proc, "", config))
-    text = await read_until(proc.stderr, lambda t: "metrics on" in t)
+    served = await start_serve(config, serve, preexec_fn=_low_limit)
+    proc, text = served.proc, served.log
     assert f"open-file limit {LIMIT}" in text
-    match = re.search(r"metrics on http://[\d.]+:(\d+)/metrics", text)
-    assert match is not None
-    port = int(match.group(1))
+    port = int(served.base.rsplit(":", 1)[1])
     socks: list[socket.socket] = []
     try:
         flood_started = time.monotonic()

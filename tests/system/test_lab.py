@@ -6,105 +6,52 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import signal
 
 import aiohttp
 
 from monitor.config import parse_config
+from tests.support.cli import run_cli
 from tests.support.lab import FAULT_CASES
-from tests.support.processes import read_until
+from tests.support.processes import lab_process
 
 
 async def test_lab_command_prints_a_config_the_monitor_uses() -> None:
-    lab_proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "lab",
-        "--servers",
-        "2",
-        "--fault",
-        "2=focus_down",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        text = await read_until(lab_proc.stdout, lambda t: t.count("url:") >= 2)
+    async with lab_process(
+        "--servers", "2", "--fault", "2=focus_down", ready=lambda t: t.count("url:") >= 2
+    ) as (_, text):
         cfg = parse_config(text)
         assert [t.name for t in cfg.targets()] == ["lab-1", "lab-2"]
-        check = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "check",
-            "--json",
-            "/dev/stdin",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        out, _ = await asyncio.wait_for(check.communicate(text.encode()), 60)
-        assert check.returncode == 1
-        assert b'"reason": "focus_unavailable"' in out
-    finally:
-        lab_proc.terminate()
-        assert await asyncio.wait_for(lab_proc.wait(), 10) == 0
+        check = await run_cli("check", "--json", "/dev/stdin", stdin=text)
+        assert check.code == 1
+        assert '"reason": "focus_unavailable"' in check.out
 
 
 async def test_every_fault_works_from_the_command_line() -> None:
     """`lab --fault N=FAULT` injects each fault from the start (refuse: the port is closed)."""
     faults = [f"{i}={fault}" for i, (fault, _) in enumerate(FAULT_CASES, 1)]
-    lab_proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "lab",
+    async with lab_process(
         "--tls",
         "--servers",
         str(len(FAULT_CASES)),
         *(arg for fault in faults for arg in ("--fault", fault)),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        text = await read_until(lab_proc.stdout, lambda t: t.count("ca_file:") >= len(FAULT_CASES))
+        ready=lambda t: t.count("ca_file:") >= len(FAULT_CASES),
+    ) as (_, text):
         text = text.replace("timeout: 5s", "timeout: 1.5s")
-        check = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "check",
-            "--json",
-            "/dev/stdin",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        out, _ = await asyncio.wait_for(check.communicate(text.encode()), 60)
-        servers = json.loads(out)["servers"]
+        check = await run_cli("check", "--json", "/dev/stdin", stdin=text)
+        servers = json.loads(check.out)["servers"]
         for (fault, expected), server in zip(FAULT_CASES, servers, strict=True):
             got = {c["check"]: c["reason"] for c in server["checks"]}
             assert {k: got.get(k) for k in expected} == expected, fault
             assert server["verdict"] == "down", fault
-    finally:
-        lab_proc.terminate()
-        assert await asyncio.wait_for(lab_proc.wait(), 10) == 0
 
 
 async def test_sigusr1_takes_lab_1_down_and_brings_it_back() -> None:
     """What the walk-through of docs/status-pages.md ("Try it with the lab") does to the lab."""
-    import signal
-
-    lab_proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "lab",
-        "--servers",
-        "2",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        text = await read_until(lab_proc.stdout, lambda t: t.count("url:") >= 2)
+    async with lab_process("--servers", "2", ready=lambda t: t.count("url:") >= 2) as (
+        lab_proc,
+        text,
+    ):
         url = parse_config(text).targets()[0].url
 
         async def answers() -> bool:
@@ -126,6 +73,3 @@ async def test_sigusr1_takes_lab_1_down_and_brings_it_back() -> None:
         await until(False)
         lab_proc.send_signal(signal.SIGUSR1)
         await until(True)
-    finally:
-        lab_proc.terminate()
-        assert await asyncio.wait_for(lab_proc.wait(), 10) == 0

@@ -29,15 +29,15 @@ from monitor.checks.media.result import MediaReport
 from monitor.checks.media.rows import TURN_RELAY
 from monitor.config import MonitorConfig
 from monitor.metrics import Exposition
-from monitor.model import Check, Reason
+from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
 from monitor.state import State
 from monitor.views import report_dict
-from tests.support.alerting import firing, query, rules_with_short_for, until
+from tests.support.alerting import firing, prometheus_alerting_on, query, until
 from tests.support.cli import promtool_check
 from tests.support.coturn import SECRET, Coturn
 from tests.support.media import detail, reason, rounds
-from tests.support.processes import Served, start_prometheus, start_serve
+from tests.support.processes import Served, start_serve
 from tests.support.prosody import Prosody, free_port
 from tests.support.sites import StartSite, jitsi_app, make_config
 
@@ -172,9 +172,31 @@ def site(prosody: Prosody, start_site: StartSite, ca_file: Path) -> Site:
     return Site(prosody, start_site, ca_file)
 
 
-def by_transport(media: MediaReport | None) -> dict[str, Reason]:
+def by_transport(media: MediaReport | RelayReport | None) -> dict[str, Reason]:
+    """Each probe's reason by service type and transport ("turn/udp")."""
     assert media is not None
     return {f"{p.service.type}/{p.service.transport}": p.reason for p in media.probes}
+
+
+def metrics_text(cfg: MonitorConfig, report: ServerReport) -> str:
+    """What /metrics would show after this one report."""
+    state = State()
+    state.set_targets(cfg.targets())
+    state.record(report)
+    return Exposition(state).render().decode()
+
+
+async def round_with(
+    coturn: Coturn, site: Site, runner_for: list[Runner]
+) -> tuple[MonitorConfig, ServerReport]:
+    """One round against JITSI's page while ``coturn`` runs for it alone."""
+    coturn.start()
+    try:
+        cfg = await site.config(JITSI)
+        (report,) = await rounds(cfg, runner_for)
+    finally:
+        coturn.stop()
+    return cfg, report
 
 
 async def test_all_good_reports_stun_and_turn_per_transport(
@@ -200,10 +222,7 @@ async def test_all_good_reports_stun_and_turn_per_transport(
     assert all(s.credentials and s.expires for s in turn)
     assert "ok in" in detail(report, Check.TURN)
 
-    state = State()
-    state.set_targets(cfg.targets())
-    state.record(report)
-    text = Exposition(state).render().decode()
+    text = metrics_text(cfg, report)
     for transport in ("udp", "tcp"):
         assert (
             f'jitsi_turn_allocate_seconds{{location="default",server="school",service="turn:127.0.0.1:{coturn.port}",transport="{transport}",type="turn"}}'
@@ -216,11 +235,6 @@ async def test_all_good_reports_stun_and_turn_per_transport(
     await promtool_check(text)
 
 
-def relays(report: RelayReport | None) -> dict[str, Reason]:
-    assert report is not None
-    return {f"{p.service.type}/{p.service.transport}": p.reason for p in report.probes}
-
-
 async def test_coturn_refusing_loopback_peers_allocates_but_does_not_relay(
     site: Site, coturn: Coturn, runner_for: list[Runner]
 ) -> None:
@@ -230,16 +244,13 @@ async def test_coturn_refusing_loopback_peers_allocates_but_does_not_relay(
     assert reason(report, Check.TURN) is Reason.OK, detail(report, Check.TURN)
     assert reason(report, TURN_RELAY) is Reason.TURN_RELAY_FORBIDDEN
     assert "CreatePermission: error 403" in detail(report, TURN_RELAY)
-    assert relays(report.result(RelayReport)) == {
+    assert by_transport(report.result(RelayReport)) == {
         "turn/udp": Reason.TURN_RELAY_FORBIDDEN,
         "turn/tcp": Reason.TURN_RELAY_FORBIDDEN,
         "turns/tcp": Reason.TURN_RELAY_FORBIDDEN,
     }
     assert report.up, "the media path is not part of the verdict"
-    state = State()
-    state.set_targets(cfg.targets())
-    state.record(report)
-    text = Exposition(state).render().decode()
+    text = metrics_text(cfg, report)
     assert 'jitsi_check_success{check="turn",location="default",server="school"} 1.0' in text
     assert 'jitsi_check_success{check="turn_relay",location="default",server="school"} 0.0' in text
     assert "jitsi_turn_relay_rtt_seconds{" not in text
@@ -255,22 +266,14 @@ async def test_allow_loopback_peers_relays_on_every_transport(
         tls_port=TLS_PORT,
         allow_loopback_peers=True,
     )
-    relaying.start()
-    try:
-        cfg = await site.config(JITSI)
-        (report,) = await rounds(cfg, runner_for)
-    finally:
-        relaying.stop()
+    cfg, report = await round_with(relaying, site, runner_for)
     assert reason(report, Check.TURN) is Reason.OK, detail(report, Check.TURN)
     assert reason(report, TURN_RELAY) is Reason.OK, detail(report, TURN_RELAY)
-    assert set(relays(report.result(RelayReport)).values()) == {Reason.OK}
-    assert len(relays(report.result(RelayReport))) == 3
+    assert set(by_transport(report.result(RelayReport)).values()) == {Reason.OK}
+    assert len(by_transport(report.result(RelayReport))) == 3
     assert "udp ok in" in detail(report, TURN_RELAY)
     assert all("and back" in p.detail for p in report.result(RelayReport).probes)
-    state = State()
-    state.set_targets(cfg.targets())
-    state.record(report)
-    text = Exposition(state).render().decode()
+    text = metrics_text(cfg, report)
     for transport in ("udp", "tcp"):
         assert (
             f'jitsi_turn_relay_rtt_seconds{{location="default",server="school",service="turn:127.0.0.1:{TURN_PORT}",transport="{transport}",type="turn"}}'
@@ -293,12 +296,7 @@ async def test_denied_peer_ip_covering_the_relays_forbids_the_relay(
         allow_loopback_peers=True,
         denied_peer_ip="127.0.0.1",
     )
-    denied.start()
-    try:
-        cfg = await site.config(JITSI)
-        (report,) = await rounds(cfg, runner_for)
-    finally:
-        denied.stop()
+    _, report = await round_with(denied, site, runner_for)
     assert reason(report, Check.TURN) is Reason.OK
     assert reason(report, TURN_RELAY) is Reason.TURN_RELAY_FORBIDDEN
 
@@ -343,12 +341,7 @@ async def test_only_udp_reachable(
 ) -> None:
     udp_only = Coturn(tmp_path / "udp", *turn_cert, port=TURN_PORT, tls_port=TLS_PORT)
     udp_only.udp_only = True
-    udp_only.start()
-    try:
-        cfg = await site.config(JITSI)
-        (report,) = await rounds(cfg, runner_for)
-    finally:
-        udp_only.stop()
+    _, report = await round_with(udp_only, site, runner_for)
     probes = by_transport(report.result(MediaReport))
     assert probes["turn/udp"] is Reason.OK
     assert probes["turn/tcp"] is Reason.TURN_REFUSED
@@ -415,22 +408,7 @@ async def test_prometheus_fires_the_turn_alert(
     config = tmp_path / "servers.yaml"
     config.write_text(await site.yaml(JITSI, interval="1s", timeout="1s"))
     served = await start_serve(config, serve)
-    rules = tmp_path / "rules.yml"
-    rules_with_short_for(rules)
-    base = await start_prometheus(
-        processes,
-        tmp_path,
-        {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(rules)],
-            "scrape_configs": [
-                {
-                    "job_name": "jitsi-monitor",
-                    "static_configs": [{"targets": [served.base.removeprefix("http://")]}],
-                }
-            ],
-        },
-    )
+    base = await prometheus_alerting_on(processes, tmp_path, served.base)
     async with aiohttp.ClientSession() as session:
 
         async def turn_ok() -> bool:

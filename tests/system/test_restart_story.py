@@ -31,7 +31,8 @@ from monitor.ladder import PoolChange
 from monitor.selector import Decision, PoolSettings
 from monitor.state import State, load_state, save_state
 from monitor.statefile import write_json_atomic
-from tests.support.processes import Served, read_until, start_serve
+from tests.support.cli import run_cli
+from tests.support.processes import Served, lab_process, start_serve
 
 
 @pytest.fixture
@@ -181,38 +182,17 @@ def test_a_malformed_saved_decision_is_skipped(tmp_path: Path, saved: object) ->
 
 
 async def test_lab_on_another_loopback_address_serves_a_working_fleet() -> None:
-    lab_proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "lab",
-        "--host",
-        "127.0.0.2",
-        "--servers",
-        "2",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        text = await read_until(lab_proc.stdout, lambda t: t.count("url:") >= 2)
+    async with lab_process(
+        "--host", "127.0.0.2", "--servers", "2", ready=lambda t: t.count("url:") >= 2
+    ) as (lab_proc, text):
         urls = [t.url for t in parse_config(text).targets()]
         assert all(url.startswith("http://127.0.0.2:") for url in urls), urls
         config_js = await asyncio.to_thread(_get, urls[0] + "config.js")
         assert f"websocket: '{urls[0].replace('http', 'ws')}xmpp-websocket'" in config_js
         assert "127.0.0.1" not in config_js
-        check = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "check",
-            "--json",
-            "/dev/stdin",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        out, _ = await asyncio.wait_for(check.communicate(text.encode()), 60)
-        assert check.returncode == 0, out
-        assert [s["verdict"] for s in json.loads(out)["servers"]] == ["up", "up"]
+        check = await run_cli("check", "--json", "/dev/stdin", stdin=text)
+        assert check.code == 0, check.out
+        assert [s["verdict"] for s in json.loads(check.out)["servers"]] == ["up", "up"]
 
         # SIGUSR1 takes lab-1 down and back: it listens again on its own address.
         async def answers() -> bool:
@@ -229,9 +209,6 @@ async def test_lab_on_another_loopback_address_serves_a_working_fleet() -> None:
                     break
                 await asyncio.sleep(0.05)
             assert await answers() is want
-    finally:
-        lab_proc.terminate()
-        assert await asyncio.wait_for(lab_proc.wait(), 10) == 0
 
 
 @pytest.mark.parametrize("host", ["::1", "localhost", "127.0.0.256"])

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 
-from tests.support.processes import Served, read_until
+from tests.support.processes import Served, start_serve
 
 
 async def test_serve_starts_despite_a_fifo_and_deep_nesting(
@@ -26,21 +25,10 @@ async def test_serve_starts_despite_a_fifo_and_deep_nesting(
             state_path.write_text("[" * 200_000)
         config = workdir / "servers.yaml"
         config.write_text("servers: []\n")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "serve",
-            "--port",
-            "0",
-            str(config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        serve.append(Served(proc, "", config))
-        # A FIFO read would block the start for good: read_until fails after
+        # A FIFO read would block the start for good: start_serve fails after
         # 30 s without a line, far longer than a start takes on a loaded machine.
-        err = await read_until(proc.stderr, lambda text: "metrics on" in text)
+        served = await start_serve(config, serve)
+        proc, err = served.proc, served.log
         proc.terminate()
         assert proc.stderr is not None
         err += (await asyncio.wait_for(proc.stderr.read(), 15)).decode()

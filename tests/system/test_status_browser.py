@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from monitor.lab import LabOptions, LabServer, servers_yaml
+from monitor.lab import LabServer, servers_yaml
 from tests.support.browser import Browser
 from tests.support.paths import ROOT
 from tests.support.pools import wait_for_choice
@@ -25,16 +22,6 @@ SHOTS = Path(os.environ.get("JM_SCREENSHOTS") or ROOT / "test-artifacts" / "brow
 
 DESKTOP = (1200, 900, False)
 PHONE = (390, 844, True)
-
-
-@pytest.fixture
-async def labs() -> AsyncIterator[list[LabServer]]:
-    servers = [LabServer(LabOptions(latency=0.02 * i)) for i in range(3)]
-    for server in servers:
-        await server.start()
-    yield servers
-    for server in servers:
-        await server.stop()
 
 
 def config(tmp_path: Path, labs: list[LabServer]) -> Path:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -40,22 +39,6 @@ from tests.support.prosody import (
     Prosody,
 )
 from tests.support.sites import StartSite, eventually, jitsi_app, make_config
-
-
-@pytest.fixture(scope="module")
-def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prosody]:
-    server = Prosody(tmp_path_factory.mktemp("prosody-tokens"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def focus(prosody: Prosody) -> AsyncIterator[Focus]:
-    stand_in = Focus(prosody.component)
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
 
 
 @dataclass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
 from aiohttp import web
 
@@ -25,22 +23,6 @@ from tests.support.prosody import (
 )
 from tests.support.sites import StartSite, eventually, jitsi_app, make_config, probe_once
 from tests.support.xmpp import Xmpp, reasons
-
-
-@pytest.fixture(scope="module")
-def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prosody]:
-    server = Prosody(tmp_path_factory.mktemp("prosody"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def focus(prosody: Prosody) -> AsyncIterator[Focus]:
-    stand_in = Focus(prosody.component)
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
 
 
 def config_js(websocket: str, domain: str = DOMAIN, extra: str = "") -> str:

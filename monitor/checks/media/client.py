@@ -154,6 +154,19 @@ def _error_code(exc: stun.TransactionFailed) -> tuple[int, str]:
     return int(code[0]), escape.plain(code[1], 100)
 
 
+def _turn_failed(exc: stun.TransactionFailed, credentials: bool, quota: str = "") -> NetError:
+    """A TURN server's error answer to an Allocate: turn_unauthorized (401),
+    turn_quota (486, ``quota`` saying which allocation) or turn_error."""
+    code, text = _error_code(exc)
+    detail = f"error {code} {text}".strip()
+    if code == 401:
+        why = "with the announced credentials" if credentials else "(no credentials announced)"
+        return NetError(Reason.TURN_UNAUTHORIZED, f"{detail} {why}")
+    if code == 486:
+        return NetError(Reason.TURN_QUOTA, detail + quota)
+    return NetError(Reason.TURN_ERROR, detail)
+
+
 async def binding(
     service: MediaService, address: str, limit: float
 ) -> tuple[float, tuple[str, int]]:
@@ -224,14 +237,7 @@ async def allocate(
     except stun.TransactionTimeout:
         raise NetError(Reason.TURN_TIMEOUT, "no answer to the retransmissions") from None
     except stun.TransactionFailed as exc:
-        code, text = _error_code(exc)
-        detail = f"error {code} {text}".strip()
-        if code == 401:
-            why = "with the announced credentials" if username else "(no credentials announced)"
-            raise NetError(Reason.TURN_UNAUTHORIZED, f"{detail} {why}") from None
-        if code == 486:
-            raise NetError(Reason.TURN_QUOTA, detail) from None
-        raise NetError(Reason.TURN_ERROR, detail) from None
+        raise _turn_failed(exc, bool(username)) from None
     except ConnectionRefusedError as exc:
         raise NetError(Reason.TURN_REFUSED, _oserror(exc)) from None
     except ssl.SSLError as exc:

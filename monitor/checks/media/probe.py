@@ -144,9 +144,7 @@ def _at(address: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _check(
-    check: Check, probes: Sequence[MediaProbe | RelayProbe], none: Reason, why_none: str
-) -> CheckResult:
+def _check(check: Check, probes: Sequence[MediaProbe], none: Reason, why_none: str) -> CheckResult:
     if not probes:
         return CheckResult(check, none, why_none)
     parts = []

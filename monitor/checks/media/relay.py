@@ -49,6 +49,7 @@ from monitor.checks.media.client import (
     _race,
     _release,
     _Tcp,
+    _turn_failed,
     _Udp,
 )
 from monitor.checks.media.result import MediaService
@@ -330,9 +331,9 @@ def _timeout(step: _Step, how: str) -> NetError:
 
 
 def _failed(step: _Step, exc: stun.TransactionFailed, credentials: bool) -> NetError:
-    code, text = _error_code(exc)
-    detail = f"error {code} {text}".strip()
     if step.name == "permission":
+        code, text = _error_code(exc)
+        detail = f"error {code} {text}".strip()
         if code == 403:
             return NetError(
                 Reason.TURN_RELAY_FORBIDDEN,
@@ -340,9 +341,4 @@ def _failed(step: _Step, exc: stun.TransactionFailed, credentials: bool) -> NetE
                 "(denied-peer-ip, or a loopback or private relay address)",
             )
         return NetError(Reason.TURN_ERROR, f"CreatePermission: {detail}")
-    if code == 401:
-        why = "with the announced credentials" if credentials else "(no credentials announced)"
-        return NetError(Reason.TURN_UNAUTHORIZED, f"{detail} {why}")
-    if code == 486:
-        return NetError(Reason.TURN_QUOTA, f"{detail} (the second allocation)")
-    return NetError(Reason.TURN_ERROR, detail)
+    return _turn_failed(exc, credentials, " (the second allocation)")

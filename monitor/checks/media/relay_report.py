@@ -11,25 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from monitor.checks.media.result import MediaService
-from monitor.model import Reason
+from monitor.checks.media.result import MediaProbe
 
 __all__ = ["RelayProbe", "RelayReport"]
 
 
 @dataclass(frozen=True, slots=True)
-class RelayProbe:
-    """Two allocations on one TURN service relaying a datagram to each other and back."""
+class RelayProbe(MediaProbe):
+    """Two allocations on one TURN service relaying a datagram to each other and back.
 
-    service: MediaService
-    reason: Reason
-    # The round trip relay to relay and back (None: no answer, or not tried).
-    seconds: float | None = None
-    detail: str = ""
-
-    @property
-    def success(self) -> bool:
-        return self.reason is Reason.OK
+    A ``MediaProbe``'s fields, of the relay test: ``seconds`` is the round trip
+    relay to relay and back (None: no answer, or not tried)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,7 @@ the WebSocket client and the aiohttp adapter, against servers on loopback."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
-import hashlib
-import socket
 import ssl
 import struct
 import typing
@@ -32,45 +29,17 @@ from monitor.net import (
 )
 from monitor.net.aio import aiohttp_failure, client_session
 from monitor.net.websocket import Message, MessageType, WebSocket
-from tests.support.sites import StartSite, free_port, server_context
+from tests.support.hostile import accept_websocket
+from tests.support.sites import StartSite, free_port, server_context, start_zone
 
 NAMES = {"probe.test": "127.0.0.1"}
-
-
-class _Zone(asyncio.DatagramProtocol):
-    """A DNS server that knows ``NAMES`` (A records) and nothing else (NXDOMAIN)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = typing.cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) < 12:
-            return
-        (qid,) = struct.unpack("!H", data[:2])
-        labels, at = [], 12
-        while data[at]:
-            labels.append(data[at + 1 : at + 1 + data[at]].decode())
-            at += 1 + data[at]
-        qtype = struct.unpack("!H", data[at + 1 : at + 3])[0]
-        question = data[12 : at + 5]
-        address = NAMES.get(".".join(labels).lower())
-        if address is None:
-            self.transport.sendto(struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question, addr)
-            return
-        answers = b""
-        if qtype == 1:  # A; AAAA gets an empty answer
-            answers = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(address)
-        count = 1 if answers else 0
-        header = struct.pack("!HHHHHH", qid, 0x8180, 1, count, 0, 0)
-        self.transport.sendto(header + question + answers, addr)
 
 
 @pytest.fixture
 async def zone() -> AsyncIterator[str]:
     """The loopback DNS server's address, ``127.0.0.1:port``."""
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(_Zone, local_addr=("127.0.0.1", 0))
-    yield f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
+    transport, address = await start_zone(NAMES)
+    yield address
     transport.close()
 
 
@@ -447,19 +416,8 @@ async def _raw_websocket(
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handlers.append(typing.cast("asyncio.Task[None]", asyncio.current_task()))
-        head = await reader.readuntil(b"\r\n\r\n")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        accept = base64.b64encode(
-            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-        )
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + frames
-        )
+        await accept_websocket(reader, writer)
+        writer.write(frames)
         if hang_up:
             await writer.drain()
             writer.close()

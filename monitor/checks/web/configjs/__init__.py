@@ -38,7 +38,6 @@ __all__ = [
     "Verdict",
     "evaluate",
     "for_fleet",
-    "read_config_js",
     "reader",
 ]
 
@@ -258,11 +257,6 @@ def for_fleet(limits: Limits, servers: int) -> Reader:
     """A reader with the ``configjs`` settings, whose cache holds at least one
     entry per server."""
     return Reader(limits, max(1024, servers))
-
-
-async def read_config_js(body: bytes, page_url: str, script_url: str, deadline: float) -> Verdict:
-    """The verdict on a fetched config.js by the default reader; see ``Reader.read``."""
-    return await _reader.read(body, page_url, script_url, deadline)
 
 
 def evaluate(

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from monitor.ladder import Check
 from monitor.model import Reason, ServerReport
-from tests.support.sites import StartSite, _NxDomain, jitsi_app, make_config, probe_once
+from tests.support.sites import StartSite, jitsi_app, make_config, probe_once, start_zone
 from tests.support.timing import SLACK
 
 SECRET = "hostile-urls-secret-0123456789abcdef0123"
@@ -162,14 +162,12 @@ def test_random_config_js_values_never_crash_the_ladder(
     async def ladder() -> ServerReport:
         from aiohttp import web
 
-        loop = asyncio.get_running_loop()
-        dns, _ = await loop.create_datagram_endpoint(_NxDomain, local_addr=("127.0.0.1", 0))
+        dns, nameserver = await start_zone()
         runner = web.AppRunner(jitsi_app(text), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
-        nameserver = f"127.0.0.1:{dns.get_extra_info('sockname')[1]}"
         try:
             cfg = make_config(server_config(f"http://127.0.0.1:{port}/", nameserver))
             return await probe_once(cfg)

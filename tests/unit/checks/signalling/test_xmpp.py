@@ -6,8 +6,6 @@ a real Prosody and a focus: tests/system/test_xmpp.py.)"""
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 
 import aiohttp
 import pytest
@@ -15,6 +13,7 @@ from aiohttp import web
 
 from monitor.checks.signalling.xmpp import XmppSettings, probe_xmpp
 from monitor.model import ConfigFacts
+from tests.support.hostile import accept_websocket
 from tests.support.prosody import (
     DOMAIN,
     MUC,
@@ -194,19 +193,7 @@ async def _raw_websocket(frame: bytes) -> tuple[asyncio.Server, asyncio.Event]:
     hung_up = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key")
-        )
-        accept = base64.b64encode(
-            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-        )
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Protocol: xmpp\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        await accept_websocket(reader, writer, b"xmpp")
         writer.write(frame)
         while await reader.read(65536):
             pass
