@@ -95,15 +95,19 @@ async def _read(request: web.Request) -> bytes:
 def client_address(request: web.Request) -> str:
     """The client's address: the connection's, or, when that is loopback (a reverse
     proxy on the same host, as uvicorn trusts by default), the last address the
-    proxy appended to ``X-Forwarded-For``."""
+    proxy appended to ``X-Forwarded-For``.
+
+    The last entry of the *last* header line: a proxy that appends a line of its
+    own (HAProxy's ``option forwardfor``) leaves the client's lines before it, and
+    those say whatever the client likes."""
     remote = request.remote or ""
     try:
         local = ipaddress.ip_address(remote).is_loopback
     except ValueError:
         local = False
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if local and forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip()
+    lines = request.headers.getall("X-Forwarded-For", [])
+    if local and lines:
+        return lines[-1].rsplit(",", 1)[-1].strip()
     return remote
 
 
