@@ -102,9 +102,14 @@ def client_address(request: web.Request) -> str:
     those say whatever the client likes."""
     remote = request.remote or ""
     try:
-        local = ipaddress.ip_address(remote).is_loopback
+        peer = ipaddress.ip_address(remote)
     except ValueError:
         local = False
+    else:
+        # A dual-stack socket names an IPv4 peer ``::ffff:127.0.0.1``, which
+        # ``ipaddress`` does not count as loopback.
+        mapped = peer.ipv4_mapped if isinstance(peer, ipaddress.IPv6Address) else None
+        local = (mapped or peer).is_loopback
     lines = request.headers.getall("X-Forwarded-For", [])
     if local and lines:
         return lines[-1].rsplit(",", 1)[-1].strip()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from unittest import mock
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from monitor.beacon import Beacons
+from monitor.server import beacon as beacon_http
 from monitor.server import make_app
 from tests.support.beacons import ORIGIN, address, beacons, body, state
 
@@ -38,3 +40,18 @@ async def test_a_second_forwarded_header_cannot_hide_the_proxys(served: tuple) -
         statuses.append(resp.status)
     assert statuses[:20] == [204] * 20
     assert statuses[20:] == [429] * 5
+
+
+def test_a_local_proxy_on_a_dual_stack_socket_is_trusted() -> None:
+    """Listening on ``::``, a proxy on 127.0.0.1 connects as ``::ffff:127.0.0.1``:
+    still loopback, so its ``X-Forwarded-For`` names the client (else every user
+    would be the proxy, one address, limited to one client's burst)."""
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        ("::ffff:127.0.0.1", 4711, 0, 0) if name == "peername" else default
+    )
+    request = make_mocked_request(
+        "POST", "/beacon", headers={"X-Forwarded-For": "127.3.4.5"}, transport=transport
+    )
+    assert request.remote == "::ffff:127.0.0.1"
+    assert beacon_http.client_address(request) == "127.3.4.5"
