@@ -88,8 +88,12 @@ async def _read(request: web.Request) -> bytes:
                 chunks.append(chunk)
                 size += len(chunk)
     except TimeoutError:
-        raise Rejected("malformed") from None
+        raise _Unfinished("malformed") from None
     return b"".join(chunks)
+
+
+class _Unfinished(Rejected):
+    """A body that did not come whole in time: refused without reaching ``Beacons``."""
 
 
 def client_address(request: web.Request) -> str:
@@ -122,15 +126,18 @@ async def _beacon(request: web.Request) -> web.Response:
     now = time.time()
     try:
         if (request.content_length or 0) > MAX_BODY:
-            beacons.rejected["too_large"] += 1
-            raise Rejected("too_large")
+            raise _Unfinished("too_large")
         body = await _read(request)
         beacons.receive(body, origin, client_address(request), now)
     except Rejected as exc:
         status = _STATUS.get(exc.reason, 400)
         headers = _cors(beacons, request)
-        if status == 413:
-            headers["Connection"] = "close"  # the rest of the body is not read
+        if isinstance(exc, _Unfinished):
+            beacons.rejected[exc.reason] += 1  # ``receive`` never saw it: counted here
+        if isinstance(exc, _Unfinished) or status == 413:
+            # The rest of the body is not read: closing spares the connection
+            # aiohttp's lingering wait for it, and the next request's framing.
+            headers["Connection"] = "close"
         return web.Response(status=status, text=f"{exc.reason}\n", headers=headers)
     return web.Response(status=204, headers=_cors(beacons, request))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from unittest import mock
 
@@ -40,6 +41,47 @@ async def test_a_second_forwarded_header_cannot_hide_the_proxys(served: tuple) -
         statuses.append(resp.status)
     assert statuses[:20] == [204] * 20
     assert statuses[20:] == [429] * 5
+
+
+async def _raw_post(port: int, head: bytes, sent: bytes, last: bytes) -> bytes:
+    """Send a request head and part of a body, never the rest; read the answer up to
+    ``last``, its body's last bytes (the connection closes only after aiohttp's
+    lingering wait for the rest)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head + sent)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(last), 60)  # a guard against a hang
+    finally:
+        writer.close()
+
+
+async def test_a_body_that_never_ends_is_refused_counted_and_closed(
+    served: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, b = served
+    monkeypatch.setattr(beacon_http, "BODY_TIMEOUT", 0.2)
+    port = client.server.port
+    head = (
+        b"POST /beacon HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: " + ORIGIN.encode() + b"\r\n"
+        b"Content-Type: text/plain\r\nContent-Length: 100\r\n\r\n"
+    )
+    answer = await _raw_post(port, head, b'{"pool": ', b"malformed\n")
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert b"Connection: close" in rest
+    assert rest.endswith(b"malformed\n")
+    assert b.rejected["malformed"] == 1
+    # Chunked, without a Content-Length: refused once past the bound, never read whole.
+    chunked = (
+        b"POST /beacon HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: " + ORIGIN.encode() + b"\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    big = b"%x\r\n%s\r\n" % (4096, b" " * 4096)
+    answer = await _raw_post(port, chunked, big, b"too_large\n")
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b.rejected["too_large"] == 1
+    assert b.accepted == 0
 
 
 def test_a_local_proxy_on_a_dual_stack_socket_is_trusted() -> None:
