@@ -1,15 +1,19 @@
-"""``POST /beacon`` against hostile clients."""
+"""``POST /beacon`` against hostile clients: spoofed addresses, bodies that never end,
+and sender-chosen regions that must not become /metrics series without bound."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from unittest import mock
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from monitor.beacon import Beacons
+from monitor.metrics import Exposition
 from monitor.server import beacon as beacon_http
 from monitor.server import make_app
 from tests.support.beacons import ORIGIN, address, beacons, body, state
@@ -97,3 +101,24 @@ def test_a_local_proxy_on_a_dual_stack_socket_is_trusted() -> None:
     )
     assert request.remote == "::ffff:127.0.0.1"
     assert beacon_http.client_address(request) == "127.3.4.5"
+
+
+async def test_client_chosen_regions_add_no_metrics_series(served: tuple) -> None:
+    """Each beacon names a region of its sender's choosing: a flood of fresh names
+    from many prefixes, each within every limit, adds no series to /metrics;
+    the regions of ``beacon.regions`` keep theirs."""
+    _, b = served
+    b.configure(replace(b.policy, regions=("campus-north",)))
+    now = time.time()  # the exposition reads the window at the time of the scrape
+    for n in range(300):
+        b.receive(body({"a": 12.5}, region=f"r{n}"), ORIGIN, address(n), now)
+    b.receive(body({"a": 12.5}, region="campus-north"), ORIGIN, address(300), now)
+    assert b.accepted == 301
+    text = Exposition(b.state).render().decode()
+    samples = [ln for ln in text.splitlines() if ln.startswith("jitsi_user_rtt_samples{")]
+    assert {ln.split('region="', 1)[1].split('"', 1)[0] for ln in samples} == {
+        "all",
+        "default",
+        "campus-north",
+    }
+    assert 'jitsi_user_rtt_samples{location="default",region="default",server="a"} 300' in text
