@@ -7,10 +7,17 @@ config's models. This module imports nothing of the monitor.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
-__all__ = ["MediaTarget", "Target", "TokenKey"]
+__all__ = ["ALL_REGIONS", "REGION", "MediaTarget", "Target", "TokenKey"]
+
+# A beacon's region name (the tag's data-region, listed in beacon.regions):
+# short, lower case; "all" is the label of every region together.
+REGION: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+ALL_REGIONS: Final = "all"
 
 
 @dataclass(frozen=True, slots=True)

@@ -568,6 +568,7 @@ def _beacon_policy(cfg: MonitorConfig) -> BeaconPolicy:
     block = cfg.beacon
     return BeaconPolicy(
         origins=tuple(block.origins),
+        regions=tuple(block.regions),
         window=block.window,
         min_samples=block.min_samples,
         min_prefixes=block.min_prefixes,

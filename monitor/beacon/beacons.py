@@ -35,6 +35,7 @@ class BeaconPolicy:
     """The ``beacon`` block, resolved."""
 
     origins: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()  # the region names kept; any other is "default"
     window: float = 3600.0
     min_samples: int = 30
     min_prefixes: int = 5
@@ -114,7 +115,7 @@ class Beacons:
         by_prefix = self.by_prefix.take(prefix_key, now)
         if not (by_address and by_prefix):
             raise Rejected("rate_limited")
-        beacon = parse(body, self.members)
+        beacon = parse(body, self.members, self.policy.regions)
         for server, seconds in beacon.rtt:
             self.window.add(server, prefix_key, beacon.region, seconds, now)
         self.accepted += 1

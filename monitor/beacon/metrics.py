@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from monitor.beacon.beacons import Beacons
-from monitor.beacon.validate import ALL_REGIONS, REASONS
+from monitor.beacon.validate import REASONS
+from monitor.domain import ALL_REGIONS
 from monitor.promtext import MetricFamily, gauge
 from monitor.promtext import line as _line
 

@@ -5,17 +5,22 @@ The body is JSON (sent as ``text/plain`` so that no preflight is needed)::
     {"pool": "moodle", "region": "eu", "rtt": {"meet-a": 41.5, "meet-b": 88.0}}
 
 ``rtt`` maps members of the pool to the median of the script's timings, in
-milliseconds; ``region`` is optional (the tag's ``data-region``).
+milliseconds; ``region`` is optional (the tag's ``data-region``). The sender
+chooses it, so only the regions of ``beacon.regions`` are kept as given:
+any other (of the right shape) is kept as ``default``, else each fresh name
+would be a series of its own on /metrics and a pass over the window at
+every scrape.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
+
+from monitor.domain import ALL_REGIONS, REGION
 
 __all__ = [
     "MAX_BODY",
@@ -33,9 +38,6 @@ MAX_BODY: Final = 2048
 MAX_MEMBERS: Final = 16
 # A round trip over a minute is no measurement of nearness.
 MAX_RTT_MS: Final = 60_000.0
-# Region names: short, lower case; "all" is the label of every region together.
-REGION: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-ALL_REGIONS: Final = "all"
 NO_REGION: Final = "default"
 
 # Why a beacon was refused (the label of jitsi_beacons_rejected_total).
@@ -73,8 +75,13 @@ def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a number")
 
 
-def parse(body: bytes, members: Callable[[str], Mapping[str, object] | None]) -> Beacon:
-    """Check a body; ``members(pool)`` gives the pool's members (None: no such pool)."""
+def parse(
+    body: bytes,
+    members: Callable[[str], Mapping[str, object] | None],
+    regions: Collection[str] = (),
+) -> Beacon:
+    """Check a body; ``members(pool)`` gives the pool's members (None: no such pool),
+    ``regions`` the region names kept as given (any other is ``NO_REGION``)."""
     if len(body) > MAX_BODY:
         raise Rejected("too_large")
     try:
@@ -107,4 +114,4 @@ def parse(body: bytes, members: Callable[[str], Mapping[str, object] | None]) ->
         if not (math.isfinite(ms) and 0 < ms <= MAX_RTT_MS):
             raise Rejected("bad_number")
         out.append((server, ms / 1000))
-    return Beacon(pool, region or NO_REGION, tuple(out))
+    return Beacon(pool, region if region in regions else NO_REGION, tuple(out))

@@ -6,9 +6,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitor import escape
 from monitor.config.values import Duration
+from monitor.domain import ALL_REGIONS, REGION
 
 __all__ = ["BeaconSettings"]
+
+# Regions at most: each is a few series per member on /metrics.
+MAX_REGIONS = 32
 
 
 class _Strict(BaseModel):
@@ -43,6 +48,9 @@ class BeaconSettings(_Strict):
 
     # Pages allowed to send beacons (their Origin); empty: /beacon refuses all.
     origins: list[str] = Field(default_factory=list, max_length=64)
+    # The regions a tag's data-region may name; a beacon naming another counts
+    # under "default": the sender chooses it, and each one is a metrics series.
+    regions: list[str] = Field(default_factory=list, max_length=MAX_REGIONS)
     # The sliding window of users' timings.
     window: Duration = 3600.0
     # Beacons needed per member in the window before users' timings count.
@@ -56,6 +64,17 @@ class BeaconSettings(_Strict):
     @classmethod
     def _origins(cls, v: list[str]) -> list[str]:
         return list(dict.fromkeys(_origin(o) for o in v))
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: list[str]) -> list[str]:
+        for region in v:
+            if region == ALL_REGIONS or not REGION.fullmatch(region):
+                raise ValueError(
+                    f"{escape.plain(region, 40)!r} is not a region: 1 to 32 lower-case letters, "
+                    f"digits, '-' or '_', starting with a letter or digit, not {ALL_REGIONS!r}"
+                )
+        return list(dict.fromkeys(v))
 
     @field_validator("window")
     @classmethod

@@ -17,8 +17,10 @@ returns the forced value. So the switch counts as done only when both agree:
 2. the database, through the caller's ``read_back`` (the reader's query).
 
 Each run is bounded: a timeout kills the whole process group, and the output
-kept is at most ``OUTPUT_MAX_BYTES``, escaped for a log line. The child does
-not inherit the monitor's ``JITSI_MONITOR_*`` variables (the database password).
+kept is at most ``OUTPUT_MAX_BYTES``, escaped for a log line. The child gets
+only ``CHILD_ENV`` of the monitor's environment: the rest holds secrets (the
+database passwords, and token keys and webhook secrets under whatever names
+``secret_env`` gives them).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 OUTPUT_MAX_BYTES: Final = 8 * 1024
+# What cfg.php is given of the monitor's environment (as notify's commands are).
+CHILD_ENV: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
 _SHOWN_CHARS: Final = 500
 EXIT_FORCED: Final = 4
 
@@ -110,7 +114,7 @@ def _missing(command: SwitchCommand) -> str | None:
 
 async def run_cfg(command: SwitchCommand, *options: str) -> CfgRun:
     """Run cfg.php with ``options``; killed with its children at ``command.timeout``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JITSI_MONITOR_")}
+    env = {k: v for k, v in os.environ.items() if k in CHILD_ENV}
     process = await asyncio.create_subprocess_exec(
         *command.argv(*options),
         stdin=asyncio.subprocess.DEVNULL,

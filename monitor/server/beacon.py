@@ -88,22 +88,35 @@ async def _read(request: web.Request) -> bytes:
                 chunks.append(chunk)
                 size += len(chunk)
     except TimeoutError:
-        raise Rejected("malformed") from None
+        raise _Unfinished("malformed") from None
     return b"".join(chunks)
+
+
+class _Unfinished(Rejected):
+    """A body that did not come whole in time: refused without reaching ``Beacons``."""
 
 
 def client_address(request: web.Request) -> str:
     """The client's address: the connection's, or, when that is loopback (a reverse
     proxy on the same host, as uvicorn trusts by default), the last address the
-    proxy appended to ``X-Forwarded-For``."""
+    proxy appended to ``X-Forwarded-For``.
+
+    The last entry of the *last* header line: a proxy that appends a line of its
+    own (HAProxy's ``option forwardfor``) leaves the client's lines before it, and
+    those say whatever the client likes."""
     remote = request.remote or ""
     try:
-        local = ipaddress.ip_address(remote).is_loopback
+        peer = ipaddress.ip_address(remote)
     except ValueError:
         local = False
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if local and forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip()
+    else:
+        # A dual-stack socket names an IPv4 peer ``::ffff:127.0.0.1``, which
+        # ``ipaddress`` does not count as loopback.
+        mapped = peer.ipv4_mapped if isinstance(peer, ipaddress.IPv6Address) else None
+        local = (mapped or peer).is_loopback
+    lines = request.headers.getall("X-Forwarded-For", [])
+    if local and lines:
+        return lines[-1].rsplit(",", 1)[-1].strip()
     return remote
 
 
@@ -113,15 +126,18 @@ async def _beacon(request: web.Request) -> web.Response:
     now = time.time()
     try:
         if (request.content_length or 0) > MAX_BODY:
-            beacons.rejected["too_large"] += 1
-            raise Rejected("too_large")
+            raise _Unfinished("too_large")
         body = await _read(request)
         beacons.receive(body, origin, client_address(request), now)
     except Rejected as exc:
         status = _STATUS.get(exc.reason, 400)
         headers = _cors(beacons, request)
-        if status == 413:
-            headers["Connection"] = "close"  # the rest of the body is not read
+        if isinstance(exc, _Unfinished):
+            beacons.rejected[exc.reason] += 1  # ``receive`` never saw it: counted here
+        if isinstance(exc, _Unfinished) or status == 413:
+            # The rest of the body is not read: closing spares the connection
+            # aiohttp's lingering wait for it, and the next request's framing.
+            headers["Connection"] = "close"
         return web.Response(status=status, text=f"{exc.reason}\n", headers=headers)
     return web.Response(status=204, headers=_cors(beacons, request))
 

@@ -150,3 +150,21 @@ async def test_the_database_password_is_not_passed_to_php(
     )
     run = await run_cfg(SwitchCommand(PHP, tmp_path))
     assert (run.exit_code, run.output) == (0, "absent")
+
+
+async def test_no_secret_of_the_monitors_environment_reaches_php(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Token keys and webhook secrets come from variables the admin names
+    (``secret_env``), under any name: cfg.php gets none of the monitor's
+    environment but what a command needs."""
+    monkeypatch.setenv("MEET_JWT_APP_SECRET", "Token-Secret-8812")
+    monkeypatch.setenv("ALERT_WEBHOOK_SECRET", "Hook-Secret-4471")
+    (tmp_path / "admin" / "cli").mkdir(parents=True)
+    (tmp_path / "admin" / "cli" / "cfg.php").write_text(
+        "<?php\nforeach (getenv() as $k => $v) {\n"
+        "  if (strpos($v, 'Secret') !== false) { echo \"$k \"; }\n}\n"
+        "echo getenv('PATH') === false ? 'no PATH' : 'PATH';\n"
+    )
+    run = await run_cfg(SwitchCommand(PHP, tmp_path))
+    assert (run.exit_code, run.output) == (0, "PATH")

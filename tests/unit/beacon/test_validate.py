@@ -16,11 +16,13 @@ def members(pool: str) -> dict[str, str] | None:
 
 
 def test_a_good_beacon_is_read_in_seconds() -> None:
-    beacon = parse(body({"a": 41.5, "b": 88}, region="eu-west"), members)
+    beacon = parse(body({"a": 41.5, "b": 88}, region="eu-west"), members, ("eu-west",))
     assert beacon.pool == "moodle"
     assert beacon.region == "eu-west"
     assert beacon.rtt == (("a", 0.0415), ("b", 0.088))
     assert parse(body({"a": 1}), members).region == "default"
+    # A region of the right shape that beacon.regions does not list: kept as "default".
+    assert parse(body({"a": 1}, region="eu-east"), members, ("eu-west",)).region == "default"
 
 
 @pytest.mark.parametrize(

@@ -24,10 +24,12 @@ def test_the_issues_config_shape() -> None:
         SERVERS + "beacon:\n"
         '  origins: ["https://moodle.example.edu", "https://moodle.example.edu:443/",'
         ' "http://lms.example:8080"]\n'
+        "  regions: [campus-north, campus-south, campus-north]\n"
         "  window: 1h\n  min_samples: 30\n  min_prefixes: 5\n  period: 0s\n"
         "pools:\n  - name: moodle\n    servers: [a, b]\n    nearest: users\n"
     )
     assert cfg.beacon.origins == ["https://moodle.example.edu", "http://lms.example:8080"]
+    assert cfg.beacon.regions == ["campus-north", "campus-south"]
     assert cfg.beacon.period == 0.0
     assert cfg.pools[0].settings().nearest == "users"
 
@@ -38,6 +40,10 @@ def test_the_issues_config_shape() -> None:
         ("beacon: {origins: ['https://moodle.example.edu/course']}\n", "is not an origin"),
         ("beacon: {origins: ['moodle.example.edu']}\n", "is not an origin"),
         ("beacon: {origins: ['https://user@moodle.example.edu']}\n", "is not an origin"),
+        ("beacon: {regions: [all]}\n", "is not a region"),
+        ("beacon: {regions: ['Campus North']}\n", "is not a region"),
+        ("beacon: {regions: ['<b>x\\e[2J']}\n", "is not a region"),
+        ("beacon: {regions: [" + ", ".join(f"r{n}" for n in range(33)) + "]}\n", "at most 32"),
         ("beacon: {window: 10s}\n", "window must be between"),
         ("beacon: {period: -1s}\n", ""),
         ("beacon: {min_prefixes: 0}\n", "greater than or equal to 1"),
