@@ -52,7 +52,7 @@ def config(tmp_path: Path, members: list[FarFromUsers], origin: str) -> Path:
         f"  - name: moodle-monitor\n    servers: [lab-1, lab-2]\n    {failover}\n"
         "beacon:\n"
         f"  origins: ['{origin}']\n"
-        "  window: 1h\n  min_samples: 3\n  min_prefixes: 1\n  period: 0s\n"
+        "  window: 1h\n  min_samples: 3\n  min_prefixes: 1\n  period: 0s\n  regions: [lab]\n"
     )
     path = tmp_path / "servers.yaml"
     path.write_text(text)
