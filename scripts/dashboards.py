@@ -68,6 +68,7 @@ from monitor.grafana import (  # noqa: E402
     value_map,
     vital,
 )
+from monitor.moodle.panels import moodle_panels  # noqa: E402
 
 OUT_DIR = ROOT / "dashboards" / "grafana"
 
@@ -267,6 +268,9 @@ def overview() -> Json:
     )
     grid.row("Users' view (browser beacons)")
     for panel, width, height in user_panels():
+        grid.add(panel, w=width, h=height)
+    grid.row("Moodle (mod_jitsi)", collapsed=True)
+    for panel, width, height in moodle_panels():
         grid.add(panel, w=width, h=height)
     lay_out(grid, FAMILIES, OVERVIEW_UID, "end")
 

@@ -106,3 +106,14 @@ def metric_names(expr: str) -> set[str]:
 
 
 SECRET = "dashboards-test-secret-0123456789abcdef"
+
+
+def dashboard_metrics(prefix: str = "jitsi_") -> set[str]:
+    """The metric names the shipped dashboards' queries use that start with ``prefix``."""
+    return {
+        metric
+        for name in BOARDS
+        for _, expr in promql_expressions(load(name))
+        for metric in metric_names(expr)
+        if metric.startswith(prefix)
+    }

@@ -25,6 +25,7 @@ from monitor.lab import LabOptions, LabServer
 from monitor.lab.tokens import TokenPolicy
 from tests.support.alerting import rule_metrics, sample_names
 from tests.support.cli import run_cli
+from tests.support.dashboards import dashboard_metrics
 from tests.support.databases import MONITOR_PASSWORD, Database, mariadb, postgresql
 from tests.support.moodle_site import make_site
 from tests.support.processes import Served, start_serve
@@ -210,6 +211,8 @@ async def test_serve_switches_when_the_active_server_goes_down_and_follows_a_han
     exported = sample_names(await _text(served, "/metrics"))
     missing = rule_metrics("jitsi_moodle_") - exported
     assert not missing, f"the alert rules use metrics serve does not export: {sorted(missing)}"
+    missing = dashboard_metrics("jitsi_moodle_") - exported
+    assert not missing, f"the dashboards use metrics serve does not export: {sorted(missing)}"
     # Someone sets the other healthy server by hand: the monitor follows, sends nothing back.
     other = second if now != second else site.ids[2]
     site.db.set_config("mod_jitsi", "server", str(other))
