@@ -63,14 +63,14 @@ def _fraction(name: str) -> float:
     return zlib.crc32(name.encode()) / 2**32
 
 
-def first_round_window(count: int, interval: float) -> float:
+def first_round_window(count: int, interval: float, floor: float = STARTUP_SPREAD) -> float:
     """The window over which ``count`` servers started together get their first probes.
 
-    ``STARTUP_SPREAD`` for a small fleet, ``count * FIRST_ROUND_PER_SERVER``
+    ``floor`` (``STARTUP_SPREAD``) for a small fleet, ``count * FIRST_ROUND_PER_SERVER``
     for a large one, never more than the server's ``interval`` (then the
     first probe comes at the server's own place in its interval).
     """
-    return min(interval, max(STARTUP_SPREAD, count * FIRST_ROUND_PER_SERVER))
+    return min(interval, max(floor, count * FIRST_ROUND_PER_SERVER))
 
 
 def _jitter(interval: float) -> float:
@@ -117,8 +117,12 @@ class Scheduler:
         self.update(targets)
         self._gc.install()
 
-    def update(self, targets: list[Target]) -> None:
-        """Adopt a new target list: add, reschedule and remove jobs to match."""
+    def update(self, targets: list[Target], *, spread: float = STARTUP_SPREAD) -> None:
+        """Adopt a new target list: add, reschedule and remove jobs to match.
+
+        The servers added get their first probes within ``first_round_window``
+        with ``spread`` as its floor (HA scale-out: a shard taken over is probed
+        within a heartbeat, so its servers miss no more than an interval)."""
         new = {t.name: t for t in targets}
         for name in list(self._targets):
             if name not in new:
@@ -132,7 +136,7 @@ class Scheduler:
             if old is not None and old.interval == target.interval:
                 continue  # other settings are read at each run
             offset = _fraction(name)
-            window = first_round_window(added, target.interval)
+            window = first_round_window(added, target.interval, spread)
             first = now + timedelta(seconds=offset * window)
             if old is None:
                 self._aps.add_job(

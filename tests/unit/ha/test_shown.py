@@ -20,6 +20,7 @@ class Shown:
     shards: list[int] = field(default_factory=lambda: [0])
     instances: int = 2
     database_up: bool = True
+    shard_count: int = 1
 
 
 def test_the_metrics_show_the_role_epoch_and_instances() -> None:
@@ -33,8 +34,17 @@ def test_the_metrics_show_the_role_epoch_and_instances() -> None:
         'jitsi_monitor_ha_shards_owned{location="default"} 1',
         'jitsi_monitor_ha_instances{location="default"} 2',
         'jitsi_monitor_ha_database_up{location="default"} 1',
+        'jitsi_monitor_ha_shards{location="default"} 1',
     ):
         assert line in text, line
+
+
+def test_with_scale_out_the_metrics_count_the_shards_owned_of_all() -> None:
+    state = State()
+    state.ha = Shown(shards=[2, 5, 9], shard_count=12)
+    text = Exposition(state).render().decode()
+    assert 'jitsi_monitor_ha_shards_owned{location="default"} 3' in text
+    assert 'jitsi_monitor_ha_shards{location="default"} 12' in text
 
 
 async def test_healthz_carries_the_ha_object_only_with_ha() -> None:
