@@ -290,7 +290,7 @@ class Service:
         assert self.ha is not None
         targets = self._probed(list(self.state.targets.values()))
         self.state.probe_only(frozenset(t.name for t in targets))
-        self.scheduler.update(targets, spread=self.ha.settings.heartbeat)
+        self.scheduler.update(targets, takeover=self.ha.settings.heartbeat)
 
     def _judge_shared(self, servers: list[str]) -> None:
         """The leader read verdicts other instances wrote: judge their pools."""

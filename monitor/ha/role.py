@@ -95,6 +95,8 @@ class HaRole:
         self._probing: frozenset[int] = frozenset()
         self._unwritten: set[str] = set()
         self._verdicts_seen = 0
+        self._verdicts_from = 0
+        self._verdict_at: dict[str, int] = {}
         self._shard_of: dict[str, int] = {}
         self._shard_of_targets: object = None
         if self.scale_out:
@@ -293,10 +295,17 @@ class HaRole:
 
     async def _read_verdicts(self, store: Store) -> None:
         """The verdicts the others wrote since the last look, for the leader's pools."""
-        last, rows = await self._bounded(store.read_verdicts(self._verdicts_seen))
-        self._verdicts_seen = last
-        state, changed = self.state, []
-        for server, text, score in rows:
+        rows = await self._bounded(store.read_verdicts(self._verdicts_from))
+        # ``at`` is taken when a write starts, and writes commit in their own
+        # order: a row may appear below what the last read saw. So each read
+        # starts where the one before the last ended; what was seen is skipped.
+        self._verdicts_from = self._verdicts_seen
+        self._verdicts_seen = max((row[3] for row in rows), default=self._verdicts_seen)
+        state, changed, seen = self.state, [], self._verdict_at
+        for server, text, score, at in rows:
+            if at <= seen.get(server, 0):
+                continue  # read already
+            seen[server] = at
             if server not in state.targets or self.probes(server):
                 continue  # removed meanwhile, or this instance's own report is the news
             verdict = report_of(server, text, score)
@@ -366,7 +375,9 @@ class HaRole:
             pending,
         )
         self._written = self._want  # what it adopted is stored already
-        self._verdicts_seen = 0  # every instance's latest verdicts, read at this heartbeat
+        # Every instance's latest verdicts, read at this heartbeat.
+        self._verdicts_seen = self._verdicts_from = 0
+        self._verdict_at.clear()
         self._signal()
         if self.on_lead is not None:
             self.on_lead()

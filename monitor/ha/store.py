@@ -55,23 +55,22 @@ CREATE TABLE IF NOT EXISTS jitsi_monitor_ha (
     state jsonb
 )"""
 # Scale-out: each server's latest verdict, written by whoever probes it. ``at``
-# comes from one sequence, so the leader reads what changed since its last look.
-_VERDICTS: Final = (
-    "CREATE SEQUENCE IF NOT EXISTS jitsi_monitor_ha_verdict_at",
-    """CREATE TABLE IF NOT EXISTS jitsi_monitor_ha_verdicts (
+# comes from the column's own sequence at every write, so the leader reads what
+# changed since its last look.
+_VERDICTS: Final = """
+CREATE TABLE IF NOT EXISTS jitsi_monitor_ha_verdicts (
     server text PRIMARY KEY,
     verdict text NOT NULL,
     score double precision,
     probed_by text NOT NULL,
-    at bigint NOT NULL
-)""",
-)
+    at bigserial NOT NULL
+)"""
 # A batch of verdicts, written only for the shards this session holds (checked in
 # pg_locks in the same statement): an instance that lost a shard while paused or
 # cut off cannot overwrite the new owner's verdicts.
 _WRITE_VERDICTS: Final = f"""
-INSERT INTO jitsi_monitor_ha_verdicts (server, verdict, score, probed_by, at)
-SELECT u.server, u.verdict, u.score, %s, nextval('jitsi_monitor_ha_verdict_at')
+INSERT INTO jitsi_monitor_ha_verdicts (server, verdict, score, probed_by)
+SELECT u.server, u.verdict, u.score, %s
 FROM unnest(%s::text[], %s::int[], %s::text[], %s::float8[]) AS u(server, shard, verdict, score)
 WHERE u.shard IN (
     SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND granted
@@ -238,8 +237,7 @@ class Store:
                     "INSERT INTO jitsi_monitor_ha (id) VALUES (1) ON CONFLICT (id) DO NOTHING"
                 )
                 if self.settings.shards > 1:
-                    for statement in _VERDICTS:
-                        await self._data.execute(statement)
+                    await self._data.execute(_VERDICTS)
         except errors.InsufficientPrivilege as exc:
             raise HaError(
                 "permission",
@@ -351,8 +349,8 @@ class Store:
             )
             return int(cur.rowcount)
 
-    async def read_verdicts(self, after: int) -> tuple[int, list[tuple[str, str, Any]]]:
-        """The verdicts written since ``after``: the newest ``at`` and (server, verdict, score)."""
+    async def read_verdicts(self, after: int) -> list[tuple[str, str, Any, int]]:
+        """The verdicts written since ``after``: (server, verdict, score, at), oldest first."""
         async with self._data.cursor() as cur:
             await cur.execute(
                 "SELECT server, CASE WHEN length(verdict) <= %s THEN verdict ELSE '' END, "
@@ -360,8 +358,7 @@ class Store:
                 (MAX_VERDICT_BYTES, after),
             )
             rows = await cur.fetchall()
-        last = max((int(r[3]) for r in rows), default=after)
-        return last, [(str(r[0]), str(r[1]), r[2]) for r in rows]
+        return [(str(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
 
     async def _one(self, conn: Any, sql: str, params: tuple[Any, ...] = ()) -> Any:
         if conn is None:
