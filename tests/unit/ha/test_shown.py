@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from monitor.metrics import Exposition
 from monitor.server import make_app
 from monitor.state import State
+from tests.support.metrics import targets
 
 
 @dataclass
@@ -62,3 +63,15 @@ async def test_healthz_carries_the_ha_object_only_with_ha() -> None:
         "instances": 2,
         "database": "down",
     }
+
+
+def test_with_scale_out_an_instance_shows_only_the_servers_it_probes() -> None:
+    state = State()
+    state.set_targets(targets("a", "b", "c"))
+    exposition = Exposition(state)
+    assert exposition.render().decode().count("jitsi_server_info{") == 3
+    state.probe_only(frozenset({"b"}))
+    text = exposition.render().decode()
+    assert text.count("jitsi_server_info{") == 1
+    assert 'server="b"' in text and 'server="a"' not in text
+    assert 'jitsi_monitor_servers{location="default"} 1' in text
