@@ -27,10 +27,12 @@ from aiohttp import web
 
 from monitor.ha.settings import HaSettings
 from monitor.ha.store import HaError, Store
+from monitor.ha.verdicts import verdict_text
 from monitor.lab import LabServer, servers_yaml
 from monitor.moodle.database import Password, parse_dsn
 from tests.support.alerting import rule_metrics, sample_names
 from tests.support.databases import MONITOR_PASSWORD, MONITOR_USER, Database, postgresql
+from tests.support.metrics import report
 from tests.support.pools import pool_config
 from tests.support.sites import eventually, free_port
 from tests.support.tcpproxy import TcpProxy
@@ -567,3 +569,32 @@ async def test_three_instances_share_twelve_shards_and_a_killed_ones_are_taken_o
         lambda: any(e["chosen"] == "lab-2" for e in receiver.events), timeout=2 * INTERVAL + SLACK
     )
     assert len({e["id"] for e in receiver.events if e["reason"] == "initial"}) == 1
+
+
+async def test_shard_locks_are_exclusive_and_fence_the_verdicts(pg: Database) -> None:
+    grant(pg)
+
+    def scaled(name: str) -> HaSettings:
+        return HaSettings(parse_dsn(pg.dsn), Password(MONITOR_PASSWORD), LEASE, name, SHARDS)
+
+    a, b = Store(scaled("a")), Store(scaled("b"))
+    await a.open()
+    await b.open()
+    try:
+        assert await a.claim([0, 1, 2], 2) == [0, 1]  # up to the limit asked
+        assert await b.claim([0, 1, 2, 3], 4) == [2, 3]  # not a's
+        row = verdict_text(report("lab-1"))
+        # b may write verdicts of its shards only: a row of a's shard is refused.
+        assert await b.write_verdicts([("x", 2, row, 0.01), ("y", 0, row, 0.01)]) == 1
+        assert [r[0] for r in await a.read_verdicts(0)] == ["x"]
+        await a.release([1])
+        assert await b.claim([1], 1) == [1]
+        assert await b.write_verdicts([("z", 1, row, None)]) == 1
+        rows = await a.read_verdicts(0)
+        assert [r[0] for r in rows] == ["x", "z"]  # in the order written
+        assert rows[0][3] < rows[1][3]
+        await a.close()  # a's session ends: its shard 0 is free for b
+        assert await until(lambda: b.claim([0], 1), lambda got: got == [0], SLACK) == [0]
+    finally:
+        await a.close()
+        await b.close()
