@@ -19,6 +19,19 @@ instance, a write per change); one write does. ``--sizes 1000,10000`` times,
 for a state of that many servers (in pools of ten, a smoothed round trip
 each, 100 pending events): the state document's bytes, the CPU to build it,
 and a fenced write and a follower's read of it on the same PostgreSQL.
+
+Scale-out (``ha.shards``): ``--scale K`` starts three instances on twelve
+shards over twelve servers (the lab servers four times over, 5 s interval)
+and kills one of them K times (it comes back each time): how long until the
+other two hold every shard (p50, max), and the longest gap between two probes
+of any server across the kills (from the verdicts table; the interval is
+the floor). ``--verdicts 1000,10000`` counts the database round trips per
+minute of three instances with a 15 s lease and 60 s intervals at each fleet
+size: it runs the statements of one heartbeat of each instance (the
+heartbeat, a batch of the verdicts due, the leader's read of the others')
+against the real PostgreSQL, counts them in ``pg_stat_database`` and times
+them, and scales to a minute of heartbeats (the leader's state writes, a
+few a minute when quiet, come on top: the kill rounds above count those).
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -45,13 +59,15 @@ from bench.common import ROOT, ms, proc_cpu_seconds, summary
 sys.path.insert(0, str(ROOT))
 
 from monitor.ha.settings import HaSettings
+from monitor.ha.shards import shard_of
 from monitor.ha.store import Store
+from monitor.ha.verdicts import verdict_text
 from monitor.lab import LabOptions, LabServer, servers_yaml
 from monitor.moodle.database import Password, parse_dsn
 from monitor.selector import PoolSettings
 from monitor.state import State, state_data
 from tests.support.databases import MONITOR_PASSWORD, MONITOR_USER, Database, postgresql
-from tests.support.metrics import targets
+from tests.support.metrics import report, targets
 
 
 class Receiver:
@@ -278,6 +294,156 @@ async def store_cost(sizes: list[int], rounds: int = 10) -> dict[str, dict[str, 
     return out
 
 
+SCALE_SHARDS = 12
+SCALE_INTERVAL = 5.0
+
+
+def scale_config(home: Path, labs: list[LabServer], port: int, hook: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    text = servers_yaml(labs * 4, interval=f"{SCALE_INTERVAL:g}s", timeout="2s")
+    text += "pools:\n  - name: moodle\n    servers: [lab-1, lab-2, lab-3]\n"
+    text += f"notify:\n  webhooks: [{{url: '{hook}', timeout: 5s}}]\n"
+    dsn = f"postgresql://{MONITOR_USER}@127.0.0.1:{port}/moodle"
+    text += f"ha:\n  database: {dsn}\n  lease: {LEASE:g}s\n  instance: {home.name}\n"
+    text += f"  shards: {SCALE_SHARDS}\n"
+    path = home / "servers.yaml"
+    path.write_text(text)
+    return path
+
+
+async def _shards(serve: Serve, session: aiohttp.ClientSession) -> set[int]:
+    try:
+        async with session.get(f"{serve.base}/healthz") as resp:
+            data: dict[str, Any] = await resp.json()
+            return set(data.get("ha", {}).get("shards", []))
+    except (aiohttp.ClientError, OSError):
+        return set()
+
+
+def _probed_at(db: Database) -> dict[str, float]:
+    rows = db.execute(
+        "SELECT server, (verdict::json->>'finished')::float8 FROM jitsi_monitor_ha_verdicts"
+    )
+    return {str(server): float(at) for server, at in rows}
+
+
+async def scale_run(kills: int) -> dict[str, Any]:
+    """Three instances on twelve shards, one killed ``kills`` times."""
+    with postgresql() as db, tempfile.TemporaryDirectory(prefix="bench-ha-") as folder:
+        db.execute(f"GRANT CREATE ON SCHEMA public TO {MONITOR_USER}")
+        labs = [LabServer(LabOptions(latency=0.02 * i)) for i in range(3)]
+        for lab in labs:
+            await lab.start()
+        receiver = Receiver()
+        await receiver.start()
+        hook = f"http://127.0.0.1:{receiver.port}/hook"
+        where = Path(folder)
+        serves = [
+            Serve(where / n, scale_config(where / n, labs, db.port, hook), n)
+            for n in ("mon-a", "mon-b", "mon-c")
+        ]
+        seen: dict[str, set[float]] = {}
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                for server, at in (await asyncio.to_thread(_probed_at, db)).items():
+                    seen.setdefault(server, set()).add(at)
+                await asyncio.sleep(0.2)
+
+        everything = set(range(SCALE_SHARDS))
+        takeovers: list[float] = []
+        async with aiohttp.ClientSession() as session:
+            for one in serves:
+                await one.start()
+
+            async def spread(among: list[Serve]) -> bool:
+                held = [await _shards(one, session) for one in among]
+                return set().union(*held) == everything and sum(map(len, held)) == SCALE_SHARDS
+
+            await until(lambda: spread(serves), 60)
+            watching = asyncio.ensure_future(watch())
+            for k in range(kills):
+                await asyncio.sleep(2 * SCALE_INTERVAL)
+                victim = serves[k % 3]
+                rest = [one for one in serves if one is not victim]
+                t0 = time.monotonic()
+                await victim.kill()
+                await until(lambda r=rest: spread(r), 60)
+                takeovers.append(time.monotonic() - t0)
+                await victim.start()
+                await until(lambda: spread(serves), 60)
+            await asyncio.sleep(2 * SCALE_INTERVAL)
+            stop.set()
+            await watching
+            for one in serves:
+                await one.kill()
+        for lab in labs:
+            await lab.stop()
+    gaps = [b - a for times in seen.values() for a, b in itertools.pairwise(sorted(times))]
+    return {"takeover": summary(takeovers), "longest gap": max(gaps, default=float("nan"))}
+
+
+async def verdict_cost(sizes: list[int], instances: int = 3) -> dict[str, dict[str, float]]:
+    """Round trips per minute and their times for ``instances`` at each fleet size."""
+    lease, interval, shards = 15.0, 60.0, 12
+    heartbeat = lease / 5
+    out: dict[str, dict[str, float]] = {}
+    with postgresql() as db:
+        db.execute(f"GRANT CREATE ON SCHEMA public TO {MONITOR_USER}")
+        stores = []
+        for i in range(instances):
+            settings = HaSettings(
+                parse_dsn(db.dsn), Password(MONITOR_PASSWORD), lease, f"mon-{i}", shards
+            )
+            store = Store(settings)
+            await store.open()
+            await store.claim(list(range(i, shards, instances)), shards)
+            stores.append(store)
+        leader = stores[0]
+        assert await leader.try_lead() is not None
+        for size in sizes:
+            names = [f"s{i:05d}" for i in range(size)]
+            split = shard_of(names, shards)
+            text = verdict_text(report("x"))
+            # Each heartbeat an instance writes the verdicts of the servers it probed
+            # since its last: its share of the fleet times heartbeat / interval.
+            due = max(1, round(size / instances * heartbeat / interval))
+            writes, reads, beats = [], [], []
+            after, rounds, issued = 0, 10, 0
+            for r in range(rounds):
+                for i, store in enumerate(stores):
+                    t0 = time.monotonic()
+                    await store.look()
+                    issued += 1
+                    beats.append(time.monotonic() - t0)
+                    mine = [n for n in names if split[n] % instances == i]
+                    batch = [mine[(r * due + j) % len(mine)] for j in range(due)]
+                    rows: list[tuple[str, int, str, float | None]] = [
+                        (n, split[n], text, 0.02) for n in batch
+                    ]
+                    t0 = time.monotonic()
+                    await store.write_verdicts(rows)
+                    issued += 1
+                    writes.append(time.monotonic() - t0)
+                t0 = time.monotonic()
+                got = await leader.read_verdicts(after)
+                issued += 1
+                reads.append(time.monotonic() - t0)
+                after = max((row[3] for row in got), default=after)
+            per_heartbeat = issued / rounds
+            out[str(size)] = {
+                "round trips per minute": per_heartbeat * 60 / heartbeat,
+                "verdicts per write": float(due),
+                "heartbeat p50": summary(beats)["p50"],
+                "write p50": summary(writes)["p50"],
+                "read p50": summary(reads)["p50"],
+            }
+        for store in stores:
+            await store.close()
+    return out
+
+
 async def _is(serve: Serve, session: aiohttp.ClientSession, role: str) -> bool:
     return await serve.role(session) == role
 
@@ -292,7 +458,29 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--quiet", type=float, default=60.0, help="the cost window, seconds")
     parser.add_argument("--sizes", default="", help="only the cost of one store: 1000,10000")
+    parser.add_argument("--scale", type=int, default=0, help="scale-out: kills of one of three")
+    parser.add_argument("--verdicts", default="", help="scale-out round trips: 1000,10000")
     args = parser.parse_args()
+    if args.verdicts:
+        costs = asyncio.run(verdict_cost([int(n) for n in args.verdicts.split(",")]))
+        for size, c in costs.items():
+            print(
+                f"{size} servers, 3 instances, lease 15 s, interval 60 s: "
+                f"{c['round trips per minute']:.0f} round trips per minute; "
+                f"{c['verdicts per write']:.0f} verdicts a write, heartbeat "
+                f"{ms(c['heartbeat p50'], 1)}, write {ms(c['write p50'], 1)}, "
+                f"leader's read {ms(c['read p50'], 1)}"
+            )
+        return
+    if args.scale:
+        fig = asyncio.run(scale_run(args.scale))
+        t = fig["takeover"]
+        print(
+            f"scale-out, lease {LEASE:g} s, interval {SCALE_INTERVAL:g} s, "
+            f"{int(t['count'])} kills: every shard held again p50 {ms(t['p50'], 0)}, "
+            f"max {ms(t['max'], 0)}; longest gap between two probes {fig['longest gap']:.2f} s"
+        )
+        return
     if args.sizes:
         costs = asyncio.run(store_cost([int(n) for n in args.sizes.split(",")]))
         for size, c in costs.items():

@@ -30,6 +30,7 @@ __all__ = [
     "TOOLTIP",
     "Grid",
     "Json",
+    "across",
     "annotation",
     "bar_gauge",
     "cert_days",
@@ -528,6 +529,13 @@ def dashboard_link(title: str, uid: str, slug: str, tooltip: str) -> Json:
         "type": "link",
         "url": f"/d/{uid}/{slug}",
     }
+
+
+def across(aggregation: str, labels: tuple[str, ...], expr: str) -> str:
+    """One series per location and ``labels`` out of every instance's: several ``serve``
+    (HA: each follower mirrors the leader's pools; without scale-out every instance
+    probes every server) would otherwise draw the same line once per instance."""
+    return f"{aggregation} by ({', '.join(('location', *labels))}) ({expr})"
 
 
 def per_server(aggregation: str, expr: str) -> str:

@@ -63,14 +63,14 @@ def _fraction(name: str) -> float:
     return zlib.crc32(name.encode()) / 2**32
 
 
-def first_round_window(count: int, interval: float) -> float:
+def first_round_window(count: int, interval: float, floor: float = STARTUP_SPREAD) -> float:
     """The window over which ``count`` servers started together get their first probes.
 
-    ``STARTUP_SPREAD`` for a small fleet, ``count * FIRST_ROUND_PER_SERVER``
+    ``floor`` (``STARTUP_SPREAD``) for a small fleet, ``count * FIRST_ROUND_PER_SERVER``
     for a large one, never more than the server's ``interval`` (then the
     first probe comes at the server's own place in its interval).
     """
-    return min(interval, max(STARTUP_SPREAD, count * FIRST_ROUND_PER_SERVER))
+    return min(interval, max(floor, count * FIRST_ROUND_PER_SERVER))
 
 
 def _jitter(interval: float) -> float:
@@ -117,8 +117,13 @@ class Scheduler:
         self.update(targets)
         self._gc.install()
 
-    def update(self, targets: list[Target]) -> None:
-        """Adopt a new target list: add, reschedule and remove jobs to match."""
+    def update(self, targets: list[Target], *, takeover: float | None = None) -> None:
+        """Adopt a new target list: add, reschedule and remove jobs to match.
+
+        ``takeover`` (HA scale-out: servers another instance probed until now):
+        the servers added get their first probes within ``first_round_window``
+        with ``takeover`` seconds as its floor, and go on an interval after it,
+        so that none misses more than an interval across the handover."""
         new = {t.name: t for t in targets}
         for name in list(self._targets):
             if name not in new:
@@ -132,7 +137,8 @@ class Scheduler:
             if old is not None and old.interval == target.interval:
                 continue  # other settings are read at each run
             offset = _fraction(name)
-            window = first_round_window(added, target.interval)
+            floor = STARTUP_SPREAD if takeover is None else takeover
+            window = first_round_window(added, target.interval, floor)
             first = now + timedelta(seconds=offset * window)
             if old is None:
                 self._aps.add_job(
@@ -141,7 +147,9 @@ class Scheduler:
             else:
                 self._aps.remove_job(name)
             start = now + timedelta(seconds=offset * target.interval)
-            if old is None and (start - first).total_seconds() < target.interval / 2:
+            if old is None and takeover is not None:
+                start = first + timedelta(seconds=target.interval)  # a handover: no gap
+            elif old is None and (start - first).total_seconds() < target.interval / 2:
                 start += timedelta(seconds=target.interval)  # too close to the first run
             trigger = IntervalTrigger(
                 seconds=target.interval,

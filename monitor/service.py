@@ -199,6 +199,11 @@ class Service:
             self.decisions = HaDecisions(self.ha, state, notify=self._notify, save=self.persist)
             self.notifier.ready = self.ha.ready
             self.ha.on_lead = self._lead
+            if self.ha.scale_out:
+                # The heartbeat claims shards; until then this instance probes nothing.
+                state.probe_only(frozenset())
+                self.ha.on_shards = self._probe_shards
+                self.ha.on_verdicts = self._judge_shared
         else:
             self.decisions = Decisions(state, notify=self._notify, save=self.persist)
         self.scheduler = Scheduler(self.runner, state, self.decisions)
@@ -222,7 +227,7 @@ class Service:
         await self._listen(fds)
         if signals:
             self._install_signal_handlers()
-        self.scheduler.start(targets)
+        self.scheduler.start(self._probed(targets))
         self.sources.start()
         self.notifier.start()  # events a stop left in the outbox go first
         if self.ha is not None:
@@ -246,8 +251,8 @@ class Service:
         if self.spec is not None:
             # Every instance shares one state: a static shard would judge other pools' halves.
             raise StartError(
-                "ha and shard (or --shard) do not go together: every HA instance probes "
-                "all servers (ha.shards is for spreading them, see docs/ha.md)"
+                "ha and shard (or --shard) do not go together: the HA instances share the "
+                "servers out by themselves (ha.shards, see docs/ha.md)"
             )
         try:
             password = self.cfg.ha_password()
@@ -272,6 +277,27 @@ class Service:
             settings.dsn.shown,
             settings.lease,
         )
+
+    def _probed(self, targets: list[Target]) -> list[Target]:
+        """The servers this instance probes: all, or with HA scale-out its shards'."""
+        ha = self.ha
+        return (
+            targets if ha is None or not ha.scale_out else [t for t in targets if ha.probes(t.name)]
+        )
+
+    def _probe_shards(self) -> None:
+        """HA scale-out: the shards this instance holds changed; probe theirs."""
+        assert self.ha is not None
+        targets = self._probed(list(self.state.targets.values()))
+        self.state.probe_only(frozenset(t.name for t in targets))
+        self.scheduler.update(targets, takeover=self.ha.settings.heartbeat)
+
+    def _judge_shared(self, servers: list[str]) -> None:
+        """The leader read verdicts other instances wrote: judge their pools."""
+        now, made = time.time(), []
+        for server in servers:
+            made.extend(self.state.select(server, now))
+        self.decisions.take(made)
 
     def _lead(self) -> None:
         """This instance took the lead: deliver what the last leader left, judge every pool."""
@@ -478,7 +504,10 @@ class Service:
             state.set_pools(pools)
             self.decisions.take(state.select(None, time.time()))
         self.ondemand.update(new)
-        self.scheduler.update(targets)
+        probed = self._probed(targets)
+        if self.state.probed is not None:
+            self.state.probe_only(frozenset(t.name for t in probed))
+        self.scheduler.update(probed)
         return targets
 
     def _failed(self, why: str, trace: bool = False) -> None:

@@ -74,6 +74,8 @@ class HaHealth(Protocol):
     @property
     def shards(self) -> list[int]: ...
     @property
+    def shard_count(self) -> int: ...
+    @property
     def instances(self) -> int: ...
     @property
     def database_up(self) -> bool: ...
@@ -132,6 +134,11 @@ class State:
     history: HistoryHealth | None = None
     # High availability when serve runs with an ha block (monitor.ha).
     ha: HaHealth | None = None
+    # Scale-out (monitor.ha): the servers this instance probes (None: all), and the
+    # verdicts and scores other instances wrote of the rest, which the leader
+    # judges pools by.
+    probed: frozenset[str] | None = None
+    shared: dict[str, tuple[ServerReport, float | None]] = field(default_factory=dict)
     # Browser beacons when serve takes them (monitor.beacon): the score of a
     # ``nearest: users`` pool's members where enough users timed them.
     users: UserTimings | None = None
@@ -156,22 +163,31 @@ class State:
         users = self.users if pool.nearest == "users" else None
         out = []
         for server in pool.servers:
-            score, by = self.score(server), "monitor"
+            report, score, by = self.reports.get(server), self.score(server), "monitor"
+            if report is None and server in self.shared:
+                report, score = self.shared[server]  # probed by another instance
             if users is not None:
                 # The users' p50 where enough of them timed it; else the monitor's.
                 theirs = users.score(server, now)
                 if theirs is not None:
                     score, by = theirs, "users"
-            out.append(judge(pool, server, self.reports.get(server), score, by=by))
+            out.append(judge(pool, server, report, score, by=by))
         return out
 
     def set_targets(self, targets: list[Target]) -> None:
         """Adopt a new server list; forget everything about removed servers."""
         self.targets = {t.name: t for t in targets}
-        for store in (self.reports, self.rtt_tcp_connect, self.rtt_xmpp_ping):
+        for store in (self.reports, self.rtt_tcp_connect, self.rtt_xmpp_ping, self.shared):
             for name in list(store):
                 if name not in self.targets:
                     del store[name]
+
+    def probe_only(self, servers: frozenset[str]) -> None:
+        """Scale-out: this instance probes ``servers`` now; the reports of others
+        are forgotten (their verdicts come from whoever probes them)."""
+        self.probed = servers
+        for name in [n for n in self.reports if n not in servers]:
+            del self.reports[name]
 
     def record(self, report: ServerReport) -> list[Decision]:
         """Keep a finished ladder's report; return the pool choices it changed

@@ -50,6 +50,7 @@ from monitor.grafana import (  # noqa: E402
     SERVERS,
     Grid,
     Json,
+    across,
     annotation,
     bar_gauge,
     common_variables,
@@ -168,7 +169,7 @@ def overview() -> Json:
             "Probe duration",
             "How long each server's whole ladder took (jitsi_probe_duration_seconds): web "
             "files, signalling, focus, the join and, with a jwt block, the token matrix.",
-            [query(sel("jitsi_probe_duration_seconds", SERVERS), "{{server}}")],
+            [query(per_server("max", sel("jitsi_probe_duration_seconds", SERVERS)), "{{server}}")],
             unit="s",
         ),
         w=8,
@@ -182,7 +183,12 @@ def overview() -> Json:
             "Signalling round trip (XMPP ping)",
             "Smoothed (EWMA) XEP-0199 ping round trip (jitsi_rtt_seconds, method xmpp_ping): "
             "what pools use as a member's score.",
-            [query(sel("jitsi_rtt_seconds", SERVERS, 'method="xmpp_ping"'), "{{server}}")],
+            [
+                query(
+                    per_server("max", sel("jitsi_rtt_seconds", SERVERS, 'method="xmpp_ping"')),
+                    "{{server}}",
+                )
+            ],
             unit="s",
         ),
         w=12,
@@ -193,7 +199,12 @@ def overview() -> Json:
             "TCP connect round trip",
             "Smoothed (EWMA) time of the ladder's first successful TCP connect "
             "(jitsi_rtt_seconds, method tcp_connect): the score of servers without signalling.",
-            [query(sel("jitsi_rtt_seconds", SERVERS, 'method="tcp_connect"'), "{{server}}")],
+            [
+                query(
+                    per_server("max", sel("jitsi_rtt_seconds", SERVERS, 'method="tcp_connect"')),
+                    "{{server}}",
+                )
+            ],
             unit="s",
         ),
         w=12,
@@ -208,8 +219,14 @@ def overview() -> Json:
             "pool had no eligible member at all (jitsi_pool_stale == 1: /go answers 503). "
             "Failovers are also marked as annotations on every time panel.",
             [
-                query(f"{sel('jitsi_pool_selected', POOLS)} == 1", "{{pool}}: {{server}}"),
-                query(f"{sel('jitsi_pool_stale', POOLS)} == 1", "{{pool}}: none eligible"),
+                query(
+                    f"{across('max', ('pool', 'server'), sel('jitsi_pool_selected', POOLS))} == 1",
+                    "{{pool}}: {{server}}",
+                ),
+                query(
+                    f"{across('max', ('pool',), sel('jitsi_pool_stale', POOLS))} == 1",
+                    "{{pool}}: none eligible",
+                ),
             ],
             mappings=value_map((1, "chosen", "green")),
             overrides=[
@@ -224,7 +241,11 @@ def overview() -> Json:
             "Eligible servers per pool",
             "How many members of each pool pass what the pool requires "
             "(jitsi_pool_eligible_servers). At 0 the pool has no choice.",
-            [query(sel("jitsi_pool_eligible_servers", POOLS), "{{pool}}")],
+            [
+                query(
+                    across("max", ("pool",), sel("jitsi_pool_eligible_servers", POOLS)), "{{pool}}"
+                )
+            ],
             unit="short",
             defaults={"decimals": 0},
         ),
@@ -237,7 +258,12 @@ def overview() -> Json:
             "The score the selector used for each member (jitsi_pool_server_score): "
             "its smoothed XMPP ping round trip, else its TCP connect time. Lower is better; "
             "members of an earlier tier win regardless.",
-            [query(sel("jitsi_pool_server_score", POOLS), "{{pool}}: {{server}}")],
+            [
+                query(
+                    across("max", ("pool", "server"), sel("jitsi_pool_server_score", POOLS)),
+                    "{{pool}}: {{server}}",
+                )
+            ],
             unit="s",
         ),
         w=6,
@@ -251,8 +277,13 @@ def overview() -> Json:
             "or preferred member), none_eligible (every member failed).",
             [
                 query(
-                    "sum by (pool, reason) "
-                    f"(increase({sel('jitsi_pool_failovers_total', POOLS)}[$__range]))",
+                    "sum by (pool, reason) ("
+                    + across(
+                        "max",
+                        ("pool", "reason"),
+                        f"increase({sel('jitsi_pool_failovers_total', POOLS)}[$__range])",
+                    )
+                    + ")",
                     "{{pool}}: {{reason}}",
                     instant=True,
                 )
@@ -458,7 +489,7 @@ def server_dashboard() -> Json:
             "Verdict",
             "OK when every check that decides the verdict passed in the last ladder "
             "(jitsi_server_up).",
-            [query(sel("jitsi_server_up", ONE_SERVER), "{{location}}")],
+            [query(across("min", (), sel("jitsi_server_up", ONE_SERVER)), "{{location}}")],
             unit="none",
             defaults={"mappings": OK_FAIL, "noValue": "not probed yet"},
         ),
@@ -475,7 +506,8 @@ def server_dashboard() -> Json:
                 "interval means the monitor is behind or stopped.",
                 [
                     query(
-                        f"time() - {sel('jitsi_last_probe_timestamp_seconds', ONE_SERVER)}",
+                        "time() - "
+                        + across("max", (), sel("jitsi_last_probe_timestamp_seconds", ONE_SERVER)),
                         "{{location}}",
                     )
                 ],
@@ -488,7 +520,12 @@ def server_dashboard() -> Json:
             stat(
                 "Probe duration",
                 "How long the last ladder took (jitsi_probe_duration_seconds).",
-                [query(sel("jitsi_probe_duration_seconds", ONE_SERVER), "{{location}}")],
+                [
+                    query(
+                        across("max", (), sel("jitsi_probe_duration_seconds", ONE_SERVER)),
+                        "{{location}}",
+                    )
+                ],
                 unit="s",
                 defaults={"color": BLUE},
             ),
@@ -589,7 +626,8 @@ def server_dashboard() -> Json:
             "interval; a ramp means the monitor stopped probing it.",
             [
                 query(
-                    f"time() - {sel('jitsi_last_probe_timestamp_seconds', ONE_SERVER)}",
+                    "time() - "
+                    + across("max", (), sel("jitsi_last_probe_timestamp_seconds", ONE_SERVER)),
                     "{{location}}",
                 )
             ],
@@ -605,7 +643,7 @@ def server_dashboard() -> Json:
             "Round trip",
             "Smoothed (EWMA) round trips (jitsi_rtt_seconds): xmpp_ping (the signalling "
             "ping) and tcp_connect (the first TCP connect).",
-            [query(sel("jitsi_rtt_seconds", ONE_SERVER), "{{method}}")],
+            [query(across("max", ("method",), sel("jitsi_rtt_seconds", ONE_SERVER)), "{{method}}")],
             unit="s",
         ),
         w=8,
@@ -616,7 +654,12 @@ def server_dashboard() -> Json:
             "Pool membership",
             "For each pool in $pool that has this server: chosen when the pool sends people "
             "here, standby when another member is chosen (jitsi_pool_selected).",
-            [query(sel("jitsi_pool_selected", POOLS, ONE_SERVER), "{{pool}}")],
+            [
+                query(
+                    across("max", ("pool",), sel("jitsi_pool_selected", POOLS, ONE_SERVER)),
+                    "{{pool}}",
+                )
+            ],
             mappings=value_map((1, "chosen", "green"), (0, "standby", "blue")),
         ),
         w=8,
@@ -627,7 +670,12 @@ def server_dashboard() -> Json:
             "Pool score",
             "The score each pool's selector gave this server "
             "(jitsi_pool_server_score); lower is better.",
-            [query(sel("jitsi_pool_server_score", POOLS, ONE_SERVER), "{{pool}}")],
+            [
+                query(
+                    across("max", ("pool",), sel("jitsi_pool_server_score", POOLS, ONE_SERVER)),
+                    "{{pool}}",
+                )
+            ],
             unit="s",
         ),
         w=8,

@@ -36,6 +36,9 @@ _PASSWORD_MAX_BYTES: Final = 4096
 # over 5 min a dead leader leaves the pools unwatched too long.
 MIN_LEASE: Final = 3.0
 MAX_LEASE: Final = 300.0
+# Each shard is an advisory lock and a claim at a heartbeat: a few dozen is plenty
+# (a shard per instance at the most, with room to grow).
+MAX_SHARDS: Final = 256
 # An instance's name: shown on /healthz and in the database; no spaces or quotes.
 _INSTANCE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -79,10 +82,8 @@ class HaConfig(BaseModel):
     @field_validator("shards")
     @classmethod
     def _shards(cls, value: int) -> int:
-        if value != 1:
-            # Scale-out (shards claimed by advisory locks) is not built yet:
-            # refused rather than silently probing everything everywhere.
-            raise ValueError("ha.shards: only 1 is supported so far (see docs/ha.md)")
+        if not 1 <= value <= MAX_SHARDS:
+            raise ValueError(f"shards must be from 1 to {MAX_SHARDS}")
         return value
 
     def dsn(self) -> Dsn:

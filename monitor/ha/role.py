@@ -18,6 +18,16 @@ An event reaches a sink only once the state that holds it is stored
 next leader decides that pool again from its own probes. Delivery is at least
 once: a delivery whose end was not stored yet is made again by the next leader.
 
+With scale-out (``settings.shards`` above 1) every heartbeat also claims
+shards up to this instance's fair share of the live instances (a session
+advisory lock each, so a dead instance's shards are free as soon as its
+session ends) and lets go of what is over it; ``on_shards`` tells the service
+which servers to probe. Each instance writes the verdicts of the servers it
+probes in one batch a heartbeat (``verdicts``); the leader reads those written
+since its last look and judges the pools from them (``on_verdicts``). An
+instance cut off from the database keeps probing the shards it had (duplicates
+over silence); the others take them once its session ends.
+
 A follower keeps probing; its own judgement of the pools is dropped
 (``decisions.HaDecisions``) and the pools show the leader's choice, read from
 the database whenever the leader writes.
@@ -35,7 +45,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from monitor.ha.settings import HaSettings
+from monitor.ha.shards import claim_order, fair_share, shard_of
 from monitor.ha.store import HaError, Store
+from monitor.ha.verdicts import report_of, verdict_text
 from monitor.selector import PoolState
 from monitor.state import State, restore_decisions, restore_pools, restore_rtts, state_data
 
@@ -73,6 +85,22 @@ class HaRole:
         self._leader_pools: dict[str, PoolState] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._down_logged = False
+        # Scale-out: the shard locks this database session holds, the shards whose
+        # servers this instance probes (kept while cut off), the servers whose
+        # verdicts wait to be written, and how far the leader has read the others'.
+        self.scale_out = settings.shards > 1
+        self.on_shards: Callable[[], None] | None = None
+        self.on_verdicts: Callable[[list[str]], None] | None = None
+        self._held: set[int] = set()
+        self._probing: frozenset[int] = frozenset()
+        self._unwritten: set[str] = set()
+        self._verdicts_seen = 0
+        self._verdicts_from = 0
+        self._verdict_at: dict[str, int] = {}
+        self._shard_of: dict[str, int] = {}
+        self._shard_of_targets: object = None
+        if self.scale_out:
+            state.listeners.append(self._recorded)
 
     @property
     def instance(self) -> str:
@@ -80,8 +108,28 @@ class HaRole:
 
     @property
     def shards(self) -> list[int]:
-        # Without scale-out every instance probes the one shard: all servers.
-        return [0]
+        """The shards whose servers this instance probes."""
+        if not self.scale_out:
+            return [0]  # without scale-out every instance probes every server
+        return sorted(self._probing)
+
+    @property
+    def shard_count(self) -> int:
+        return self.settings.shards
+
+    def probes(self, server: str) -> bool:
+        """Whether this instance probes ``server`` now."""
+        return not self.scale_out or self._shard(server) in self._probing
+
+    def _recorded(self, server: str) -> None:
+        self._unwritten.add(server)  # its verdict goes out at the next heartbeat
+
+    def _shard(self, server: str) -> int:
+        targets = self.state.targets
+        if targets is not self._shard_of_targets:  # set_targets replaces the dict
+            self._shard_of = shard_of(targets, self.settings.shards)
+            self._shard_of_targets = targets
+        return self._shard_of.get(server, -1)
 
     # -- start and stop ------------------------------------------------------------
 
@@ -185,17 +233,89 @@ class HaRole:
             if look.holding and look.epoch == self.epoch:
                 self._confirmed = started
                 self._signal()
-                return
-            self._step_down(f"epoch {look.epoch} belongs to {look.leader or 'another instance'}")
-        self.epoch, self.leader = look.epoch, look.leader
-        taken = await self._bounded(store.try_lead())
-        if taken is not None:
-            epoch, data = taken
-            self._lead(epoch, data, started)
-        elif look.seq != self._seen_seq:
-            seq, _, data = await self._bounded(store.read_state())
-            self._mirror(data)
-            self._seen_seq = seq
+            else:
+                self._step_down(
+                    f"epoch {look.epoch} belongs to {look.leader or 'another instance'}"
+                )
+        if self.role != "leader":
+            self.epoch, self.leader = look.epoch, look.leader
+            taken = await self._bounded(store.try_lead())
+            if taken is not None:
+                epoch, data = taken
+                self._lead(epoch, data, started)
+            elif look.seq != self._seen_seq:
+                seq, _, data = await self._bounded(store.read_state())
+                self._mirror(data)
+                self._seen_seq = seq
+        if self.scale_out:
+            await self._scale(store, look.instances)
+
+    # -- scale-out ----------------------------------------------------------------------
+
+    async def _scale(self, store: Store, instances: int) -> None:
+        """Claim or let go of shards, write this instance's verdicts, and (the
+        leader) read the others'."""
+        count = self.settings.shards
+        fair = fair_share(count, instances)
+        if len(self._held) > fair:
+            extra = sorted(self._held)[fair:]
+            await self._bounded(store.release(extra))
+            self._held.difference_update(extra)
+        elif len(self._held) < fair:
+            order = claim_order(count, self.instance, self._held)
+            self._held.update(await self._bounded(store.claim(order, fair - len(self._held))))
+        if frozenset(self._held) != self._probing:
+            log.info(
+                "ha: %s probes shards %s of %d (%d instance(s))",
+                self.instance,
+                sorted(self._held) or "none",
+                count,
+                instances,
+            )
+            self._probing = frozenset(self._held)
+            if self.on_shards is not None:
+                self.on_shards()
+        await self._write_verdicts(store)
+        if self.acting():
+            await self._read_verdicts(store)
+
+    async def _write_verdicts(self, store: Store) -> None:
+        """This instance's new verdicts, in one statement."""
+        state, rows = self.state, []
+        names, self._unwritten = self._unwritten, set()
+        for server in names:
+            report, shard = state.reports.get(server), self._shard(server)
+            if report is not None and shard in self._held:
+                rows.append((server, shard, verdict_text(report), state.score(server)))
+        try:
+            await self._bounded(store.write_verdicts(rows))
+        except BaseException:
+            self._unwritten.update(names)  # written at the next heartbeat
+            raise
+
+    async def _read_verdicts(self, store: Store) -> None:
+        """The verdicts the others wrote since the last look, for the leader's pools."""
+        rows = await self._bounded(store.read_verdicts(self._verdicts_from))
+        # ``at`` is taken when a write starts, and writes commit in their own
+        # order: a row may appear below what the last read saw. So each read
+        # starts where the one before the last ended; what was seen is skipped.
+        self._verdicts_from = self._verdicts_seen
+        self._verdicts_seen = max((row[3] for row in rows), default=self._verdicts_seen)
+        state, changed, seen = self.state, [], self._verdict_at
+        for server, text, score, at in rows:
+            if at <= seen.get(server, 0):
+                continue  # read already
+            seen[server] = at
+            if server not in state.targets or self.probes(server):
+                continue  # removed meanwhile, or this instance's own report is the news
+            verdict = report_of(server, text, score)
+            if verdict is None:
+                log.warning("ha: the stored verdict of %s is not usable; skipped", server)
+                continue
+            state.shared[server] = verdict
+            changed.append(server)
+        if changed and self.on_verdicts is not None:
+            self.on_verdicts(changed)
 
     async def _bounded(self, step: Coroutine[Any, Any, Any]) -> Any:
         """A database step, within the leader's deadline (a follower: the lease)."""
@@ -215,6 +335,9 @@ class HaRole:
         self.database_up = False
         if self.role == "leader":
             self._step_down("the database cannot be reached")
+        # Its locks end with the session; the shards it had are still probed
+        # until it claims anew (duplicates over silence).
+        self._held = set()
         store, self._store = self._store, None
         if store is not None:
             with contextlib.suppress(TimeoutError):
@@ -252,6 +375,9 @@ class HaRole:
             pending,
         )
         self._written = self._want  # what it adopted is stored already
+        # Every instance's latest verdicts, read at this heartbeat.
+        self._verdicts_seen = self._verdicts_from = 0
+        self._verdict_at.clear()
         self._signal()
         if self.on_lead is not None:
             self.on_lead()

@@ -25,8 +25,9 @@ from typing import Any, Final, Literal
 
 from monitor import escape
 from monitor.ha.settings import HaSettings
+from monitor.ha.verdicts import MAX_VERDICT_BYTES
 
-__all__ = ["LOCK_SPACE", "HaError", "Look", "Store", "session_problem"]
+__all__ = ["LOCK_SPACE", "SHARD_SPACE", "HaError", "Look", "Store", "session_problem"]
 
 log = logging.getLogger("monitor.ha")
 
@@ -34,6 +35,8 @@ log = logging.getLogger("monitor.ha")
 # (second key 1), "jn" for the instance names (second key hashtext(name)).
 LOCK_SPACE: Final = 0x6A6D
 NAME_SPACE: Final = 0x6A6E
+# Scale-out's shards: "js", second key the shard's number.
+SHARD_SPACE: Final = 0x6A73
 _LEADER: Final = 1
 # The shared state is the state file's content: bounded as that file is.
 MAX_STATE_BYTES: Final = 16 * 1024 * 1024
@@ -51,6 +54,29 @@ CREATE TABLE IF NOT EXISTS jitsi_monitor_ha (
     state_epoch bigint NOT NULL DEFAULT 0,
     state jsonb
 )"""
+# Scale-out: each server's latest verdict, written by whoever probes it. ``at``
+# comes from the column's own sequence at every write, so the leader reads what
+# changed since its last look.
+_VERDICTS: Final = """
+CREATE TABLE IF NOT EXISTS jitsi_monitor_ha_verdicts (
+    server text PRIMARY KEY,
+    verdict text NOT NULL,
+    score double precision,
+    probed_by text NOT NULL,
+    at bigserial NOT NULL
+)"""
+# A batch of verdicts, written only for the shards this session holds (checked in
+# pg_locks in the same statement): an instance that lost a shard while paused or
+# cut off cannot overwrite the new owner's verdicts.
+_WRITE_VERDICTS: Final = f"""
+INSERT INTO jitsi_monitor_ha_verdicts (server, verdict, score, probed_by)
+SELECT u.server, u.verdict, u.score, %s
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::float8[]) AS u(server, shard, verdict, score)
+WHERE u.shard IN (
+    SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND granted
+        AND classid = {SHARD_SPACE} AND objsubid = 2 AND pid = pg_backend_pid())
+ON CONFLICT (server) DO UPDATE SET verdict = excluded.verdict, score = excluded.score,
+    probed_by = excluded.probed_by, at = excluded.at"""
 
 _HERE: Final = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 _LOOK: Final = f"""
@@ -210,6 +236,8 @@ class Store:
                 await self._data.execute(
                     "INSERT INTO jitsi_monitor_ha (id) VALUES (1) ON CONFLICT (id) DO NOTHING"
                 )
+                if self.settings.shards > 1:
+                    await self._data.execute(_VERDICTS)
         except errors.InsufficientPrivilege as exc:
             raise HaError(
                 "permission",
@@ -283,6 +311,54 @@ class Store:
                 (data, epoch),
             )
             return bool(cur.rowcount == 1)
+
+    # -- scale-out: shards and verdicts --------------------------------------------------
+
+    async def claim(self, shards: list[int], limit: int) -> list[int]:
+        """Take up to ``limit`` of ``shards`` that are free, in their order; those taken.
+        One statement a shard: a set-returning query could lock more than it returns."""
+        taken: list[int] = []
+        for shard in shards:
+            if len(taken) >= limit:
+                break
+            got = await self._one(
+                self._lock, f"SELECT pg_try_advisory_lock({SHARD_SPACE}, %s)", (shard,)
+            )
+            if got[0]:
+                taken.append(shard)
+        return taken
+
+    async def release(self, shards: list[int]) -> None:
+        """Let go of ``shards`` (another instance may take them at its next heartbeat)."""
+        if shards:
+            await self._one(
+                self._lock,
+                f"SELECT count(pg_advisory_unlock({SHARD_SPACE}, s)) FROM unnest(%s::int[]) s",
+                (shards,),
+            )
+
+    async def write_verdicts(self, rows: list[tuple[str, int, str, float | None]]) -> int:
+        """Store a batch of (server, shard, verdict, score) in one statement; how many
+        were stored (a row of a shard this session does not hold is not)."""
+        if not rows:
+            return 0
+        servers, shards, verdicts, scores = (list(column) for column in zip(*rows, strict=True))
+        async with self._lock.cursor() as cur:
+            await cur.execute(
+                _WRITE_VERDICTS, (self.settings.instance, servers, shards, verdicts, scores)
+            )
+            return int(cur.rowcount)
+
+    async def read_verdicts(self, after: int) -> list[tuple[str, str, Any, int]]:
+        """The verdicts written since ``after``: (server, verdict, score, at), oldest first."""
+        async with self._data.cursor() as cur:
+            await cur.execute(
+                "SELECT server, CASE WHEN length(verdict) <= %s THEN verdict ELSE '' END, "
+                "score, at FROM jitsi_monitor_ha_verdicts WHERE at > %s ORDER BY at",
+                (MAX_VERDICT_BYTES, after),
+            )
+            rows = await cur.fetchall()
+        return [(str(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
 
     async def _one(self, conn: Any, sql: str, params: tuple[Any, ...] = ()) -> Any:
         if conn is None:

@@ -128,7 +128,11 @@ class Exposition:
         """
         state = self.state
         targets = state.targets
-        if targets is self._checked_of:
+        if state.probed is not None:
+            # Scale-out: only the servers this instance probes, so that a sum
+            # across instances counts each server once (another instance shows the rest).
+            rows = [self._lines(name) for name in targets if name in state.probed]
+        elif targets is self._checked_of:
             # The same server list as at the last scrape: every report since
             # was formatted by the listener, so the kept lines are current.
             kept = self._kept
@@ -291,6 +295,7 @@ class Exposition:
             "jitsi_monitor_ha_leader",
             "jitsi_monitor_ha_epoch",
             "jitsi_monitor_ha_shards_owned",
+            "jitsi_monitor_ha_shards",
             "jitsi_monitor_ha_instances",
             "jitsi_monitor_ha_database_up",
         )
@@ -301,6 +306,7 @@ class Exposition:
             ha.role == "leader",
             ha.epoch,
             len(ha.shards),
+            ha.shard_count,
             ha.instances,
             ha.database_up,
         )
@@ -332,7 +338,11 @@ class Exposition:
             "jitsi_monitor_build_info": _line(
                 "jitsi_monitor_build_info", [("version", __version__), *lo], 1.0
             ),
-            "jitsi_monitor_servers": _line("jitsi_monitor_servers", lo, len(state.targets)),
+            "jitsi_monitor_servers": _line(
+                "jitsi_monitor_servers",
+                lo,
+                len(state.targets) if state.probed is None else len(state.probed),
+            ),
             **self._outbox(lo),
             **self._sources(lo),
             **self._history(lo),

@@ -163,6 +163,11 @@ MONITOR_FAMILIES: tuple[MetricFamily, ...] = (
         "Shards of the servers this instance probes (1 without scale-out: all of them).",
     ),
     MetricFamily(
+        "jitsi_monitor_ha_shards",
+        "gauge",
+        "Shards the servers are spread over (ha.shards); 1 without scale-out.",
+    ),
+    MetricFamily(
         "jitsi_monitor_ha_instances",
         "gauge",
         "Instances connected to the HA database, as its last heartbeat saw them.",

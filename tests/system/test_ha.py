@@ -9,6 +9,7 @@ allowed, at least once, and said). Durations are the lease's behaviour, with
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -26,10 +27,12 @@ from aiohttp import web
 
 from monitor.ha.settings import HaSettings
 from monitor.ha.store import HaError, Store
-from monitor.lab import LabServer
+from monitor.ha.verdicts import verdict_text
+from monitor.lab import LabServer, servers_yaml
 from monitor.moodle.database import Password, parse_dsn
 from tests.support.alerting import rule_metrics, sample_names
 from tests.support.databases import MONITOR_PASSWORD, MONITOR_USER, Database, postgresql
+from tests.support.metrics import report
 from tests.support.pools import pool_config
 from tests.support.sites import eventually, free_port
 from tests.support.tcpproxy import TcpProxy
@@ -452,3 +455,146 @@ async def test_a_leader_stopped_with_sigterm_hands_over_its_pending_events(
     lost, duplicates = counts(receiver, pending)
     assert lost == 0
     print(f"SIGTERM: events lost {lost}, duplicates {duplicates}")
+
+
+# -- scale-out ---------------------------------------------------------------------------
+
+SHARDS = 12
+# Long enough that "no server misses more than one interval" (a gap under two
+# intervals) leaves SLACK over what a takeover needs (a heartbeat to claim, a
+# heartbeat's spread to the first probe).
+INTERVAL = 12.0
+
+
+def scale_config(tmp_path: Path, labs: list[LabServer], name: str, port: int, hook: str) -> Path:
+    """Twelve servers (the three lab servers four times over) in twelve shards."""
+    home = tmp_path / name
+    home.mkdir(exist_ok=True)
+    text = servers_yaml(labs * 4, interval=f"{INTERVAL:g}s", timeout="2s")
+    text += (
+        "pools:\n  - name: moodle\n    servers: [lab-1, lab-2, lab-3]\n"
+        "    failover: {after: 2, min_improvement: 20% 10ms, hold_down: 1h}\n"
+        f"notify:\n  webhooks: [{{url: '{hook}', timeout: 5s}}]\n"
+        f"ha:\n  database: postgresql://{MONITOR_USER}@127.0.0.1:{port}/moodle\n"
+        f"  lease: {LEASE:g}s\n  instance: {name}\n  shards: {SHARDS}\n"
+    )
+    path = home / "servers.yaml"
+    path.write_text(text)
+    return path
+
+
+def probed_at(db: Database) -> dict[str, float]:
+    """When each server's stored verdict was made (the prober's clock: one machine here)."""
+    rows = db.execute(
+        "SELECT server, (verdict::json->>'finished')::float8 FROM jitsi_monitor_ha_verdicts"
+    )
+    return {str(server): float(at) for server, at in rows}
+
+
+async def test_three_instances_share_twelve_shards_and_a_killed_ones_are_taken_over(
+    tmp_path: Path, pg: Database, labs: list[LabServer], receiver: Receiver,
+    instances: list[Instance],
+) -> None:  # fmt: skip
+    grant(pg)
+    insts = []
+    for name in ("mon-a", "mon-b", "mon-c"):
+        config = scale_config(tmp_path, labs, name, pg.port, receiver.url)
+        insts.append(await start(tmp_path, config, name, instances))
+
+    async def all_healthz() -> list[dict[str, Any] | None]:
+        return [await healthz(inst) for inst in insts]
+
+    def shared_fairly(hs: list[dict[str, Any] | None]) -> bool:
+        return all(h is not None and len(h["shards"]) == SHARDS // 3 for h in hs)
+
+    hs = await until(all_healthz, shared_fairly, 3 * LEASE + SLACK, insts[0])
+    owned = [set(h["shards"]) for h in hs if h is not None]
+    assert set().union(*owned) == set(range(SHARDS))
+    assert sum(len(o) for o in owned) == SHARDS  # no shard held twice
+    # Each server's series come from one instance: summed across them, each counts once.
+    up_lines = 0
+    for inst in insts:
+        async with aiohttp.ClientSession() as s, s.get(f"{inst.base}/metrics") as resp:
+            text = await resp.text()
+        up_lines += len(re.findall(r"^jitsi_server_info\{", text, re.M))
+        assert f'jitsi_monitor_ha_shards{{location="lab"}} {SHARDS}' in text
+    assert up_lines == 12
+
+    # The leader decides the pool from the verdicts the others wrote too: the nearest
+    # member, and one initial event to the webhook.
+    await eventually(lambda: len(receiver.events) == 1, timeout=INTERVAL + SLACK)
+    assert receiver.events[0]["reason"] == "initial"
+    assert receiver.events[0]["chosen"] == "lab-1"
+
+    # Watch every server's probes from an interval before the kill to two after.
+    seen: dict[str, set[float]] = {}
+
+    async def watch(until_t: float) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < until_t:
+            for server, at in (await asyncio.to_thread(probed_at, pg)).items():
+                seen.setdefault(server, set()).add(at)
+            await asyncio.sleep(0.25)
+
+    loop = asyncio.get_running_loop()
+    watching = asyncio.ensure_future(watch(loop.time() + 3 * INTERVAL + 1))
+    await asyncio.sleep(INTERVAL + 1)
+    leader = next(i for i, h in enumerate(hs) if h is not None and h["role"] == "leader")
+    victim = insts[(leader + 1) % 3]  # a follower: its shards, not the lead, move
+    victim.proc.kill()
+    await victim.proc.wait()
+    rest = [inst for inst in insts if inst is not victim]
+
+    async def rest_healthz() -> list[dict[str, Any] | None]:
+        return [await healthz(inst) for inst in rest]
+
+    def taken(hs: list[dict[str, Any] | None]) -> bool:
+        got = [set(h["shards"]) for h in hs if h is not None]
+        return len(got) == 2 and got[0] | got[1] == set(range(SHARDS)) and not got[0] & got[1]
+
+    await until(rest_healthz, taken, LEASE + SLACK, rest[0])
+    await watching
+    worst = 0.0
+    for server in (f"lab-{i}" for i in range(1, 13)):
+        times = sorted(seen.get(server, ()))
+        assert len(times) >= 3, f"{server} probed {len(times)} times in three intervals"
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        worst = max(worst, *gaps)
+    print(f"scale-out kill: the longest gap between two probes of a server {worst:.1f}s")
+    assert worst < 2 * INTERVAL  # no server missed more than one interval
+
+    # A failover after the kill, judged by the leader from whoever probes the members.
+    await labs[0].set_fault("refuse")
+    await eventually(
+        lambda: any(e["chosen"] == "lab-2" for e in receiver.events), timeout=2 * INTERVAL + SLACK
+    )
+    assert len({e["id"] for e in receiver.events if e["reason"] == "initial"}) == 1
+
+
+async def test_shard_locks_are_exclusive_and_fence_the_verdicts(pg: Database) -> None:
+    grant(pg)
+
+    def scaled(name: str) -> HaSettings:
+        return HaSettings(parse_dsn(pg.dsn), Password(MONITOR_PASSWORD), LEASE, name, SHARDS)
+
+    a, b = Store(scaled("a")), Store(scaled("b"))
+    await a.open()
+    await b.open()
+    try:
+        assert await a.claim([0, 1, 2], 2) == [0, 1]  # up to the limit asked
+        assert await b.claim([0, 1, 2, 3], 4) == [2, 3]  # not a's
+        row = verdict_text(report("lab-1"))
+        # b may write verdicts of its shards only: a row of a's shard is refused.
+        assert await b.write_verdicts([("x", 2, row, 0.01), ("y", 0, row, 0.01)]) == 1
+        assert [r[0] for r in await a.read_verdicts(0)] == ["x"]
+        await a.release([1])
+        assert await b.claim([1], 1) == [1]
+        assert await b.write_verdicts([("z", 1, row, None)]) == 1
+        rows = await a.read_verdicts(0)
+        assert [r[0] for r in rows] == ["x", "z"]  # in the order written
+        assert rows[0][3] < rows[1][3]
+        await a.close()  # a's session ends: its shard 0 is free for b
+        assert await until(lambda: b.claim([0], 1), lambda got: got == [0], SLACK) == [0]
+    finally:
+        await a.close()
+        await b.close()

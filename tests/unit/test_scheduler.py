@@ -208,3 +208,32 @@ async def test_a_large_fleet_first_round_is_spread_by_name(
     early = [name for name in names if place[name] < 1.0]
     missing = [name for name in early if name not in seen]
     assert len(missing) <= len(early) // 4, missing
+
+
+async def test_servers_taken_over_are_probed_within_the_takeover_and_then_every_interval(
+    running: list[tuple[Scheduler, Runner]],
+) -> None:
+    """HA scale-out hands a shard's servers over: their first probes come within
+    the given spread (not the start-up's), the next an interval after the first."""
+    names = [f"s{i}" for i in range(20)]
+    lines = ["servers:"]
+    for name in names:
+        lines += [f"  - name: {name}", f"    url: http://127.0.0.1:9/{name}/"]
+        lines += ["    interval: 60s", "    timeout: 5s", "    signalling: {enabled: false}"]
+    cfg = make_config("\n".join(lines) + "\n")
+    state = State(location=cfg.location)
+    state.set_targets(cfg.targets())
+    runner = Runner(cfg)
+    scheduler = Scheduler(runner, state)
+    running.append((scheduler, runner))
+    scheduler.start([])
+    scheduler.update(cfg.targets(), takeover=0.5)
+    jobs = {job.id: job for job in scheduler._aps.get_jobs()}  # what APScheduler was given
+    for name in names:
+        first = jobs[f"{name}/first"].trigger.run_date
+        then = jobs[name].trigger.start_date
+        assert (then - first).total_seconds() == pytest.approx(60.0)
+    firsts = [jobs[f"{n}/first"].trigger.run_date for n in names]
+    # 40 ms a server over the 0.5 s floor: 0.8 s, not the start-up's 5 s.
+    assert first_round_window(len(names), 60.0, 0.5) == pytest.approx(0.8)
+    assert (max(firsts) - min(firsts)).total_seconds() <= 0.8

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from monitor.metrics import Exposition
 from monitor.server import make_app
 from monitor.state import State
+from tests.support.metrics import targets
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Shown:
     shards: list[int] = field(default_factory=lambda: [0])
     instances: int = 2
     database_up: bool = True
+    shard_count: int = 1
 
 
 def test_the_metrics_show_the_role_epoch_and_instances() -> None:
@@ -33,8 +35,17 @@ def test_the_metrics_show_the_role_epoch_and_instances() -> None:
         'jitsi_monitor_ha_shards_owned{location="default"} 1',
         'jitsi_monitor_ha_instances{location="default"} 2',
         'jitsi_monitor_ha_database_up{location="default"} 1',
+        'jitsi_monitor_ha_shards{location="default"} 1',
     ):
         assert line in text, line
+
+
+def test_with_scale_out_the_metrics_count_the_shards_owned_of_all() -> None:
+    state = State()
+    state.ha = Shown(shards=[2, 5, 9], shard_count=12)
+    text = Exposition(state).render().decode()
+    assert 'jitsi_monitor_ha_shards_owned{location="default"} 3' in text
+    assert 'jitsi_monitor_ha_shards{location="default"} 12' in text
 
 
 async def test_healthz_carries_the_ha_object_only_with_ha() -> None:
@@ -52,3 +63,16 @@ async def test_healthz_carries_the_ha_object_only_with_ha() -> None:
         "instances": 2,
         "database": "down",
     }
+
+
+def test_with_scale_out_an_instance_shows_only_the_servers_it_probes() -> None:
+    state = State()
+    state.set_targets(targets("a", "b", "c"))
+    exposition = Exposition(state)
+    assert exposition.render().decode().count("jitsi_server_info{") == 3
+    state.probe_only(frozenset({"b"}))
+    text = exposition.render().decode()
+    assert text.count("jitsi_server_info{") == 1
+    assert 'server="b"' in text
+    assert 'server="a"' not in text
+    assert 'jitsi_monitor_servers{location="default"} 1' in text
