@@ -10,6 +10,7 @@ from __future__ import annotations
 from monitor.grafana import (
     POOLS,
     Json,
+    across,
     query,
     sel,
     state_timeline,
@@ -32,7 +33,11 @@ def moodle_panels() -> list[tuple[Json, int, int]]:
                 "what Moodle's users join, whether the monitor or a person set it.",
                 [
                     query(
-                        sel("jitsi_moodle_active_server", POOLS),
+                        across(
+                            "max",
+                            ("pool", "server", "moodle_server_id"),
+                            sel("jitsi_moodle_active_server", POOLS),
+                        ),
                         "{{pool}}: {{server}} (id {{moodle_server_id}})",
                     )
                 ],
@@ -49,8 +54,14 @@ def moodle_panels() -> list[tuple[Json, int, int]]:
                 "(jitsi_moodle_read_age_seconds, right axis). On a failed read the last good "
                 "rows stay; /healthz's moodle.last_read says why.",
                 [
-                    query(sel("jitsi_moodle_read_successful", POOLS), "{{pool}} read ok"),
-                    query(sel("jitsi_moodle_read_age_seconds", POOLS), "{{pool}} age"),
+                    query(
+                        across("min", ("pool",), sel("jitsi_moodle_read_successful", POOLS)),
+                        "{{pool}} read ok",
+                    ),
+                    query(
+                        across("max", ("pool",), sel("jitsi_moodle_read_age_seconds", POOLS)),
+                        "{{pool}} age",
+                    ),
                 ],
                 unit="short",
                 defaults={"thresholds": thresholds("red", (1, "green"))},
@@ -68,12 +79,13 @@ def moodle_panels() -> list[tuple[Json, int, int]]:
                 "(jitsi_moodle_outside_changes_total).",
                 [
                     query(
-                        "sum by (pool, result) (increase("
+                        "sum by (location, pool, result) (increase("
                         f"{sel('jitsi_moodle_switches_total', POOLS)}[$__rate_interval]))",
                         "{{pool}}: {{result}}",
                     ),
+                    # Every instance follows a hand change: one count, not one per instance.
                     query(
-                        "sum by (pool) (increase("
+                        "max by (location, pool) (increase("
                         f"{sel('jitsi_moodle_outside_changes_total', POOLS)}[$__rate_interval]))",
                         "{{pool}}: by hand",
                     ),
