@@ -71,10 +71,15 @@ class _Udp(_Guard, TurnClientUdpProtocol):  # type: ignore[misc]
 class _Tcp(_Guard, TurnClientTcpProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.failed = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.failed = loop.create_future()
+        # Done when the socket is gone (a TLS close ends after its close_notify).
+        self.gone: asyncio.Future[None] = loop.create_future()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(exc or ConnectionResetError("the server closed the connection"))
+        if not self.gone.done():
+            self.gone.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -145,6 +150,28 @@ def _close(protocol: _Protocol) -> None:
     transport = getattr(protocol, "transport", None)
     if transport is not None:
         transport.close()
+
+
+async def _shut(protocols: list[_Protocol], end: float) -> None:
+    """Close the connections, none outliving its probe: a TLS connection's
+    close_notify exchange is waited for until ``end`` (at most RELEASE_TIMEOUT),
+    then its socket is cut. A ladder being cancelled cuts them at once."""
+    waiting: list[_Tcp] = []
+    for protocol in protocols:
+        _close(protocol)
+        if isinstance(protocol, _Tcp) and not protocol.gone.done():
+            waiting.append(protocol)
+    if not waiting:
+        return
+    loop = asyncio.get_running_loop()
+    left = min(RELEASE_TIMEOUT, end - loop.time())
+    task = asyncio.current_task()
+    if left > 0 and (task is None or not task.cancelling()):
+        await asyncio.wait([p.gone for p in waiting], timeout=left)
+    for protocol in waiting:
+        transport = getattr(protocol, "transport", None)
+        if not protocol.gone.done() and transport is not None:
+            transport.abort()
 
 
 def _error_code(exc: stun.TransactionFailed) -> tuple[int, str]:
@@ -247,7 +274,7 @@ async def allocate(
         raise NetError(Reason.TURN_ERROR, _oserror(exc)) from None
     finally:
         if protocol is not None:
-            _close(protocol)
+            await _shut([protocol], end)
 
 
 async def _release(protocol: _Protocol, end: float) -> None:

@@ -42,12 +42,12 @@ from aioice import stun
 from monitor import escape
 from monitor.checks.media.client import (
     RELEASE_TIMEOUT,
-    _close,
     _error_code,
     _open,
     _oserror,
     _race,
     _release,
+    _shut,
     _Tcp,
     _turn_failed,
     _Udp,
@@ -249,8 +249,7 @@ async def relay(
         task = asyncio.current_task()
         if task is None or not task.cancelling():
             await asyncio.gather(*(_release(p, end) for p in opened))
-        for p in opened:
-            _close(p)
+        await _shut(list(opened), end)
 
 
 def _unusable(relayed: Address, judge: Callable[[str], str | None]) -> str | None:
