@@ -9,17 +9,25 @@
   has moved on (``UPDATE ... WHERE epoch = %s``): a leader that wakes from a
   pause cannot overwrite its successor's state.
 
-A transaction pooler (PgBouncer in transaction mode) hands consecutive
-statements to different server sessions, which breaks session locks: it is
-detected (the backend pid changes, or the lock just taken is not ours in
-``pg_locks``) and refused. Every failure is a ``HaError`` whose detail never
-holds the password.
+A transaction pooler (PgBouncer in transaction mode) hands each transaction
+to whichever server session is free, which breaks session locks: it is
+detected and refused. Left alone, such a pooler hands a lone client the same
+server session again and again (PgBouncer reuses the last one), so watching
+one connection's backend pid proves little. ``open`` makes the pooler show
+itself, before taking any lock: the lock connection sets a mark in its session,
+then the data connection opens a transaction and reads it. Without a pooler
+its own session never has it; through a transaction pooler it is handed the
+lock connection's idle server session (and sees the mark), or, when that
+session is busy, the lock connection asks next, while that transaction keeps
+its own session, and finds the mark gone. Every failure is a ``HaError``
+whose detail never holds the password.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -38,6 +46,9 @@ NAME_SPACE: Final = 0x6A6E
 # Scale-out's shards: "js", second key the shard's number.
 SHARD_SPACE: Final = 0x6A73
 _LEADER: Final = 1
+# A setting of the lock connection's own session: the transaction pooler's check.
+_MARK: Final = "jitsi_monitor.session_mark"
+_ROUNDS: Final = 3
 # The shared state is the state file's content: bounded as that file is.
 MAX_STATE_BYTES: Final = 16 * 1024 * 1024
 
@@ -111,8 +122,18 @@ class Look:
     instances: int
 
 
-def session_problem(pids: list[int], lock_seen: bool) -> str | None:
-    """Why these answers mean a transaction pooler is in the way, or None."""
+def session_problem(pids: list[int], lock_seen: bool, *, shared: bool = False) -> str | None:
+    """Why these answers mean a transaction pooler is in the way, or None: ``pids``
+    the lock connection's backend over consecutive statements, ``lock_seen`` whether
+    its session kept what it set (a setting, a lock), ``shared`` whether the data
+    connection ran in the lock connection's server session."""
+    if shared:
+        return (
+            "the instance's two connections ran in one server session (the data "
+            "connection saw a setting of the lock connection's session): a pooler in "
+            "transaction mode is in the way, and it breaks session advisory locks; connect to "
+            "PostgreSQL directly or through a session-mode pool"
+        )
     if len(set(pids)) > 1:
         return (
             "consecutive statements ran in different server sessions (backend pids "
@@ -122,8 +143,9 @@ def session_problem(pids: list[int], lock_seen: bool) -> str | None:
         )
     if not lock_seen:
         return (
-            "the advisory lock just taken is not held by this session in pg_locks: a pooler "
-            "in transaction mode is in the way; connect directly or through a session-mode pool"
+            "this connection's session did not keep its own state between statements (a "
+            "setting, or the advisory lock just taken, gone from pg_locks): a pooler in "
+            "transaction mode is in the way; connect directly or through a session-mode pool"
         )
     return None
 
@@ -146,6 +168,7 @@ class Store:
         problem = session_problem(pids, lock_seen=True)
         if problem:
             raise HaError("pooler", problem)
+        await self._check_sessions(pids)
         await self._schema()
         name = self.settings.instance
         got = await self._one(
@@ -167,6 +190,35 @@ class Store:
         problem = session_problem(pids, lock_seen=int(seen[0]) == 1)
         if problem:
             raise HaError("pooler", problem)
+
+    async def _check_sessions(self, pids: list[int]) -> None:
+        """Refuse a transaction pooler (see the module's docstring), before any lock is
+        taken (through such a pooler a lock would stay behind in the pool's session): a
+        mark set in the lock connection's session must not be seen by the data
+        connection inside a transaction, and must still be seen by the lock connection
+        while that transaction keeps its own server session."""
+        import psycopg
+
+        mark = secrets.token_hex(8)
+        read = f"SELECT current_setting('{_MARK}', true) IS NOT DISTINCT FROM %s"
+        try:
+            await self._one(self._lock, f"SELECT set_config('{_MARK}', %s, false)", (mark,))
+            # Alone, the first round finds a transaction pooler; with other clients busy
+            # on it, one round can miss it (the data connection given a third session,
+            # the lock connection its own again), each further round as rarely again.
+            for _ in range(_ROUNDS):
+                async with self._data.transaction():
+                    (shared,) = await self._one(self._data, read, (mark,))
+                    if shared:
+                        # Raised before the lock connection's next statement: with a pool
+                        # of one server session, it would wait for this transaction.
+                        raise HaError("pooler", session_problem(pids, True, shared=True) or "")
+                    (kept,) = await self._one(self._lock, read, (mark,))
+                problem = session_problem(pids, lock_seen=bool(kept))
+                if problem:
+                    raise HaError("pooler", problem)
+        except psycopg.Error as exc:
+            raise HaError("error", self._scrub(exc)) from None
 
     async def _connect(self, *, lock: bool) -> Any:
         try:

@@ -83,6 +83,10 @@ def test_a_transaction_pooler_is_named() -> None:
     unseen = session_problem([7, 7, 7], lock_seen=False)
     assert unseen is not None
     assert "pooler" in unseen
+    shared = session_problem([7, 7, 7], lock_seen=True, shared=True)
+    assert shared is not None
+    assert "two connections ran in one server session" in shared
+    assert "pooler in transaction mode" in shared
 
 
 def test_validate_names_the_block_and_a_password_file_it_cannot_read(tmp_path: Path) -> None:
