@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor.lab import LabOptions, LabServer
+from tests.support.databases import Database, mariadb, postgresql
 from tests.support.processes import Served
 from tests.support.prosody import Focus, Prosody
 
@@ -79,3 +80,18 @@ async def focus(prosody: Prosody) -> AsyncIterator[Focus]:
     await stand_in.start()
     yield stand_in
     await stand_in.stop()
+
+
+@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A real Moodle database for the module's tests: PostgreSQL, then MariaDB."""
+    start = postgresql if request.param == "postgresql" else mariadb
+    with start() as db:
+        yield db
+
+
+@pytest.fixture
+def db(database: Database) -> Database:
+    """``database`` with mod_jitsi's two tables made anew."""
+    database.create_tables()
+    return database

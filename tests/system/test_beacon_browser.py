@@ -21,12 +21,10 @@ import pytest
 
 from monitor.lab import LabOptions, servers_yaml
 from tests.support.beacon_page import FarFromUsers, LmsPage
-from tests.support.browser import Browser, chromium
+from tests.support.browser import Browser
 from tests.support.pools import get_json
 from tests.support.processes import Served, start_serve
 from tests.support.sites import free_port
-
-pytestmark = pytest.mark.skipif(chromium() is None, reason="chromium is not installed")
 
 BROWSER_DELAY = 0.150  # lab-1, for the browser only
 LAB2_LATENCY = 0.030  # lab-2, for everyone

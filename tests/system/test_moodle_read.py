@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,26 +29,11 @@ from tests.support.databases import (
     MONITOR_PASSWORD,
     Database,
     free_port,
-    mariadb,
-    postgresql,
     silent_listener,
 )
 
 SECRET = "hs256-Secret-Value-7781"
 PASSWORD = Password(MONITOR_PASSWORD)
-
-
-@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
-def database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    start = postgresql if request.param == "postgresql" else mariadb
-    with start() as db:
-        yield db
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    database.create_tables()
-    return database
 
 
 def _private_key() -> str:

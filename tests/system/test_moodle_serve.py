@@ -13,7 +13,7 @@ import base64
 import json
 import shutil
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +26,7 @@ from monitor.lab.tokens import TokenPolicy
 from tests.support.alerting import rule_metrics, sample_names
 from tests.support.cli import run_cli
 from tests.support.dashboards import dashboard_metrics
-from tests.support.databases import MONITOR_PASSWORD, Database, mariadb, postgresql
+from tests.support.databases import MONITOR_PASSWORD, Database
 from tests.support.moodle_site import make_site
 from tests.support.processes import Served, start_serve
 
@@ -51,13 +51,6 @@ class Site:
     db: Database
     labs: list[LabServer] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
-def database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    start = postgresql if request.param == "postgresql" else mariadb
-    with start() as db:
-        yield db
 
 
 @pytest.fixture

@@ -9,30 +9,17 @@ own reader.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from monitor.moodle.database import Password, parse_dsn, read_active
 from monitor.moodle.switch import OUTPUT_MAX_BYTES, SwitchCommand, run_cfg, switch_server
-from tests.support.databases import MONITOR_PASSWORD, Database, mariadb, postgresql
+from tests.support.databases import MONITOR_PASSWORD, Database
 from tests.support.moodle_site import make_site
 
 PHP = Path(shutil.which("php") or "/usr/bin/php")
-
-
-@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
-def database(request: pytest.FixtureRequest) -> Iterator[Database]:
-    start = postgresql if request.param == "postgresql" else mariadb
-    with start() as db:
-        yield db
-
-
-@pytest.fixture
-def db(database: Database) -> Database:
-    database.create_tables()
-    return database
 
 
 def _read_back(db: Database) -> Callable[[], Awaitable[int | None]]:

@@ -11,8 +11,6 @@ refusal every Moodle user meets.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
 
 from monitor.config import MonitorConfig
@@ -20,22 +18,6 @@ from monitor.model import Check, Reason, ServerReport
 from monitor.runner import Runner
 from tests.support.prosody import APP_ID, APP_SECRET, FOCUS, VERIFIED, Focus, Prosody
 from tests.support.sites import StartSite, jitsi_app, make_config
-
-
-@pytest.fixture(scope="module")
-def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prosody]:
-    server = Prosody(tmp_path_factory.mktemp("prosody-moodle"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def focus(prosody: Prosody) -> AsyncIterator[Focus]:
-    stand_in = Focus(prosody.component)
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
 
 
 async def _round(
