@@ -2,17 +2,21 @@
 
 The phase ends are taken where the loop learns of them, not where the
 waiting coroutine resumes (which also counts however long the loop was busy
-with other ladders): ``connect`` ends in the protocol's ``connection_made``,
-and bytes are noted as they arrive, in ``data_received`` (after TLS
-decryption, in the same read callback). The ``tls`` phase starts at
-``connection_made``, so the loop's delay in resuming falls in ``tls``.
+with other ladders): ``connect`` ends when the loop sees the socket
+writable, and bytes are noted as they reached the socket: the transport
+(``monitor.net.transport``) reads each chunk with the kernel's receive time,
+so an answer that waited while the loop was busy is still timed when it
+came. The ``tls`` phase starts when the connection was made, so the loop's
+delay in resuming falls in ``tls``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,7 @@ from monitor.model import CertInfo
 from monitor.net.addresses import Reach, refused
 from monitor.net.errors import NetError, connect_failure, tls_failure
 from monitor.net.resolve import Resolver
+from monitor.net.transport import StampedTransport, connect
 
 __all__ = [
     "MAX_LINE",
@@ -52,29 +57,20 @@ class TimedReader(asyncio.StreamReader):
     """A stream reader that notes when bytes arrive.
 
     ``feed_data`` runs inside the protocol's ``data_received``, in the loop's
-    read callback: the moment the bytes are there.
+    read callback; the time is the transport's stamp of the chunk (when it
+    reached the socket), else the moment of the callback.
     """
 
     arrived: float | None = None  # the first bytes since the last reset
     last: float | None = None  # the latest bytes
 
     def feed_data(self, data: Iterable[SupportsIndex]) -> None:
-        now = time.monotonic()
+        stamp = getattr(self._transport, "arrived", None)  # type: ignore[attr-defined]
+        now = time.monotonic() if stamp is None else stamp
         if self.arrived is None:
             self.arrived = now
         self.last = now
         super().feed_data(data)
-
-
-class _TimedProtocol(asyncio.StreamReaderProtocol):
-    """Notes when the TCP connection was made (``connection_made``)."""
-
-    connected: float | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.connected is None:
-            self.connected = time.monotonic()
-        super().connection_made(transport)
 
 
 @dataclass(slots=True)
@@ -85,21 +81,22 @@ class Connection:
     writer: asyncio.StreamWriter
     # How long the TCP connect took: one network round trip.
     rtt: float
+    transport: StampedTransport
 
     def abort(self) -> None:
-        self.writer.transport.abort()
+        self.transport.abort()
 
 
 async def _open(
     addr: str, port: int, limit: int
-) -> tuple[TimedReader, asyncio.StreamWriter, float]:
-    """``asyncio.open_connection`` with a timed reader; also when the connection was made."""
+) -> tuple[TimedReader, asyncio.StreamWriter, StampedTransport, float]:
+    """``asyncio.open_connection`` on a stamped transport; also when the connection was made."""
     loop = asyncio.get_running_loop()
     reader = TimedReader(limit=limit, loop=loop)
-    protocol = _TimedProtocol(reader, loop=loop)
-    transport, _ = await loop.create_connection(lambda: protocol, addr, port)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, connected = await connect(addr, port, protocol)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return reader, writer, protocol.connected or time.monotonic()
+    return reader, writer, transport, connected
 
 
 async def open_connection(
@@ -138,7 +135,7 @@ async def open_connection(
             continue
         attempt = time.monotonic()
         try:
-            reader, writer, connected = await _open(addr, port, limit)
+            reader, writer, transport, connected = await _open(addr, port, limit)
         except OSError as exc:
             errors.append((addr, exc))
             continue
@@ -149,11 +146,11 @@ async def open_connection(
             raise refusals[0]
         raise connect_failure(host, port, errors)
     phases.add("connect", connected - t1)
-    conn = Connection(reader, writer, max(0.0, connected - attempt))
+    conn = Connection(reader, writer, max(0.0, connected - attempt), transport)
     if tls is not None:
         phases.current = "tls"
         try:
-            await writer.start_tls(tls, server_hostname=host)
+            await transport.start_tls(tls, server_hostname=host)
         except (ssl.SSLError, ConnectionError, OSError) as exc:
             conn.abort()
             raise NetError(*tls_failure(exc)) from None
@@ -177,24 +174,48 @@ def make_ssl_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:
     return ctx
 
 
-def cert_info(writer: asyncio.StreamWriter) -> CertInfo | None:
-    """The peer certificate of a TLS connection, as the report shows it."""
-    sslobj = writer.get_extra_info("ssl_object")
-    if not isinstance(sslobj, ssl.SSLObject):
-        return None
-    version = sslobj.version() or ""
-    der = sslobj.getpeercert(binary_form=True)
-    if not der:
-        return None
+# Certificates seen lately, by a digest of their DER bytes: a server shows the
+# same certificate at every probe, and parsing it (subject and issuer as
+# RFC 4514 text) costs more than the rest of the probe's own Python work.
+_CERTS: Final[OrderedDict[bytes, tuple[float, str, str]]] = OrderedDict()
+_CERTS_KEPT: Final = 4096
+
+
+def _parse_cert(der: bytes) -> tuple[float, str, str] | None:
+    key = hashlib.blake2b(der, digest_size=16).digest()
+    known = _CERTS.get(key)
+    if known is not None:
+        _CERTS.move_to_end(key)
+        return known
     from cryptography import x509  # imported lazily: only TLS servers need it
 
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError:
         return None
+    facts = (
+        cert.not_valid_after_utc.timestamp(),
+        cert.subject.rfc4514_string(),
+        cert.issuer.rfc4514_string(),
+    )
+    _CERTS[key] = facts
+    if len(_CERTS) > _CERTS_KEPT:
+        _CERTS.popitem(last=False)
+    return facts
+
+
+def cert_info(writer: asyncio.StreamWriter) -> CertInfo | None:
+    """The peer certificate of a TLS connection, as the report shows it."""
+    sslobj = writer.get_extra_info("ssl_object")
+    if not isinstance(sslobj, ssl.SSLObject):
+        return None
+    der = sslobj.getpeercert(binary_form=True)
+    if not der:
+        return None
+    facts = _parse_cert(der)
+    if facts is None:
+        return None
+    not_after, subject, issuer = facts
     return CertInfo(
-        not_after=cert.not_valid_after_utc.timestamp(),
-        tls_version=version,
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
+        not_after=not_after, tls_version=sslobj.version() or "", subject=subject, issuer=issuer
     )
