@@ -1,9 +1,10 @@
 """Benchmark 3: timing accuracy under load, against a known server-side delay.
 
 Delay servers (``bench/delayserver.py``: processes of their own, TLS on
-uvloop, raw protocols) hold two answers for exactly ``delay`` seconds: ``GET
-/`` of every server (our ``processing`` phase: request sent to first byte)
-and the reply to the XMPP ping (our ``ping`` RTT). Everything else is
+uvloop, raw protocols) hold two answers for exactly ``delay`` seconds, from
+the kernel's receive stamp of the request to the moment the answer is
+written: ``GET /`` of every server (our ``processing`` phase: request sent
+to first byte) and the reply to the XMPP ping (our ``ping`` RTT). Everything else is
 answered at once, so the whole ladder (web, then signalling with focus and a
 MUC join) still runs. The monitor probes N such servers on the configured
 interval, in a worker process as ``serve`` runs (the first round comes as a
@@ -12,9 +13,11 @@ blackbox_exporter probes the same delay servers at the same rates. A light
 load run of each (a few servers) comes first and shows the floor.
 
 The error of a measurement is ``measured - delay``: besides the prober's own
-error it holds the target's processing and the loopback path (the write and
-the wake-ups of two processes), which both probers see alike; the light-load
-rows show that part.
+error it holds the loopback path both ways and how late the target let go
+of the answer ("target late": its loop was busy with another connection),
+which both probers see alike; "net" takes the latter off. How late the
+target read the request does not count: a hold starts when the request's
+bytes reached the target's socket.
 """
 
 from __future__ import annotations
@@ -336,9 +339,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"   target p99 error <= 1 ms at {args.servers} servers per {args.interval:g} s: "
         f"{verdict}\n"
-        "   (measured - delay holds the target's processing and the loopback path too: "
-        "see the light-load rows;\n    'net' takes off how late the target let go of each "
-        "answer, not how late it read the request)"
+        "   (measured - delay holds the loopback path both ways and how late the target let "
+        "go of the answer;\n    'net' takes the latter off; a hold starts when the request "
+        "reached the target's socket)"
     )
     return {
         "servers": args.servers,

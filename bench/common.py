@@ -178,11 +178,14 @@ def spawn_bench(args: Sequence[str], **kwargs: Any) -> Child:
     return Child([sys.executable, "-m", "bench", *args], cwd=ROOT, **kwargs)
 
 
-def run_bench_json(args: Sequence[str], timeout: float | None = None) -> dict[str, Any]:
+def run_bench_json(
+    args: Sequence[str], timeout: float | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``python -m bench ARGS`` to the end; its last stdout line is a JSON object."""
     done = subprocess.run(
         [sys.executable, "-m", "bench", *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="event loops to measure ours with (default: the one the monitor picks itself)",
     )
     parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="also measure the monitor package in this directory (e.g. an earlier "
+        "commit's monitor/, from git archive) on the first of --loops, in the same rounds",
+    )
+    parser.add_argument(
         "--ladder",
         action="store_true",
         help="also measure our whole web ladder (/, config.js, external_api.js on one connection)",
@@ -133,8 +140,17 @@ def _blackbox_round(bb: Blackbox, url: str, probes: int, concurrency: int) -> di
 
 
 def _ours_round(
-    url: str, ca_file: Path, probes: int, concurrency: int, loop: str, what: str
+    url: str,
+    ca_file: Path,
+    probes: int,
+    concurrency: int,
+    loop: str,
+    what: str,
+    source: Path | None = None,
 ) -> dict[str, Any]:
+    env = None
+    if source is not None:
+        env = {**os.environ, "JITSI_BENCH_MONITOR_SRC": str(source.resolve())}
     return run_bench_json(
         [
             "_cpu-worker",
@@ -150,13 +166,16 @@ def _ours_round(
             loop,
             "--what",
             what,
-        ]
+        ],
+        env=env,
     )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     loops = [x for x in args.loops.split(",") if x]
     sides = [f"ours/{loop}" for loop in loops] + ["blackbox"]
+    if args.before is not None:
+        sides.insert(0, f"before/{loops[0]}")
     if args.ladder:
         sides += [f"ladder/{loop}" for loop in loops]
     per: dict[str, list[float]] = {side: [] for side in sides}
@@ -180,8 +199,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     else:
                         kind, loop = side.split("/")
                         what = "ladder" if kind == "ladder" else "get"
+                        source = args.before if kind == "before" else None
                         res = _ours_round(
-                            url, certs.ca_file, args.probes, args.concurrency, loop, what
+                            url, certs.ca_file, args.probes, args.concurrency, loop, what, source
                         )
                     if res["failed"]:
                         raise RuntimeError(f"{side}: {res['failed']} probes failed: {res}")
@@ -201,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             values = ratios[side]
             line += f"   ratio to blackbox {statistics.median(values):.2f}"
             line += f" (rounds {min(values):.2f}-{max(values):.2f})"
-            line += " (target <= 0.9)" if side.startswith("ours") else " (a ladder is 3 GETs)"
+            line += " (a ladder is 3 GETs)" if side.startswith("ladder") else " (target <= 0.9)"
         print(line)
     print(f"   load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
     return {

@@ -8,12 +8,24 @@ it can, so that its own processing adds little to what a prober measures.
 
 Two answers are held for exactly ``delay`` seconds, counted from the moment
 the request's bytes are handed to the protocol: ``GET /`` (of any server
-path ending in ``/``) and the reply to an XMPP ping. A hold sleeps on the
-loop until ``spin`` seconds before its end, then spins, so it ends within
-microseconds; the overshoot of every hold is kept, in order, under the
-request's path (``/s/<server>/``) or, for pings, under ``ws:<server>`` (the
-WebSocket URL in a server's config.js names it): ``GET /_bench/holds``, and
-their summary at ``/_bench/stats``; ``/_bench/reset`` clears them.
+path ending in ``/``) and the reply to an XMPP ping. A hold ends on a
+timerfd (``_Timer``), so it ends within microseconds of its time while the
+loop goes on reading other requests; the overshoot of every hold is kept,
+in order, under the request's path (``/s/<server>/``) or, for pings, under
+``ws:<server>`` (the WebSocket URL in a server's config.js names it): ``GET
+/_bench/holds``, and their summary at ``/_bench/stats``; ``GET
+/_bench/times`` has each hold's request, release and written times
+(``perf_counter``, which is CLOCK_MONOTONIC as the monitor's
+``time.monotonic`` is, so the two can be set side by side);
+``/_bench/reset`` clears them.
+
+Until 2026-12 a hold slept on the loop's timer until 1.5 ms before its end
+and then spun: that blocked the loop, so a request that arrived meanwhile
+was read up to 2.5 ms late (its hold started that late), and spinning
+processes took the cores the prober needed. A prober whose requests come
+one at a time (blackbox_exporter in the light-load run) never met another
+hold's spin; a ladder, whose own ping hold and other servers' holds share
+the delay servers, did (bench/RESULTS.md, section 3).
 """
 
 from __future__ import annotations
@@ -21,15 +33,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import ctypes
+import ctypes.util
 import hashlib
+import heapq
 import json
+import os
 import secrets
 import signal
+import socket
 import ssl
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from bench.common import run_loop, summary
 from bench.targets import config_js, external_api_js, index_html
@@ -51,9 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay", type=float, required=True)
     parser.add_argument("--cert", type=Path, required=True)
     parser.add_argument("--key", type=Path, required=True)
-    parser.add_argument(
-        "--spin", type=float, default=0.0015, help="spin (not sleep) this last part of a hold"
-    )
     parser.add_argument("--loop", default="uvloop", choices=("asyncio", "uvloop"))
     parser.add_argument("--plain", action="store_true", help="HTTP and WS without TLS")
 
@@ -74,17 +89,66 @@ def _frame(text: str) -> bytes:
     return bytes((0x81, 126)) + size.to_bytes(2, "big") + data
 
 
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+_CLOCK_MONOTONIC: Final = 1  # what time.perf_counter reads on Linux
+_TFD_NONBLOCK: Final = 0o4000
+_TFD_CLOEXEC: Final = 0o2000000
+_TFD_TIMER_ABSTIME: Final = 1
+# The timer wakes the loop this long before a hold's end (waking an idle
+# CPU takes tens of microseconds here); the rest is a spin that yields.
+_LEAD: Final = 0.0002
+
+
+class _Timer:
+    """A timerfd on CLOCK_MONOTONIC: readable at an absolute ``perf_counter`` time.
+
+    The loop's own timers (``call_later``) have a millisecond's resolution
+    (uvloop's libuv counts in milliseconds); a timerfd wakes the loop's poll
+    within microseconds of its time, without spinning.
+    """
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self.fd = self._libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create")
+
+    def arm(self, when: float) -> None:
+        sec = int(when)
+        value = _Timespec(sec, max(1, int((when - sec) * 1e9)))
+        spec = _Itimerspec(_Timespec(0, 0), value)
+        if self._libc.timerfd_settime(self.fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None):
+            raise OSError(ctypes.get_errno(), "timerfd_settime")
+
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fd, 8)
+
+
 class Hub:
     """What every connection shares: the delay, canned bodies, the overshoots."""
 
-    def __init__(self, delay: float, spin: float) -> None:
+    def __init__(self, delay: float) -> None:
         self.delay = delay
-        self.spin = spin
+        # Holds waiting, earliest first: (end, sequence, start, answer, transport, key).
+        self._due: list[tuple[float, int, float, bytes, asyncio.WriteTransport, str]] = []
+        self._seq = 0
+        self._timer = _Timer()
         # How late each hold let go of its answer, and how long writing it took.
         self.overshoot: list[float] = []
         self.writes: list[float] = []
         self.holds: dict[str, list[float]] = {}
+        # Per hold, by key: (request read, answer let go, answer written), perf_counter.
+        self.times: dict[str, list[tuple[float, float, float]]] = {}
         self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(self._timer.fd, self._fire)
         self.websocket = ""
         self.index = _response("200 OK", "text/html", index_html().encode())
         self.api = _response("200 OK", "application/javascript", external_api_js().encode())
@@ -98,19 +162,36 @@ class Hub:
     def hold(self, start: float, send: bytes, transport: asyncio.WriteTransport, key: str) -> None:
         """Write ``send`` exactly ``delay`` after ``start`` (perf_counter)."""
         end = start + self.delay
-        wait = end - time.perf_counter() - self.spin
-        self.loop.call_later(max(0.0, wait), self._release, end, send, transport, key)
+        self._seq += 1
+        heapq.heappush(self._due, (end, self._seq, start, send, transport, key))
+        if self._due[0][1] == self._seq:
+            self._timer.arm(end - _LEAD)
+
+    def _fire(self) -> None:
+        """The timer went off: hand every hold about due to ``_release``; re-arm."""
+        self._timer.clear()
+        while self._due and time.perf_counter() >= self._due[0][0] - _LEAD:
+            end, _, start, send, transport, key = heapq.heappop(self._due)
+            self._release(start, end, send, transport, key)
+        if self._due:
+            self._timer.arm(self._due[0][0] - _LEAD)
 
     def _release(
-        self, end: float, send: bytes, transport: asyncio.WriteTransport, key: str
+        self, start: float, end: float, send: bytes, transport: asyncio.WriteTransport, key: str
     ) -> None:
-        while (now := time.perf_counter()) < end:
-            pass
+        now = time.perf_counter()
+        if now < end:
+            # Not yet: come back after whatever else is ready (a spin that
+            # yields, so other connections' requests are still read at once).
+            self.loop.call_soon(self._release, start, end, send, transport, key)
+            return
         self.overshoot.append(now - end)
         self.holds.setdefault(key, []).append(now - end)
         if not transport.is_closing():
             transport.write(send)
-        self.writes.append(time.perf_counter() - now)
+        written = time.perf_counter()
+        self.writes.append(written - now)
+        self.times.setdefault(key, []).append((start, now, written))
 
 
 class Conn(asyncio.Protocol):
@@ -129,7 +210,9 @@ class Conn(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        start = time.perf_counter()
+        # When the request's bytes reached the socket (the kernel's stamp),
+        # not when this loop got round to them: a busy target holds no longer.
+        start = getattr(self.transport, "arrived", None) or time.perf_counter()
         self.buf += data
         if self.ws:
             self._frames(start)
@@ -178,8 +261,11 @@ class Conn(asyncio.Protocol):
         elif path == "/_bench/reset":
             hub.overshoot.clear()
             hub.holds.clear()
+            hub.times.clear()
             hub.writes.clear()
             self._write(_response("200 OK", "text/plain", b"ok"))
+        elif path == "/_bench/times":
+            self._write(_response("200 OK", "application/json", json.dumps(hub.times).encode()))
         elif path == "/_bench/holds":
             self._write(_response("200 OK", "application/json", json.dumps(hub.holds).encode()))
         elif path.endswith("/"):
@@ -306,19 +392,50 @@ class Conn(asyncio.Protocol):
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    hub = Hub(args.delay, args.spin)
+    # This checkout's transport (imported here: a worker measuring an earlier
+    # monitor imports bench with that monitor first on its path).
+    from monitor.net.transport import StampedTransport
+
+    hub = Hub(args.delay)
     ctx = None
     if not args.plain:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(args.cert, args.key)
-    server = await hub.loop.create_server(lambda: Conn(hub), "127.0.0.1", 0, ssl=ctx, backlog=1024)
-    hub.port = server.sockets[0].getsockname()[1]
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    listener.setblocking(False)
+    handshakes: set[asyncio.Task[None]] = set()
+
+    async def handshake(transport: Any) -> None:
+        assert ctx is not None
+        try:
+            await transport.start_tls(ctx, None, server_side=True)
+        except (ssl.SSLError, OSError):
+            transport.abort()
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            transport = StampedTransport(hub.loop, sock, Conn(hub))
+            transport.start()
+            if ctx is not None:
+                task = hub.loop.create_task(handshake(transport))
+                handshakes.add(task)
+                task.add_done_callback(handshakes.discard)
+
+    hub.loop.add_reader(listener.fileno(), accept)
+    hub.port = listener.getsockname()[1]
     hub.scheme = "ws" if args.plain else "wss"
     print(json.dumps({"port": hub.port}), flush=True)
     stop = asyncio.Event()
     hub.loop.add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    server.close()
+    hub.loop.remove_reader(listener.fileno())
+    listener.close()
 
 
 def main(args: argparse.Namespace) -> None:

@@ -8,8 +8,10 @@ callers above.
   servers, or the system's); every probe resolves through it, aiohttp
   included (``aio.AiohttpResolver``);
 - ``connect``: ``open_connection``, a timed resolve, TCP connect and TLS
-  handshake, the phase ends taken in transport callbacks (``connection_made``
-  and ``data_received``), not when the waiting coroutine resumes;
+  handshake; ``TimedReader`` notes when bytes reached the socket;
+- ``transport``: the socket transport under it, whose reads carry the
+  kernel's receive stamp (``SO_TIMESTAMPNS``), TLS inside it, so a busy
+  loop does not stretch the phases that end on the server's answer;
 - ``errors``: ``NetError``, the one exception class for the server's faults,
   a ``Reason`` and an escaped, bounded detail; ``tls_failure`` names what a
   failed handshake means;
