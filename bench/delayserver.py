@@ -7,14 +7,18 @@ leave, close) on raw asyncio protocols, with as little work per request as
 it can, so that its own processing adds little to what a prober measures.
 
 Two answers are held for exactly ``delay`` seconds, counted from the moment
-the request's bytes are handed to the protocol: ``GET /`` (of any server
-path ending in ``/``) and the reply to an XMPP ping. A hold ends on a
-timerfd (``_Timer``), so it ends within microseconds of its time while the
-loop goes on reading other requests; the overshoot of every hold is kept,
-in order, under the request's path (``/s/<server>/``) or, for pings, under
-``ws:<server>`` (the WebSocket URL in a server's config.js names it): ``GET
-/_bench/holds``, and their summary at ``/_bench/stats``; ``GET
-/_bench/times`` has each hold's request, release and written times
+the request's bytes reached the server's socket (the kernel's receive
+stamp, read by ``monitor.net.transport``'s ``StampedTransport``, so a busy
+loop that reads a request late does not hold it longer): ``GET /`` (of any
+server path ending in ``/``) and the reply to an XMPP ping. A hold ends on
+a timerfd in a thread of its own (woken 0.3 ms early, then spinning), which
+sends the answer's bytes (sealed into TLS records on the loop when the hold
+began), so it ends within microseconds of its time whatever the loop is
+doing. How late each hold
+let go is kept, in order, under the request's path (``/s/<server>/``) or,
+for pings, under ``ws:<server>`` (the WebSocket URL in a server's config.js
+names it): ``GET /_bench/holds``, and their summary at ``/_bench/stats``;
+``GET /_bench/times`` has each hold's request, release and written times
 (``perf_counter``, which is CLOCK_MONOTONIC as the monitor's
 ``time.monotonic`` is, so the two can be set side by side);
 ``/_bench/reset`` clears them.
@@ -25,7 +29,10 @@ was read up to 2.5 ms late (its hold started that late), and spinning
 processes took the cores the prober needed. A prober whose requests come
 one at a time (blackbox_exporter in the light-load run) never met another
 hold's spin; a ladder, whose own ping hold and other servers' holds share
-the delay servers, did (bench/RESULTS.md, section 3).
+the delay servers, did. And a hold let go by the loop was late whenever
+the loop was busy with another connection's handshake, which a ladder's
+load brings about more often than a lone GET's (bench/RESULTS.md,
+section 3).
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ import secrets
 import signal
 import socket
 import ssl
+import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -98,25 +107,24 @@ class _Itimerspec(ctypes.Structure):
 
 
 _CLOCK_MONOTONIC: Final = 1  # what time.perf_counter reads on Linux
-_TFD_NONBLOCK: Final = 0o4000
 _TFD_CLOEXEC: Final = 0o2000000
 _TFD_TIMER_ABSTIME: Final = 1
-# The timer wakes the loop this long before a hold's end (waking an idle
-# CPU takes tens of microseconds here); the rest is a spin that yields.
-_LEAD: Final = 0.0002
+# The releaser wakes this long before a hold's end and spins the rest (waking
+# a sleeping thread takes some 100 us on this VM).
+_LEAD: Final = 0.0003
 
 
 class _Timer:
-    """A timerfd on CLOCK_MONOTONIC: readable at an absolute ``perf_counter`` time.
+    """A timerfd on CLOCK_MONOTONIC: expires at an absolute ``perf_counter`` time.
 
     The loop's own timers (``call_later``) have a millisecond's resolution
-    (uvloop's libuv counts in milliseconds); a timerfd wakes the loop's poll
-    within microseconds of its time, without spinning.
+    (uvloop's libuv counts in milliseconds); a timerfd's expiry is exact to
+    microseconds. This one is blocking: a thread waits on it in ``wait``.
     """
 
     def __init__(self) -> None:
         self._libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        self.fd = self._libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
+        self.fd = self._libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_CLOEXEC)
         if self.fd < 0:
             raise OSError(ctypes.get_errno(), "timerfd_create")
 
@@ -127,33 +135,58 @@ class _Timer:
         if self._libc.timerfd_settime(self.fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None):
             raise OSError(ctypes.get_errno(), "timerfd_settime")
 
-    def clear(self) -> None:
-        with contextlib.suppress(BlockingIOError):
+    def wait(self) -> None:
+        """Until the timer expires (the GIL is free meanwhile)."""
+        with contextlib.suppress(InterruptedError):
             os.read(self.fd, 8)
 
 
+def _seal(transport: Any, data: bytes) -> bytes | None:
+    """The bytes ``transport.write(data)`` would put on the wire now (TLS records
+    sealed), without sending them; None when the transport has bytes of its own
+    still to send (then the answer goes through ``write`` at its time)."""
+    if transport.get_write_buffer_size() or transport.is_closing():
+        return None
+    tls = transport.get_extra_info("ssl_object")
+    if tls is None:
+        return data
+    tls.write(data)
+    return transport._outgoing.read()  # type: ignore[no-any-return]
+
+
+Hold = tuple[float, int, float, bytes, Any, str]  # end, sequence, start, bytes, transport, key
+
+
 class Hub:
-    """What every connection shares: the delay, canned bodies, the overshoots."""
+    """What every connection shares: the delay, canned bodies, the holds and their times.
+
+    Held answers are let go by a thread of its own (``_releaser``), not by the
+    loop: the loop may be busy when a hold ends (a TLS handshake takes it for
+    a millisecond, and a ladder brings more of them than a lone GET), the
+    thread is not. The answer's TLS records are made on the loop when the
+    hold starts (nothing else is written on that connection while its answer
+    is held), and at the hold's end the thread only sends the bytes.
+    """
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
-        # Holds waiting, earliest first: (end, sequence, start, answer, transport, key).
-        self._due: list[tuple[float, int, float, bytes, asyncio.WriteTransport, str]] = []
+        self._due: list[Hold] = []
         self._seq = 0
         self._timer = _Timer()
+        self._lock = threading.Lock()  # the holds waiting, and what is recorded
         # How late each hold let go of its answer, and how long writing it took.
         self.overshoot: list[float] = []
         self.writes: list[float] = []
         self.holds: dict[str, list[float]] = {}
-        # Per hold, by key: (request read, answer let go, answer written), perf_counter.
+        # Per hold, by key: (request came, answer let go, answer written), perf_counter.
         self.times: dict[str, list[tuple[float, float, float]]] = {}
         self.loop = asyncio.get_running_loop()
-        self.loop.add_reader(self._timer.fd, self._fire)
         self.websocket = ""
         self.index = _response("200 OK", "text/html", index_html().encode())
         self.api = _response("200 OK", "application/javascript", external_api_js().encode())
         self.port = 0
         self.scheme = "wss"
+        threading.Thread(target=self._releaser, name="releaser", daemon=True).start()
 
     def config(self, server: str) -> bytes:
         ws = f"{self.scheme}://127.0.0.1:{self.port}/xmpp-websocket?srv={server}"
@@ -162,36 +195,78 @@ class Hub:
     def hold(self, start: float, send: bytes, transport: asyncio.WriteTransport, key: str) -> None:
         """Write ``send`` exactly ``delay`` after ``start`` (perf_counter)."""
         end = start + self.delay
-        self._seq += 1
-        heapq.heappush(self._due, (end, self._seq, start, send, transport, key))
-        if self._due[0][1] == self._seq:
-            self._timer.arm(end - _LEAD)
+        sealed = _seal(transport, send)
+        with self._lock:
+            self._seq += 1
+            if sealed is None:  # written by the loop at its time
+                self.loop.call_later(
+                    max(0.0, end - time.perf_counter()),
+                    self._write,
+                    end,
+                    start,
+                    send,
+                    transport,
+                    key,
+                )
+                return
+            heapq.heappush(self._due, (end, self._seq, start, sealed, transport, key))
+            if self._due[0][1] == self._seq:
+                self._timer.arm(end - _LEAD)
 
-    def _fire(self) -> None:
-        """The timer went off: hand every hold about due to ``_release``; re-arm."""
-        self._timer.clear()
-        while self._due and time.perf_counter() >= self._due[0][0] - _LEAD:
-            end, _, start, send, transport, key = heapq.heappop(self._due)
-            self._release(start, end, send, transport, key)
-        if self._due:
-            self._timer.arm(self._due[0][0] - _LEAD)
+    def _releaser(self) -> None:
+        """The thread: wait for the earliest hold's end, send its bytes, go on."""
+        while True:
+            self._timer.wait()
+            while True:
+                with self._lock:
+                    if not self._due:
+                        break
+                    if self._due[0][0] - _LEAD > time.perf_counter():
+                        self._timer.arm(self._due[0][0] - _LEAD)
+                        break
+                    end, _, start, sealed, transport, key = heapq.heappop(self._due)
+                while (now := time.perf_counter()) < end:
+                    pass  # the last _LEAD: a thread woken from sleep is tens of us late
+                sock = transport.get_extra_info("socket")
+                try:
+                    sent = sock.send(sealed)
+                except OSError:  # the client is gone
+                    sent = len(sealed)
+                if sent < len(sealed):  # never seen: the socket's buffer was empty
+                    self.loop.call_soon_threadsafe(transport.abort)
+                self._record(key, start, end, now, time.perf_counter())
 
-    def _release(
-        self, start: float, end: float, send: bytes, transport: asyncio.WriteTransport, key: str
+    def _write(
+        self, end: float, start: float, send: bytes, transport: asyncio.WriteTransport, key: str
     ) -> None:
         now = time.perf_counter()
-        if now < end:
-            # Not yet: come back after whatever else is ready (a spin that
-            # yields, so other connections' requests are still read at once).
-            self.loop.call_soon(self._release, start, end, send, transport, key)
-            return
-        self.overshoot.append(now - end)
-        self.holds.setdefault(key, []).append(now - end)
         if not transport.is_closing():
             transport.write(send)
-        written = time.perf_counter()
-        self.writes.append(written - now)
-        self.times.setdefault(key, []).append((start, now, written))
+        self._record(key, start, end, now, time.perf_counter())
+
+    def _record(self, key: str, start: float, end: float, now: float, written: float) -> None:
+        with self._lock:
+            self.overshoot.append(now - end)
+            self.holds.setdefault(key, []).append(now - end)
+            self.writes.append(written - now)
+            self.times.setdefault(key, []).append((start, now, written))
+
+    def dump(self, what: str) -> bytes:
+        """``holds``, ``times`` or ``stats``, as JSON."""
+        with self._lock:
+            if what == "holds":
+                return json.dumps(self.holds).encode()
+            if what == "times":
+                return json.dumps(self.times).encode()
+            stats = {"overshoot": summary(self.overshoot), "write": summary(self.writes)}
+            return json.dumps(stats).encode()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.overshoot.clear()
+            self.holds.clear()
+            self.times.clear()
+            self.writes.clear()
 
 
 class Conn(asyncio.Protocol):
@@ -254,20 +329,12 @@ class Conn(asyncio.Protocol):
             self._write(hub.config(path.removesuffix("/config.js").rpartition("/")[2]))
         elif path.endswith("/external_api.js"):
             self._write(hub.api)
-        elif path == "/_bench/stats":
-            stats = {"overshoot": summary(hub.overshoot), "write": summary(hub.writes)}
-            body = json.dumps(stats).encode()
+        elif path in ("/_bench/stats", "/_bench/holds", "/_bench/times"):
+            body = hub.dump(path.rpartition("/")[2])
             self._write(_response("200 OK", "application/json", body))
         elif path == "/_bench/reset":
-            hub.overshoot.clear()
-            hub.holds.clear()
-            hub.times.clear()
-            hub.writes.clear()
+            hub.reset()
             self._write(_response("200 OK", "text/plain", b"ok"))
-        elif path == "/_bench/times":
-            self._write(_response("200 OK", "application/json", json.dumps(hub.times).encode()))
-        elif path == "/_bench/holds":
-            self._write(_response("200 OK", "application/json", json.dumps(hub.holds).encode()))
         elif path.endswith("/"):
             assert self.transport is not None
             hub.hold(start, hub.index, self.transport, path)
@@ -401,6 +468,7 @@ async def _serve(args: argparse.Namespace) -> None:
     if not args.plain:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(args.cert, args.key)
+        ctx.num_tickets = 0  # as the bench's nginx: every probe a full handshake
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     listener.setblocking(False)
     handshakes: set[asyncio.Task[None]] = set()
@@ -440,4 +508,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(args: argparse.Namespace) -> None:
     """Serve on a free loopback port; print ``{"port": N}``; run until SIGTERM."""
+    # The releaser thread gets the GIL within 50 us of asking, even while the
+    # loop runs Python code (OpenSSL's handshake work lets go of it anyway).
+    sys.setswitchinterval(5e-5)
     run_loop(_serve(args), args.loop)
