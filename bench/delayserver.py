@@ -11,7 +11,7 @@ the request's bytes reached the server's socket (the kernel's receive
 stamp, read by ``monitor.net.transport``'s ``StampedTransport``, so a busy
 loop that reads a request late does not hold it longer): ``GET /`` (of any
 server path ending in ``/``) and the reply to an XMPP ping. A hold ends on
-a timerfd in a thread of its own (woken 0.3 ms early, then spinning), which
+a timerfd in a thread of its own (woken 1 ms early, then spinning), which
 sends the answer's bytes (sealed into TLS records on the loop when the hold
 began), so it ends within microseconds of its time whatever the loop is
 doing. How late each hold
@@ -110,8 +110,8 @@ _CLOCK_MONOTONIC: Final = 1  # what time.perf_counter reads on Linux
 _TFD_CLOEXEC: Final = 0o2000000
 _TFD_TIMER_ABSTIME: Final = 1
 # The releaser wakes this long before a hold's end and spins the rest (waking
-# a sleeping thread takes some 100 us on this VM).
-_LEAD: Final = 0.0003
+# a sleeping thread on an idle vCPU took up to 0.5 ms on this VM).
+_LEAD: Final = 0.001
 
 
 class _Timer:
