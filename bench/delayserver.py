@@ -43,6 +43,7 @@ import base64
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import hashlib
 import heapq
 import json
@@ -267,6 +268,7 @@ class Hub:
             self.holds.clear()
             self.times.clear()
             self.writes.clear()
+        gc.collect()  # between runs, when nothing is held (see main)
 
 
 class Conn(asyncio.Protocol):
@@ -511,4 +513,7 @@ def main(args: argparse.Namespace) -> None:
     # The releaser thread gets the GIL within 50 us of asking, even while the
     # loop runs Python code (OpenSSL's handshake work lets go of it anyway).
     sys.setswitchinterval(5e-5)
+    # A collection holds the GIL, and so the releaser, for milliseconds (a
+    # ping let go 1.5 ms late): none while probes run; /_bench/reset collects.
+    gc.disable()
     run_loop(_serve(args), args.loop)
