@@ -63,9 +63,10 @@ class TimedReader(asyncio.StreamReader):
 
     arrived: float | None = None  # the first bytes since the last reset
     last: float | None = None  # the latest bytes
+    source: StampedTransport | None = None  # whose stamps the chunks carry
 
     def feed_data(self, data: Iterable[SupportsIndex]) -> None:
-        stamp = getattr(self._transport, "arrived", None)  # type: ignore[attr-defined]
+        stamp = self.source.arrived if self.source is not None else None
         now = time.monotonic() if stamp is None else stamp
         if self.arrived is None:
             self.arrived = now
@@ -95,6 +96,7 @@ async def _open(
     reader = TimedReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, connected = await connect(addr, port, protocol)
+    reader.source = transport
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer, transport, connected
 
