@@ -13,11 +13,11 @@ loop that reads a request late does not hold it longer): ``GET /`` (of any
 server path ending in ``/``) and the reply to an XMPP ping. A hold ends on
 a timerfd in a thread of its own (woken 1 ms early, then spinning), which
 sends the answer's bytes (sealed into TLS records on the loop when the hold
-began), so it ends within microseconds of its time whatever the loop is
-doing. How late each hold
-let go is kept, in order, under the request's path (``/s/<server>/``) or,
-for pings, under ``ws:<server>`` (the WebSocket URL in a server's config.js
-names it): ``GET /_bench/holds``, and their summary at ``/_bench/stats``;
+began), so it ends at its time in the median and a few tenths of a
+millisecond late at worst (bench/RESULTS.md, section 3), whatever the loop
+is doing. How late each hold let go is kept, in order, under the request's
+path (``/s/<server>/``) or, for pings, under ``ws:<server>`` (the WebSocket
+URL in a server's config.js names it): ``GET /_bench/holds``, and their summary at ``/_bench/stats``;
 ``GET /_bench/times`` has each hold's request, release and written times
 (``perf_counter``, which is CLOCK_MONOTONIC as the monitor's
 ``time.monotonic`` is, so the two can be set side by side);
