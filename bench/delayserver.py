@@ -17,11 +17,11 @@ began), so it ends at its time in the median and a few tenths of a
 millisecond late at worst (bench/RESULTS.md, section 3), whatever the loop
 is doing. How late each hold let go is kept, in order, under the request's
 path (``/s/<server>/``) or, for pings, under ``ws:<server>`` (the WebSocket
-URL in a server's config.js names it): ``GET /_bench/holds``, and their summary at ``/_bench/stats``;
-``GET /_bench/times`` has each hold's request, release and written times
-(``perf_counter``, which is CLOCK_MONOTONIC as the monitor's
-``time.monotonic`` is, so the two can be set side by side);
-``/_bench/reset`` clears them.
+URL in a server's config.js names it): ``GET /_bench/holds``, and their
+summary at ``/_bench/stats``; ``GET /_bench/times`` has each hold's
+request, release and written times (``perf_counter``, which is
+CLOCK_MONOTONIC as the monitor's ``time.monotonic`` is, so the two can be
+set side by side); ``/_bench/reset`` clears them.
 
 Until 2026-12 a hold slept on the loop's timer until 1.5 ms before its end
 and then spun: that blocked the loop, so a request that arrived meanwhile
