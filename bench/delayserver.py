@@ -231,10 +231,12 @@ class Hub:
                 sock = transport.get_extra_info("socket")
                 try:
                     sent = sock.send(sealed)
+                except BlockingIOError:
+                    sent = 0
                 except OSError:  # the client is gone
                     sent = len(sealed)
-                if sent < len(sealed):  # never seen: the socket's buffer was empty
-                    self.loop.call_soon_threadsafe(transport.abort)
+                if sent < len(sealed):  # never seen (the socket's buffer was empty):
+                    self.loop.call_soon_threadsafe(transport.abort)  # fail, never hang
                 self._record(key, start, end, now, time.perf_counter())
 
     def _write(
