@@ -32,18 +32,28 @@ BLOCK = 0.015  # each neighbour's turn on the loop
 NEIGHBOURS = 4
 
 
-@pytest.fixture
-def slow_server() -> Iterator[int]:
-    """A plain HTTP/1.1 server in a thread: answers each request DELAY s after it came."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(5)
-    port = listener.getsockname()[1]
+class HeldServer:
+    """An HTTP/1.1 server in a thread (TLS when given a context): holds its answer
+    DELAY s after the request came, and notes when it read the request and when
+    it began to send its answer (``time.monotonic``)."""
 
-    def serve() -> None:
+    def __init__(self, context: ssl.SSLContext | None) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(10)
+        self.port = self.listener.getsockname()[1]
+        self.context = context
+        self.got = 0.0
+        self.sent = 0.0
+        self.answered = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
         try:
-            conn, _ = listener.accept()
+            raw, _ = self.listener.accept()
         except OSError:
             return
+        conn = self.context.wrap_socket(raw, server_side=True) if self.context else raw
         with conn:
             data = b""
             while b"\r\n\r\n" not in data:
@@ -51,19 +61,29 @@ def slow_server() -> Iterator[int]:
                 if not chunk:
                     return
                 data += chunk
+            self.got = time.monotonic()
             time.sleep(DELAY)
             body = b"<html><title>Jitsi Meet</title></html>"
+            self.sent = time.monotonic()  # the answer reaches the client after this
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
                 + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body
             )
+            self.answered.set()
+            time.sleep(0.5)  # the client hangs up first
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield port
-    listener.close()
-    thread.join(5)
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def slow_server() -> Iterator[int]:
+    """A plain HTTP/1.1 server in a thread: answers its request DELAY s after it came."""
+    server = HeldServer(None)
+    yield server.port
+    server.close()
 
 
 def busy_loop(loop: asyncio.AbstractEventLoop) -> threading.Event:
@@ -169,52 +189,6 @@ async def test_a_websocket_frame_is_timed_when_it_arrived(slow_websocket: int) -
     # least one round of the neighbours (4 x 15 ms) after the frame was there.
     assert arrived - sent >= DELAY
     assert resumed - arrived >= 0.9 * NEIGHBOURS * BLOCK
-
-
-class HeldServer:
-    """An HTTP/1.1 server in a thread (TLS when given a context): holds its answer
-    DELAY s after the request came, and notes when it read the request and when
-    it began to send its answer (``time.monotonic``)."""
-
-    def __init__(self, context: ssl.SSLContext | None) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(10)
-        self.port = self.listener.getsockname()[1]
-        self.context = context
-        self.got = 0.0
-        self.sent = 0.0
-        self.answered = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        try:
-            raw, _ = self.listener.accept()
-        except OSError:
-            return
-        conn = self.context.wrap_socket(raw, server_side=True) if self.context else raw
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
-            self.got = time.monotonic()
-            time.sleep(DELAY)
-            body = b"<html><title>Jitsi Meet</title></html>"
-            self.sent = time.monotonic()  # the answer reaches the client after this
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            self.answered.set()
-            time.sleep(0.5)  # the client hangs up first
-
-    def close(self) -> None:
-        self.listener.close()
-        self.thread.join(10)
 
 
 @pytest.mark.skipif(_SO_TIMESTAMPNS is None, reason="kernel receive stamps are Linux's")
